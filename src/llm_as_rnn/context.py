@@ -1,0 +1,105 @@
+"""Run parameters of the graph (LangGraph ``context_schema``).
+
+Passed as ``graph.ainvoke(..., context=Context(...))`` or, from Studio and the
+LangGraph SDK, as a plain dict that LangGraph coerces into this model, so every
+field is validated with a message naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llm_as_rnn.state import Role
+
+FeedbackMode = Literal["supervised", "judge", "deferred"]
+
+
+class Sampling(BaseModel):
+    """Sampling parameters of one role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1, le=32768)
+
+
+def _default_sampling() -> dict[Role, Sampling]:
+    # The paper samples at 0.7 / top-p 0.9; the MIMIC reproduction lowers the
+    # temperature of the critic (0.3) and rewriter (0.5) for steadier memories.
+    return {
+        "predictor": Sampling(temperature=0.7, top_p=0.9, max_new_tokens=64),
+        "critic": Sampling(temperature=0.3, top_p=0.9, max_new_tokens=128),
+        "rewriter": Sampling(temperature=0.5, top_p=0.9, max_new_tokens=512),
+    }
+
+
+ModelLike = str | BaseChatModel
+
+
+class Context(BaseModel):
+    """Parameters of a run: task, models per role, sampling, feedback, budget."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    task: str = "weather"
+    """Task name (see ``llm_as_rnn.tasks``)."""
+    model: ModelLike = "embedded"
+    """Model for every role: a spec (``embedded``, ``hf:...``, ``openai:...``)
+    or any LangChain chat model instance."""
+    critic_model: ModelLike | None = None
+    """Model of the critic (judge) role; defaults to ``model``."""
+    rewriter_model: ModelLike | None = None
+    """Model of the rewriter role; defaults to ``model``."""
+    base_url: str | None = None
+    """Base URL of an OpenAI-compatible endpoint (else ``OPENAI_BASE_URL``)."""
+    tokenizer: str | None = None
+    """Local Hugging Face tokenizer (dir or cached id) used to count budget
+    tokens for ``openai:`` models; without it a documented approximation."""
+    sampling: dict[Role, Sampling] = Field(default_factory=_default_sampling)
+    """Sampling per role."""
+    feedback: FeedbackMode = "supervised"
+    """``supervised`` (target known), ``judge`` (LLM critic, no target) or
+    ``deferred`` (pause after predicting until the target arrives)."""
+    budget: int = Field(4096, ge=1)
+    """Default memory budget lambda in predictor tokens (the paper's 4096)."""
+    compress_attempts: int = Field(2, ge=0, le=10)
+    """Compress calls tried when a rewrite is over budget, before truncation."""
+    reask_attempts: int = Field(1, ge=0, le=5)
+    """Re-asks when an answer cannot be parsed, before the node's fallback."""
+    max_attempts: int = Field(4, ge=1, le=20)
+    """Attempts per model call on transient errors (timeouts, 429, 5xx)."""
+    request_timeout: float = Field(60.0, gt=0)
+    """Seconds before one model request times out."""
+    max_retry_seconds: float = Field(120.0, gt=0)
+    """Upper bound on the time spent retrying one model call."""
+    seed: int | None = None
+    """Seed for sampling: local models draw deterministically per prompt."""
+    max_shrink: float = Field(0.25, gt=0.0, lt=1.0)
+    """Collapse guard: a rewrite smaller than this fraction of the old memory
+    (when the old one is substantial) is rejected."""
+
+    @field_validator("sampling", mode="before")
+    @classmethod
+    def _merge_sampling(cls, value: Any) -> Any:
+        """Fill roles missing from a partial sampling mapping with defaults."""
+        if isinstance(value, dict):
+            merged: dict[Any, Any] = dict(_default_sampling())
+            for role, params in value.items():
+                base = merged.get(role)
+                if isinstance(params, dict) and isinstance(base, Sampling):
+                    params = Sampling(**{**base.model_dump(), **params})
+                merged[role] = params
+            return merged
+        return value
+
+    def model_for(self, role: Role) -> ModelLike:
+        """Return the model (spec or instance) serving ``role``."""
+        if role == "critic" and self.critic_model is not None:
+            return self.critic_model
+        if role == "rewriter" and self.rewriter_model is not None:
+            return self.rewriter_model
+        return self.model

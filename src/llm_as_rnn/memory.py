@@ -1,0 +1,193 @@
+"""The memory h_t as text: sections, token budget, invariant and collapse guard.
+
+Everything here is pure: a token counter is passed in, no model is called.
+The memory is canonical Markdown, one ``## NAME`` header per task section::
+
+    ## PATTERNS
+    - ...
+    ## RECENT ERRORS
+    - ...
+
+Invariant (held after every step, on every write path): the memory is
+non-empty, carries every section header of the task, and counts at most
+``budget`` tokens of the predictor's tokenizer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+TokenCounter = Callable[[str], int]
+
+_DECORATION = " \t#*_:=-`>[]"
+_FENCE = re.compile(r"^\s*(```[\w-]*|</?memory>)\s*$")
+ECHO_MARKERS = ("Output only the memory", "Use short bullet points", "<observation>")
+"""Phrases of the rewrite prompt: a memory containing one echoes the prompt."""
+
+
+def header(name: str) -> str:
+    """Return the canonical header line of a section."""
+    return f"## {name}"
+
+
+def _section_of(line: str, names: dict[str, str]) -> str | None:
+    """Return the section a line opens, if it is a (possibly decorated) header."""
+    key = line.strip().strip(_DECORATION).strip().upper()
+    return names.get(key)
+
+
+def parse_sections(text: str, sections: Sequence[str]) -> dict[str, str]:
+    """Split text into the task's sections, tolerating decorated headers.
+
+    Lines before the first recognised header (preambles such as "Here is the
+    updated memory:") and Markdown code fences are dropped. A section that
+    appears twice keeps both bodies, in order.
+    """
+    names = {s.upper(): s for s in sections}
+    bodies: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            continue
+        name = _section_of(line, names)
+        if name is not None:
+            current = name
+            bodies.setdefault(name, [])
+        elif current is not None:
+            bodies[current].append(line.rstrip())
+    return {name: "\n".join(lines).strip() for name, lines in bodies.items()}
+
+
+def render_memory(bodies: dict[str, str], sections: Sequence[str]) -> str:
+    """Render section bodies as canonical memory text, in the task's order."""
+    parts = []
+    for name in sections:
+        body = bodies.get(name, "").strip()
+        parts.append(f"{header(name)}\n{body}" if body else header(name))
+    return "\n\n".join(parts)
+
+
+def normalize(text: str, sections: Sequence[str]) -> str | None:
+    """Return canonical memory from free model text, or None if no section."""
+    bodies = parse_sections(text, sections)
+    if not bodies:
+        return None
+    return render_memory(bodies, sections)
+
+
+def missing_sections(text: str, sections: Sequence[str]) -> list[str]:
+    """Return the task sections whose header is absent from ``text``."""
+    lines = set(text.splitlines())
+    return [name for name in sections if header(name) not in lines]
+
+
+def min_budget(sections: Sequence[str], count: TokenCounter) -> int:
+    """Return the smallest budget that can hold the section headers alone."""
+    return count(render_memory({}, sections))
+
+
+def invariant_violations(
+    memory: str, sections: Sequence[str], budget: int, count: TokenCounter
+) -> list[str]:
+    """Return why ``memory`` breaks the invariant (an empty list if it holds)."""
+    problems = []
+    if not memory.strip():
+        problems.append("memory is empty")
+    missing = missing_sections(memory, sections)
+    if missing:
+        problems.append("missing sections: " + ", ".join(missing))
+    tokens = count(memory)
+    if tokens > budget:
+        problems.append(f"{tokens} tokens over the budget of {budget}")
+    return problems
+
+
+def _first_words(body: str, n: int) -> str:
+    """Return the first ``n`` words of ``body``, keeping its line breaks."""
+    if n <= 0:
+        return ""
+    pieces = re.split(r"(\s+)", body.strip())
+    return "".join(pieces[: 2 * n - 1]).strip()
+
+
+def truncate(memory: str, sections: Sequence[str], budget: int, count: TokenCounter) -> str:
+    """Cut the memory to the budget deterministically, keeping every header.
+
+    Each section keeps its first ``c`` words, with ``c`` the largest cap that
+    fits (binary search), so no section is starved for another. Raises
+    ``ValueError`` when even the headers alone exceed the budget.
+    """
+    if budget < min_budget(sections, count):
+        raise ValueError(f"budget {budget} cannot hold the section headers")
+    bodies = parse_sections(memory, sections)
+    canonical = render_memory(bodies, sections)
+    if count(canonical) <= budget:
+        return canonical
+
+    def capped(c: int) -> str:
+        return render_memory({k: _first_words(v, c) for k, v in bodies.items()}, sections)
+
+    lo, hi = 0, max((len(v.split()) for v in bodies.values()), default=0)
+    while lo < hi:  # largest c with count(capped(c)) <= budget
+        mid = (lo + hi + 1) // 2
+        if count(capped(mid)) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return capped(lo)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The collapse guard's decision on a candidate memory."""
+
+    memory: str | None
+    """The canonical candidate when accepted, else None."""
+    reason: str | None
+    """Why the candidate was rejected (None when accepted)."""
+
+
+def guard(
+    old: str,
+    raw: str,
+    sections: Sequence[str],
+    count: TokenCounter,
+    *,
+    max_shrink: float = 0.25,
+    min_tokens_for_shrink: int = 48,
+) -> Verdict:
+    """Accept or reject a rewritten memory (the collapse guard).
+
+    Rejected: empty text, text with no recognisable section, a rewrite that
+    drops a required section or echoes the prompt, and a drastic shrink (under ``max_shrink`` of
+    an old memory of at least ``min_tokens_for_shrink`` tokens), which is
+    how a memory collapses in practice.
+    """
+    if not raw.strip():
+        return Verdict(None, "empty rewrite")
+    bodies = parse_sections(raw, sections)
+    if not bodies:
+        return Verdict(None, "unparseable rewrite: no section headers")
+    dropped = [name for name in sections if name not in bodies]
+    if dropped:
+        return Verdict(None, "rewrite dropped sections: " + ", ".join(dropped))
+    if not any(bodies.values()):
+        return Verdict(None, "rewrite has only empty sections")
+    echoed = [m for m in ECHO_MARKERS if any(m in body for body in bodies.values())]
+    if echoed:
+        return Verdict(None, f"rewrite echoes the prompt ({echoed[0]!r})")
+    candidate = render_memory(bodies, sections)
+    old_tokens = count(old)
+    if old_tokens >= min_tokens_for_shrink and count(candidate) < max_shrink * old_tokens:
+        return Verdict(None, f"drastic shrink: {count(candidate)} tokens from {old_tokens}")
+    return Verdict(candidate, None)
+
+
+def diff_lines(before: str, after: str) -> list[str]:
+    """Return a unified line diff of two memories (no file headers)."""
+    import difflib
+
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=1)
+    return [line for line in lines if not line.startswith(("---", "+++"))]

@@ -1,0 +1,117 @@
+"""The sequence driver: feed a sequence to the graph one timestep per run.
+
+Each timestep is its own run on the sequence's thread, hence its own durable
+unit: after a crash, calling ``run_sequence`` again with the same thread and
+database finishes the interrupted step from its last checkpoint and goes on
+after the last finished one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from llm_as_rnn.context import Context
+from llm_as_rnn.nodes import trace_namespace
+from llm_as_rnn.state import Observation, StepRecord
+
+OnStep = Callable[[StepRecord], Awaitable[None] | None]
+
+
+@dataclass
+class SequenceResult:
+    """What a call to ``run_sequence`` did."""
+
+    thread_id: str
+    memory: str
+    """The memory after the last finished step."""
+    steps_done: int
+    """Finished steps on the thread (this call and earlier ones)."""
+    new_steps: list[StepRecord] = field(default_factory=list)
+    """Records of the steps finished by this call."""
+
+
+def _config(thread_id: str) -> RunnableConfig:
+    # One observation per run: 3 node steps, far below the limit; set it anyway.
+    return {"configurable": {"thread_id": thread_id}, "recursion_limit": 32}
+
+
+async def run_sequence(
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+    observations: Sequence[Observation],
+    *,
+    thread_id: str,
+    context: Context,
+    budget: int | None = None,
+    steps: int | None = None,
+    on_step: OnStep | None = None,
+) -> SequenceResult:
+    """Run ``observations`` (the whole sequence, from its first step) on a thread.
+
+    Steps already finished on the thread are skipped; an interrupted step is
+    finished first. In ``deferred`` feedback mode the target of each step is
+    sent only after the prediction, through ``Command(resume=target)``.
+
+    Args:
+        graph: A graph compiled with a checkpointer (see ``build_graph``).
+        observations: The sequence, from its first timestep.
+        thread_id: The sequence's thread.
+        context: Run parameters.
+        budget: Memory budget (else the thread's, else ``context.budget``).
+        steps: Stop after this many finished steps in total (default: all).
+        on_step: Called with each step record as it finishes.
+    """
+    config = _config(thread_id)
+    total = len(observations) if steps is None else min(steps, len(observations))
+    result = SequenceResult(thread_id=thread_id, memory="", steps_done=0)
+
+    async def finish(payload: Any) -> None:
+        values = await graph.ainvoke(payload, config, context=context, durability="sync")
+        while values.get("__interrupt__"):  # deferred: the truth arrives now
+            done = (await graph.aget_state(config)).values.get("step", 0)
+            values = await graph.ainvoke(
+                Command(resume=observations[done].get("target")),
+                config,
+                context=context,
+                durability="sync",
+            )
+        record = values.get("last_step")
+        if record is not None:
+            result.new_steps.append(record)
+            if on_step is not None:
+                maybe = on_step(record)
+                if maybe is not None:
+                    await maybe
+
+    snapshot = await graph.aget_state(config)
+    if snapshot.next:  # a step was cut short: finish it from its checkpoint
+        pending = snapshot.interrupts
+        done = snapshot.values.get("step", 0)
+        await finish(Command(resume=observations[done].get("target")) if pending else None)
+    while True:
+        values = (await graph.aget_state(config)).values
+        done = values.get("step", 0)
+        if done >= total:
+            break
+        observation = dict(observations[done])
+        if context.feedback == "deferred":
+            observation.pop("target", None)
+        payload: dict[str, Any] = {"observations": [observation]}
+        if budget is not None:
+            payload["budget"] = budget
+        await finish(payload)
+    final = (await graph.aget_state(config)).values
+    result.memory = final.get("memory", "")
+    result.steps_done = final.get("step", 0)
+    return result
+
+
+async def read_trace(store: Any, thread_id: str) -> list[StepRecord]:
+    """Return every step record of a thread from the store, in step order."""
+    items = await store.asearch(trace_namespace(thread_id), limit=1_000_000)
+    return [item.value for item in sorted(items, key=lambda item: item.key)]

@@ -1,0 +1,146 @@
+"""What flows through the graph: the recurrent state and the records it carries.
+
+Every value here is plain JSON (TypedDicts), so checkpoints, stores, Studio and
+Postgres all serialise it without custom types. Validation of user input
+happens with pydantic ``TypeAdapter`` over these same TypedDicts.
+
+The state never grows with the sequence length: it holds the current
+observation, the current memory and the last step's record only. The full
+trace lives in the store (see ``nodes.rewrite``) and in checkpoint history.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired
+
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
+
+Role = Literal["predictor", "critic", "rewriter"]
+ROLES: tuple[Role, ...] = ("predictor", "critic", "rewriter")
+
+
+class Observation(TypedDict):
+    """One timestep's input x_t and, when known, its target y_t."""
+
+    input: Any
+    """The task's raw input for this timestep (text or a mapping of fields)."""
+    target: NotRequired[Any]
+    """Ground truth; absent in judge mode or until it arrives (deferred mode)."""
+    id: NotRequired[str]
+    """Optional label of the timestep (a date, an admission id, ...)."""
+
+
+class Prediction(TypedDict):
+    """What the predictor said at this step."""
+
+    text: str
+    """The model's raw answer text."""
+    answer: Any
+    """The parsed answer, or None when no valid answer could be read."""
+    valid: bool
+    """Whether the text parsed into an answer."""
+
+
+class Feedback(TypedDict):
+    """The critique of a prediction: the 'semantic gradient' of the step."""
+
+    text: str
+    """Natural-language feedback handed to the rewrite."""
+    source: Literal["truth", "judge"]
+    """Ground-truth comparison or LLM judge."""
+    correct: bool | None
+    """Correctness by the task's scorer (None when no target is known)."""
+    error: float | None
+    """Task error (0/1 for classification, absolute error for regression)."""
+
+
+class Usage(TypedDict):
+    """Model usage of one role, summed over calls."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    retries: int
+
+
+class StepRecord(TypedDict):
+    """The full record of one timestep, as written to the trace store."""
+
+    step: int
+    id: str | None
+    input: Any
+    target: Any
+    prediction: Prediction
+    feedback: Feedback
+    correct: bool | None
+    memory_before: str
+    memory_after: str
+    memory_tokens: int
+    budget: int
+    enforcement: Literal["rewrite", "compress", "truncate", "kept"]
+    """How the new memory came to fit the budget ("kept": rewrite rejected)."""
+    rewrite_rejected: bool
+    rejection_reason: str | None
+    usage: dict[str, Usage]
+    """Per-role usage of this step."""
+
+
+class State(TypedDict, total=False):
+    """The recurrent state of one sequence (one thread)."""
+
+    observations: list[Observation]
+    """Queue of observations still to process in this run (input)."""
+    budget: int
+    """Token budget lambda of the memory (tokens of the predictor)."""
+    memory: str
+    """The hidden state h_t: a structured natural-language memory."""
+    step: int
+    """Number of finished timesteps on this thread."""
+    current: Observation | None
+    """The observation being processed."""
+    prediction: Prediction | None
+    """The prediction of the current step."""
+    feedback: Feedback | None
+    """The critique of the current step."""
+    step_usage: dict[str, Usage]
+    """Per-role usage of the current step."""
+    usage: dict[str, Usage]
+    """Per-role usage summed over all finished steps."""
+    last_step: StepRecord | None
+    """The record of the last finished step."""
+
+
+class InputState(TypedDict, total=False):
+    """What a run accepts: observations to process, optionally a new budget."""
+
+    observations: list[Observation]
+    budget: int
+
+
+OBSERVATIONS = TypeAdapter(list[Observation])
+
+
+def empty_usage() -> Usage:
+    """Return a zero usage record."""
+    return Usage(calls=0, prompt_tokens=0, completion_tokens=0, latency_s=0.0, retries=0)
+
+
+def add_usage(a: Usage, b: Usage) -> Usage:
+    """Return the sum of two usage records."""
+    return Usage(
+        calls=a["calls"] + b["calls"],
+        prompt_tokens=a["prompt_tokens"] + b["prompt_tokens"],
+        completion_tokens=a["completion_tokens"] + b["completion_tokens"],
+        latency_s=round(a["latency_s"] + b["latency_s"], 6),
+        retries=a["retries"] + b["retries"],
+    )
+
+
+def merge_usage(a: dict[str, Usage], b: dict[str, Usage]) -> dict[str, Usage]:
+    """Return per-role usage summed role by role."""
+    out = dict(a)
+    for role, u in b.items():
+        out[role] = add_usage(out.get(role, empty_usage()), u)
+    return out

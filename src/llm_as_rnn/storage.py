@@ -1,0 +1,62 @@
+"""Checkpointer and trace store, opened from one database location.
+
+SQLite on one machine: a file path or ``sqlite:///path``. Both the
+checkpointer and the store share the file, each on its own connection, in WAL
+mode with a busy timeout so several processes can write different sequences
+to one file at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+from llm_as_rnn.errors import ConfigError
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_path(db: str) -> str:
+    """Return the SQLite file path of a ``--db`` value, or raise ``ConfigError``."""
+    if db.startswith("sqlite:///"):
+        db = db.removeprefix("sqlite:///")
+    elif "://" in db:
+        raise ConfigError(f"unsupported database URL {db!r}: use a file path or sqlite:///path")
+    if not db:
+        raise ConfigError("empty --db: give a database file path")
+    return db
+
+
+async def _tune(conn: aiosqlite.Connection) -> None:
+    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=NORMAL")
+
+
+@asynccontextmanager
+async def open_storage(
+    db: str,
+) -> AsyncIterator[tuple[BaseCheckpointSaver[Any], BaseStore]]:
+    """Open (creating if needed) the checkpointer and store of a database."""
+    path = sqlite_path(db)
+    if path != ":memory:":
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    async with (
+        aiosqlite.connect(path) as saver_conn,
+        aiosqlite.connect(path, isolation_level=None) as store_conn,
+    ):
+        await _tune(saver_conn)
+        await _tune(store_conn)
+        saver = AsyncSqliteSaver(saver_conn)
+        store = AsyncSqliteStore(store_conn)
+        await saver.setup()
+        await store.setup()
+        yield saver, store

@@ -1,0 +1,141 @@
+"""The task interface: how a timestep is shown, answered, parsed and scored."""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.state import Observation
+
+
+@dataclass(frozen=True)
+class Score:
+    """The score of one answer against its target."""
+
+    correct: bool | None
+    """Right or wrong (None when there is no target to compare with)."""
+    error: float | None
+    """0/1 for classification, absolute error for regression."""
+
+
+class Task(ABC):
+    """A sequence prediction task.
+
+    Subclasses define what to predict, the memory's sections and initial text,
+    and pure functions to render inputs and to parse and score answers.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[Literal["classification", "regression"]]
+    sections: ClassVar[tuple[str, ...]] = ("PATTERNS", "RECENT ERRORS", "RULES OF THUMB")
+    description: ClassVar[str]
+    """What is predicted, in a sentence or two (goes to the system prompt)."""
+
+    @property
+    @abstractmethod
+    def answer_format(self) -> str:
+        """Describe the exact answer line expected from the predictor."""
+
+    @property
+    @abstractmethod
+    def question(self) -> str:
+        """The question put to the predictor at each step."""
+
+    def initial_memory(self) -> str:
+        """Return h_0: every section with a 'nothing learned yet' line."""
+        empty = {
+            "PATTERNS": "- No observations yet.",
+            "RECENT ERRORS": "- None yet.",
+            "RULES OF THUMB": "- None yet.",
+        }
+        return "\n\n".join(f"## {s}\n{empty.get(s, '- Nothing yet.')}" for s in self.sections)
+
+    def render_input(self, value: Any) -> str:
+        """Render an observation's input as text (mappings become key: value lines)."""
+        if isinstance(value, Mapping):
+            return "\n".join(f"{k}: {v}" for k, v in value.items())
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+
+    def render_target(self, target: Any) -> str:
+        """Render a target as text."""
+        return str(target)
+
+    @abstractmethod
+    def parse(self, text: str) -> Any:
+        """Read the answer from free model text; None when there is none."""
+
+    @abstractmethod
+    def score(self, answer: Any, target: Any) -> Score:
+        """Score a parsed answer (possibly None) against a target."""
+
+    @abstractmethod
+    def validate_target(self, target: Any) -> Any:
+        """Return the target in canonical form or raise ``ValueError``."""
+
+    def observations(self, start: int, steps: int) -> list[Observation]:
+        """Return the task's bundled sequence window (tasks with bundled data)."""
+        raise ConfigError(f"task {self.name!r} has no bundled sequence: give your own data")
+
+
+_ANSWER_MARK = re.compile(
+    r"(?:answer|prediction|forecast|label)\s*(?:is|:|=|-)?\s*[*_`\"']*\s*([a-z]+)", re.I
+)
+
+
+class ClassificationTask(Task):
+    """A task whose answer is one label of a fixed set."""
+
+    kind = "classification"
+    labels: ClassVar[tuple[str, ...]]
+    synonyms: ClassVar[dict[str, str]] = {}
+    """Extra words mapped to a label (``"sunny": "sun"``)."""
+
+    @property
+    def answer_format(self) -> str:
+        """Ask for one label on an ``Answer:`` line."""
+        return f"Answer: <one of {', '.join(self.labels)}>"
+
+    def _label(self, word: str) -> str | None:
+        word = word.lower()
+        if word in self.labels:
+            return word
+        return self.synonyms.get(word)
+
+    @property
+    def question(self) -> str:
+        """Ask for the label in plain words."""
+        return f"Which will it be: {', '.join(self.labels)}?"
+
+    def parse(self, text: str) -> str | None:
+        """Return the label after an answer marker, else the only label named.
+
+        Text naming several different labels without a marker is ambiguous
+        (small models list the options back) and parses to None.
+        """
+        for match in _ANSWER_MARK.finditer(text):
+            label = self._label(match.group(1))
+            if label is not None:
+                return label
+        named = {self._label(w) for w in re.findall(r"[a-z]+", text.lower())} - {None}
+        return named.pop() if len(named) == 1 else None
+
+    def score(self, answer: Any, target: Any) -> Score:
+        """Exact label match; an unreadable answer counts as wrong."""
+        if target is None:
+            return Score(None, None)
+        correct = answer is not None and answer == self.validate_target(target)
+        return Score(correct, 0.0 if correct else 1.0)
+
+    def validate_target(self, target: Any) -> str:
+        """Accept a label (or a synonym), case-insensitively."""
+        label = self._label(str(target).strip()) if target is not None else None
+        if label is None:
+            raise ValueError(f"target {target!r} is not one of {', '.join(self.labels)}")
+        return label

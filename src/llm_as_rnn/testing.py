@@ -1,0 +1,142 @@
+"""Deterministic chat models for tests, demos without an LLM, and benchmarks.
+
+``FunctionChatModel`` answers with a Python function of the messages.
+``rule_based`` is a function that plays every role of the graph plausibly and
+deterministically (same prompt, same answer), so sequences can be replayed and
+compared exactly. It is selected by the model spec ``fake[:seed]``, e.g. from
+a Studio context, where no Python object can be passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+Responder = Callable[[list[BaseMessage]], str]
+
+
+class FunctionChatModel(BaseChatModel):
+    """A chat model whose reply is ``respond(messages)``, after ``latency_s``."""
+
+    respond: Responder
+    latency_s: float = 0.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "function-chat-model"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.latency_s:
+            import time
+
+            time.sleep(self.latency_s)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.respond(messages)))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.respond(messages)))])
+
+
+def _digest(*parts: str) -> int:
+    return int.from_bytes(hashlib.sha256("\x00".join(parts).encode()).digest()[:8], "big")
+
+
+def _between(text: str, tag: str) -> str:
+    match = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", text, re.S)
+    return match.group(1) if match else ""
+
+
+def rule_based(seed: int = 0) -> Responder:
+    """Return a deterministic responder that plays predictor, critic and rewriter.
+
+    - predictor: picks one of the offered labels by a hash of the prompt;
+    - critic / judge: a one-sentence lesson / a verdict derived from the prompt;
+    - rewriter: the old memory with the newest feedback as a bullet under the
+      second section (oldest bullets dropped past five per section);
+    - compress: every section cut to its first two bullets.
+    """
+
+    def respond(messages: list[BaseMessage]) -> str:
+        prompt = "\n".join(str(m.content) for m in messages)
+        last = str(messages[-1].content)
+        headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", last, re.M)
+        if "Output only the memory" in last and "over its budget" in last:
+            return _compress(_between(last, "memory"), headers)
+        if "Output only the memory" in last:
+            feedback = re.search(r"^Feedback: (.*)$", last, re.M)
+            return _rewrite(
+                _between(last, "memory"), headers, feedback.group(1) if feedback else ""
+            )
+        if "Verdict: plausible" in last:
+            verdict = "plausible" if _digest(str(seed), prompt) % 3 else "implausible"
+            return f"Verdict: {verdict}. Judged from the observation only."
+        if "one lesson for next time" in last:
+            truth = re.search(r"^Truth: (.*)$", last, re.M)
+            return f"Weigh recent days more; the outcome was {truth.group(1) if truth else '?'}."
+        options = re.search(r"Answer: <one of ([^>]*)>", last)
+        if options:
+            labels = [x.strip() for x in options.group(1).split(",")]
+            return f"Answer: {labels[_digest(str(seed), prompt) % len(labels)]}"
+        number = re.search(r"Answer: <number", last)
+        if number:
+            return f"Answer: {(_digest(str(seed), prompt) % 2001 - 1000) / 1000:.3f}"
+        return "I am not sure."
+
+    return respond
+
+
+def _sections(memory: str, headers: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {h: [] for h in headers}
+    current: str | None = None
+    for line in memory.splitlines():
+        name = line[3:].strip() if line.startswith("## ") else None
+        if name in out:
+            current = name
+        elif current is not None and line.strip():
+            out[current].append(line.strip())
+    return out
+
+
+def _render(sections: dict[str, list[str]]) -> str:
+    return "\n\n".join(f"## {h}\n" + "\n".join(lines) for h, lines in sections.items())
+
+
+def _rewrite(memory: str, headers: list[str], feedback: str) -> str:
+    sections = _sections(memory, headers)
+    if len(headers) > 1:
+        target = headers[1]
+        sections[target] = [*sections[target], f"- {feedback[:160]}"][-5:]
+    return _render(sections)
+
+
+def _compress(memory: str, headers: list[str]) -> str:
+    return _render({h: lines[:2] for h, lines in _sections(memory, headers).items()})
+
+
+def fake_model(seed: int = 0, latency_s: float = 0.0) -> FunctionChatModel:
+    """Return the deterministic rule-based chat model (spec ``fake[:seed]``)."""
+    return FunctionChatModel(respond=rule_based(seed), latency_s=latency_s)

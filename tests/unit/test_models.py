@@ -1,0 +1,120 @@
+"""Backend routing and the single retry layer (no network)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from langchain_core.messages import HumanMessage
+
+from llm_as_rnn.context import Context
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.models import (
+    ChatBackend,
+    approx_tokens,
+    is_transient,
+    parse_spec,
+    resolve,
+    retry_after_seconds,
+)
+from llm_as_rnn.testing import FunctionChatModel
+
+
+def test_parse_spec() -> None:
+    assert parse_spec("embedded").kind == "embedded"
+    spec = parse_spec("hf:/models/llama#q4.gguf")
+    assert (spec.kind, spec.name, spec.gguf_file) == ("hf", "/models/llama", "q4.gguf")
+    assert parse_spec("openai:gpt-4o-mini").name == "gpt-4o-mini"
+    assert parse_spec("fake:3").name == "3"
+    for bad in ("", "gpt4", "hf:", "openai:", "fake:x"):
+        with pytest.raises(ConfigError):
+            parse_spec(bad)
+
+
+def test_openai_without_key_or_url_is_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        resolve("openai:x", Context())
+
+
+def _status_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
+    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = httpx.Response(status, headers=headers or {}, request=request)
+    return openai.APIStatusError("boom", response=response, body=None)
+
+
+def test_is_transient() -> None:
+    request = httpx.Request("POST", "http://127.0.0.1")
+    assert is_transient(openai.APIConnectionError(request=request))
+    assert is_transient(_status_error(503))
+    assert is_transient(_status_error(429))
+    assert not is_transient(_status_error(400))
+    assert not is_transient(_status_error(401))
+    assert is_transient(httpx.ConnectError("refused"))
+    assert not is_transient(ValueError("bad"))
+
+
+def test_retry_after() -> None:
+    assert retry_after_seconds(_status_error(429, {"retry-after": "2"})) == 2.0
+    assert retry_after_seconds(ValueError()) == 0.0
+
+
+class Flaky:
+    """Fails with a transient error ``failures`` times, then answers."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures, self.error, self.calls = failures, error, 0
+
+    def __call__(self, messages: Any) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return "Answer: rain"
+
+
+async def test_transient_errors_are_retried_and_counted() -> None:
+    flaky = Flaky(2, httpx.ConnectError("reset"))
+    backend = ChatBackend(FunctionChatModel(respond=flaky), "flaky")
+    gen = await backend.generate([HumanMessage("hi")], Context().sampling["predictor"], Context())
+    assert gen.text == "Answer: rain"
+    assert gen.retries == 2
+    assert flaky.calls == 3
+
+
+async def test_retries_are_bounded() -> None:
+    flaky = Flaky(100, httpx.ConnectError("down"))
+    backend = ChatBackend(FunctionChatModel(respond=flaky), "down")
+    ctx = Context(max_attempts=3)
+    start = time.monotonic()
+    with pytest.raises(httpx.ConnectError):
+        await backend.generate([HumanMessage("hi")], ctx.sampling["predictor"], ctx)
+    assert flaky.calls == 3
+    assert time.monotonic() - start < 10
+
+
+async def test_permanent_errors_are_not_retried() -> None:
+    flaky = Flaky(100, ValueError("bad request"))
+    backend = ChatBackend(FunctionChatModel(respond=flaky), "bad")
+    with pytest.raises(ValueError, match="bad request"):
+        await backend.generate([HumanMessage("hi")], Context().sampling["predictor"], Context())
+    assert flaky.calls == 1
+
+
+def test_approx_tokens_is_conservative() -> None:
+    assert approx_tokens("") == 0
+    assert approx_tokens("abcdef") == 2
+
+
+def test_context_validation_names_the_field() -> None:
+    with pytest.raises(ValueError, match="budget"):
+        Context(budget=0)
+    with pytest.raises(ValueError, match="feedback"):
+        Context(feedback="sometimes")  # type: ignore[arg-type]
+    partial = Context(sampling={"critic": {"temperature": 0.1}})  # type: ignore[dict-item]
+    assert partial.sampling["critic"].temperature == 0.1
+    assert partial.sampling["critic"].max_new_tokens == 128
+    assert partial.sampling["predictor"].temperature == 0.7
