@@ -23,7 +23,7 @@ TokenCounter = Callable[[str], int]
 
 _DECORATION = " \t#*_:=-`>[]"
 _FENCE = re.compile(r"^\s*(```[\w-]*|</?memory>)\s*$")
-ECHO_MARKERS = ("Output only the memory", "Use short bullet points", "<observation>")
+ECHO_MARKERS = ("Output only the", "Rewrite the notes below", "<observation>", "Current notes:")
 """Phrases of the rewrite prompt: a memory containing one echoes the prompt."""
 
 
@@ -57,7 +57,20 @@ def parse_sections(text: str, sections: Sequence[str]) -> dict[str, str]:
             bodies.setdefault(name, [])
         elif current is not None:
             bodies[current].append(line.rstrip())
-    return {name: "\n".join(lines).strip() for name, lines in bodies.items()}
+    return {name: "\n".join(_unique(lines)).strip() for name, lines in bodies.items()}
+
+
+def _unique(lines: list[str]) -> list[str]:
+    """Drop repeated non-blank lines (small models repeat sections verbatim)."""
+    seen: set[str] = set()
+    out = []
+    for line in lines:
+        key = line.strip()
+        if key and key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+    return out
 
 
 def render_memory(bodies: dict[str, str], sections: Sequence[str]) -> str:

@@ -93,21 +93,23 @@ def rewrite_messages(
     budget: int,
     step: int,
 ) -> list[BaseMessage]:
-    """Build the rewriter's prompt: old memory + feedback -> new memory."""
+    """Build the rewriter's prompt: old memory + feedback -> new memory.
+
+    The current memory comes last, right before the model writes, which is
+    where small models copy and edit it most faithfully.
+    """
     system = (
-        "You maintain the memory of a forecaster: a short structured summary, the only "
-        "thing it keeps between steps. Rewrite it from the newest feedback: correct what "
-        "the feedback shows is wrong, keep what still holds, drop what is stale. "
-        f"{DATA_RULE}"
+        "You maintain the memory of a forecaster: short structured notes, the only thing "
+        "it keeps between steps. Rewrite them from the newest feedback: correct what the "
+        f"feedback shows is wrong, keep what still holds, drop what is stale. {DATA_RULE}"
     )
     human = (
-        f"Current memory:\n{data('memory', memory)}\n\nStep {step}:\n"
-        f"{data('observation', observation)}\n{data('prediction', prediction)}\n"
+        f"Step {step}:\n{data('observation', observation)}\n{data('prediction', prediction)}\n"
         f"Feedback: {feedback}\n\n"
-        "Write the whole new memory with exactly these section headers, in this order:\n"
-        f"{_sections(task)}\n"
-        f"Use short bullet points, under {words_for(budget)} words in all. "
-        "Output only the memory."
+        "Rewrite the notes below with the lesson from the feedback, as short bullets under "
+        f"the same headers ({', '.join(_sections(task).splitlines())}), under "
+        f"{words_for(budget)} words in all. Output only the notes, starting with "
+        f"'## {task.sections[0]}'.\n\nCurrent notes:\n\n{memory}"
     )
     return [SystemMessage(system), HumanMessage(human)]
 

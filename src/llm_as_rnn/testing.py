@@ -86,11 +86,11 @@ def rule_based(seed: int = 0) -> Responder:
         headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", last, re.M)
         if "Output only the memory" in last and "over its budget" in last:
             return _compress(_between(last, "memory"), headers)
-        if "Output only the memory" in last:
+        if "Rewrite the notes below" in last:
             feedback = re.search(r"^Feedback: (.*)$", last, re.M)
-            return _rewrite(
-                _between(last, "memory"), headers, feedback.group(1) if feedback else ""
-            )
+            notes = last.partition("Current notes:\n\n")[2]
+            headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", notes, re.M)
+            return _rewrite(notes, headers, feedback.group(1) if feedback else "")
         if "Verdict: plausible" in last:
             verdict = "plausible" if _digest(str(seed), prompt) % 3 else "implausible"
             return f"Verdict: {verdict}. Judged from the observation only."

@@ -76,9 +76,8 @@ def _rewriter(rewrite: str) -> Any:
     base = rule_based(0)
 
     def respond(messages: list[BaseMessage]) -> str:
-        if "Output only the memory" in str(messages[-1].content) or "could not be used" in str(
-            messages[-1].content
-        ):
+        last = str(messages[-1].content)
+        if "Output only the" in last or "could not be used" in last:
             return rewrite
         return base(messages)
 

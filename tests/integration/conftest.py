@@ -1,0 +1,21 @@
+"""Integration fixtures: the real embedded model and real loopback servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.serving import served_model_dir, transformers_serve
+
+
+@pytest.fixture(scope="session")
+def served_dir() -> Path:
+    return served_model_dir()
+
+
+@pytest.fixture(scope="session")
+def served_url(served_dir: Path) -> Iterator[str]:
+    with transformers_serve(served_dir) as url:
+        yield url

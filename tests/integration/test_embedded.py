@@ -1,0 +1,36 @@
+"""The real embedded model (SmolLM2-135M) through the whole graph."""
+
+from __future__ import annotations
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from llm_as_rnn import Context, build_graph, get_task, read_trace, run_sequence
+from llm_as_rnn import memory as mem
+from llm_as_rnn.models import resolve
+from llm_as_rnn.tasks.weather import weather_observations
+
+pytestmark = pytest.mark.integration
+
+
+async def test_two_weather_steps_on_the_embedded_model() -> None:
+    task = get_task("weather")
+    # Seeded draws are deterministic per prompt, so this run is reproducible.
+    ctx = Context(
+        model="embedded", budget=96, seed=1,
+        sampling={r: {"max_new_tokens": 96} for r in ("predictor", "critic", "rewriter")},  # type: ignore[misc]
+    )
+    store = InMemoryStore()
+    graph = build_graph(InMemorySaver(), store)
+    result = await run_sequence(graph, weather_observations(0, 2), thread_id="e", context=ctx)
+    count = resolve("embedded", ctx).count_tokens
+    assert result.steps_done == 2
+    assert result.memory != task.initial_memory()
+    trace = await read_trace(store, "e")
+    assert [r["step"] for r in trace] == [1, 2]
+    for record in trace:
+        memory = record["memory_after"]
+        assert mem.invariant_violations(memory, task.sections, 96, count) == []
+        assert record["memory_tokens"] == count(memory) <= 96
+        assert record["usage"]["predictor"]["prompt_tokens"] > 50  # the real tokenizer counted
