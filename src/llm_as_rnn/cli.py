@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
@@ -134,7 +135,68 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--json", action="store_true", help="print one JSON object per step, nothing else"
     )
+    _add_eval(commands)
     return parser
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_eval(commands: Any) -> None:
+    ev = commands.add_parser(
+        "eval",
+        help="compare zero-shot, FHC, MemPrompt and LLM-as-RNN on sequences, resumable",
+        description="Run the paper's comparison: every method on N sequences of L steps per "
+        "task, concurrently. Re-running the same command resumes; finished steps are kept. "
+        "Writes steps.jsonl, summary.json, timing.json, report.md and PNG plots to --out.",
+    )
+    ev.add_argument("--tasks", type=_csv, default=["weather"], help="weather,sp500,mimic")
+    ev.add_argument(
+        "--methods",
+        type=_csv,
+        default=["zero-shot", "fhc", "memprompt", "rnn", "rnn-judge"],
+        help="zero-shot,fhc,memprompt,rnn,rnn-judge (default: all)",
+    )
+    ev.add_argument("--model", default="embedded", help="model spec (as for run)")
+    ev.add_argument(
+        "--base-url", default=None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"
+    )
+    ev.add_argument(
+        "--sequences", type=_positive("--sequences"), default=2, help="sequences per task"
+    )
+    ev.add_argument("--steps", type=_positive("--steps"), default=5, help="steps per sequence (L)")
+    ev.add_argument(
+        "--concurrency", type=_positive("--concurrency"), default=4, help="sequences run at once"
+    )
+    ev.add_argument("--out", required=True, help="output folder (holds the resumable state)")
+    ev.add_argument(
+        "--budget", type=_positive("--budget"), default=4096, help="memory budget (tokens)"
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seed of the sequence draw and of sampling")
+    ev.add_argument(
+        "--max-new-tokens",
+        type=_positive("--max-new-tokens"),
+        default=None,
+        help="cap on generated tokens per call",
+    )
+    ev.add_argument(
+        "--context-window",
+        type=_positive("--context-window"),
+        default=8192,
+        help="model context in tokens; FHC drops its oldest steps to fit",
+    )
+    ev.add_argument("--data", default=None, help="your CSV/JSONL: sequence_id, step, input, target")
+    ev.add_argument(
+        "--task-type",
+        choices=["classification", "regression"],
+        default=None,
+        help="with --data: classification or regression",
+    )
+    ev.add_argument(
+        "--labels", type=_csv, default=None, help="with --data: the label set (else inferred)"
+    )
+    ev.add_argument("--mimic-dir", default=None, help="your MIMIC-IV directory (hosp/, note/)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return asyncio.run(run_command(args))
+        if args.command == "eval":
+            return asyncio.run(eval_command(args, argv))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -259,6 +323,52 @@ async def run_command(args: argparse.Namespace) -> int:
         out.print(
             Panel(result.memory, title=f"memory after step {result.steps_done}", title_align="left")
         )
+    return 0
+
+
+async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Run (or resume) an evaluation; return the exit code."""
+    from llm_as_rnn.evals.runner import EvalConfig, run_eval
+
+    cfg = EvalConfig(
+        out=args.out,
+        model=args.model,
+        tasks=args.tasks,
+        methods=args.methods,
+        sequences=args.sequences,
+        steps=args.steps,
+        seed=args.seed,
+        budget=args.budget,
+        concurrency=args.concurrency,
+        context_window=args.context_window,
+        max_new_tokens=args.max_new_tokens,
+        base_url=args.base_url,
+        data=args.data,
+        task_type=args.task_type,
+        labels=args.labels,
+        mimic_dir=args.mimic_dir,
+    )
+    err = Console(stderr=True)
+    ctx = Context(model=args.model, base_url=args.base_url)
+    check_spec(args.model)
+    if parse_spec(args.model).kind == "openai":
+        await check_endpoint(resolve_base_url(ctx))
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = "llm-as-rnn " + " ".join(shlex.quote(w) for w in words)
+    try:
+        summary = await run_eval(cfg, command, err)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        err.print(
+            f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            " -- finished steps are saved; re-run the same command to resume",
+            markup=False,
+            highlight=False,
+        )
+        return 1
+    rows = sum(len(methods) for methods in summary["results"].values())
+    err.print(f"wrote {args.out}/report.md ({rows} result rows), summary.json, steps.jsonl")
     return 0
 
 

@@ -13,6 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llm_as_rnn.state import Role
+from llm_as_rnn.tasks import Task
 
 FeedbackMode = Literal["supervised", "judge", "deferred"]
 
@@ -45,8 +46,8 @@ class Context(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    task: str = "weather"
-    """Task name (see ``llm_as_rnn.tasks``)."""
+    task: str | Task = "weather"
+    """Task name (see ``llm_as_rnn.tasks``) or a task instance (your own data)."""
     model: ModelLike = "embedded"
     """Model for every role: a spec (``embedded``, ``hf:...``, ``openai:...``)
     or any LangChain chat model instance."""

@@ -70,10 +70,12 @@ def parse_spec(spec: str) -> ModelSpec:
     """Parse a model spec string; raise ``ConfigError`` naming the fix."""
     spec = spec.strip()
     if spec == "fake" or spec.startswith("fake:"):
-        seed = spec.partition(":")[2] or "0"
-        if not seed.isdigit():
-            raise ConfigError(f"bad model spec {spec!r}: use 'fake' or 'fake:<integer seed>'")
-        return ModelSpec("fake", seed)
+        parts = spec.split(":")[1:] or ["0"]
+        if len(parts) > 2 or not all(p.isdigit() for p in parts):
+            raise ConfigError(
+                f"bad model spec {spec!r}: use 'fake', 'fake:<seed>' or 'fake:<seed>:<latency ms>'"
+            )
+        return ModelSpec("fake", ":".join(parts))
     if spec == "embedded":
         return ModelSpec("embedded", EMBEDDED_NAME, EMBEDDED_GGUF)
     kind, sep, rest = spec.partition(":")
@@ -84,7 +86,7 @@ def parse_spec(spec: str) -> ModelSpec:
         return ModelSpec("openai", rest)
     raise ConfigError(
         f"unknown model spec {spec!r}: use 'embedded', 'hf:<dir or id>[#file.gguf]', "
-        "'openai:<model>' or 'fake[:seed]'"
+        "'openai:<model>' or 'fake[:seed[:latency_ms]]'"
     )
 
 
@@ -371,10 +373,10 @@ def _tokenizer(name: str) -> Any:
 
 
 @lru_cache(maxsize=16)
-def _fake_backend(seed: int) -> ChatBackend:
+def _fake_backend(seed: int, latency_ms: int) -> ChatBackend:
     from llm_as_rnn.testing import fake_model
 
-    return ChatBackend(fake_model(seed), f"fake:{seed}")
+    return ChatBackend(fake_model(seed, latency_ms / 1000), f"fake:{seed}")
 
 
 def resolve_base_url(ctx: Context) -> str | None:
@@ -414,7 +416,8 @@ def resolve(model: ModelLike, ctx: Context) -> ChatBackend:
         return ChatBackend(model, type(model).__name__)
     spec = parse_spec(model)
     if spec.kind == "fake":
-        return _fake_backend(int(spec.name))
+        seed, _, latency_ms = spec.name.partition(":")
+        return _fake_backend(int(seed), int(latency_ms or 0))
     if spec.kind == "embedded":
         return _local_backend(str(embedded_dir()), EMBEDDED_GGUF, EMBEDDED_NAME)
     if spec.kind == "hf":

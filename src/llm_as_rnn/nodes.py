@@ -189,12 +189,10 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         source: Literal["truth", "judge"] = "judge"
     else:
         assert target is not None
-        fact = (
-            f"Predicted {answer}; the truth was {task.render_target(target)}: "
-            f"{'CORRECT' if score.correct else 'WRONG'}."
-        )
+        outcome = task.outcome(score)
+        fact = f"Predicted {answer}; the truth was {task.render_target(target)}: {outcome}."
         messages = prompts.critique_messages(
-            task, memory, shown, answer, task.render_target(target), bool(score.correct)
+            task, memory, shown, answer, task.render_target(target), outcome
         )
         gen = await critic.generate(messages, ctx.sampling["critic"], ctx)
         gens = [gen]

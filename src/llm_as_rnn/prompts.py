@@ -53,7 +53,7 @@ def reask_message(task: Task) -> HumanMessage:
 
 
 def critique_messages(
-    task: Task, memory: str, observation: str, prediction: str, truth: str, correct: bool
+    task: Task, memory: str, observation: str, prediction: str, truth: str, outcome: str
 ) -> list[BaseMessage]:
     """Build the critic's prompt when the truth is known (supervised feedback)."""
     system = (
@@ -63,7 +63,7 @@ def critique_messages(
     human = (
         f"{data('memory', memory)}\n{data('observation', observation)}\n"
         f"{data('prediction', prediction)}\nTruth: {truth}\n"
-        f"Result: {'CORRECT' if correct else 'WRONG'}\n\n"
+        f"Result: {outcome}\n\n"
         "In 1-3 short sentences: why was the prediction right or wrong, and what is "
         "one lesson for next time?"
     )

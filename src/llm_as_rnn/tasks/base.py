@@ -79,6 +79,15 @@ class Task(ABC):
     def validate_target(self, target: Any) -> Any:
         """Return the target in canonical form or raise ``ValueError``."""
 
+    def outcome(self, score: Score) -> str:
+        """Describe a score in words for the critic (``CORRECT`` / ``WRONG``)."""
+        return "CORRECT" if score.correct else "WRONG"
+
+    def step_metrics(self, answer: Any, target: Any) -> dict[str, float]:
+        """Return this step's metric values (averaged per sequence by the evals)."""
+        score = self.score(answer, target)
+        return {"accuracy": float(bool(score.correct))}
+
     def observations(self, start: int, steps: int) -> list[Observation]:
         """Return the task's bundled sequence window (tasks with bundled data)."""
         raise ConfigError(f"task {self.name!r} has no bundled sequence: give your own data")
@@ -139,3 +148,71 @@ class ClassificationTask(Task):
         if label is None:
             raise ValueError(f"target {target!r} is not one of {', '.join(self.labels)}")
         return label
+
+
+_NUMBER = r"[-+−]?\d+(?:[.,]\d+)?"
+_NUMBER_MARK = re.compile(
+    rf"(?:answer|prediction|forecast|return)\s*(?:is|:|=|-|of)?\s*[*_`\"']*\s*({_NUMBER})\s*%?",
+    re.I,
+)
+
+
+def _to_float(text: str) -> float:
+    return float(text.replace("−", "-").replace(",", "."))
+
+
+class RegressionTask(Task):
+    """A task whose answer is one number."""
+
+    kind = "regression"
+    unit: ClassVar[str] = ""
+
+    @property
+    def answer_format(self) -> str:
+        """Ask for one number on an ``Answer:`` line."""
+        return f"Answer: <number{', in ' + self.unit if self.unit else ''}>"
+
+    @property
+    def question(self) -> str:
+        """Ask for the number in plain words."""
+        return "What is your numeric prediction?"
+
+    def parse(self, text: str) -> float | None:
+        """Return the number after an answer marker, else the only number in the text."""
+        match = _NUMBER_MARK.search(text)
+        if match:
+            return _to_float(match.group(1))
+        numbers = re.findall(_NUMBER, text)
+        return _to_float(numbers[0]) if len(numbers) == 1 else None
+
+    def score(self, answer: Any, target: Any) -> Score:
+        """Absolute error; an unreadable answer is scored as the 0 forecast."""
+        if target is None:
+            return Score(None, None)
+        truth = self.validate_target(target)
+        guess = float(answer) if answer is not None else 0.0
+        return Score(None, abs(guess - truth))
+
+    def outcome(self, score: Score) -> str:
+        """Describe the absolute error."""
+        return f"absolute error {score.error:.3f}" if score.error is not None else "no truth"
+
+    def step_metrics(self, answer: Any, target: Any) -> dict[str, float]:
+        """Absolute and squared error, and whether the direction (sign) was right."""
+        truth = self.validate_target(target)
+        guess = float(answer) if answer is not None else 0.0
+        return {
+            "abs_error": abs(guess - truth),
+            "sq_error": (guess - truth) ** 2,
+            "direction": float((guess > 0) == (truth > 0)),
+        }
+
+    def validate_target(self, target: Any) -> float:
+        """Accept a finite number."""
+        try:
+            value = float(target)
+        except (TypeError, ValueError):
+            raise ValueError(f"target {target!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"target {target!r} is not a finite number")
+        return value

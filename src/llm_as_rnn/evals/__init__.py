@@ -1,0 +1,1 @@
+"""Evaluation: datasets, baselines, metrics, the resumable runner and its report."""

@@ -1,0 +1,187 @@
+"""Pure metric functions over step records (no model, no I/O).
+
+A step record here is one line of ``steps.jsonl`` (see ``runner.eval_record``).
+
+Definitions:
+- a step is *wrong* when its prediction is incorrect (classification; an
+  invalid answer is wrong), or, for regression, when its absolute error is
+  above the median absolute error of its sequence (same method);
+- error-correction rate: P(right at t+1 | wrong at t), pooled over every
+  consecutive pair of every sequence; error persistence: P(wrong at t+1 |
+  wrong at t) = 1 - correction rate, plus the mean length of error runs;
+- memory drift between consecutive memories: 1 - difflib similarity ratio of
+  their word sequences (0 = unchanged, 1 = nothing in common).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def accuracy(correct: Sequence[bool]) -> float:
+    """Return the share of correct steps."""
+    return sum(correct) / len(correct) if correct else math.nan
+
+
+def macro_f1(predictions: Sequence[Any], targets: Sequence[Any]) -> float:
+    """Return the macro-F1 over the labels present in the targets.
+
+    An invalid prediction (None) counts as a miss for its target's label.
+    """
+    labels = sorted(set(targets), key=str)
+    if not labels:
+        return math.nan
+    scores = []
+    for label in labels:
+        tp = sum(p == label and t == label for p, t in zip(predictions, targets, strict=True))
+        fp = sum(p == label and t != label for p, t in zip(predictions, targets, strict=True))
+        fn = sum(p != label and t == label for p, t in zip(predictions, targets, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return sum(scores) / len(scores)
+
+
+def mae(errors: Sequence[float]) -> float:
+    """Return the mean absolute error of signed or absolute errors."""
+    return sum(abs(e) for e in errors) / len(errors) if errors else math.nan
+
+
+def mse(errors: Sequence[float]) -> float:
+    """Return the mean squared error."""
+    return sum(e * e for e in errors) / len(errors) if errors else math.nan
+
+
+def wrong_flags(records: Sequence[dict[str, Any]], kind: str) -> list[bool]:
+    """Return, per step, whether it counts as wrong (see module docstring)."""
+    if kind == "regression":
+        errors = [r["metrics"]["abs_error"] for r in records]
+        median = statistics.median(errors) if errors else 0.0
+        return [e > median for e in errors]
+    return [not r["correct"] for r in records]
+
+
+def error_transitions(flags: Sequence[bool]) -> tuple[int, int]:
+    """Return (wrong-then-right, wrong-then-anything) counts over consecutive steps."""
+    corrected = sum(a and not b for a, b in itertools.pairwise(flags))
+    after_wrong = sum(a for a in flags[:-1])
+    return corrected, after_wrong
+
+
+def error_runs(flags: Sequence[bool]) -> list[int]:
+    """Return the lengths of the maximal runs of wrong steps."""
+    runs, current = [], 0
+    for wrong in flags:
+        if wrong:
+            current += 1
+        elif current:
+            runs.append(current)
+            current = 0
+    if current:
+        runs.append(current)
+    return runs
+
+
+def drift(before: str, after: str) -> float:
+    """Return 1 - similarity of two memories' word sequences."""
+    return 1.0 - difflib.SequenceMatcher(None, before.split(), after.split()).ratio()
+
+
+def mean_ci(values: Iterable[float]) -> dict[str, float | None]:
+    """Return the mean and the 95% t-interval half-width over sequences."""
+    data = [v for v in values if not math.isnan(v)]
+    if not data:
+        return {"mean": None, "ci95": None, "n": 0}
+    mean = sum(data) / len(data)
+    if len(data) < 2:
+        return {"mean": round(mean, 6), "ci95": None, "n": len(data)}
+    from scipy.stats import t
+
+    half = t.ppf(0.975, len(data) - 1) * statistics.stdev(data) / math.sqrt(len(data))
+    return {"mean": round(mean, 6), "ci95": round(float(half), 6), "n": len(data)}
+
+
+def sequence_metrics(records: Sequence[dict[str, Any]], kind: str) -> dict[str, float]:
+    """Return one sequence's task metrics (means of step metrics, plus macro-F1)."""
+    out: dict[str, float] = {}
+    keys = records[0]["metrics"].keys() if records else []
+    for key in keys:
+        out[key] = sum(r["metrics"][key] for r in records) / len(records)
+    if kind == "regression":
+        out["mae"] = out.pop("abs_error")
+        out["mse"] = out.pop("sq_error")
+    elif all(isinstance(r["target"], str) for r in records):
+        out["macro_f1"] = macro_f1(
+            [r["prediction"] for r in records], [r["target"] for r in records]
+        )
+    return out
+
+
+def cost_per_step(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Return mean calls and tokens per step, in total and per role."""
+    n = len(records) or 1
+    out = {
+        "calls": sum(r["calls"] for r in records) / n,
+        "prompt_tokens": sum(r["prompt_tokens"] for r in records) / n,
+        "completion_tokens": sum(r["completion_tokens"] for r in records) / n,
+        "retries": sum(r.get("retries", 0) for r in records) / n,
+    }
+    per_role: dict[str, float] = defaultdict(float)
+    for r in records:
+        for role, usage in r["usage"].items():
+            per_role[f"{role}_calls"] += usage["calls"] / n
+            per_role[f"{role}_prompt_tokens"] += usage["prompt_tokens"] / n
+    return out | dict(sorted(per_role.items()))
+
+
+def summarize(by_sequence: dict[str, list[dict[str, Any]]], kind: str) -> dict[str, Any]:
+    """Summarize one task x method over its sequences (means with 95% CIs)."""
+    per_seq = {sid: sequence_metrics(recs, kind) for sid, recs in by_sequence.items()}
+    names = sorted({k for m in per_seq.values() for k in m})
+    metrics = {name: mean_ci(m.get(name, math.nan) for m in per_seq.values()) for name in names}
+    corrected = after_wrong = 0
+    runs: list[int] = []
+    for recs in by_sequence.values():
+        flags = wrong_flags(recs, kind)
+        c, w = error_transitions(flags)
+        corrected, after_wrong = corrected + c, after_wrong + w
+        runs += error_runs(flags)
+    every = [r for recs in by_sequence.values() for r in recs]
+    memories = [r for r in every if r.get("memory_tokens") is not None]
+    drifts = [drift(r["memory_before"], r["memory"]) for r in memories if r.get("memory_before")]
+    return {
+        "sequences": len(by_sequence),
+        "steps": len(every),
+        "metrics": metrics,
+        "error_correction": {
+            "rate": round(corrected / after_wrong, 6) if after_wrong else None,
+            "persistence": round(1 - corrected / after_wrong, 6) if after_wrong else None,
+            "wrong_then_right": corrected,
+            "wrong_steps_followed": after_wrong,
+            "mean_error_run": round(sum(runs) / len(runs), 6) if runs else None,
+        },
+        "cost_per_step": {k: round(v, 6) for k, v in cost_per_step(every).items()},
+        "memory_tokens": round(sum(r["memory_tokens"] for r in memories) / len(memories), 6)
+        if memories
+        else None,
+        "memory_drift": round(sum(drifts) / len(drifts), 6) if drifts else None,
+        "invalid_rate": round(sum(not r["valid"] for r in every) / len(every), 6)
+        if every
+        else None,
+    }
+
+
+def curve(records: Iterable[dict[str, Any]], field: str) -> dict[int, float]:
+    """Return the mean of ``field`` (a dotted path) per timestep."""
+    sums: dict[int, list[float]] = defaultdict(list)
+    for r in records:
+        value: Any = r
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            sums[r["step"]].append(float(value))
+    return {t: sum(v) / len(v) for t, v in sorted(sums.items())}

@@ -1,0 +1,370 @@
+"""The evaluation runner: many sequences x methods, concurrent and resumable.
+
+Every finished step is committed to ``OUT/state.db`` before the next one
+starts: the graph's checkpoints and trace for the LLM-as-RNN methods, one
+store item per step for the baselines. Re-running the same command skips
+finished steps; ``steps.jsonl``, ``summary.json``, ``timing.json`` and the
+report are then rebuilt from the database, so an interrupted and a straight
+run produce the same files (timings excepted, kept apart in ``timing.json``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.store.base import BaseStore
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from llm_as_rnn import prompts
+from llm_as_rnn.context import Context
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.evals import baselines
+from llm_as_rnn.evals.datasets import EvalData, EvalSequence, bundled, mimic, user_file
+from llm_as_rnn.evals.metrics import summarize
+from llm_as_rnn.graph import build_graph
+from llm_as_rnn.models import ChatBackend, resolve
+from llm_as_rnn.nodes import ask
+from llm_as_rnn.sequence import read_trace, run_sequence
+from llm_as_rnn.state import StepRecord, Usage
+from llm_as_rnn.storage import open_storage
+from llm_as_rnn.tasks import Task
+
+METHODS = ("zero-shot", "fhc", "memprompt", "rnn", "rnn-judge")
+BASELINES = ("zero-shot", "fhc", "memprompt")
+
+
+@dataclass
+class EvalConfig:
+    """Everything an evaluation run needs."""
+
+    out: str
+    model: str = "embedded"
+    tasks: list[str] = field(default_factory=lambda: ["weather"])
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    sequences: int = 2
+    steps: int = 5
+    seed: int = 0
+    budget: int = 4096
+    concurrency: int = 4
+    context_window: int = 8192
+    max_new_tokens: int | None = None
+    base_url: str | None = None
+    data: str | None = None
+    task_type: Literal["classification", "regression"] | None = None
+    labels: list[str] | None = None
+    mimic_dir: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """Return what determines the results (not the output folder or concurrency)."""
+        fields = asdict(self)
+        for name in ("out", "concurrency"):
+            fields.pop(name)
+        return fields
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` on a bad combination of options."""
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}")
+        if not self.methods:
+            raise ConfigError("no --methods given")
+        for name, value in (
+            ("--sequences", self.sequences),
+            ("--steps", self.steps),
+            ("--concurrency", self.concurrency),
+            ("--budget", self.budget),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.data and not self.task_type:
+            raise ConfigError("--data needs --task-type classification|regression")
+
+    def context(self, task: Task, method: str) -> Context:
+        """Return the run context of one method."""
+        fields: dict[str, Any] = {
+            "task": task,
+            "model": self.model,
+            "base_url": self.base_url,
+            "budget": self.budget,
+            "seed": self.seed,
+            "feedback": "judge" if method == "rnn-judge" else "supervised",
+        }
+        if self.max_new_tokens is not None:
+            fields["sampling"] = {
+                r: {"max_new_tokens": self.max_new_tokens}
+                for r in ("predictor", "critic", "rewriter")
+            }
+        return Context(**fields)
+
+
+def load_data(cfg: EvalConfig) -> list[EvalData]:
+    """Load every dataset the run asks for (validation happens here, before any write)."""
+    if cfg.data:
+        assert cfg.task_type is not None
+        labels = tuple(x.strip().lower() for x in cfg.labels) if cfg.labels else None
+        return [user_file(cfg.data, cfg.task_type, labels, cfg.sequences, cfg.steps)]
+    datasets = []
+    for name in cfg.tasks:
+        if name == "mimic":
+            if not cfg.mimic_dir:
+                raise ConfigError("the mimic task needs --mimic-dir <your MIMIC-IV directory>")
+            datasets.append(mimic(cfg.mimic_dir, cfg.sequences, cfg.steps, cfg.seed))
+        else:
+            datasets.append(bundled(name, cfg.sequences, cfg.steps, cfg.seed))
+    return datasets
+
+
+def _totals(usage: dict[str, Usage]) -> dict[str, Any]:
+    return {
+        "calls": sum(u["calls"] for u in usage.values()),
+        "prompt_tokens": sum(u["prompt_tokens"] for u in usage.values()),
+        "completion_tokens": sum(u["completion_tokens"] for u in usage.values()),
+        "retries": sum(u["retries"] for u in usage.values()),
+        "latency_s": round(sum(u["latency_s"] for u in usage.values()), 6),
+        "usage": usage,
+    }
+
+
+def rnn_record(task: Task, method: str, sequence: str, step: StepRecord) -> dict[str, Any]:
+    """Return the ``steps.jsonl`` line of an LLM-as-RNN step."""
+    answer = step["prediction"]["answer"]
+    return {
+        "task": task.name,
+        "method": method,
+        "sequence": sequence,
+        "step": step["step"],
+        "id": step["id"],
+        "input_text": task.render_input(step["input"]),
+        "target": step["target"],
+        "prediction": answer,
+        "prediction_text": step["prediction"]["text"],
+        "valid": step["prediction"]["valid"],
+        "correct": task.score(answer, step["target"]).correct,
+        "metrics": task.step_metrics(answer, step["target"]),
+        "feedback": step["feedback"]["text"],
+        "memory_before": step["memory_before"],
+        "memory": step["memory_after"],
+        "memory_tokens": step["memory_tokens"],
+        "rewrite_rejected": step["rewrite_rejected"],
+        "enforcement": step["enforcement"],
+        "fhc_dropped": None,
+        **_totals(step["usage"]),
+    }
+
+
+def eval_namespace(task: str, method: str, sequence: str) -> tuple[str, ...]:
+    """Return the store namespace of a baseline's step records."""
+    return ("llm_as_rnn", "eval", task, method, sequence)
+
+
+def _usage(gens: list[Any]) -> Usage:
+    return Usage(
+        calls=len(gens),
+        prompt_tokens=sum(g.prompt_tokens for g in gens),
+        completion_tokens=sum(g.completion_tokens for g in gens),
+        latency_s=round(sum(g.latency_s for g in gens), 6),
+        retries=sum(g.retries for g in gens),
+    )
+
+
+async def _records(store: BaseStore, namespace: tuple[str, ...]) -> list[dict[str, Any]]:
+    items = await store.asearch(namespace, limit=1_000_000)
+    return [i.value for i in sorted(items, key=lambda i: i.key)]
+
+
+async def run_baseline(
+    method: str,
+    data: EvalData,
+    seq: EvalSequence,
+    ctx: Context,
+    backend: ChatBackend,
+    store: BaseStore,
+    cfg: EvalConfig,
+    advance: Callable[[], None],
+) -> None:
+    """Run (or resume) one baseline on one sequence, committing each step."""
+    task = data.task
+    namespace = eval_namespace(task.name, method, seq.id)
+    done = await _records(store, namespace)
+    sampling = ctx.sampling["predictor"]
+    for index in range(len(done), len(seq.observations)):
+        observation = seq.observations[index]
+        text = task.render_input(observation["input"])
+        dropped = None
+        if method == "zero-shot":
+            messages = baselines.zero_shot_messages(task, text)
+        elif method == "fhc":
+            limit = cfg.context_window - sampling.max_new_tokens
+            messages, dropped = baselines.fhc_messages(
+                task, done, text, backend.count_tokens, limit
+            )
+        else:
+            messages = baselines.memprompt_messages(task, done, text)
+        raw, answer, gens = await ask(
+            backend, messages, sampling, ctx, task.parse, prompts.reask_message(task)
+        )
+        target = task.validate_target(observation["target"])
+        record = {
+            "task": task.name,
+            "method": method,
+            "sequence": seq.id,
+            "step": index + 1,
+            "id": observation.get("id"),
+            "input_text": text,
+            "target": target,
+            "prediction": answer,
+            "prediction_text": raw,
+            "valid": answer is not None,
+            "correct": task.score(answer, target).correct,
+            "metrics": task.step_metrics(answer, target),
+            "feedback": None,
+            "memory_before": None,
+            "memory": None,
+            "memory_tokens": None,
+            "rewrite_rejected": None,
+            "enforcement": None,
+            "fhc_dropped": dropped,
+            **_totals({"predictor": _usage(gens)}),
+        }
+        await store.aput(namespace, f"{index + 1:06d}", record)
+        done.append(record)
+        advance()
+
+
+async def run_rnn(
+    method: str,
+    data: EvalData,
+    seq: EvalSequence,
+    ctx: Context,
+    graph: Any,
+    advance: Callable[[], None],
+) -> None:
+    """Run (or resume) LLM-as-RNN on one sequence through the graph."""
+    thread = ":".join(("eval", data.task.name, method, seq.id))
+    await run_sequence(
+        graph, seq.observations, thread_id=thread, context=ctx, on_step=lambda _: advance()
+    )
+
+
+async def collect(
+    store: BaseStore, datasets: list[EvalData], methods: list[str]
+) -> list[dict[str, Any]]:
+    """Return every finished step record, in task, method, sequence, step order."""
+    records: list[dict[str, Any]] = []
+    for data in datasets:
+        for method in methods:
+            for seq in data.sequences:
+                if method in BASELINES:
+                    records += await _records(store, eval_namespace(data.task.name, method, seq.id))
+                else:
+                    thread = ":".join(("eval", data.task.name, method, seq.id))
+                    records += [
+                        rnn_record(data.task, method, seq.id, r)
+                        for r in await read_trace(store, thread)
+                    ]
+    return records
+
+
+def summaries(
+    records: list[dict[str, Any]], datasets: list[EvalData], methods: list[str]
+) -> dict[str, Any]:
+    """Return ``{task: {method: summary}}``."""
+    kinds = {d.task.name: d.task.kind for d in datasets}
+    grouped: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for r in records:
+        grouped[r["task"]][r["method"]][r["sequence"]].append(r)
+    return {
+        task: {m: summarize(grouped[task][m], kinds[task]) for m in methods if m in grouped[task]}
+        for task in kinds
+    }
+
+
+def timings(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return mean model latency per step by task and method."""
+    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        sums[r["task"]][r["method"]].append(r["latency_s"])
+    return {
+        t: {
+            m: {"latency_s_per_step": round(sum(v) / len(v), 6), "steps": len(v)}
+            for m, v in ms.items()
+        }
+        for t, ms in sums.items()
+    }
+
+
+def _check_identity(out: Path, cfg: EvalConfig) -> None:
+    path = out / "config.json"
+    identity = cfg.identity()
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous != identity:
+            changed = sorted(k for k in identity if previous.get(k) != identity[k])
+            raise ConfigError(
+                f"{out} holds an evaluation with other settings ({', '.join(changed)}): "
+                "re-run it with the same options, or use another --out"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(identity, indent=2, sort_keys=True) + "\n")
+
+
+async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None) -> dict[str, Any]:
+    """Run (or resume) an evaluation and write its files; return the summary."""
+    from llm_as_rnn.evals.report import write_outputs
+
+    cfg.validate()
+    datasets = load_data(cfg)
+    console = console or Console(stderr=True)
+    probe = cfg.context(datasets[0].task, "rnn")
+    with console.status(f"loading {cfg.model} ..."):
+        backend = await asyncio.to_thread(resolve, probe.model, probe)
+    out = Path(cfg.out)
+    _check_identity(out, cfg)
+    async with open_storage(str(out / "state.db")) as (saver, store):
+        graph = build_graph(saver, store)
+        columns = (
+            TextColumn("[bold]{task.description:>10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            per_method = len(datasets) * cfg.sequences * cfg.steps
+            bars = {m: progress.add_task(m, total=per_method) for m in cfg.methods}
+            for m, done in _done_counts(await collect(store, datasets, cfg.methods)).items():
+                progress.update(bars[m], completed=done)
+            gate = asyncio.Semaphore(cfg.concurrency)
+
+            async def unit(data: EvalData, method: str, seq: EvalSequence) -> None:
+                async with gate:
+                    ctx = cfg.context(data.task, method)
+                    advance = lambda: progress.advance(bars[method])  # noqa: E731
+                    if method in BASELINES:
+                        await run_baseline(method, data, seq, ctx, backend, store, cfg, advance)
+                    else:
+                        await run_rnn(method, data, seq, ctx, graph, advance)
+
+            await asyncio.gather(
+                *(unit(d, m, s) for d in datasets for m in cfg.methods for s in d.sequences)
+            )
+        records = await collect(store, datasets, cfg.methods)
+    summary = {"config": cfg.identity(), "results": summaries(records, datasets, cfg.methods)}
+    write_outputs(out, command, cfg, summary, records, timings(records), backend.name)
+    return summary
+
+
+def _done_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        counts[r["method"]] += 1
+    return counts
