@@ -13,7 +13,7 @@ invalid input) do raise, leaving the thread resumable at the failed node.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -23,13 +23,15 @@ from langgraph.types import interrupt
 
 from llm_as_rnn import memory as mem
 from llm_as_rnn import prompts
-from llm_as_rnn.context import Context, Sampling
-from llm_as_rnn.models import ChatBackend, resolve
+from llm_as_rnn.context import Context
+from llm_as_rnn.journal import Journal
+from llm_as_rnn.models import ChatBackend, Generation, resolve
 from llm_as_rnn.state import (
     OBSERVATIONS,
     Feedback,
     Observation,
     Prediction,
+    Role,
     State,
     StepRecord,
     Usage,
@@ -65,7 +67,8 @@ def fit_to_budget(memory: str, task: Task, budget: int, count: mem.TokenCounter)
     return mem.truncate(memory, task.sections, budget, count)
 
 
-def _usage(gens: list[Any]) -> Usage:
+def usage_of(gens: list[Generation]) -> Usage:
+    """Return the usage of a list of generations."""
     return Usage(
         calls=len(gens),
         prompt_tokens=sum(g.prompt_tokens for g in gens),
@@ -75,22 +78,38 @@ def _usage(gens: list[Any]) -> Usage:
     )
 
 
+Call = Callable[[list[BaseMessage]], Awaitable[Generation]]
+
+
+def caller(journal: Journal, backend: ChatBackend, role: Role, ctx: Context) -> Call:
+    """Return a journaled call of ``backend`` with the role's sampling."""
+
+    async def call(messages: list[BaseMessage]) -> Generation:
+        return await journal.generate(backend, role, messages, ctx.sampling[role], ctx)
+
+    return call
+
+
+def thread_id() -> str:
+    """Return the thread of the running graph."""
+    return str(get_config().get("configurable", {}).get("thread_id", "default"))
+
+
 async def ask(
-    backend: ChatBackend,
+    call: Call,
     messages: list[BaseMessage],
-    sampling: Sampling,
-    ctx: Context,
     parse: Callable[[str], T | None],
     reask: BaseMessage,
-) -> tuple[str, T | None, list[Any]]:
-    """Call a model and parse its answer, re-asking a bounded number of times.
+    attempts: int,
+) -> tuple[str, T | None, list[Generation]]:
+    """Call a model and parse its answer, re-asking up to ``attempts`` times.
 
     Returns the last text, its parse (None when every attempt failed) and the
     generations made.
     """
     gens = []
-    for _ in range(1 + ctx.reask_attempts):
-        gen = await backend.generate(messages, sampling, ctx)
+    for _ in range(1 + attempts):
+        gen = await call(messages)
         gens.append(gen)
         parsed = parse(gen.text)
         if parsed is not None:
@@ -111,9 +130,15 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens
     )
     step = state.get("step", 0) + 1
+    journal = Journal(runtime.store, thread_id(), step)
+    await journal.forget_earlier_steps()
     messages = prompts.predict_messages(task, memory, task.render_input(observation["input"]), step)
     text, answer, gens = await ask(
-        predictor, messages, ctx.sampling["predictor"], ctx, task.parse, prompts.reask_message(task)
+        caller(journal, predictor, "predictor", ctx),
+        messages,
+        task.parse,
+        prompts.reask_message(task),
+        ctx.reask_attempts,
     )
     return {
         "observations": queue[1:],
@@ -122,7 +147,7 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "budget": budget,
         "prediction": Prediction(text=text, answer=answer, valid=answer is not None),
         "feedback": None,
-        "step_usage": {"predictor": _usage(gens)},
+        "step_usage": {"predictor": usage_of(gens)},
     }
 
 
@@ -171,18 +196,16 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         observation["target"] = target
     score = task.score(prediction["answer"], target)
     critic = resolve(ctx.model_for("critic"), ctx)
+    call = caller(
+        Journal(runtime.store, thread_id(), state.get("step", 0) + 1), critic, "critic", ctx
+    )
     memory = state.get("memory", "")
     shown = task.render_input(observation["input"])
     answer = _answer_text(task, prediction)
     if ctx.feedback == "judge":
         messages = prompts.judge_messages(task, memory, shown, answer)
         text, verdict, gens = await ask(
-            critic,
-            messages,
-            ctx.sampling["critic"],
-            ctx,
-            parse_verdict,
-            prompts.reask_message_verdict(),
+            call, messages, parse_verdict, prompts.reask_message_verdict(), ctx.reask_attempts
         )
         reason = text.strip().splitlines()[-1][:400] if text.strip() else ""
         feedback_text = f"Judge verdict: {verdict or 'unclear'}. {reason}".strip()
@@ -194,7 +217,7 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         messages = prompts.critique_messages(
             task, memory, shown, answer, task.render_target(target), outcome
         )
-        gen = await critic.generate(messages, ctx.sampling["critic"], ctx)
+        gen = await call(messages)
         gens = [gen]
         note = " ".join(gen.text.split())[:600]
         feedback_text = f"{fact} {note}".strip()
@@ -203,7 +226,7 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {
         "current": Observation(**observation),  # type: ignore[typeddict-item]
         "feedback": feedback,
-        "step_usage": merge_usage(state.get("step_usage") or {}, {"critic": _usage(gens)}),
+        "step_usage": merge_usage(state.get("step_usage") or {}, {"critic": usage_of(gens)}),
     }
 
 
@@ -219,6 +242,7 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     assert prediction is not None
     assert feedback is not None
     step = state.get("step", 0) + 1
+    call = caller(Journal(runtime.store, thread_id(), step), rewriter, "rewriter", ctx)
     rejected: list[str] = []
 
     def accept(text: str) -> str | None:
@@ -237,22 +261,17 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         step,
     )
     _, new, gens = await ask(
-        rewriter,
-        messages,
-        ctx.sampling["rewriter"],
-        ctx,
-        accept,
-        prompts.reask_message_memory(task),
+        call, messages, accept, prompts.reask_message_memory(task), ctx.reask_attempts
     )
     enforcement = "rewrite"
     if new is None:
         new, enforcement = old, "kept"
     else:
-        new, enforcement, more = await _enforce_budget(new, budget, task, rewriter, count, ctx)
+        new, enforcement, more = await _enforce_budget(new, budget, task, call, count, ctx)
         gens += more
     if mem.invariant_violations(new, task.sections, budget, count):
         new, enforcement = fit_to_budget(old, task, budget, count), "kept"  # defensive
-    usage = merge_usage(state.get("step_usage") or {}, {"rewriter": _usage(gens)})
+    usage = merge_usage(state.get("step_usage") or {}, {"rewriter": usage_of(gens)})
     record = StepRecord(
         step=step,
         id=observation.get("id"),
@@ -271,8 +290,7 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         usage=usage,
     )
     if runtime.store is not None:
-        thread_id = str(get_config().get("configurable", {}).get("thread_id", "default"))
-        await runtime.store.aput(trace_namespace(thread_id), f"{step:06d}", dict(record))
+        await runtime.store.aput(trace_namespace(thread_id()), f"{step:06d}", dict(record))
     return {
         "memory": new,
         "step": step,
@@ -286,10 +304,10 @@ async def _enforce_budget(
     memory: str,
     budget: int,
     task: Task,
-    rewriter: ChatBackend,
+    call: Call,
     count: mem.TokenCounter,
     ctx: Context,
-) -> tuple[str, str, list[Any]]:
+) -> tuple[str, str, list[Generation]]:
     """Bring an accepted rewrite within budget: compress calls, then truncation."""
     if count(memory) <= budget:
         return memory, "rewrite", []
@@ -297,7 +315,7 @@ async def _enforce_budget(
     current = memory
     for _ in range(ctx.compress_attempts):
         messages = prompts.compress_messages(task, current, count(current), budget)
-        gen = await rewriter.generate(messages, ctx.sampling["rewriter"], ctx)
+        gen = await call(messages)
         gens.append(gen)
         # Shrink is judged against a budget-sized memory: compressing is meant to shrink.
         reference = fit_to_budget(current, task, budget, count)

@@ -35,6 +35,35 @@ def sqlite_path(db: str) -> str:
     return db
 
 
+class _ImmediateSqliteStore(AsyncSqliteStore):
+    """The SQLite store with write transactions that take the lock up front.
+
+    The stock store opens deferred transactions (``BEGIN``) that read, then
+    write. Under WAL, when another connection (the checkpointer, or another
+    process) has written in between, the upgrade to a write lock fails at once
+    with "database is locked" instead of waiting for the busy timeout.
+    ``BEGIN IMMEDIATE`` takes the write lock first, so the busy timeout applies.
+    """
+
+    @asynccontextmanager
+    async def _cursor(self, *, transaction: bool = True) -> AsyncIterator[aiosqlite.Cursor]:
+        if not self.is_setup:
+            await self.setup()
+        async with self.lock:
+            if transaction:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            async with self.conn.cursor() as cur:
+                try:
+                    yield cur
+                except BaseException:
+                    if transaction:
+                        await self.conn.execute("ROLLBACK")
+                    raise
+                else:
+                    if transaction:
+                        await self.conn.execute("COMMIT")
+
+
 async def _tune(conn: aiosqlite.Connection) -> None:
     await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     await conn.execute("PRAGMA journal_mode=WAL")
@@ -56,7 +85,7 @@ async def open_storage(
         await _tune(saver_conn)
         await _tune(store_conn)
         saver = AsyncSqliteSaver(saver_conn)
-        store = AsyncSqliteStore(store_conn)
+        store = _ImmediateSqliteStore(store_conn)
         await saver.setup()
         await store.setup()
         yield saver, store

@@ -56,16 +56,30 @@ def transformers_serve(model_dir: Path, timeout: float = 180) -> Iterator[str]:
     port = free_port()
     log = open(CACHE / f"serve-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("transformers")), "serve", str(model_dir),
-         "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--default-seed", "0"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            str(Path(sys.executable).with_name("transformers")),
+            "serve",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--default-seed",
+            "0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"transformers serve exited: {(CACHE / f'serve-{port}.log').read_text()[-2000:]}")
+                tail = (CACHE / f"serve-{port}.log").read_text()[-2000:]
+                raise RuntimeError(f"transformers serve exited: {tail}")
             try:
                 if httpx.get(f"{base}/health", timeout=2).status_code == 200:
                     break

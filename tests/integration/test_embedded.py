@@ -18,7 +18,9 @@ async def test_two_weather_steps_on_the_embedded_model() -> None:
     task = get_task("weather")
     # Seeded draws are deterministic per prompt, so this run is reproducible.
     ctx = Context(
-        model="embedded", budget=96, seed=1,
+        model="embedded",
+        budget=96,
+        seed=1,
         sampling={r: {"max_new_tokens": 96} for r in ("predictor", "critic", "rewriter")},  # type: ignore[misc]
     )
     store = InMemoryStore()

@@ -28,9 +28,27 @@ def trace_steps(db: Path, thread: str) -> list[int]:
 
 def test_sigkill_then_rerun_resumes(tmp_path: Path) -> None:
     db = tmp_path / "kill.db"
-    args = [sys.executable, "-m", "llm_as_rnn.cli", "run", "--model", "embedded", "--steps", "3",
-            "--budget", "128", "--max-new-tokens", "24", "--seed", "3", "--db", str(db),
-            "--thread", "k", "--json"]
+    args = [
+        sys.executable,
+        "-m",
+        "llm_as_rnn.cli",
+        "run",
+        "--model",
+        "embedded",
+        "--steps",
+        "3",
+        "--budget",
+        "128",
+        "--max-new-tokens",
+        "24",
+        "--seed",
+        "3",
+        "--db",
+        str(db),
+        "--thread",
+        "k",
+        "--json",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     first = json.loads(proc.stdout.readline())  # step 1 is finished and saved
@@ -38,7 +56,8 @@ def test_sigkill_then_rerun_resumes(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)  # mid step 2
     proc.wait(timeout=30)
     done = trace_steps(db, "k")
-    assert done[0] == 1 and done == list(range(1, len(done) + 1))
+    assert done[0] == 1
+    assert done == list(range(1, len(done) + 1))
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     steps = [json.loads(line)["step"] for line in rerun.stdout.splitlines()]

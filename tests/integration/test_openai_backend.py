@@ -19,7 +19,10 @@ pytestmark = pytest.mark.integration
 async def test_one_full_step_through_transformers_serve(served_url: str, served_dir: Path) -> None:
     task = get_task("weather")
     ctx = Context(
-        model=f"openai:{served_dir}", base_url=served_url, tokenizer=str(served_dir), budget=128,
+        model=f"openai:{served_dir}",
+        base_url=served_url,
+        tokenizer=str(served_dir),
+        budget=128,
         sampling={r: {"max_new_tokens": 48} for r in ("predictor", "critic", "rewriter")},  # type: ignore[misc]
     )
     store = InMemoryStore()

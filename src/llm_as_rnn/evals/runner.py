@@ -29,8 +29,9 @@ from llm_as_rnn.evals import baselines
 from llm_as_rnn.evals.datasets import EvalData, EvalSequence, bundled, mimic, user_file
 from llm_as_rnn.evals.metrics import summarize
 from llm_as_rnn.graph import build_graph
+from llm_as_rnn.journal import Journal
 from llm_as_rnn.models import ChatBackend, resolve
-from llm_as_rnn.nodes import ask
+from llm_as_rnn.nodes import ask, caller, usage_of
 from llm_as_rnn.sequence import read_trace, run_sequence
 from llm_as_rnn.state import StepRecord, Usage
 from llm_as_rnn.storage import open_storage
@@ -164,16 +165,6 @@ def eval_namespace(task: str, method: str, sequence: str) -> tuple[str, ...]:
     return ("llm_as_rnn", "eval", task, method, sequence)
 
 
-def _usage(gens: list[Any]) -> Usage:
-    return Usage(
-        calls=len(gens),
-        prompt_tokens=sum(g.prompt_tokens for g in gens),
-        completion_tokens=sum(g.completion_tokens for g in gens),
-        latency_s=round(sum(g.latency_s for g in gens), 6),
-        retries=sum(g.retries for g in gens),
-    )
-
-
 async def _records(store: BaseStore, namespace: tuple[str, ...]) -> list[dict[str, Any]]:
     items = await store.asearch(namespace, limit=1_000_000)
     return [i.value for i in sorted(items, key=lambda i: i.key)]
@@ -207,8 +198,14 @@ async def run_baseline(
             )
         else:
             messages = baselines.memprompt_messages(task, done, text)
+        journal = Journal(store, ":".join(namespace), index + 1)
+        await journal.forget_earlier_steps()
         raw, answer, gens = await ask(
-            backend, messages, sampling, ctx, task.parse, prompts.reask_message(task)
+            caller(journal, backend, "predictor", ctx),
+            messages,
+            task.parse,
+            prompts.reask_message(task),
+            ctx.reask_attempts,
         )
         target = task.validate_target(observation["target"])
         record = {
@@ -231,7 +228,7 @@ async def run_baseline(
             "rewrite_rejected": None,
             "enforcement": None,
             "fhc_dropped": dropped,
-            **_totals({"predictor": _usage(gens)}),
+            **_totals({"predictor": usage_of(gens)}),
         }
         await store.aput(namespace, f"{index + 1:06d}", record)
         done.append(record)

@@ -91,7 +91,8 @@ def load_generic(
     file = Path(path)
     rows = _rows(file)
     if not rows:
-        raise ConfigError(f"{file}: no rows: the file needs at least one sequence")
+        first = 2 if file.suffix.lower() == ".csv" else 1
+        raise ConfigError(f"{file} row {first}: no data rows: the file needs at least one sequence")
     sequences: dict[str, list[tuple[int, int, Observation]]] = defaultdict(list)
     seen: set[str] = set()
     for n, row in rows:

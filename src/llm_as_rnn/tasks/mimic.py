@@ -156,8 +156,10 @@ class MimicTask(Task):
         """Read up to five codes (or known titles) in order; None if there are none."""
         after = re.split(r"answer\s*:", text, flags=re.I)
         body = after[-1] if len(after) > 1 else text
+        lines = [line for line in body.splitlines() if line.strip()]
+        items = lines if len(lines) > 1 else re.split(r"[,;]", body)
         found: list[str] = []
-        for line in re.split(r"[\n,;]", body):
+        for line in items:
             code = _CODE.search(line.upper())
             if code:
                 candidate = normalize_code(code.group(1))

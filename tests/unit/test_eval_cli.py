@@ -1,0 +1,224 @@
+"""The eval command: user files, one-line errors, resume after SIGKILL, report = summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "llm_as_rnn.cli", "eval"]
+
+
+def run_eval(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+GOOD_CSV = "sequence_id,step,input,target\n" + "".join(
+    f"s{s},{t},reading {s * 10 + t},{'up' if (s + t) % 2 else 'down'}\n"
+    for s in (1, 2)
+    for t in (1, 2, 3)
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "task_type", "message"),
+    [
+        (
+            "a.csv",
+            "sequence_id,step,input\ns1,1,x\n",
+            "classification",
+            "row 1 (header): missing column 'target'",
+        ),
+        (
+            "b.csv",
+            "sequence_id,step,input,target\ns1,1,x,0.5\ns1,2,y,abc\n",
+            "regression",
+            "row 3: target 'abc' is not a number",
+        ),
+        ("c.csv", "sequence_id,step,input,target\n", "classification", "row 2: no data rows"),
+        (
+            "d.jsonl",
+            '{"sequence_id": "s", "step": 1, "input": "", "target": "a"}\n',
+            "classification",
+            "row 1: empty input",
+        ),
+        (
+            "e.jsonl",
+            '{"sequence_id": "s", "step": 1, "input": "x"}\n',
+            "classification",
+            "row 1: missing column 'target'",
+        ),
+        (
+            "f.csv",
+            "sequence_id,step,input,target\ns1,one,x,a\n",
+            "classification",
+            "row 2: step 'one' is not an integer",
+        ),
+    ],
+)
+def test_broken_user_file_is_one_line_exit_2(
+    tmp_path: Path, name: str, content: str, task_type: str, message: str
+) -> None:
+    data = write(tmp_path / name, content)
+    out = run_eval(
+        "--data",
+        str(data),
+        "--task-type",
+        task_type,
+        "--model",
+        "fake",
+        "--sequences",
+        "1",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"error: {data} row")
+    assert message in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_user_file_eval_runs(tmp_path: Path) -> None:
+    data = write(tmp_path / "seq.csv", GOOD_CSV)
+    out = run_eval(
+        "--data",
+        str(data),
+        "--task-type",
+        "classification",
+        "--model",
+        "fake",
+        "--sequences",
+        "2",
+        "--steps",
+        "3",
+        "--methods",
+        "zero-shot,rnn",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["results"]["seq"]) == {"zero-shot", "rnn"}
+    assert summary["results"]["seq"]["rnn"]["steps"] == 6
+
+
+ARGS = ["--tasks", "weather,sp500", "--sequences", "2", "--steps", "6", "--concurrency", "3"]
+
+
+def stored_steps(db: Path) -> int:
+    """Count finished baseline steps plus trace records in an eval database."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute("SELECT count(*) FROM store").fetchone()[0])
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+TOTAL = 2 * 5 * 2 * 6  # tasks x methods x sequences x steps
+
+
+def test_killed_eval_resumes_to_the_same_summary(tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    done = run_eval(*ARGS, "--model", "fake:0", "--out", str(straight))
+    assert done.returncode == 0, done.stderr
+    resumed = tmp_path / "resumed"
+    slow = [*CLI, *ARGS, "--model", "fake:0:15", "--out", str(resumed)]
+    seen = []
+    for threshold in (10, 45, 90):  # kill once that many steps are committed
+        proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while stored_steps(resumed / "state.db") < threshold and time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        seen.append(stored_steps(resumed / "state.db"))
+    assert seen[0] < seen[1] < seen[2] < TOTAL  # progress kept across kills, never complete
+    assert not (resumed / "summary.json").exists()
+    final = run_eval(*ARGS, "--model", "fake:0:15", "--out", str(resumed))
+    assert final.returncode == 0, final.stderr
+    a = json.loads((straight / "summary.json").read_text())
+    b = json.loads((resumed / "summary.json").read_text())
+    a["config"].pop("model"), b["config"].pop("model")  # the latency knob only
+    assert a == b
+    steps = [json.loads(line) for line in (resumed / "steps.jsonl").read_text().splitlines()]
+    keys = [(r["task"], r["method"], r["sequence"], r["step"]) for r in steps]
+    assert len(keys) == len(set(keys)) == TOTAL
+
+
+def test_other_settings_in_the_same_out_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert (
+        run_eval(
+            "--tasks",
+            "weather",
+            "--model",
+            "fake",
+            "--sequences",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+        ).returncode
+        == 0
+    )
+    again = run_eval(
+        "--tasks",
+        "weather",
+        "--model",
+        "fake",
+        "--sequences",
+        "1",
+        "--steps",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert again.returncode == 2
+    assert "holds an evaluation with other settings (steps)" in again.stderr
+
+
+def test_report_numbers_equal_summary(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert run_eval(*ARGS, "--model", "fake", "--out", str(out)).returncode == 0
+    summary = json.loads((out / "summary.json").read_text())["results"]
+    report = (out / "report.md").read_text()
+    rows = 0
+    for task, methods in summary.items():
+        section = report.split(f"### {task}\n")[1].split("##")[0]
+        table = [line for line in section.splitlines() if line.startswith("|")]
+        header = [c.strip() for c in table[0].strip("|").split("|")]
+        for line in table[2:]:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            method = cells[0]
+            stats = methods[method]
+            rows += 1
+            for name, cell in zip(header[1:], cells[1:], strict=False):
+                if name in stats["metrics"]:
+                    mean = stats["metrics"][name]["mean"]
+                    assert float(re.split(r" ± ", cell)[0]) == pytest.approx(mean, abs=5e-4)
+            assert float(cells[header.index("calls/step")]) == pytest.approx(
+                stats["cost_per_step"]["calls"], abs=5e-3
+            )
+    assert rows == 10
+    assert len(list(out.glob("*.png"))) >= 2
