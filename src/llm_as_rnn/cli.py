@@ -31,7 +31,7 @@ from rich.progress import (
 )
 
 from llm_as_rnn.context import Context
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.graph import build_graph
 from llm_as_rnn.models import (
     ChatBackend,
@@ -81,6 +81,58 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that calls a model."""
+    p.add_argument(
+        "--model",
+        default="embedded",
+        help="embedded | hf:<dir or id>[#file.gguf] | openai:<model> | fake[:seed[:latency_ms]]",
+    )
+    p.add_argument(
+        "--base-url", default=None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="API key (else OPENAI_API_KEY; prefer the variable: flags show in process lists)",
+    )
+    p.add_argument("--timeout", type=_seconds, default=60.0, help="seconds per model request (60)")
+    p.add_argument(
+        "--retries",
+        type=_positive("--retries"),
+        default=4,
+        help="attempts per model call on timeouts, 429 and 5xx (4)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=_positive("--max-new-tokens"),
+        default=None,
+        help="cap on generated tokens per call, every role",
+    )
+    p.add_argument(
+        "--step-mode",
+        choices=["three-call", "fused", "lazy"],
+        default="three-call",
+        help="three-call: the paper's step; fused: critique+rewrite in one call; "
+        "lazy: no rewrite after a right prediction",
+    )
+    p.add_argument("--config", default=None, help="TOML file of options (flags override it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = _Parser(
@@ -95,21 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         "one timestep at a time. Re-running the same command resumes after the last "
         "finished step.",
     )
-    run.add_argument("--task", default="weather", help="task name (default: weather)")
-    run.add_argument(
-        "--model",
-        default="embedded",
-        help="model spec: embedded | hf:<dir>[#file.gguf] | openai:<model> | fake[:seed]",
-    )
-    run.add_argument("--steps", type=_positive("--steps"), default=5, help="timesteps (default 5)")
-    run.add_argument(
-        "--start", type=_non_negative, default=0, help="first day of the sequence (default 0)"
-    )
+    run.add_argument("--task", default="weather", help="task name: weather or sp500 (weather)")
+    run.add_argument("--steps", type=_positive("--steps"), default=5, help="timesteps (5)")
+    run.add_argument("--start", type=_non_negative, default=0, help="first day of the sequence (0)")
     run.add_argument(
         "--budget",
         type=_positive("--budget"),
         default=None,
-        help="memory budget in predictor tokens (default 4096)",
+        help="memory budget in predictor tokens (4096; a resumed thread keeps its own)",
     )
     run.add_argument(
         "--feedback",
@@ -118,32 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="supervised: compare with the truth; judge: LLM critic, no truth; "
         "deferred: the truth is sent after the prediction",
     )
-    run.add_argument("--thread", default=None, help="thread id (default: derived from the task)")
-    run.add_argument(
-        "--db", default="llm-as-rnn.db", help="SQLite database (default llm-as-rnn.db)"
-    )
-    run.add_argument(
-        "--base-url", default=None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"
-    )
+    run.add_argument("--thread", default=None, help="thread id (default: TASK-startK-FEEDBACK)")
+    run.add_argument("--db", default="llm-as-rnn.db", help="SQLite database (llm-as-rnn.db)")
     run.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible draws)")
-    run.add_argument(
-        "--max-new-tokens",
-        type=_positive("--max-new-tokens"),
-        default=None,
-        help="cap on generated tokens per call, every role",
-    )
+    _add_model_flags(run)
     run.add_argument(
         "--json", action="store_true", help="print one JSON object per step, nothing else"
     )
-    _add_eval(commands)
-    return parser
 
-
-def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _add_eval(commands: Any) -> None:
     ev = commands.add_parser(
         "eval",
         help="compare zero-shot, FHC, MemPrompt and LLM-as-RNN on sequences, resumable",
@@ -151,40 +178,34 @@ def _add_eval(commands: Any) -> None:
         "task, concurrently. Re-running the same command resumes; finished steps are kept. "
         "Writes steps.jsonl, summary.json, timing.json, report.md and PNG plots to --out.",
     )
-    ev.add_argument("--tasks", type=_csv, default=["weather"], help="weather,sp500,mimic")
+    ev.add_argument("--tasks", type=_csv, default=["weather"], help="weather,sp500,mimic (weather)")
     ev.add_argument(
         "--methods",
         type=_csv,
         default=["zero-shot", "fhc", "memprompt", "rnn", "rnn-judge"],
-        help="zero-shot,fhc,memprompt,rnn,rnn-judge (default: all)",
-    )
-    ev.add_argument("--model", default="embedded", help="model spec (as for run)")
-    ev.add_argument(
-        "--base-url", default=None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"
+        help="zero-shot,fhc,memprompt,rnn,rnn-judge (all)",
     )
     ev.add_argument(
-        "--sequences", type=_positive("--sequences"), default=2, help="sequences per task"
+        "--sequences", type=_positive("--sequences"), default=2, help="sequences per task (2)"
     )
-    ev.add_argument("--steps", type=_positive("--steps"), default=5, help="steps per sequence (L)")
     ev.add_argument(
-        "--concurrency", type=_positive("--concurrency"), default=4, help="sequences run at once"
+        "--steps", type=_positive("--steps"), default=5, help="steps per sequence, L (5)"
+    )
+    ev.add_argument(
+        "--concurrency", type=_positive("--concurrency"), default=4, help="sequences at once (4)"
     )
     ev.add_argument("--out", required=True, help="output folder (holds the resumable state)")
     ev.add_argument(
-        "--budget", type=_positive("--budget"), default=4096, help="memory budget (tokens)"
+        "--budget", type=_positive("--budget"), default=4096, help="memory budget (4096)"
     )
-    ev.add_argument("--seed", type=int, default=0, help="seed of the sequence draw and of sampling")
     ev.add_argument(
-        "--max-new-tokens",
-        type=_positive("--max-new-tokens"),
-        default=None,
-        help="cap on generated tokens per call",
+        "--seed", type=int, default=0, help="seed of the sequence draw and sampling (0)"
     )
     ev.add_argument(
         "--context-window",
         type=_positive("--context-window"),
         default=8192,
-        help="model context in tokens; FHC drops its oldest steps to fit",
+        help="model context in tokens; FHC drops its oldest steps to fit (8192)",
     )
     ev.add_argument("--data", default=None, help="your CSV/JSONL: sequence_id, step, input, target")
     ev.add_argument(
@@ -194,16 +215,71 @@ def _add_eval(commands: Any) -> None:
         help="with --data: classification or regression",
     )
     ev.add_argument(
-        "--labels", type=_csv, default=None, help="with --data: the label set (else inferred)"
+        "--labels", type=_csv, default=None, help="with --data: the label set (inferred)"
     )
     ev.add_argument("--mimic-dir", default=None, help="your MIMIC-IV directory (hosp/, note/)")
+    _add_model_flags(ev)
+    return parser
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def load_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Read a TOML config: top-level options and/or a ``[run]`` / ``[eval]`` table.
+
+    Values become the parser's defaults as strings, so they are checked by the
+    same types as flags; flags given on the command line override them.
+    """
+    import tomllib
+
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
+    command = parser.prog.split()[-1]
+    values = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    values |= data.get(command, {})
+    known = {a.dest for a in parser._actions}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        dest = key.replace("-", "_")
+        if dest not in known or dest in ("config", "help"):
+            raise ConfigError(f"config file {path}: unknown option {key!r} for {command}")
+        if isinstance(value, bool):
+            out[dest] = value
+        elif isinstance(value, list):
+            out[dest] = ",".join(map(str, value))
+        else:
+            out[dest] = str(value)
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse flags, with defaults from ``--config`` when given."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        sub = _subcommands(parser)[args.command]
+        sub.set_defaults(**load_config(args.config, sub))
+        args = parser.parse_args(argv)
+    if getattr(args, "api_key", None):
+        os.environ["OPENAI_API_KEY"] = args.api_key  # this process only; never stored
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = build_parser().parse_args(argv)
     _quiet_libraries()
     try:
+        args = parse_args(argv)
         if args.command == "run":
             return asyncio.run(run_command(args))
         if args.command == "eval":
@@ -217,28 +293,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def context_from_args(args: argparse.Namespace) -> Context:
-    """Build and validate the run context from parsed flags."""
+def redact(words: Sequence[str]) -> list[str]:
+    """Return command words with the value of ``--api-key`` hidden."""
+    out, hide = [], False
+    for word in words:
+        if hide:
+            out.append("***")
+        elif word.startswith("--api-key="):
+            out.append("--api-key=***")
+        else:
+            out.append(word)
+        hide = word == "--api-key"
+    return out
+
+
+def model_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the context fields set by the shared model flags."""
     fields: dict[str, Any] = {
-        "task": args.task,
         "model": args.model,
-        "feedback": args.feedback,
         "base_url": args.base_url,
         "seed": args.seed,
+        "request_timeout": args.timeout,
+        "max_attempts": args.retries,
+        "max_retry_seconds": max(30.0, args.timeout * args.retries),
+        "step_mode": args.step_mode,
     }
-    if args.budget is not None:
-        fields["budget"] = args.budget
     if args.max_new_tokens is not None:
-        fields["sampling"] = {
-            role: {"max_new_tokens": args.max_new_tokens}
-            for role in ("predictor", "critic", "rewriter")
-        }
+        fields["sampling"] = {role: {"max_new_tokens": args.max_new_tokens} for role in ROLES}
+    return fields
+
+
+def make_context(fields: dict[str, Any]) -> Context:
+    """Build a context; a validation error becomes a one-line ``ConfigError``."""
     try:
         return Context(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid {where}: {first['msg']}") from None
+        raise from_validation(exc) from None
+
+
+def context_from_args(args: argparse.Namespace) -> Context:
+    """Build and validate the run context from parsed flags."""
+    fields = model_fields(args) | {"task": args.task, "feedback": args.feedback}
+    if args.budget is not None:
+        fields["budget"] = args.budget
+    return make_context(fields)
 
 
 async def prepare(ctx: Context, err: Console) -> tuple[Task, ChatBackend]:
@@ -332,6 +430,10 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
 
     cfg = EvalConfig(
         out=args.out,
+        max_new_tokens=args.max_new_tokens,
+        step_mode=args.step_mode,
+        request_timeout=args.timeout,
+        max_attempts=args.retries,
         model=args.model,
         tasks=args.tasks,
         methods=args.methods,
@@ -341,7 +443,6 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
         budget=args.budget,
         concurrency=args.concurrency,
         context_window=args.context_window,
-        max_new_tokens=args.max_new_tokens,
         base_url=args.base_url,
         data=args.data,
         task_type=args.task_type,
@@ -349,12 +450,12 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
         mimic_dir=args.mimic_dir,
     )
     err = Console(stderr=True)
-    ctx = Context(model=args.model, base_url=args.base_url)
+    ctx = make_context(model_fields(args))
     check_spec(args.model)
     if parse_spec(args.model).kind == "openai":
         await check_endpoint(resolve_base_url(ctx))
     words = sys.argv[1:] if argv is None else list(argv)
-    command = "llm-as-rnn " + " ".join(shlex.quote(w) for w in words)
+    command = "llm-as-rnn " + " ".join(shlex.quote(w) for w in redact(words))
     try:
         summary = await run_eval(cfg, command, err)
     except ConfigError:

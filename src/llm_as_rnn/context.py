@@ -16,6 +16,7 @@ from llm_as_rnn.state import Role
 from llm_as_rnn.tasks import Task
 
 FeedbackMode = Literal["supervised", "judge", "deferred"]
+StepMode = Literal["three-call", "fused", "lazy"]
 
 
 class Sampling(BaseModel):
@@ -79,6 +80,10 @@ class Context(BaseModel):
     """Upper bound on the time spent retrying one model call."""
     seed: int | None = None
     """Seed for sampling: local models draw deterministically per prompt."""
+    step_mode: StepMode = "three-call"
+    """``three-call`` (the paper: predict, critique, rewrite), ``fused`` (critique
+    and rewrite in one call) or ``lazy`` (no rewrite after a right prediction
+    while the memory is within budget)."""
     max_shrink: float = Field(0.25, gt=0.0, lt=1.0)
     """Collapse guard: a rewrite smaller than this fraction of the old memory
     (when the old one is substantial) is rejected."""

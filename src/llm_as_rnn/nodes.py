@@ -37,7 +37,7 @@ from llm_as_rnn.state import (
     Usage,
     merge_usage,
 )
-from llm_as_rnn.tasks import Task, get_task
+from llm_as_rnn.tasks import Score, Task, get_task
 
 TRACE_NAMESPACE = "llm_as_rnn"
 """Step records go to the store under ``(TRACE_NAMESPACE, "trace", thread_id)``."""
@@ -167,6 +167,11 @@ def parse_verdict(text: str) -> str | None:
     return None
 
 
+def _fact(task: Task, answer: str, target: Any, score: Score) -> str:
+    """State what the truth says of a prediction, without a model."""
+    return f"Predicted {answer}; the truth was {task.render_target(target)}: {task.outcome(score)}."
+
+
 def _answer_text(task: Task, prediction: Prediction) -> str:
     if prediction["valid"]:
         return task.render_target(prediction["answer"])
@@ -202,27 +207,35 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     memory = state.get("memory", "")
     shown = task.render_input(observation["input"])
     answer = _answer_text(task, prediction)
-    if ctx.feedback == "judge":
+    if ctx.step_mode == "fused":
+        # The rewrite call critiques and rewrites at once; here only the facts.
+        gens: list[Generation] = []
+        feedback_text = _fact(task, answer, target, score) if ctx.feedback != "judge" else ""
+        source: Literal["truth", "judge"] = "judge" if ctx.feedback == "judge" else "truth"
+        verdict = None
+    elif ctx.feedback == "judge":
         messages = prompts.judge_messages(task, memory, shown, answer)
         text, verdict, gens = await ask(
             call, messages, parse_verdict, prompts.reask_message_verdict(), ctx.reask_attempts
         )
         reason = text.strip().splitlines()[-1][:400] if text.strip() else ""
         feedback_text = f"Judge verdict: {verdict or 'unclear'}. {reason}".strip()
-        source: Literal["truth", "judge"] = "judge"
+        source = "judge"
     else:
         assert target is not None
-        outcome = task.outcome(score)
-        fact = f"Predicted {answer}; the truth was {task.render_target(target)}: {outcome}."
+        fact = _fact(task, answer, target, score)
         messages = prompts.critique_messages(
-            task, memory, shown, answer, task.render_target(target), outcome
+            task, memory, shown, answer, task.render_target(target), task.outcome(score)
         )
         gen = await call(messages)
         gens = [gen]
         note = " ".join(gen.text.split())[:600]
         feedback_text = f"{fact} {note}".strip()
         source = "truth"
-    feedback = Feedback(text=feedback_text, source=source, correct=score.correct, error=score.error)
+        verdict = None
+    feedback = Feedback(
+        text=feedback_text, source=source, correct=score.correct, error=score.error, verdict=verdict
+    )
     return {
         "current": Observation(**observation),  # type: ignore[typeddict-item]
         "feedback": feedback,
@@ -251,24 +264,30 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             rejected.append(verdict.reason)
         return verdict.memory
 
-    messages = prompts.rewrite_messages(
-        task,
-        old,
-        task.render_input(observation["input"]),
-        _answer_text(task, prediction),
-        feedback["text"],
-        budget,
-        step,
-    )
-    _, new, gens = await ask(
-        call, messages, accept, prompts.reask_message_memory(task), ctx.reask_attempts
-    )
-    enforcement = "rewrite"
-    if new is None:
-        new, enforcement = old, "kept"
+    shown, answer = task.render_input(observation["input"]), _answer_text(task, prediction)
+    gens: list[Generation] = []
+    new: str | None
+    if ctx.step_mode == "lazy" and was_right(feedback) and count(old) <= budget:
+        new, enforcement = old, "skipped"  # nothing to correct: save the call
     else:
-        new, enforcement, more = await _enforce_budget(new, budget, task, call, count, ctx)
-        gens += more
+        if ctx.step_mode == "fused":
+            messages = prompts.fused_messages(
+                task, old, shown, answer, feedback["text"] or None, budget, step
+            )
+        else:
+            messages = prompts.rewrite_messages(
+                task, old, shown, answer, feedback["text"], budget, step
+            )
+        text, new, gens = await ask(
+            call, messages, accept, prompts.reask_message_memory(task), ctx.reask_attempts
+        )
+        if ctx.step_mode == "fused":
+            feedback = fused_feedback(feedback, text)
+        if new is None:
+            new, enforcement = old, "kept"
+        else:
+            new, enforcement, more = await _enforce_budget(new, budget, task, call, count, ctx)
+            gens += more
     if mem.invariant_violations(new, task.sections, budget, count):
         new, enforcement = fit_to_budget(old, task, budget, count), "kept"  # defensive
     usage = merge_usage(state.get("step_usage") or {}, {"rewriter": usage_of(gens)})
@@ -293,11 +312,38 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         await runtime.store.aput(trace_namespace(thread_id()), f"{step:06d}", dict(record))
     return {
         "memory": new,
+        "feedback": feedback,
         "step": step,
         "step_usage": usage,
         "usage": merge_usage(state.get("usage") or {}, usage),
         "last_step": record,
     }
+
+
+def was_right(feedback: Feedback) -> bool:
+    """Return whether a step needs no correction (right, or judged plausible)."""
+    if feedback["correct"] is not None:
+        return bool(feedback["correct"])
+    return feedback.get("verdict") == "plausible"
+
+
+_FEEDBACK_LINE = re.compile(r"^\W*feedback\W*:\s*(.+)$", re.I | re.M)
+
+
+def fused_feedback(feedback: Feedback, text: str) -> Feedback:
+    """Complete the feedback from a fused call's ``Feedback:`` line."""
+    match = _FEEDBACK_LINE.search(text)
+    note = " ".join(match.group(1).split())[:400] if match else ""
+    if feedback["source"] == "judge":
+        verdict = parse_verdict(note)
+        return Feedback(
+            text=f"Judge verdict: {verdict or 'unclear'}. {note}".strip(),
+            source="judge",
+            correct=feedback["correct"],
+            error=feedback["error"],
+            verdict=verdict,
+        )
+    return Feedback(**{**feedback, "text": f"{feedback['text']} {note}".strip()})
 
 
 async def _enforce_budget(

@@ -138,3 +138,37 @@ def reask_message_memory(task: Task) -> HumanMessage:
         "That memory could not be used. Write it again with every header line exactly as "
         f"given:\n{_sections(task)}\nOutput only the memory."
     )
+
+
+def fused_messages(
+    task: Task,
+    memory: str,
+    observation: str,
+    prediction: str,
+    fact: str | None,
+    budget: int,
+    step: int,
+) -> list[BaseMessage]:
+    """Build the fused critique-and-rewrite prompt (one call instead of two).
+
+    With ``fact`` (what the truth said) the model critiques against it; without
+    it, it judges plausibility itself, as the judge would.
+    """
+    system = (
+        "You maintain the memory of a forecaster: short structured notes, the only thing "
+        "it keeps between steps. First criticise its newest prediction, then rewrite the "
+        f"notes from that criticism. {DATA_RULE}"
+    )
+    truth = (
+        f"Outcome: {fact}"
+        if fact
+        else "The truth is not known yet: judge whether the prediction is plausible."
+    )
+    human = (
+        f"Step {step}:\n{data('observation', observation)}\n{data('prediction', prediction)}\n"
+        f"{truth}\n\nFirst write one line 'Feedback: <why right or wrong, and one lesson>'. "
+        "Then rewrite the notes below with that lesson, as short bullets under the same headers "
+        f"({', '.join(_sections(task).splitlines())}), under {words_for(budget)} words in all, "
+        f"starting with '## {task.sections[0]}'.\n\nCurrent notes:\n\n{memory}"
+    )
+    return [SystemMessage(system), HumanMessage(human)]

@@ -53,6 +53,8 @@ class Feedback(TypedDict):
     """Correctness by the task's scorer (None when no target is known)."""
     error: float | None
     """Task error (0/1 for classification, absolute error for regression)."""
+    verdict: NotRequired[str | None]
+    """The judge's verdict (``plausible`` / ``implausible``) in judge mode."""
 
 
 class Usage(TypedDict):
@@ -79,8 +81,9 @@ class StepRecord(TypedDict):
     memory_after: str
     memory_tokens: int
     budget: int
-    enforcement: Literal["rewrite", "compress", "truncate", "kept"]
-    """How the new memory came to fit the budget ("kept": rewrite rejected)."""
+    enforcement: Literal["rewrite", "compress", "truncate", "kept", "skipped"]
+    """How the new memory came to fit the budget ("kept": rewrite rejected;
+    "skipped": lazy mode made no rewrite after a right prediction)."""
     rewrite_rejected: bool
     rejection_reason: str | None
     usage: dict[str, Usage]

@@ -86,6 +86,12 @@ def rule_based(seed: int = 0) -> Responder:
         headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", last, re.M)
         if "Output only the memory" in last and "over its budget" in last:
             return _compress(_between(last, "memory"), headers)
+        if "First write one line 'Feedback:" in last:
+            outcome = re.search(r"^Outcome: (.*)$", last, re.M)
+            lesson = outcome.group(1) if outcome else "Verdict: plausible, judged alone."
+            notes = last.partition("Current notes:\n\n")[2]
+            headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", notes, re.M)
+            return f"Feedback: {lesson}\n" + _rewrite(notes, headers, lesson)
         if "Rewrite the notes below" in last:
             feedback = re.search(r"^Feedback: (.*)$", last, re.M)
             notes = last.partition("Current notes:\n\n")[2]

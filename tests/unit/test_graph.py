@@ -77,20 +77,23 @@ def _rewriter(rewrite: str) -> Any:
 
     def respond(messages: list[BaseMessage]) -> str:
         last = str(messages[-1].content)
-        if "Output only the" in last or "could not be used" in last:
+        if any(m in last for m in ("Current notes:", "could not be used", "over its budget")):
             return rewrite
         return base(messages)
 
     return respond
 
 
+@pytest.mark.parametrize("step_mode", ["three-call", "fused"])
 @pytest.mark.parametrize(
     "garbage",
     ["", "I refuse.", "## PATTERNS\n- only one section", "\x00\ufffd\u202e" * 50],
 )
-async def test_collapse_guard_keeps_old_memory(garbage: str, persisted_graph: Any) -> None:
+async def test_collapse_guard_keeps_old_memory(
+    garbage: str, step_mode: str, persisted_graph: Any
+) -> None:
     g, _, store = persisted_graph
-    ctx = make_context(make_model(_rewriter(garbage)))
+    ctx = make_context(make_model(_rewriter(garbage)), step_mode=step_mode)
     out = await g.ainvoke({"observations": [SEQ[0]]}, cfg(), context=ctx)
     record = out["last_step"]
     assert record["rewrite_rejected"] is True
@@ -131,10 +134,11 @@ async def test_over_budget_rewrite_is_compressed_then_truncated(persisted_graph:
         st.just("## PATTERNS\n" + "x " * 5000),
     ),
     budget=st.integers(min_value=20, max_value=300),
+    step_mode=st.sampled_from(["three-call", "fused", "lazy"]),
 )
-async def test_invariant_holds_for_any_rewrite(rewrite: str, budget: int) -> None:
+async def test_invariant_holds_for_any_rewrite(rewrite: str, budget: int, step_mode: str) -> None:
     g = build_graph(InMemorySaver(), InMemoryStore())
-    ctx = make_context(make_model(_rewriter(rewrite)), budget=budget)
+    ctx = make_context(make_model(_rewriter(rewrite)), budget=budget, step_mode=step_mode)
     out = await g.ainvoke({"observations": SEQ[:2]}, cfg(), context=ctx)
     assert out["step"] == 2
     assert mem.invariant_violations(out["memory"], TASK.sections, budget, approx_tokens) == []
@@ -280,3 +284,45 @@ async def test_resume_skips_finished_steps() -> None:
     again = await run_sequence(g, SEQ[:5], thread_id="r", context=ctx)
     assert [r["step"] for r in again.new_steps] == [4, 5]
     assert calls[0] == 15
+
+
+def calls_per_step(trace: list[dict[str, Any]]) -> float:
+    return sum(sum(u["calls"] for u in r["usage"].values()) for r in trace) / len(trace)
+
+
+@pytest.mark.parametrize("feedback", ["supervised", "judge"])
+async def test_calls_per_step_by_step_mode(feedback: str) -> None:
+    measured = {}
+    for mode in ("three-call", "fused", "lazy"):
+        store = InMemoryStore()
+        g = build_graph(InMemorySaver(), store)
+        ctx = make_context(step_mode=mode, feedback=feedback)
+        await run_sequence(g, SEQ[:20], thread_id="c", context=ctx)
+        trace = await read_trace(store, "c")
+        measured[mode] = calls_per_step(trace)
+        for record in trace:
+            assert (
+                mem.invariant_violations(
+                    record["memory_after"], TASK.sections, ctx.budget, approx_tokens
+                )
+                == []
+            )
+    assert measured["three-call"] == 3.0
+    assert measured["fused"] == 2.0
+    assert measured["lazy"] < 3.0
+
+
+async def test_fused_feedback_and_lazy_skip_are_recorded() -> None:
+    store = InMemoryStore()
+    g = build_graph(InMemorySaver(), store)
+    await run_sequence(g, SEQ[:6], thread_id="f", context=make_context(step_mode="fused"))
+    fused = await read_trace(store, "f")
+    assert all("Predicted" in r["feedback"]["text"] for r in fused)
+    assert all("critic" not in r["usage"] or r["usage"]["critic"]["calls"] == 0 for r in fused)
+    g2 = build_graph(InMemorySaver(), store)
+    await run_sequence(g2, SEQ[:20], thread_id="l", context=make_context(step_mode="lazy"))
+    lazy = await read_trace(store, "l")
+    skipped = [r for r in lazy if r["enforcement"] == "skipped"]
+    assert skipped, "the fake model is right sometimes"
+    assert all(r["correct"] for r in skipped)
+    assert all(r["memory_after"] == r["memory_before"] for r in skipped)

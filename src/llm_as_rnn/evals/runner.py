@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.store.base import BaseStore
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llm_as_rnn import prompts
 from llm_as_rnn.context import Context
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.evals import baselines
 from llm_as_rnn.evals.datasets import EvalData, EvalSequence, bundled, mimic, user_file
 from llm_as_rnn.evals.metrics import summarize
@@ -33,7 +34,7 @@ from llm_as_rnn.journal import Journal
 from llm_as_rnn.models import ChatBackend, resolve
 from llm_as_rnn.nodes import ask, caller, usage_of
 from llm_as_rnn.sequence import read_trace, run_sequence
-from llm_as_rnn.state import StepRecord, Usage
+from llm_as_rnn.state import ROLES, StepRecord, Usage
 from llm_as_rnn.storage import open_storage
 from llm_as_rnn.tasks import Task
 
@@ -61,11 +62,14 @@ class EvalConfig:
     task_type: Literal["classification", "regression"] | None = None
     labels: list[str] | None = None
     mimic_dir: str | None = None
+    step_mode: str = "three-call"
+    request_timeout: float = 60.0
+    max_attempts: int = 4
 
     def identity(self) -> dict[str, Any]:
-        """Return what determines the results (not the output folder or concurrency)."""
+        """Return what determines the results (not where they go, nor how patiently)."""
         fields = asdict(self)
-        for name in ("out", "concurrency"):
+        for name in ("out", "concurrency", "request_timeout", "max_attempts"):
             fields.pop(name)
         return fields
 
@@ -96,13 +100,17 @@ class EvalConfig:
             "budget": self.budget,
             "seed": self.seed,
             "feedback": "judge" if method == "rnn-judge" else "supervised",
+            "step_mode": self.step_mode,
+            "request_timeout": self.request_timeout,
+            "max_attempts": self.max_attempts,
+            "max_retry_seconds": max(30.0, self.request_timeout * self.max_attempts),
         }
         if self.max_new_tokens is not None:
-            fields["sampling"] = {
-                r: {"max_new_tokens": self.max_new_tokens}
-                for r in ("predictor", "critic", "rewriter")
-            }
-        return Context(**fields)
+            fields["sampling"] = {r: {"max_new_tokens": self.max_new_tokens} for r in ROLES}
+        try:
+            return Context(**fields)
+        except ValidationError as exc:
+            raise from_validation(exc) from None
 
 
 def load_data(cfg: EvalConfig) -> list[EvalData]:
