@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit integration lint typecheck format clean
+.PHONY: setup demo test unit integration reliability lint typecheck format clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ unit: setup
 
 integration: setup
 	$(BIN)/python -m pytest -q -ra tests/integration
+
+# The fault suite (kills, transient faults, dead server, hostile outputs,
+# concurrent writers, secrets); prints a table and, last, one JSON line.
+reliability: setup
+	rm -f .cache/reliability.jsonl
+	$(BIN)/python -m pytest -q -ra tests/reliability
+	$(BIN)/python -m tests.reliability.report
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

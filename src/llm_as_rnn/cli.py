@@ -298,9 +298,9 @@ def redact(words: Sequence[str]) -> list[str]:
     out, hide = [], False
     for word in words:
         if hide:
-            out.append("***")
+            out.append("REDACTED")
         elif word.startswith("--api-key="):
-            out.append("--api-key=***")
+            out.append("--api-key=REDACTED")
         else:
             out.append(word)
         hide = word == "--api-key"
@@ -410,12 +410,7 @@ async def run_command(args: argparse.Namespace) -> int:
         except ConfigError:
             raise
         except Exception as exc:  # a dead endpoint after its retries, and the like
-            err.print(
-                f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                " -- progress is saved; re-run the same command to resume",
-                markup=False,
-                highlight=False,
-            )
+            report_failure(exc, "progress is saved")
             return 1
     if not args.json:
         out.print(
@@ -461,12 +456,7 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
     except ConfigError:
         raise
     except Exception as exc:
-        err.print(
-            f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            " -- finished steps are saved; re-run the same command to resume",
-            markup=False,
-            highlight=False,
-        )
+        report_failure(exc, "finished steps are saved")
         return 1
     rows = sum(len(methods) for methods in summary["results"].values())
     err.print(f"wrote {args.out}/report.md ({rows} result rows), summary.json, steps.jsonl")
@@ -481,6 +471,15 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     for name in ("transformers", "langgraph", "httpx", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def report_failure(exc: BaseException, saved: str) -> None:
+    """Print a run failure as one plain line on stderr (no wrapping, no traceback)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    print(
+        f"error: {type(exc).__name__}: {text} -- {saved}; re-run the same command to resume",
+        file=sys.stderr,
+    )
 
 
 def emit_json(obj: dict[str, Any]) -> None:

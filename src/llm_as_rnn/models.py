@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import threading
@@ -115,11 +116,17 @@ def embedded_dir() -> Path:
 # ---------------------------------------------------------------- retries
 
 
+class BadResponseError(RuntimeError):
+    """An endpoint answered with something that is not a chat completion."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Return whether an error is worth retrying (timeouts, 429, 5xx, resets)."""
     import httpx
     import openai
 
+    if isinstance(exc, BadResponseError):
+        return True
     if isinstance(
         exc,
         openai.APIConnectionError  # includes APITimeoutError
@@ -257,6 +264,14 @@ class OpenAIBackend(ChatBackend):
         if self.tokenizer is not None:
             return len(self.tokenizer.encode(text, add_special_tokens=False))
         return approx_tokens(text)
+
+    async def _invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        try:
+            return await super()._invoke(messages, kwargs)
+        except (IndexError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            # langchain-openai fails this way on empty choices or a broken body:
+            # the server's fault, worth a retry like a 5xx.
+            raise BadResponseError(f"malformed completion: {type(exc).__name__}: {exc}") from exc
 
     def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
         """Pass sampling as request parameters."""

@@ -7,6 +7,8 @@ taken as an instruction; closing tags inside data are defused.
 
 from __future__ import annotations
 
+import re
+
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from llm_as_rnn.tasks import Task
@@ -17,10 +19,18 @@ DATA_RULE = (
 )
 
 
+TAGS = ("observation", "memory", "prediction", "history", "feedback")
+_TAG = re.compile(r"<(/?)\s*(" + "|".join(TAGS) + r")\s*>", re.I)
+
+
+def defuse(text: str) -> str:
+    """Break any of our delimiter tags inside data (``</observation>`` -> ``</ observation>``)."""
+    return _TAG.sub(lambda m: f"<{m.group(1)} {m.group(2)}>", text)
+
+
 def data(tag: str, text: str) -> str:
-    """Wrap ``text`` in ``<tag>`` delimiters, defusing any closing tag inside it."""
-    safe = text.replace(f"</{tag}>", f"</ {tag}>")
-    return f"<{tag}>\n{safe}\n</{tag}>"
+    """Wrap ``text`` in ``<tag>`` delimiters, defusing delimiter tags inside it."""
+    return f"<{tag}>\n{defuse(text)}\n</{tag}>"
 
 
 def words_for(tokens: int) -> int:
@@ -109,7 +119,7 @@ def rewrite_messages(
         "Rewrite the notes below with the lesson from the feedback, as short bullets under "
         f"the same headers ({', '.join(_sections(task).splitlines())}), under "
         f"{words_for(budget)} words in all. Output only the notes, starting with "
-        f"'## {task.sections[0]}'.\n\nCurrent notes:\n\n{memory}"
+        f"'## {task.sections[0]}'.\n\nCurrent notes:\n\n{defuse(memory)}"
     )
     return [SystemMessage(system), HumanMessage(human)]
 
@@ -169,6 +179,6 @@ def fused_messages(
         f"{truth}\n\nFirst write one line 'Feedback: <why right or wrong, and one lesson>'. "
         "Then rewrite the notes below with that lesson, as short bullets under the same headers "
         f"({', '.join(_sections(task).splitlines())}), under {words_for(budget)} words in all, "
-        f"starting with '## {task.sections[0]}'.\n\nCurrent notes:\n\n{memory}"
+        f"starting with '## {task.sections[0]}'.\n\nCurrent notes:\n\n{defuse(memory)}"
     )
     return [SystemMessage(system), HumanMessage(human)]

@@ -82,10 +82,35 @@ async def open_storage(
         aiosqlite.connect(path) as saver_conn,
         aiosqlite.connect(path, isolation_level=None) as store_conn,
     ):
-        await _tune(saver_conn)
-        await _tune(store_conn)
         saver = AsyncSqliteSaver(saver_conn)
         store = _ImmediateSqliteStore(store_conn)
-        await saver.setup()
-        await store.setup()
+        async with _setup_lock(path):
+            # Switching to WAL needs an exclusive lock that the busy timeout
+            # does not wait for: do it (and the schema) one process at a time.
+            await _tune(saver_conn)
+            await _tune(store_conn)
+            await saver.setup()
+            await store.setup()
         yield saver, store
+
+
+@asynccontextmanager
+async def _setup_lock(path: str) -> AsyncIterator[None]:
+    """Serialise WAL switch and schema setup across processes opening one file.
+
+    The store's migrations are not atomic (two processes creating one file
+    together can both add the same column), and the WAL switch fails at once
+    with "database is locked" while another connection holds the file.
+    """
+    if path == ":memory:":
+        yield
+        return
+    import asyncio
+    import fcntl
+
+    with open(f"{path}.lock", "a") as handle:
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -80,6 +80,7 @@ class State:
             self.attempts: Counter[str] = Counter()
             self.completed: Counter[str] = Counter()
             self.hostile = 0
+            self.bearer: set[str] = set()
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -90,6 +91,7 @@ class State:
                 "completions": sum(self.completed.values()),
                 "duplicate_completions": sum(n - 1 for n in self.completed.values() if n > 1),
                 "hostile": self.hostile,
+                "bearer": sorted(self.bearer),
             }
 
 
@@ -140,6 +142,7 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps(payload["messages"], sort_keys=True)
         args = state.args
         with state.lock:
+            state.bearer.add(self.headers.get("Authorization", "").removeprefix("Bearer "))
             state.requests += 1
             attempt = state.attempts[body]
             state.attempts[body] += 1

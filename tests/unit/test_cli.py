@@ -83,7 +83,11 @@ BAD_INPUTS = [
     (["--budget", "3"], "budget 3 is too small", {}),
     (["--start", "1459", "--steps", "5"], "outside the data", {}),
     (["--feedback", "maybe"], "invalid choice: 'maybe'", {}),
-    (["--db", "postgres://x/y"], "unsupported database URL", {}),
+    (["--db", "ftp://x/y"], "unsupported database URL", {}),
+    (["--timeout", "0"], "argument --timeout: must be > 0", {}),
+    (["--retries", "0"], "--retries must be > 0", {}),
+    (["--step-mode", "twice"], "invalid choice: 'twice'", {}),
+    (["--config", "/nonexistent.toml"], "config file /nonexistent.toml not found", {}),
 ]
 
 
@@ -170,3 +174,34 @@ def test_help_is_complete() -> None:
         "--json",
     ):
         assert flag in out.stdout
+
+
+def test_config_file_with_flags_overriding(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text('model = "fake"\n[run]\nsteps = 3\nbudget = 300\nthread = "cfg"\n')
+    db = tmp_path / "c.db"
+    out = run_cli("run", "--config", str(config), "--steps", "2", "--db", str(db), "--json")
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["step"] for r in records] == [1, 2]  # the flag beat the file's 3
+    assert records[0]["budget"] == 300  # the file's value
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("nope = 1\n", "unknown option 'nope' for run"),
+        ("steps = -1\n", "--steps must be > 0"),
+        ('step_mode = "twice"\n', "invalid step_mode"),
+        ("steps = [\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_file(tmp_path: Path, content: str, message: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    out = run_cli("run", "--model", "fake", "--config", str(config), "--db", str(tmp_path / "b.db"))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "b.db").exists()
