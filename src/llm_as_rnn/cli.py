@@ -219,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--mimic-dir", default=None, help="your MIMIC-IV directory (hosp/, note/)")
     _add_model_flags(ev)
+
+    tr = commands.add_parser(
+        "trace",
+        help="show how a thread's memory evolved, step by step (terminal or HTML)",
+        description="Print a thread's learning trace: each step's input, prediction, truth, "
+        "feedback and coloured memory diff. --html writes one self-contained page with a "
+        "timeline, side-by-side memory diffs and plots. Without --thread, list the threads.",
+    )
+    tr.add_argument("--thread", default=None, help="thread id (omit to list the threads)")
+    tr.add_argument("--db", default="llm-as-rnn.db", help="SQLite database (llm-as-rnn.db)")
+    tr.add_argument("--html", default=None, help="write the page to this file")
+    tr.add_argument("--config", default=None, help="TOML file of options (flags override it)")
     return parser
 
 
@@ -284,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_command(args))
         if args.command == "eval":
             return asyncio.run(eval_command(args, argv))
+        if args.command == "trace":
+            return asyncio.run(trace_command(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -471,6 +485,44 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     for name in ("transformers", "langgraph", "httpx", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+async def trace_command(args: argparse.Namespace) -> int:
+    """Print a thread's trace, list threads, or write the HTML page."""
+    from pathlib import Path
+
+    from llm_as_rnn.nodes import TRACE_NAMESPACE
+    from llm_as_rnn.sequence import read_trace
+    from llm_as_rnn.storage import sqlite_path
+    from llm_as_rnn.traces import render_html
+
+    path = sqlite_path(args.db)
+    if not Path(path).is_file():
+        raise ConfigError(f"database {args.db} not found: give the --db of a run")
+    async with open_storage(args.db) as (_, store):
+        if args.thread is None:
+            spaces = await store.alist_namespaces(prefix=(TRACE_NAMESPACE, "trace"), limit=10_000)
+            threads = sorted(ns[2] for ns in spaces)
+            print("\n".join(threads) if threads else f"no traced threads in {args.db}")
+            return 0
+        records = await read_trace(store, args.thread)
+    if not records:
+        raise ConfigError(
+            f"no steps for thread {args.thread!r} in {args.db}: run `llm-as-rnn trace --db "
+            f"{args.db}` to list its threads"
+        )
+    if args.html:
+        Path(args.html).write_text(render_html(records, args.thread), encoding="utf-8")
+        print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
+        return 0
+    console = Console()
+    for record in records:
+        console.print(step_panel(record, len(records)))
+    last = records[-1]
+    console.print(
+        Panel(last["memory_after"], title=f"memory after step {last['step']}", title_align="left")
+    )
+    return 0
 
 
 def report_failure(exc: BaseException, saved: str) -> None:

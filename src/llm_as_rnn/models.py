@@ -468,6 +468,13 @@ async def check_endpoint(base_url: str | None, timeout: float = 5.0) -> None:
     )
 
 
+async def aresolve(model: ModelLike, ctx: Context) -> ChatBackend:
+    """Resolve off the event loop: a first load reads model files (blocking I/O)."""
+    if isinstance(model, BaseChatModel):
+        return resolve(model, ctx)
+    return await asyncio.to_thread(resolve, model, ctx)
+
+
 def check_spec(model: ModelLike) -> None:
     """Validate a model spec without loading anything (raise ``ConfigError``)."""
     if isinstance(model, BaseChatModel):

@@ -25,7 +25,7 @@ from llm_as_rnn import memory as mem
 from llm_as_rnn import prompts
 from llm_as_rnn.context import Context
 from llm_as_rnn.journal import Journal
-from llm_as_rnn.models import ChatBackend, Generation, resolve
+from llm_as_rnn.models import ChatBackend, Generation, aresolve
 from llm_as_rnn.state import (
     OBSERVATIONS,
     Feedback,
@@ -124,7 +124,7 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     task = get_task(ctx.task)
     queue = OBSERVATIONS.validate_python(state.get("observations") or [])
     observation = queue[0]
-    predictor = resolve(ctx.model_for("predictor"), ctx)
+    predictor = await aresolve(ctx.model_for("predictor"), ctx)
     budget = state.get("budget") or ctx.budget
     memory = fit_to_budget(
         state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens
@@ -200,7 +200,7 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         target = task.validate_target(target)
         observation["target"] = target
     score = task.score(prediction["answer"], target)
-    critic = resolve(ctx.model_for("critic"), ctx)
+    critic = await aresolve(ctx.model_for("critic"), ctx)
     call = caller(
         Journal(runtime.store, thread_id(), state.get("step", 0) + 1), critic, "critic", ctx
     )
@@ -247,8 +247,8 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Rewrite the memory from the feedback, then enforce budget and invariant."""
     ctx = context_of(runtime)
     task = get_task(ctx.task)
-    count = resolve(ctx.model_for("predictor"), ctx).count_tokens
-    rewriter = resolve(ctx.model_for("rewriter"), ctx)
+    count = (await aresolve(ctx.model_for("predictor"), ctx)).count_tokens
+    rewriter = await aresolve(ctx.model_for("rewriter"), ctx)
     old, budget = state["memory"], state["budget"]
     observation, prediction, feedback = state["current"], state["prediction"], state["feedback"]
     assert observation is not None

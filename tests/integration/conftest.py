@@ -19,3 +19,25 @@ def served_dir() -> Path:
 def served_url(served_dir: Path) -> Iterator[str]:
     with transformers_serve(served_dir) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium, installed here when missing (as root, from Debian)."""
+    import os
+    import shutil
+    import subprocess
+
+    path = shutil.which("chromium")
+    if path is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        path = shutil.which("chromium")
+    assert path, "chromium is missing and could not be installed (needs root and apt-get)"
+    return path

@@ -90,6 +90,7 @@ def plot_curves(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     tasks = list(results)
     plots = []
@@ -117,7 +118,7 @@ def plot_curves(
             ax.set_xlabel("timestep t")
             ax.set_ylabel(name)
             ax.grid(alpha=0.3)
-            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
         fig.tight_layout()

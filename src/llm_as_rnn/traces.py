@@ -1,0 +1,178 @@
+"""Learning traces people can look at: the terminal view and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import html
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from llm_as_rnn.state import StepRecord
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1d2430}
+h1{font-size:22px;margin:0 0 4px}.sub{color:#5b6472;margin-bottom:18px}
+.plots{display:flex;gap:12px;flex-wrap:wrap}.plots figure{margin:0;flex:1 1 540px}
+.plots img{width:100%;border:1px solid #dde2ea;border-radius:6px}
+section.step{border:1px solid #dde2ea;border-radius:8px;margin:16px 0;padding:12px 16px}
+section.step h2{font-size:16px;margin:0 0 8px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;margin-left:6px}
+.right{background:#d9f2dd;color:#16632a}.wrong{background:#fadadd;color:#8a1620}
+.unknown{background:#eee;color:#555}.rejected{background:#fff0c2;color:#7a5a00}
+table.facts{border-collapse:collapse;width:100%;margin-bottom:8px}
+table.facts th{text-align:left;width:110px;vertical-align:top;color:#5b6472;font-weight:600}
+table.facts td,table.facts th{padding:3px 6px;border-top:1px solid #eef1f5}
+table.diff{border-collapse:collapse;width:100%;table-layout:fixed;
+ font:12px/1.4 ui-monospace,monospace}
+table.diff th{background:#f3f5f8;text-align:left;padding:4px 6px}
+table.diff td{padding:1px 6px;vertical-align:top;white-space:pre-wrap;word-break:break-word}
+td.del{background:#fde2e4}td.add{background:#dcf5e0}td.same{color:#59606b}
+pre{white-space:pre-wrap;margin:0}
+"""
+
+
+def side_by_side(before: str, after: str) -> list[tuple[str, str, str, str]]:
+    """Return aligned diff rows ``(left class, left text, right class, right text)``."""
+    a, b = before.splitlines(), after.splitlines()
+    rows: list[tuple[str, str, str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            rows += [
+                ("same", a[i], "same", b[j])
+                for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
+            ]
+            continue
+        left, right = a[i1:i2], b[j1:j2]
+        for k in range(max(len(left), len(right))):
+            rows.append(
+                (
+                    "del" if k < len(left) else "",
+                    left[k] if k < len(left) else "",
+                    "add" if k < len(right) else "",
+                    right[k] if k < len(right) else "",
+                )
+            )
+    return rows
+
+
+def _plot(records: Sequence[StepRecord]) -> tuple[str, str]:
+    """Return the two plots (memory tokens; correctness) as base64 PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    steps = [r["step"] for r in records]
+    images = []
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.plot(steps, [r["memory_tokens"] for r in records], marker="o", label="memory tokens")
+    ax.axhline(records[-1]["budget"], color="grey", linestyle="--", linewidth=1, label="budget")
+    ax.set(xlabel="timestep t", ylabel="tokens", title="Memory tokens over time")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    images.append(fig)
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    known = [(r["step"], bool(r["correct"])) for r in records if r["correct"] is not None]
+    if known:
+        xs, ys = zip(*known, strict=True)
+        running = [sum(ys[: i + 1]) / (i + 1) for i in range(len(ys))]
+        ax.scatter(
+            xs,
+            ys,
+            c=["#2a9d4b" if y else "#c4314b" for y in ys],
+            zorder=3,
+            label="right (1) / wrong (0)",
+        )
+        ax.plot(xs, running, color="#3465a4", label="running accuracy")
+    ax.set(xlabel="timestep t", ylabel="correct", title="Correctness over time", ylim=(-0.1, 1.45))
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
+    ax.grid(alpha=0.3)
+    images.append(fig)
+    encoded = []
+    for figure in images:
+        for axis in figure.axes:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100)
+        plt.close(figure)
+        encoded.append(base64.b64encode(buffer.getvalue()).decode())
+    return encoded[0], encoded[1]
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
+
+
+def _badge(record: StepRecord) -> str:
+    if record["correct"] is None:
+        badge = '<span class="badge unknown">no truth</span>'
+    elif record["correct"]:
+        badge = '<span class="badge right">right</span>'
+    else:
+        badge = '<span class="badge wrong">wrong</span>'
+    if record["rewrite_rejected"]:
+        reason = html.escape(record["rejection_reason"] or "")
+        badge += f'<span class="badge rejected" title="{reason}">rewrite rejected</span>'
+    return badge
+
+
+def step_section(record: StepRecord) -> str:
+    """Return one step's HTML section: facts, feedback and the side-by-side memory diff."""
+    e = html.escape
+    prediction = record["prediction"]
+    answer = prediction["answer"] if prediction["valid"] else "(invalid answer)"
+    facts = [
+        ("input", f"<pre>{e(_value(record['input']))}</pre>"),
+        (
+            "prediction",
+            f"<b>{e(str(answer))}</b> <span class='sub'>raw: {e(prediction['text'][:300])}</span>",
+        ),
+        ("truth", e(_value(record["target"]))),
+        ("feedback", e(record["feedback"]["text"])),
+        (
+            "memory",
+            f"{record['memory_tokens']} / {record['budget']} tokens · {e(record['enforcement'])}",
+        ),
+    ]
+    if record["rejection_reason"]:
+        facts.append(("rejected", e(record["rejection_reason"])))
+    rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
+    diff = "".join(
+        f'<tr><td class="{lc}">{e(lt)}</td><td class="{rc}">{e(rt)}</td></tr>'
+        for lc, lt, rc, rt in side_by_side(record["memory_before"], record["memory_after"])
+    )
+    title = f"Step {record['step']}" + (f" · {e(str(record['id']))}" if record["id"] else "")
+    return (
+        f'<section class="step" id="step-{record["step"]}"><h2>{title}{_badge(record)}</h2>'
+        f'<table class="facts">{rows}</table>'
+        f'<table class="diff"><tr><th>memory before</th><th>memory after</th></tr>{diff}</table>'
+        "</section>"
+    )
+
+
+def render_html(records: Sequence[StepRecord], thread: str) -> str:
+    """Return a self-contained page: plots, then one section per step (no external resources)."""
+    tokens_png, correct_png = _plot(records)
+    known = [r["correct"] for r in records if r["correct"] is not None]
+    accuracy = f"{sum(known) / len(known):.0%} right" if known else "no truth known"
+    rejected = sum(r["rewrite_rejected"] for r in records)
+    e = html.escape
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>LLM-as-RNN trace · {e(thread)}</title>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>Learning trace · {e(thread)}</h1>"
+        f"<div class='sub'>{len(records)} steps · {accuracy} · {rejected} rewrites rejected</div>"
+        "<div class='plots'>"
+        f"<figure id='plot-memory'><img alt='memory tokens over time' "
+        f"src='data:image/png;base64,{tokens_png}'></figure>"
+        f"<figure id='plot-correct'><img alt='correctness over time' "
+        f"src='data:image/png;base64,{correct_png}'></figure>"
+        "</div>" + "".join(step_section(r) for r in records) + "</body></html>"
+    )
