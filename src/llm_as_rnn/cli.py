@@ -196,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--out", required=True, help="output folder (holds the resumable state)")
     ev.add_argument(
+        "--db",
+        default=None,
+        help="state database: OUT/state.db (default), a file, or a postgresql:// URL "
+        "that workers share",
+    )
+    ev.add_argument(
+        "--shard",
+        default=None,
+        help="I/N: run only this worker's share of the sequences (workers share --db)",
+    )
+    ev.add_argument(
         "--budget", type=_positive("--budget"), default=4096, help="memory budget (4096)"
     )
     ev.add_argument(
@@ -305,6 +316,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: re-run the same command to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """Parse ``I/N`` (worker I of N, from 0); raise ``ConfigError`` when malformed."""
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not int(index) < int(count):
+        raise ConfigError(f"bad --shard {text!r}: use I/N with 0 <= I < N, e.g. 0/2")
+    return int(index), int(count)
 
 
 def redact(words: Sequence[str]) -> list[str]:
@@ -439,6 +460,8 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
 
     cfg = EvalConfig(
         out=args.out,
+        db=args.db,
+        shard=parse_shard(args.shard),
         max_new_tokens=args.max_new_tokens,
         step_mode=args.step_mode,
         request_timeout=args.timeout,
@@ -493,11 +516,10 @@ async def trace_command(args: argparse.Namespace) -> int:
 
     from llm_as_rnn.nodes import TRACE_NAMESPACE
     from llm_as_rnn.sequence import read_trace
-    from llm_as_rnn.storage import sqlite_path
+    from llm_as_rnn.storage import is_postgres, sqlite_path
     from llm_as_rnn.traces import render_html
 
-    path = sqlite_path(args.db)
-    if not Path(path).is_file():
+    if not is_postgres(args.db) and not Path(sqlite_path(args.db)).is_file():
         raise ConfigError(f"database {args.db} not found: give the --db of a run")
     async with open_storage(args.db) as (_, store):
         if args.thread is None:

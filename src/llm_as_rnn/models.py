@@ -27,6 +27,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -409,20 +410,38 @@ def _openai_backend(spec: ModelSpec, ctx: Context) -> OpenAIBackend:
                 "/ OPENAI_BASE_URL"
             )
         key = "not-needed"  # local servers accept any key
-    return _openai_cached(spec.name, base_url, key, ctx.request_timeout, ctx.tokenizer)
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    # An async HTTP client belongs to one event loop: one backend per loop.
+    cache = _OPENAI_BACKENDS.setdefault(loop, {}) if loop else _OPENAI_NO_LOOP
+    cache_key = (spec.name, base_url, key, ctx.request_timeout, ctx.tokenizer)
+    if cache_key not in cache:
+        import httpx
+        from langchain_openai import ChatOpenAI
+        from pydantic import SecretStr
+
+        client = httpx.AsyncClient(
+            timeout=ctx.request_timeout,
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        )
+        chat = ChatOpenAI(
+            model=spec.name,
+            base_url=base_url,
+            api_key=SecretStr(key),
+            max_retries=0,
+            timeout=ctx.request_timeout,
+            http_async_client=client,
+        )
+        tokenizer = _tokenizer(ctx.tokenizer) if ctx.tokenizer else None
+        cache[cache_key] = OpenAIBackend(chat, spec.name, tokenizer)
+    return cache[cache_key]
 
 
-@lru_cache(maxsize=16)
-def _openai_cached(
-    name: str, base_url: str | None, key: str, timeout: float, tokenizer: str | None
-) -> OpenAIBackend:
-    from langchain_openai import ChatOpenAI
-    from pydantic import SecretStr
-
-    chat = ChatOpenAI(
-        model=name, base_url=base_url, api_key=SecretStr(key), max_retries=0, timeout=timeout
-    )
-    return OpenAIBackend(chat, name, _tokenizer(tokenizer) if tokenizer else None)
+_OPENAI_BACKENDS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, OpenAIBackend]]
+_OPENAI_BACKENDS = weakref.WeakKeyDictionary()
+_OPENAI_NO_LOOP: dict[Any, OpenAIBackend] = {}
 
 
 def resolve(model: ModelLike, ctx: Context) -> ChatBackend:
@@ -469,8 +488,19 @@ async def check_endpoint(base_url: str | None, timeout: float = 5.0) -> None:
 
 
 async def aresolve(model: ModelLike, ctx: Context) -> ChatBackend:
-    """Resolve off the event loop: a first load reads model files (blocking I/O)."""
+    """Resolve a model inside async code.
+
+    Local models load off the event loop (blocking file I/O); endpoint clients
+    are made on it, since an async HTTP client belongs to its event loop.
+    """
     if isinstance(model, BaseChatModel):
+        return resolve(model, ctx)
+    kind = parse_spec(model).kind
+    if kind == "openai":
+        if ctx.tokenizer:
+            await asyncio.to_thread(_tokenizer, ctx.tokenizer)
+        return resolve(model, ctx)
+    if kind == "fake":
         return resolve(model, ctx)
     return await asyncio.to_thread(resolve, model, ctx)
 

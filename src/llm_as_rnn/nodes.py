@@ -24,7 +24,7 @@ from langgraph.types import interrupt
 from llm_as_rnn import memory as mem
 from llm_as_rnn import prompts
 from llm_as_rnn.context import Context
-from llm_as_rnn.journal import Journal
+from llm_as_rnn.journal import Journal, forget
 from llm_as_rnn.models import ChatBackend, Generation, aresolve
 from llm_as_rnn.state import (
     OBSERVATIONS,
@@ -130,8 +130,8 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens
     )
     step = state.get("step", 0) + 1
-    journal = Journal(runtime.store, thread_id(), step)
-    await journal.forget_earlier_steps()
+    await forget(runtime.store, thread_id(), state.get("journaled"))
+    journal = Journal(runtime.store, thread_id(), step, "predictor")
     messages = prompts.predict_messages(task, memory, task.render_input(observation["input"]), step)
     text, answer, gens = await ask(
         caller(journal, predictor, "predictor", ctx),
@@ -148,6 +148,7 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "prediction": Prediction(text=text, answer=answer, valid=answer is not None),
         "feedback": None,
         "step_usage": {"predictor": usage_of(gens)},
+        "journaled": step if journal.wrote else None,
     }
 
 
@@ -201,9 +202,8 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         observation["target"] = target
     score = task.score(prediction["answer"], target)
     critic = await aresolve(ctx.model_for("critic"), ctx)
-    call = caller(
-        Journal(runtime.store, thread_id(), state.get("step", 0) + 1), critic, "critic", ctx
-    )
+    journal = Journal(runtime.store, thread_id(), state.get("step", 0) + 1, "critic")
+    call = caller(journal, critic, "critic", ctx)
     memory = state.get("memory", "")
     shown = task.render_input(observation["input"])
     answer = _answer_text(task, prediction)
@@ -236,11 +236,14 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     feedback = Feedback(
         text=feedback_text, source=source, correct=score.correct, error=score.error, verdict=verdict
     )
-    return {
+    update: dict[str, Any] = {
         "current": Observation(**observation),  # type: ignore[typeddict-item]
         "feedback": feedback,
         "step_usage": merge_usage(state.get("step_usage") or {}, {"critic": usage_of(gens)}),
     }
+    if journal.wrote:
+        update["journaled"] = journal.step
+    return update
 
 
 async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -255,7 +258,8 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     assert prediction is not None
     assert feedback is not None
     step = state.get("step", 0) + 1
-    call = caller(Journal(runtime.store, thread_id(), step), rewriter, "rewriter", ctx)
+    journal = Journal(runtime.store, thread_id(), step, "rewriter")
+    call = caller(journal, rewriter, "rewriter", ctx)
     rejected: list[str] = []
 
     def accept(text: str) -> str | None:
@@ -310,7 +314,7 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     if runtime.store is not None:
         await runtime.store.aput(trace_namespace(thread_id()), f"{step:06d}", dict(record))
-    return {
+    update = {
         "memory": new,
         "feedback": feedback,
         "step": step,
@@ -318,6 +322,9 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "usage": merge_usage(state.get("usage") or {}, usage),
         "last_step": record,
     }
+    if journal.wrote:
+        update["journaled"] = step
+    return update
 
 
 def was_right(feedback: Feedback) -> bool:

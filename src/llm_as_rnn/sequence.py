@@ -70,15 +70,12 @@ async def run_sequence(
     total = len(observations) if steps is None else min(steps, len(observations))
     result = SequenceResult(thread_id=thread_id, memory="", steps_done=0)
 
-    async def finish(payload: Any) -> None:
+    async def finish(payload: Any) -> dict[str, Any]:
         values = await graph.ainvoke(payload, config, context=context, durability="sync")
         while values.get("__interrupt__"):  # deferred: the truth arrives now
-            done = (await graph.aget_state(config)).values.get("step", 0)
+            target = observations[values.get("step", 0)].get("target")
             values = await graph.ainvoke(
-                Command(resume=observations[done].get("target")),
-                config,
-                context=context,
-                durability="sync",
+                Command(resume=target), config, context=context, durability="sync"
             )
         record = values.get("last_step")
         if record is not None:
@@ -87,27 +84,23 @@ async def run_sequence(
                 maybe = on_step(record)
                 if maybe is not None:
                     await maybe
+        return dict(values)
 
     snapshot = await graph.aget_state(config)
+    values: dict[str, Any] = dict(snapshot.values)
     if snapshot.next:  # a step was cut short: finish it from its checkpoint
-        pending = snapshot.interrupts
-        done = snapshot.values.get("step", 0)
-        await finish(Command(resume=observations[done].get("target")) if pending else None)
-    while True:
-        values = (await graph.aget_state(config)).values
-        done = values.get("step", 0)
-        if done >= total:
-            break
+        target = observations[values.get("step", 0)].get("target")
+        values = await finish(Command(resume=target) if snapshot.interrupts else None)
+    while (done := values.get("step", 0)) < total:
         observation = dict(observations[done])
         if context.feedback == "deferred":
             observation.pop("target", None)
         payload: dict[str, Any] = {"observations": [observation]}
         if budget is not None:
             payload["budget"] = budget
-        await finish(payload)
-    final = (await graph.aget_state(config)).values
-    result.memory = final.get("memory", "")
-    result.steps_done = final.get("step", 0)
+        values = await finish(payload)
+    result.memory = values.get("memory", "")
+    result.steps_done = values.get("step", 0)
     return result
 
 

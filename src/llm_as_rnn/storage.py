@@ -1,9 +1,10 @@
 """Checkpointer and trace store, opened from one database location.
 
-SQLite on one machine: a file path or ``sqlite:///path``. Both the
-checkpointer and the store share the file, each on its own connection, in WAL
-mode with a busy timeout so several processes can write different sequences
-to one file at once.
+- SQLite on one machine: a file path or ``sqlite:///path``. Checkpointer and
+  store share the file, each on its own connection, in WAL mode with a busy
+  timeout, so several processes can write different sequences at once.
+- PostgreSQL beyond one machine: ``postgresql://user@host:port/db`` (extra
+  ``postgres``), shared by any number of worker processes.
 """
 
 from __future__ import annotations
@@ -24,12 +25,23 @@ from llm_as_rnn.errors import ConfigError
 BUSY_TIMEOUT_MS = 30_000
 
 
+POSTGRES = ("postgresql://", "postgres://")
+
+
+def is_postgres(db: str) -> bool:
+    """Return whether a ``--db`` value names a PostgreSQL database."""
+    return db.startswith(POSTGRES)
+
+
 def sqlite_path(db: str) -> str:
     """Return the SQLite file path of a ``--db`` value, or raise ``ConfigError``."""
     if db.startswith("sqlite:///"):
         db = db.removeprefix("sqlite:///")
     elif "://" in db:
-        raise ConfigError(f"unsupported database URL {db!r}: use a file path or sqlite:///path")
+        raise ConfigError(
+            f"unsupported database URL {db!r}: use a file path, sqlite:///path or "
+            "postgresql://user@host:port/db"
+        )
     if not db:
         raise ConfigError("empty --db: give a database file path")
     return db
@@ -75,6 +87,10 @@ async def open_storage(
     db: str,
 ) -> AsyncIterator[tuple[BaseCheckpointSaver[Any], BaseStore]]:
     """Open (creating if needed) the checkpointer and store of a database."""
+    if is_postgres(db):
+        async with _open_postgres(db) as opened:
+            yield opened
+        return
     path = sqlite_path(db)
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -114,3 +130,40 @@ async def _setup_lock(path: str) -> AsyncIterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@asynccontextmanager
+async def _open_postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver[Any], BaseStore]]:
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from langgraph.store.postgres.aio import AsyncPostgresStore
+    except ImportError:
+        raise ConfigError(
+            "PostgreSQL needs the postgres extra: pip install 'llm-as-rnn[postgres]'"
+        ) from None
+    try:
+        lock = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot connect to {_safe(url)} ({first}): check --db") from None
+    async with (
+        lock,
+        AsyncPostgresSaver.from_conn_string(url) as saver,
+        AsyncPostgresStore.from_conn_string(url) as store,
+    ):
+        # Workers starting together would race in the migrations: one at a time.
+        await lock.execute("SELECT pg_advisory_lock(727163)")
+        try:
+            await saver.setup()
+            await store.setup()
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock(727163)")
+        yield saver, store
+
+
+def _safe(url: str) -> str:
+    """Return a database URL without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

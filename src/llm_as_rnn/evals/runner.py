@@ -30,8 +30,8 @@ from llm_as_rnn.evals import baselines
 from llm_as_rnn.evals.datasets import EvalData, EvalSequence, bundled, mimic, user_file
 from llm_as_rnn.evals.metrics import summarize
 from llm_as_rnn.graph import build_graph
-from llm_as_rnn.journal import Journal
-from llm_as_rnn.models import ChatBackend, resolve
+from llm_as_rnn.journal import Journal, forget
+from llm_as_rnn.models import ChatBackend, aresolve
 from llm_as_rnn.nodes import ask, caller, usage_of
 from llm_as_rnn.sequence import read_trace, run_sequence
 from llm_as_rnn.state import ROLES, StepRecord, Usage
@@ -65,11 +65,15 @@ class EvalConfig:
     step_mode: str = "three-call"
     request_timeout: float = 60.0
     max_attempts: int = 4
+    db: str | None = None
+    """State database; default ``OUT/state.db``. A PostgreSQL URL lets workers share it."""
+    shard: tuple[int, int] | None = None
+    """``(i, n)``: this worker runs sequence k of each task when ``k % n == i``."""
 
     def identity(self) -> dict[str, Any]:
         """Return what determines the results (not where they go, nor how patiently)."""
         fields = asdict(self)
-        for name in ("out", "concurrency", "request_timeout", "max_attempts"):
+        for name in ("out", "concurrency", "request_timeout", "max_attempts", "db", "shard"):
             fields.pop(name)
         return fields
 
@@ -206,8 +210,8 @@ async def run_baseline(
             )
         else:
             messages = baselines.memprompt_messages(task, done, text)
-        journal = Journal(store, ":".join(namespace), index + 1)
-        await journal.forget_earlier_steps()
+        await forget(store, ":".join(namespace), index)
+        journal = Journal(store, ":".join(namespace), index + 1, "predictor")
         raw, answer, gens = await ask(
             caller(journal, backend, "predictor", ctx),
             messages,
@@ -332,10 +336,10 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
     console = console or Console(stderr=True)
     probe = cfg.context(datasets[0].task, "rnn")
     with console.status(f"loading {cfg.model} ..."):
-        backend = await asyncio.to_thread(resolve, probe.model, probe)
+        backend = await aresolve(probe.model, probe)
     out = Path(cfg.out)
     _check_identity(out, cfg)
-    async with open_storage(str(out / "state.db")) as (saver, store):
+    async with open_storage(cfg.db or str(out / "state.db")) as (saver, store):
         graph = build_graph(saver, store)
         columns = (
             TextColumn("[bold]{task.description:>10}"),
@@ -344,7 +348,7 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=console) as progress:
-            per_method = len(datasets) * cfg.sequences * cfg.steps
+            per_method = sum(len(s.observations) for d in datasets for s in d.sequences)
             bars = {m: progress.add_task(m, total=per_method) for m in cfg.methods}
             for m, done in _done_counts(await collect(store, datasets, cfg.methods)).items():
                 progress.update(bars[m], completed=done)
@@ -360,12 +364,20 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
                         await run_rnn(method, data, seq, ctx, graph, advance)
 
             await asyncio.gather(
-                *(unit(d, m, s) for d in datasets for m in cfg.methods for s in d.sequences)
+                *(unit(d, m, s) for d in datasets for m in cfg.methods for s in mine(d, cfg.shard))
             )
         records = await collect(store, datasets, cfg.methods)
     summary = {"config": cfg.identity(), "results": summaries(records, datasets, cfg.methods)}
     write_outputs(out, command, cfg, summary, records, timings(records), backend.name)
     return summary
+
+
+def mine(data: EvalData, shard: tuple[int, int] | None) -> list[EvalSequence]:
+    """Return the sequences of a task this worker runs (all of them without a shard)."""
+    if shard is None:
+        return data.sequences
+    index, count = shard
+    return [s for k, s in enumerate(data.sequences) if k % count == index]
 
 
 def _done_counts(records: list[dict[str, Any]]) -> dict[str, int]:

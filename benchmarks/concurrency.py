@@ -1,0 +1,83 @@
+"""Concurrency: 32 sequences x 5 steps through the eval runner, 100 ms per call.
+
+The eval runner (method rnn, concurrency 32) against a loopback
+OpenAI-compatible fake server (``tests/reliability/fault_server.py`` without
+faults) that answers every call after 100 ms. ideal_s = the longest
+sequence's serial time (its calls x 100 ms); efficiency = ideal / wall.
+Target: efficiency >= 0.75.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+from rich.console import Console
+
+from llm_as_rnn.evals.runner import EvalConfig, run_eval
+from tests.reliability.harness import start_server
+
+SEQUENCES, STEPS, LATENCY = 32, 5, 0.100
+
+
+async def once(url: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = EvalConfig(
+            out=tmp,
+            model="openai:fault-model",
+            base_url=url,
+            tasks=["weather"],
+            methods=["rnn"],
+            sequences=SEQUENCES,
+            steps=STEPS,
+            budget=512,
+            concurrency=SEQUENCES,
+            request_timeout=30,
+        )
+        start = time.perf_counter()
+        await run_eval(cfg, "benchmark", Console(stderr=True, quiet=True))
+        wall = time.perf_counter() - start
+        steps = [json.loads(x) for x in (Path(tmp) / "steps.jsonl").read_text().splitlines()]
+    per_sequence: dict[str, int] = {}
+    for r in steps:
+        per_sequence[r["sequence"]] = per_sequence.get(r["sequence"], 0) + r["calls"]
+    ideal = max(per_sequence.values()) * LATENCY
+    return {
+        "calls": sum(per_sequence.values()),
+        "ideal_s": round(ideal, 3),
+        "wall_s": round(wall, 3),
+        "efficiency": round(ideal / wall, 4),
+    }
+
+
+def main() -> None:
+    os.environ.setdefault("OPENAI_API_KEY", "benchmark")
+    server = start_server(latency=LATENCY, lifetime=900)
+    try:
+        runs = common.repeat(lambda: asyncio.run(once(server.url)), 3)
+    finally:
+        server.stop()
+    common.emit(
+        {
+            "benchmark": "concurrency",
+            "sequences": SEQUENCES,
+            "steps": STEPS,
+            "latency_ms": LATENCY * 1000,
+            "calls": runs[0]["calls"],
+            "ideal_s": common.median_of(runs, "ideal_s"),
+            "wall_s": common.median_of(runs, "wall_s"),
+            "efficiency": common.median_of(runs, "efficiency"),
+            "target": "efficiency >= 0.75",
+            "repetitions": len(runs),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

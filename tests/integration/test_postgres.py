@@ -1,0 +1,65 @@
+"""Two worker processes share one PostgreSQL database; results equal one process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.postgres import postgres_server
+
+pytestmark = pytest.mark.integration
+
+EVAL = [
+    sys.executable,
+    "-m",
+    "llm_as_rnn.cli",
+    "eval",
+    "--tasks",
+    "weather,sp500",
+    "--methods",
+    "zero-shot,fhc,memprompt,rnn,rnn-judge",
+    "--model",
+    "fake:0:5",
+    "--sequences",
+    "4",
+    "--steps",
+    "5",
+    "--budget",
+    "300",
+]
+
+
+def test_two_workers_on_postgres_equal_one_process(tmp_path: Path) -> None:
+    single = subprocess.run(
+        [*EVAL, "--out", str(tmp_path / "single")], capture_output=True, text=True, timeout=300
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    with postgres_server() as url:
+        workers = [
+            subprocess.Popen(
+                [*EVAL, "--out", str(tmp_path / f"w{i}"), "--db", url, "--shard", f"{i}/2"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
+        errors = [w.communicate(timeout=300)[1] for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], errors
+        # Any process can then write the whole report from the shared state: nothing is left to run.
+        final = subprocess.run(
+            [*EVAL, "--out", str(tmp_path / "final"), "--db", url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert final.returncode == 0, final.stderr[-2000:]
+    a = json.loads((tmp_path / "single" / "summary.json").read_text())
+    b = json.loads((tmp_path / "final" / "summary.json").read_text())
+    assert a == b
+    steps = (tmp_path / "final" / "steps.jsonl").read_text().splitlines()
+    assert len(steps) == 2 * 5 * 4 * 5
