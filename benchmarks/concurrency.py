@@ -19,9 +19,9 @@ from typing import Any
 
 import common
 from rich.console import Console
+from tests.reliability.harness import start_server
 
 from llm_as_rnn.evals.runner import EvalConfig, run_eval
-from tests.reliability.harness import start_server
 
 SEQUENCES, STEPS, LATENCY = 32, 5, 0.100
 

@@ -34,7 +34,8 @@ def ensure_postgres() -> tuple[str, str]:
             capture_output=True,
         )
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    assert initdb and pg_ctl, "PostgreSQL is missing and could not be installed"
+    assert initdb, "PostgreSQL is missing and could not be installed"
+    assert pg_ctl, "PostgreSQL is missing and could not be installed"
     return initdb, pg_ctl
 
 
