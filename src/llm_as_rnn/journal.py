@@ -1,29 +1,36 @@
-"""The call journal: finished model calls of a node, replayed after a crash.
+"""The call journal: a step's finished model calls, replayed after a crash.
 
-LangGraph checkpoints after each node. A node that makes several model calls
-(a re-ask, compress attempts) and is killed half-way would redo all of them
-on resume, with new samples. Before a node makes its second (third, ...)
-call, the journal writes the calls it has finished to the store; a resumed
-node replays them, so only the call in flight is made again: at most one
-extra call per crash, and the same results as an uninterrupted run.
+A timestep runs as one graph run whose checkpoint is written when the run
+ends (``durability="exit"``): one write per step instead of one per node. A
+run killed half-way therefore restarts its step, and the journal is what
+keeps that cheap and exact: every finished call of the step is in the store
+before the next call starts, so the restarted step replays them and only the
+call that was in flight (or the last one, finished but not yet covered by the
+checkpoint) is made again. At most one extra call per crash, and the same
+results as an uninterrupted run, even when sampling.
 
-A node that makes a single call writes nothing (its checkpoint is enough), so
-the common path costs one store read per node. Entries of a finished step are
-deleted at the next step (the node returns which step it journaled).
+To stay cheap, a finished call is written lazily, right before the next call
+of the same thread, and the store is read once per thread and process: after
+that first read this process knows every entry, being the one writing them.
+Entries of finished steps are deleted in batches.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 from langchain_core.messages import BaseMessage
 from langgraph.store.base import BaseStore, PutOp
 
 from llm_as_rnn.context import Context, Sampling
 from llm_as_rnn.models import ChatBackend, Generation
+
+DELETE_BATCH = 16
+"""Stale entries are deleted once this many have gathered."""
 
 
 def journal_namespace(thread_id: str) -> tuple[str, ...]:
@@ -34,7 +41,7 @@ def journal_namespace(thread_id: str) -> tuple[str, ...]:
 def call_key(
     step: int, index: int, role: str, messages: Sequence[BaseMessage], sampling: Sampling
 ) -> str:
-    """Return the journal key of a call: step, position in the node, and content hash."""
+    """Return the journal key of a call: step, role, position in the node, content hash."""
     payload = json.dumps(
         [role, [(m.type, m.content) for m in messages], sampling.model_dump()], sort_keys=True
     )
@@ -42,32 +49,38 @@ def call_key(
     return f"{step:06d}:{role}:{index:03d}:{digest}"
 
 
+@dataclass
+class _Thread:
+    """What this process knows of one thread's journal."""
+
+    entries: dict[str, Generation]
+    unsaved: str | None = None
+    """The last finished call, not yet written."""
+    stale: list[str] = field(default_factory=list)
+    """Written entries of finished steps, waiting for a batch delete."""
+
+
+_KNOWN: weakref.WeakKeyDictionary[BaseStore, dict[tuple[str, ...], _Thread]]
+_KNOWN = weakref.WeakKeyDictionary()
+
+
+async def _thread(store: BaseStore, namespace: tuple[str, ...]) -> _Thread:
+    """Return a thread's journal, reading the store once per process."""
+    threads = _KNOWN.setdefault(store, {})
+    if namespace not in threads:
+        items = await store.asearch(namespace, limit=10_000)
+        threads[namespace] = _Thread({i.key: Generation(**i.value) for i in items})
+    return threads[namespace]
+
+
 class Journal:
     """Journaled model calls of one node execution (a no-op without a store)."""
 
-    def __init__(self, store: BaseStore | None, thread_id: str, step: int, role: str) -> None:
+    def __init__(self, store: BaseStore | None, thread_id: str, step: int) -> None:
         self.store = store
         self.namespace = journal_namespace(thread_id)
-        self.prefix = f"{step:06d}:{role}:"
         self.step = step
         self.index = 0
-        self.replay: dict[str, Generation] | None = None
-        self.unsaved: tuple[str, Generation] | None = None
-        self.wrote = False
-
-    async def _load(self) -> dict[str, Generation]:
-        if self.replay is None:
-            self.replay = {}
-            if self.store is not None:
-                first = await self.store.aget(self.namespace, f"{self.prefix}000")
-                if first is not None:  # this node ran before and journaled: read it all
-                    items = await self.store.asearch(self.namespace, limit=1000)
-                    self.replay = {
-                        i.key: Generation(**i.value)
-                        for i in items
-                        if i.key.startswith(f"{self.prefix}") and i.key != first.key
-                    }
-        return self.replay
 
     async def generate(
         self,
@@ -77,33 +90,40 @@ class Journal:
         sampling: Sampling,
         ctx: Context,
     ) -> Generation:
-        """Return the journaled answer of this call, or make the call (journaling the last)."""
+        """Return the journaled answer of this call, or make the call."""
         key = call_key(self.step, self.index, role, messages, sampling)
         self.index += 1
-        replay = await self._load()
-        if key in replay:
-            return replay[key]
-        if self.unsaved is not None and self.store is not None:
-            # A further call: persist the finished one first (index 000 marks the node).
-            saved_key, saved = self.unsaved
-            ops = [PutOp(self.namespace, saved_key, asdict(saved), index=False)]
-            if not self.wrote:  # the marker a resumed node looks for first
-                ops.append(
-                    PutOp(self.namespace, f"{self.prefix}000", {"marker": True}, index=False)
-                )
-            await self.store.abatch(ops)
-            self.wrote = True
+        if self.store is None:
+            return await backend.generate(messages, sampling, ctx)
+        journal = await _thread(self.store, self.namespace)
+        if key in journal.entries:
+            return journal.entries[key]
+        if journal.unsaved is not None:  # a further call: write the finished one first
+            done = journal.entries[journal.unsaved]
+            # abatch runs at once; aput would queue the op for a background batcher first
+            await self.store.abatch(
+                [PutOp(self.namespace, journal.unsaved, asdict(done), index=False)]
+            )
+            journal.unsaved = None
         generation = await backend.generate(messages, sampling, ctx)
-        self.unsaved = (key, generation)
+        journal.entries[key] = generation
+        journal.unsaved = key
         return generation
 
 
-async def forget(store: BaseStore | None, thread_id: str, step: int | None) -> None:
-    """Delete the journal entries of a finished step (called at the next step)."""
-    if store is None or step is None:
+async def forget(store: BaseStore | None, thread_id: str, step: int) -> None:
+    """Drop the entries of steps before ``step`` (call it when a step starts)."""
+    if store is None:
         return
     namespace = journal_namespace(thread_id)
-    items = await store.asearch(namespace, limit=1000)
-    stale = [i.key for i in items if i.key < f"{step + 1:06d}"]
-    if stale:
-        await store.abatch([PutOp(namespace, key, None) for key in stale])
+    journal = await _thread(store, namespace)
+    prefix = f"{step:06d}"
+    for key in [k for k in journal.entries if k < prefix]:
+        del journal.entries[key]
+        if key == journal.unsaved:
+            journal.unsaved = None  # covered by the finished step's checkpoint
+        else:
+            journal.stale.append(key)
+    if len(journal.stale) >= DELETE_BATCH:
+        await store.abatch([PutOp(namespace, key, None) for key in journal.stale])
+        journal.stale.clear()

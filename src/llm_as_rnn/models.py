@@ -239,9 +239,8 @@ class ChatBackend:
         async for attempt in retrying:
             with attempt:
                 attempts += 1
-                reply = await asyncio.wait_for(
-                    self._invoke(messages, kwargs), timeout=ctx.request_timeout * 1.5
-                )
+                async with asyncio.timeout(ctx.request_timeout * 1.5):
+                    reply = await self._invoke(messages, kwargs)
         text = message_text(reply)
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
         return Generation(

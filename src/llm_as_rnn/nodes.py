@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
+from langgraph.store.base import PutOp
 from langgraph.types import interrupt
 
 from llm_as_rnn import memory as mem
@@ -130,8 +131,8 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens
     )
     step = state.get("step", 0) + 1
-    await forget(runtime.store, thread_id(), state.get("journaled"))
-    journal = Journal(runtime.store, thread_id(), step, "predictor")
+    await forget(runtime.store, thread_id(), step)
+    journal = Journal(runtime.store, thread_id(), step)
     messages = prompts.predict_messages(task, memory, task.render_input(observation["input"]), step)
     text, answer, gens = await ask(
         caller(journal, predictor, "predictor", ctx),
@@ -148,7 +149,6 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "prediction": Prediction(text=text, answer=answer, valid=answer is not None),
         "feedback": None,
         "step_usage": {"predictor": usage_of(gens)},
-        "journaled": step if journal.wrote else None,
     }
 
 
@@ -202,7 +202,7 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         observation["target"] = target
     score = task.score(prediction["answer"], target)
     critic = await aresolve(ctx.model_for("critic"), ctx)
-    journal = Journal(runtime.store, thread_id(), state.get("step", 0) + 1, "critic")
+    journal = Journal(runtime.store, thread_id(), state.get("step", 0) + 1)
     call = caller(journal, critic, "critic", ctx)
     memory = state.get("memory", "")
     shown = task.render_input(observation["input"])
@@ -236,14 +236,11 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     feedback = Feedback(
         text=feedback_text, source=source, correct=score.correct, error=score.error, verdict=verdict
     )
-    update: dict[str, Any] = {
+    return {
         "current": Observation(**observation),  # type: ignore[typeddict-item]
         "feedback": feedback,
         "step_usage": merge_usage(state.get("step_usage") or {}, {"critic": usage_of(gens)}),
     }
-    if journal.wrote:
-        update["journaled"] = journal.step
-    return update
 
 
 async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -258,7 +255,7 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     assert prediction is not None
     assert feedback is not None
     step = state.get("step", 0) + 1
-    journal = Journal(runtime.store, thread_id(), step, "rewriter")
+    journal = Journal(runtime.store, thread_id(), step)
     call = caller(journal, rewriter, "rewriter", ctx)
     rejected: list[str] = []
 
@@ -313,8 +310,9 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         usage=usage,
     )
     if runtime.store is not None:
-        await runtime.store.aput(trace_namespace(thread_id()), f"{step:06d}", dict(record))
-    update = {
+        put = PutOp(trace_namespace(thread_id()), f"{step:06d}", dict(record), index=False)
+        await runtime.store.abatch([put])
+    return {
         "memory": new,
         "feedback": feedback,
         "step": step,
@@ -322,9 +320,6 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "usage": merge_usage(state.get("usage") or {}, usage),
         "last_step": record,
     }
-    if journal.wrote:
-        update["journaled"] = step
-    return update
 
 
 def was_right(feedback: Feedback) -> bool:

@@ -131,7 +131,7 @@ class OnlineLearner:
         if id is not None:
             observation["id"] = id
         result = await self.graph.ainvoke(
-            {"observations": [observation]}, config, context=self.context, durability="sync"
+            {"observations": [observation]}, config, context=self.context, durability="exit"
         )
         prediction: Prediction = result["__interrupt__"][0].value["prediction"]
         return prediction
@@ -145,7 +145,7 @@ class OnlineLearner:
                 f"no prediction of thread {thread!r} waits for its truth: call predict() first"
             )
         result = await self.graph.ainvoke(
-            Command(resume=target), config, context=self.context, durability="sync"
+            Command(resume=target), config, context=self.context, durability="exit"
         )
         record: StepRecord = result["last_step"]
         return record

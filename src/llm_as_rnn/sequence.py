@@ -71,11 +71,11 @@ async def run_sequence(
     result = SequenceResult(thread_id=thread_id, memory="", steps_done=0)
 
     async def finish(payload: Any) -> dict[str, Any]:
-        values = await graph.ainvoke(payload, config, context=context, durability="sync")
+        values = await graph.ainvoke(payload, config, context=context, durability="exit")
         while values.get("__interrupt__"):  # deferred: the truth arrives now
             target = observations[values.get("step", 0)].get("target")
             values = await graph.ainvoke(
-                Command(resume=target), config, context=context, durability="sync"
+                Command(resume=target), config, context=context, durability="exit"
             )
         record = values.get("last_step")
         if record is not None:

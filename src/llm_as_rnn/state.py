@@ -113,8 +113,6 @@ class State(TypedDict, total=False):
     """Per-role usage summed over all finished steps."""
     last_step: StepRecord | None
     """The record of the last finished step."""
-    journaled: int | None
-    """A step whose model calls were journaled (entries deleted at the next step)."""
 
 
 class InputState(TypedDict, total=False):

@@ -9,16 +9,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.store.base import BaseStore
-from langgraph.store.sqlite.aio import AsyncSqliteStore
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.store.base import BaseStore, Op, Result
+from langgraph.store.sqlite import SqliteStore
 
 from llm_as_rnn.errors import ConfigError
 
@@ -47,39 +55,103 @@ def sqlite_path(db: str) -> str:
     return db
 
 
-class _ImmediateSqliteStore(AsyncSqliteStore):
-    """The SQLite store with write transactions that take the lock up front.
+class _InlineSqliteSaver(SqliteSaver):
+    """The SQLite checkpointer, its async methods run inline on the event loop.
 
-    The stock store opens deferred transactions (``BEGIN``) that read, then
-    write. Under WAL, when another connection (the checkpointer, or another
-    process) has written in between, the upgrade to a write lock fails at once
-    with "database is locked" instead of waiting for the busy timeout.
-    ``BEGIN IMMEDIATE`` takes the write lock first, so the busy timeout applies.
+    A checkpoint statement takes tens of microseconds; handing it to a worker
+    thread and back, as ``AsyncSqliteSaver`` does, costs more than that
+    (measured in BENCHMARKS.md). Writes are serialised by one lock either way.
     """
 
-    @asynccontextmanager
-    async def _cursor(self, *, transaction: bool = True) -> AsyncIterator[aiosqlite.Cursor]:
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self.get_tuple(config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for item in self.list(config, filter=filter, before=before, limit=limit):
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self.put(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self.put_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.delete_thread(thread_id)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return self.get_delta_channel_history(config=config, channels=channels)
+
+
+class _InlineSqliteStore(SqliteStore):
+    """The SQLite store, async on the event loop, with write-first transactions.
+
+    The stock store opens deferred transactions (``BEGIN``) that read, then
+    write. Under WAL, when another connection (another process) has written in
+    between, the upgrade to a write lock fails at once with "database is
+    locked" instead of waiting for the busy timeout. ``BEGIN IMMEDIATE`` takes
+    the write lock first, so the busy timeout applies.
+    """
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        return self.batch(ops)
+
+    @contextmanager
+    def _cursor(self, *, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
         if not self.is_setup:
-            await self.setup()
-        async with self.lock:
+            self.setup()
+        with self.lock:
             if transaction:
-                await self.conn.execute("BEGIN IMMEDIATE")
-            async with self.conn.cursor() as cur:
-                try:
-                    yield cur
-                except BaseException:
-                    if transaction:
-                        await self.conn.execute("ROLLBACK")
-                    raise
-                else:
-                    if transaction:
-                        await self.conn.execute("COMMIT")
+                self.conn.execute("BEGIN IMMEDIATE")
+            cur = self.conn.cursor()
+            try:
+                yield cur
+            except BaseException:
+                if transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                if transaction:
+                    self.conn.execute("COMMIT")
+            finally:
+                cur.close()
 
 
-async def _tune(conn: aiosqlite.Connection) -> None:
-    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=NORMAL")
+def _connect(path: str, *, autocommit: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path,
+        check_same_thread=False,
+        isolation_level=None if autocommit else "DEFERRED",
+        timeout=BUSY_TIMEOUT_MS / 1000,
+    )
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _tune(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
 
 
 @asynccontextmanager
@@ -94,20 +166,22 @@ async def open_storage(
     path = sqlite_path(db)
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    async with (
-        aiosqlite.connect(path) as saver_conn,
-        aiosqlite.connect(path, isolation_level=None) as store_conn,
-    ):
-        saver = AsyncSqliteSaver(saver_conn)
-        store = _ImmediateSqliteStore(store_conn)
+    # The checkpointer commits after each write; the store opens its own transactions.
+    saver_conn, store_conn = _connect(path, autocommit=False), _connect(path, autocommit=True)
+    try:
+        saver = _InlineSqliteSaver(saver_conn)
+        store = _InlineSqliteStore(store_conn)
         async with _setup_lock(path):
             # Switching to WAL needs an exclusive lock that the busy timeout
             # does not wait for: do it (and the schema) one process at a time.
-            await _tune(saver_conn)
-            await _tune(store_conn)
-            await saver.setup()
-            await store.setup()
+            _tune(saver_conn)
+            _tune(store_conn)
+            saver.setup()
+            store.setup()
         yield saver, store
+    finally:
+        saver_conn.close()
+        store_conn.close()
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,8 +45,6 @@ class FunctionChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         if self.latency_s:
-            import time
-
             time.sleep(self.latency_s)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(self.respond(messages)))])
 
@@ -57,8 +56,20 @@ class FunctionChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+            await _precise_sleep(self.latency_s)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(self.respond(messages)))])
+
+
+async def _precise_sleep(seconds: float) -> None:
+    """Sleep ``seconds`` exactly.
+
+    The event loop's timers overshoot by up to a millisecond, so sleep a bit
+    less and yield until the deadline.
+    """
+    deadline = time.perf_counter() + seconds
+    await asyncio.sleep(max(0.0, seconds - 0.0015))
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0)
 
 
 def _digest(*parts: str) -> int:

@@ -231,6 +231,7 @@ class Server(ThreadingHTTPServer):
     """The HTTP server, with its shared state and a bounded lifetime."""
 
     daemon_threads = True
+    request_queue_size = 256  # the default backlog of 5 drops bursts of new connections
 
     def __init__(self, address: tuple[str, int], state: State) -> None:
         self.allow_reuse_address = True

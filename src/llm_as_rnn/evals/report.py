@@ -182,7 +182,7 @@ def write_outputs(
         "|---|---|---|",
         *(
             f"| {t} | {m} | {v['latency_s_per_step']:.3f} |"
-            for t, ms in timing.items()
+            for t, ms in timing["latency"].items()
             for m, v in ms.items()
         ),
         "",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -210,8 +211,8 @@ async def run_baseline(
             )
         else:
             messages = baselines.memprompt_messages(task, done, text)
-        await forget(store, ":".join(namespace), index)
-        journal = Journal(store, ":".join(namespace), index + 1, "predictor")
+        await forget(store, ":".join(namespace), index + 1)
+        journal = Journal(store, ":".join(namespace), index + 1)
         raw, answer, gens = await ask(
             caller(journal, backend, "predictor", ctx),
             messages,
@@ -297,18 +298,19 @@ def summaries(
     }
 
 
-def timings(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return mean model latency per step by task and method."""
+def timings(records: list[dict[str, Any]], run_s: float) -> dict[str, Any]:
+    """Return this invocation's run time and the mean model latency per step."""
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         sums[r["task"]][r["method"]].append(r["latency_s"])
-    return {
+    latency = {
         t: {
             m: {"latency_s_per_step": round(sum(v) / len(v), 6), "steps": len(v)}
             for m, v in ms.items()
         }
         for t, ms in sums.items()
     }
+    return {"run_s": round(run_s, 3), "latency": latency}
 
 
 def _check_identity(out: Path, cfg: EvalConfig) -> None:
@@ -363,12 +365,14 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
                     else:
                         await run_rnn(method, data, seq, ctx, graph, advance)
 
+            started = time.perf_counter()
             await asyncio.gather(
                 *(unit(d, m, s) for d in datasets for m in cfg.methods for s in mine(d, cfg.shard))
             )
+            run_s = time.perf_counter() - started
         records = await collect(store, datasets, cfg.methods)
     summary = {"config": cfg.identity(), "results": summaries(records, datasets, cfg.methods)}
-    write_outputs(out, command, cfg, summary, records, timings(records), backend.name)
+    write_outputs(out, command, cfg, summary, records, timings(records, run_s), backend.name)
     return summary
 
 
