@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit integration reliability lint typecheck format clean
+.PHONY: setup demo test unit integration reliability bench lint typecheck format clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ reliability: setup
 	rm -f .cache/reliability.jsonl
 	$(BIN)/python -m pytest -q -ra tests/reliability
 	$(BIN)/python -m tests.reliability.report
+
+# Every benchmark (about 15 minutes here); writes BENCHMARKS.md.
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -1,0 +1,201 @@
+"""Run every benchmark and write BENCHMARKS.md (``make bench``).
+
+Each script prints one JSON object as its last line; this collects them,
+checks each against its target and writes the page. Numbers are medians of
+repetitions within one run: this machine is noisy, compare ratios, not times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+RUNS: list[tuple[str, str, dict[str, str]]] = [
+    ("overhead", "overhead.py", {}),
+    ("concurrency", "concurrency.py", {}),
+    ("tokens", "tokens.py", {}),
+    ("checkpoint", "checkpoint.py", {}),
+    ("hf_throughput", "hf_throughput.py", {}),
+    ("step_modes", "step_modes.py", {}),
+    ("step_modes_embedded", "step_modes.py", {"STEP_MODES_MODEL": "embedded"}),
+]
+
+
+def run(script: str, env: dict[str, str]) -> dict[str, Any]:
+    print(
+        f"== {script} {' '.join(f'{k}={v}' for k, v in env.items())}", file=sys.stderr, flush=True
+    )
+    done = subprocess.run(
+        [sys.executable, str(HERE / script)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=3600,
+    )
+    sys.stderr.write(done.stderr[-3000:])
+    if done.returncode != 0:
+        raise SystemExit(f"{script} failed with exit code {done.returncode}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def verdicts(r: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
+    modes = r["step_modes"]["calls_per_step"]
+    return [
+        (
+            "overhead",
+            f"ratio = {r['overhead']['ratio']:.3f}",
+            "<= 1.10",
+            r["overhead"]["ratio"] <= 1.10,
+        ),
+        (
+            "concurrency",
+            f"efficiency = {r['concurrency']['efficiency']:.3f}",
+            ">= 0.75",
+            r["concurrency"]["efficiency"] >= 0.75,
+        ),
+        (
+            "tokens",
+            f"rnn_growth = {r['tokens']['rnn_growth']:.3f}",
+            "<= 1.2",
+            r["tokens"]["rnn_growth"] <= 1.2,
+        ),
+        (
+            "tokens",
+            f"fhc_over_rnn = {r['tokens']['fhc_over_rnn']:.2f}",
+            ">= 10",
+            r["tokens"]["fhc_over_rnn"] >= 10,
+        ),
+        (
+            "checkpoint",
+            f"growth = {r['checkpoint']['growth']:.3f}",
+            "<= 1.5",
+            r["checkpoint"]["growth"] <= 1.5,
+        ),
+        (
+            "hf_throughput",
+            f"ratio = {r['hf_throughput']['ratio']:.3f}",
+            ">= 0.9",
+            r["hf_throughput"]["ratio"] >= 0.9,
+        ),
+        (
+            "step_modes",
+            f"calls/step three-call {modes['three-call']}, fused {modes['fused']}, lazy {modes['lazy']}",
+            "3.0 / 2.0 / < 3.0",
+            modes["three-call"] == 3.0 and modes["fused"] == 2.0 and modes["lazy"] < 3.0,
+        ),
+    ]
+
+
+def page(r: dict[str, dict[str, Any]]) -> str:
+    o, c, t, k, h = (
+        r["overhead"],
+        r["concurrency"],
+        r["tokens"],
+        r["checkpoint"],
+        r["hf_throughput"],
+    )
+    emb = r["step_modes_embedded"]["modes"]
+    rows = "\n".join(
+        f"| {name} | {figure} | {target} | {'met' if ok else '**missed**'} |"
+        for name, figure, target, ok in verdicts(r)
+    )
+    emb_rows = "\n".join(
+        f"| {m} | {v['calls_per_step']:.2f} | {v['prompt_tokens_per_step']:.0f} | "
+        f"{v['accuracy']:.3f} | {v['model_seconds_per_step']:.2f} |"
+        for m, v in emb.items()
+    )
+    return f"""# Benchmarks
+
+Written by `make bench` (`benchmarks/run_all.py`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,
+Python {platform.python_version()}, {os.cpu_count()} cores. Every figure is the median of the
+repetitions made in that one run (this machine is noisy: compare ratios, not seconds). Each
+script prints one JSON object as its last line; run one alone with
+`.venv/bin/python benchmarks/<name>.py`.
+
+| benchmark | measured | target | |
+|---|---|---|---|
+{rows}
+
+## What each number means
+
+**overhead** (`overhead.py`): a 100-step weather sequence through the real graph, SQLite
+checkpointer and store, call journal and trace, with a fake chat model that takes exactly
+{o["latency_ms"]:.0f} ms per call. ideal = {o["calls"]} calls x {o["latency_ms"]:.0f} ms =
+{o["ideal_s"]:.1f} s; wall = {o["wall_s"]:.2f} s; ratio = {o["ratio"]:.3f}. The machinery costs a
+fixed few milliseconds per step (graph super-steps, one checkpoint write, journal and trace
+writes), independent of t: with real model calls of a second or more the ratio tends to 1.
+Measured alone (no model latency) the per-step cost is about 3 ms; idle-wake costs of this
+virtual machine add the rest while the loop waits on the model.
+
+**concurrency** (`concurrency.py`): {c["sequences"]} sequences x {c["steps"]} steps (method rnn,
+concurrency {c["sequences"]}) through the eval runner against the loopback fake
+OpenAI-compatible server answering every call after {c["latency_ms"]:.0f} ms. ideal = the
+longest sequence's calls x {c["latency_ms"]:.0f} ms = {c["ideal_s"]:.2f} s; wall (the run phase,
+without loading data and writing the report) = {c["wall_s"]:.2f} s; efficiency =
+{c["efficiency"]:.3f}. What limits it is client CPU on one core: each call spends a few
+milliseconds in the OpenAI SDK (request transformation), httpx (its connection pool scans every
+connection on each request) and LangChain, on top of LangGraph's per-step work; 480 calls
+squeezed into 1.5 s leave no room for that on one core. The design's answer to more load is
+more worker processes (`eval --shard I/N`, shared `--db`), each with its own core; efficiency
+per process improves as model latency grows (real endpoints answer in seconds, not 100 ms).
+
+**tokens** (`tokens.py`): weather, {t["steps"]} steps, budget {t["budget"]}, a fake model
+whose every rewrite fills the budget. Predictor prompt tokens per step (the context a
+prediction is made from) at t = 10 / 100 / 200: rnn {t["rnn"]["10"]} / {t["rnn"]["100"]} /
+{t["rnn"]["200"]}, FHC {t["fhc"]["10"]} / {t["fhc"]["100"]} / {t["fhc"]["200"]} (every past step
+kept). rnn_growth = {t["rnn_growth"]:.3f}: LLM-as-RNN is O(1) in t, bounded by the budget; FHC is
+O(t) (fhc_over_rnn = {t["fhc_over_rnn"]:.1f} at t = 200, and it keeps growing). Counting all three
+calls of an rnn step (predict + critique + rewrite: {t["rnn_total"]["200"]} tokens at t = 200),
+FHC's single prompt is {t["fhc_over_rnn_total"]:.1f}x larger at t = 200; the crossover is near
+t = 40 with this budget.
+
+**checkpoint** (`checkpoint.py`): bytes the SQLite database grows per step, over t = 10..30
+({k["bytes_per_step_early"]:.0f} B) and t = 190..210 ({k["bytes_per_step_late"]:.0f} B);
+growth = {k["growth"]:.3f}. The state holds the current observation and the last step
+record, never the history, and each timestep writes one checkpoint: growth is linear in the
+number of steps (the trace), constant per step.
+
+**hf_throughput** (`hf_throughput.py`): the embedded SmolLM2-135M, greedy, {h["new_tokens"]} new
+tokens on three rewrite prompts: our backend (ChatHuggingFace pipeline in a worker thread)
+{h["ours_tokens_per_s"]:.1f} tokens/s vs raw `model.generate` {h["raw_tokens_per_s"]:.1f} tokens/s;
+ratio = {h["ratio"]:.3f}. The difference is the pipeline's pre/post-processing; with
+larger models generation dominates even more.
+
+**step modes** (`step_modes.py`): calls per step of the paper's three-call step and of our
+`fused` (critique and rewrite in one call) and `lazy` (no rewrite after a right prediction)
+modes, with the deterministic fake model: {r["step_modes"]["calls_per_step"]}.
+The same eval with the best model available here, the bundled **SmolLM2-135M-Instruct (135M
+parameters, Q4_1 GGUF)**, weather, {r["step_modes_embedded"]["sequences"]} sequences x
+{r["step_modes_embedded"]["steps"]} steps, budget 256, 64 new tokens per call:
+
+| mode | calls/step | prompt tokens/step | accuracy | model s/step |
+|---|---|---|---|---|
+{emb_rows}
+
+A 135M model is far too weak for its accuracy to mean anything (it often answers off
+format); these rows show the modes' cost, which is what they change. Judge accuracy with a
+real model: `llm-as-rnn eval --step-mode fused ...`.
+"""
+
+
+def main() -> None:
+    results = {name: run(script, env) for name, script, env in RUNS}
+    (REPO / "BENCHMARKS.md").write_text(page(results))
+    missed = [v for v in verdicts(results) if not v[3]]
+    print(f"wrote BENCHMARKS.md; targets missed: {len(missed)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
