@@ -23,21 +23,13 @@ def served_url(served_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's headless Chromium, installed here when missing (as root, from Debian)."""
-    import os
+    """Debian's headless Chromium, installed here when missing."""
     import shutil
-    import subprocess
 
+    from tests.integration.debian import apt_install
+
+    if shutil.which("chromium") is None:
+        apt_install("chromium")
     path = shutil.which("chromium")
-    if path is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "chromium"],
-            check=True,
-            env=env,
-            capture_output=True,
-        )
-        path = shutil.which("chromium")
     assert path, "chromium is missing and could not be installed (needs root and apt-get)"
     return path

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.integration.debian import apt_install
 from tests.integration.serving import free_port
 
 
@@ -24,15 +25,8 @@ def _bin(name: str) -> str | None:
 
 def ensure_postgres() -> tuple[str, str]:
     """Return (initdb, pg_ctl), installing Debian's postgresql package when missing."""
-    if _bin("initdb") is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postgresql"],
-            check=True,
-            env=env,
-            capture_output=True,
-        )
+    if _bin("initdb") is None:
+        apt_install("postgresql")
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     assert initdb, "PostgreSQL is missing and could not be installed"
     assert pg_ctl, "PostgreSQL is missing and could not be installed"
