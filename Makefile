@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	rm -f .demo/demo.db .demo/demo.db-*
-	$(BIN)/llm-as-rnn run --task weather --model embedded --steps 5 --budget 256 \
-		--max-new-tokens 96 --seed 7 --db .demo/demo.db
+	$(BIN)/llm-as-rnn run --task weather --model embedded --steps 6 --budget 256 \
+		--max-new-tokens 96 --seed 4 --db .demo/demo.db
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

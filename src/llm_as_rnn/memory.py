@@ -42,7 +42,8 @@ def parse_sections(text: str, sections: Sequence[str]) -> dict[str, str]:
     """Split text into the task's sections, tolerating decorated headers.
 
     Lines before the first recognised header (preambles such as "Here is the
-    updated memory:") and Markdown code fences are dropped. A section that
+    updated memory:"), Markdown code fences and headers of unknown sections
+    (small models truncate or invent them) are dropped. A section that
     appears twice keeps both bodies, in order.
     """
     names = {s.upper(): s for s in sections}
@@ -55,6 +56,8 @@ def parse_sections(text: str, sections: Sequence[str]) -> dict[str, str]:
         if name is not None:
             current = name
             bodies.setdefault(name, [])
+        elif line.lstrip().startswith("#"):
+            continue  # a header of no section of ours (often a truncated one) is not content
         elif current is not None:
             bodies[current].append(line.rstrip())
     return {name: "\n".join(_unique(lines)).strip() for name, lines in bodies.items()}

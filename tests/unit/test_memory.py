@@ -35,6 +35,22 @@ def test_parse_tolerates_decorated_headers_and_preamble() -> None:
     )
 
 
+def test_unknown_or_truncated_headers_are_not_content() -> None:
+    raw = "## PATTERNS\n## RECENT ER\n\n## RECENT ERRORS\n### Notes\n- kept\n## RULES OF THUMB"
+    assert mem.parse_sections(raw, SECTIONS) == {
+        "PATTERNS": "",
+        "RECENT ERRORS": "- kept",
+        "RULES OF THUMB": "",
+    }
+    verdict = mem.guard(
+        mem.render_memory({}, SECTIONS),
+        "## PATTERNS\n## RECENT ER\n## RECENT ERRORS\n## RULES OF THUMB",
+        SECTIONS,
+        words,
+    )
+    assert verdict.reason == "rewrite has only empty sections"
+
+
 def test_normalize_without_headers_is_none() -> None:
     assert mem.normalize("just some prose", SECTIONS) is None
 
