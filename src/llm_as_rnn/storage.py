@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -195,7 +196,6 @@ async def _setup_lock(path: str) -> AsyncIterator[None]:
     if path == ":memory:":
         yield
         return
-    import asyncio
     import fcntl
 
     with open(f"{path}.lock", "a") as handle:
@@ -227,7 +227,15 @@ async def _open_postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver[An
         AsyncPostgresStore.from_conn_string(url) as store,
     ):
         # Workers starting together would race in the migrations: one at a time.
-        await lock.execute("SELECT pg_advisory_lock(727163)")
+        # Poll with pg_try_advisory_lock: a session blocked in pg_advisory_lock
+        # would hold a snapshot that the migrations' CREATE INDEX CONCURRENTLY
+        # waits for, a deadlock PostgreSQL does not detect.
+        while True:
+            cursor = await lock.execute("SELECT pg_try_advisory_lock(727163)")
+            row = await cursor.fetchone()
+            if row and row[0]:
+                break
+            await asyncio.sleep(0.2)
         try:
             await saver.setup()
             await store.setup()
