@@ -29,7 +29,8 @@ def main() -> None:
     learner = OnlineLearner(Context(model=args.model, budget=300, seed=0, sampling=sampling))
     for day in weather_observations(200, args.days):
         forecast = learner.predict("seattle", day["input"], id=day["id"])
-        print(f"{day['id']}: forecast for tomorrow = {forecast['answer']} -> {act(forecast['answer'])}")
+        answer = forecast["answer"]
+        print(f"{day['id']}: forecast for tomorrow = {answer} -> {act(answer)}")
         record = learner.learn("seattle", day["target"])  # a day later: the truth
         verdict = "right" if record["correct"] else "wrong"
         changed = record["memory_after"] != record["memory_before"]

@@ -511,7 +511,5 @@ def check_spec(model: ModelLike) -> None:
     spec = parse_spec(model)
     if spec.kind == "embedded":
         embedded_dir()
-        if importlib.util.find_spec("transformers") is None:
-            raise ConfigError("local models need transformers: pip install 'llm-as-rnn[hf]'")
-    if spec.kind == "hf" and importlib.util.find_spec("transformers") is None:
+    if spec.kind in ("embedded", "hf") and importlib.util.find_spec("transformers") is None:
         raise ConfigError("local models need transformers: pip install 'llm-as-rnn[hf]'")

@@ -104,7 +104,12 @@ async def run_sequence(
     return result
 
 
+async def read_records(store: Any, namespace: tuple[str, ...]) -> list[Any]:
+    """Return every item value of a store namespace, in key order."""
+    items = await store.asearch(namespace, limit=1_000_000)
+    return [item.value for item in sorted(items, key=lambda item: item.key)]
+
+
 async def read_trace(store: Any, thread_id: str) -> list[StepRecord]:
     """Return every step record of a thread from the store, in step order."""
-    items = await store.asearch(trace_namespace(thread_id), limit=1_000_000)
-    return [item.value for item in sorted(items, key=lambda item: item.key)]
+    return await read_records(store, trace_namespace(thread_id))

@@ -34,7 +34,7 @@ from llm_as_rnn.graph import build_graph
 from llm_as_rnn.journal import Journal, forget
 from llm_as_rnn.models import ChatBackend, aresolve
 from llm_as_rnn.nodes import ask, caller, usage_of
-from llm_as_rnn.sequence import read_trace, run_sequence
+from llm_as_rnn.sequence import read_records, read_trace, run_sequence
 from llm_as_rnn.state import ROLES, StepRecord, Usage
 from llm_as_rnn.storage import open_storage
 from llm_as_rnn.tasks import Task
@@ -178,11 +178,6 @@ def eval_namespace(task: str, method: str, sequence: str) -> tuple[str, ...]:
     return ("llm_as_rnn", "eval", task, method, sequence)
 
 
-async def _records(store: BaseStore, namespace: tuple[str, ...]) -> list[dict[str, Any]]:
-    items = await store.asearch(namespace, limit=1_000_000)
-    return [i.value for i in sorted(items, key=lambda i: i.key)]
-
-
 async def run_baseline(
     method: str,
     data: EvalData,
@@ -196,7 +191,7 @@ async def run_baseline(
     """Run (or resume) one baseline on one sequence, committing each step."""
     task = data.task
     namespace = eval_namespace(task.name, method, seq.id)
-    done = await _records(store, namespace)
+    done = await read_records(store, namespace)
     sampling = ctx.sampling["predictor"]
     for index in range(len(done), len(seq.observations)):
         observation = seq.observations[index]
@@ -272,7 +267,9 @@ async def collect(
         for method in methods:
             for seq in data.sequences:
                 if method in BASELINES:
-                    records += await _records(store, eval_namespace(data.task.name, method, seq.id))
+                    records += await read_records(
+                        store, eval_namespace(data.task.name, method, seq.id)
+                    )
                 else:
                     thread = ":".join(("eval", data.task.name, method, seq.id))
                     records += [
