@@ -19,8 +19,12 @@ from llm_as_rnn.nodes import critique, predict, rewrite
 from llm_as_rnn.state import InputState, State
 
 
-def route_next(state: State) -> Literal["predict", "__end__"]:
-    """Go on to the next timestep while observations remain in the run's queue."""
+async def route_next(state: State) -> Literal["predict", "__end__"]:
+    """Go on to the next timestep while observations remain in the run's queue.
+
+    Async on purpose: LangGraph runs a sync router in a worker thread, two
+    thread hops per timestep for a dictionary lookup.
+    """
     return "predict" if state.get("observations") else "__end__"
 
 
