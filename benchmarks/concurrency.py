@@ -1,10 +1,13 @@
 """Concurrency: 32 sequences x 5 steps through the eval runner, 100 ms per call.
 
-The eval runner (method rnn, concurrency 32) against a loopback
+The eval runner (method rnn, concurrency 32, one process) against a loopback
 OpenAI-compatible fake server (``tests/reliability/fault_server.py`` without
 faults) that answers every call after 100 ms. ideal_s = the longest
 sequence's serial time (its calls x 100 ms); efficiency = ideal / wall.
 Target: efficiency >= 0.75.
+
+Then how it grows: 96 sequences at once, in one process and in
+``--workers 2`` processes (``scale_*`` figures).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from tests.reliability.harness import start_server
 from llm_as_rnn.evals.runner import EvalConfig, run_eval
 
 SEQUENCES, STEPS, LATENCY = 32, 5, 0.100
+SCALE_SEQUENCES = 96
 
 
-async def once(url: str) -> dict[str, Any]:
+async def once(url: str, sequences: int = SEQUENCES, workers: int = 1) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = EvalConfig(
             out=tmp,
@@ -33,10 +37,11 @@ async def once(url: str) -> dict[str, Any]:
             base_url=url,
             tasks=["weather"],
             methods=["rnn"],
-            sequences=SEQUENCES,
+            sequences=sequences,
             steps=STEPS,
             budget=512,
-            concurrency=SEQUENCES,
+            concurrency=sequences,
+            workers=workers,
             request_timeout=30,
         )
         await run_eval(cfg, "benchmark", Console(stderr=True, quiet=True))
@@ -60,6 +65,12 @@ def main() -> None:
     server = start_server(latency=LATENCY, lifetime=900)
     try:
         runs = common.repeat(lambda: asyncio.run(once(server.url)), 3)
+        scale = {
+            workers: common.repeat(
+                lambda w=workers: asyncio.run(once(server.url, SCALE_SEQUENCES, w)), 3
+            )
+            for workers in (1, 2)
+        }
     finally:
         server.stop()
     common.emit(
@@ -73,6 +84,12 @@ def main() -> None:
             "wall_s": common.median_of(runs, "wall_s"),
             "efficiency": common.median_of(runs, "efficiency"),
             "target": "efficiency >= 0.75",
+            "scale_sequences": SCALE_SEQUENCES,
+            "scale_ideal_s": common.median_of(scale[1], "ideal_s"),
+            "scale_wall_s_1_worker": common.median_of(scale[1], "wall_s"),
+            "scale_wall_s_2_workers": common.median_of(scale[2], "wall_s"),
+            "scale_efficiency_1_worker": common.median_of(scale[1], "efficiency"),
+            "scale_efficiency_2_workers": common.median_of(scale[2], "efficiency"),
             "repetitions": len(runs),
         }
     )

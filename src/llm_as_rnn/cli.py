@@ -207,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="I/N: run only this worker's share of the sequences (workers share --db)",
     )
     ev.add_argument(
+        "--workers",
+        type=_positive("--workers"),
+        default=1,
+        help="worker processes on this machine sharing the state (1); one per core "
+        "when an endpoint answers faster than one process can send",
+    )
+    ev.add_argument(
         "--budget", type=_positive("--budget"), default=4096, help="memory budget (4096)"
     )
     ev.add_argument(
@@ -300,7 +307,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    _quiet_libraries()
+    quiet_libraries()
     try:
         args = parse_args(argv)
         if args.command == "run":
@@ -462,6 +469,7 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
         out=args.out,
         db=args.db,
         shard=parse_shard(args.shard),
+        workers=args.workers,
         max_new_tokens=args.max_new_tokens,
         step_mode=args.step_mode,
         request_timeout=args.timeout,
@@ -500,7 +508,7 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
     return 0
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Keep library chatter (warnings, progress bars) out of the user's output."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -150,8 +150,10 @@ class Handler(BaseHTTPRequestHandler):
             attempt = state.attempts[body]
             state.attempts[body] += 1
             count = state.requests
-        if count > args.max_requests:
+        if count > args.max_requests:  # dead: no answer on any connection, kept alive or not
             self.server.stop_soon()
+            self._fault("reset")
+            return
         fault = None
         if (
             attempt < args.max_faults_per_request

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from tests.integration.serving import free_port
 from tests.reliability.harness import (
+    CLI,
     comparable,
     fault_server,
     record,
@@ -106,3 +108,61 @@ def test_server_dying_mid_run_then_back(tmp_path: Path) -> None:
         seconds_to_fail=round(elapsed, 1),
     )
     assert comparable(got) == comparable(expected)
+
+
+def test_server_dying_under_two_workers_then_back(tmp_path: Path) -> None:
+    """A worker's failure ends the eval with its one-line reason; the re-run completes it."""
+    common = [
+        "eval",
+        "--tasks",
+        "weather",
+        "--methods",
+        "zero-shot,rnn",
+        "--sequences",
+        "4",
+        "--steps",
+        "3",
+        "--budget",
+        "200",
+        "--model",
+        "openai:fault-model",
+        "--timeout",
+        "1",
+        "--retries",
+        "2",
+    ]
+    with fault_server(seed=5) as clean:
+        one = run_cli([*CLI, *common, "--base-url", clean.url, "--out", str(tmp_path / "one")])
+        assert one.returncode == 0, one.stderr[-2000:]
+    dying = start_server(seed=5, max_requests=20)
+    args = [*CLI, *common, "--workers", "2", "--base-url", dying.url, "--out", str(tmp_path / "w")]
+    start = time.monotonic()
+    out = run_cli(args)
+    elapsed = time.monotonic() - start
+    dying.stop()
+    assert out.returncode == 1, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: WorkerError: worker ")
+    assert last.endswith("re-run the same command to resume")
+    assert "Traceback" not in out.stderr
+    back = start_server(port=dying.port, seed=5)
+    try:
+        resumed = run_cli(args)
+    finally:
+        back.stop()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    record(
+        "server dies under 2 eval workers, comes back",
+        runs=2,
+        survived=1,
+        kills=0,
+        steps_lost=0,
+        duplicate_calls=0,
+        faults_injected=1,
+        runs_failed=0,
+        seconds_to_fail=round(elapsed, 1),
+    )
+    a = json.loads((tmp_path / "one" / "summary.json").read_text())
+    b = json.loads((tmp_path / "w" / "summary.json").read_text())
+    a["config"].pop("base_url"), b["config"].pop("base_url")  # two servers, two ports
+    assert a == b

@@ -51,7 +51,8 @@ def kill_until_done(args: list[str], server, rng: random.Random, max_kills: int)
 
 def test_run_killed_22_times_equals_uninterrupted(tmp_path: Path) -> None:
     rng = random.Random(20261126)
-    with fault_server(seed=1) as server:
+    # 50 ms a call: a kill lands while the call after the awaited one is in flight
+    with fault_server(seed=1, latency=0.05) as server:
         reference = run_cli(run_args(server.url, tmp_path / "ref.db", "ref", STEPS))
         assert reference.returncode == 0, reference.stderr[-2000:]
         expected = trace(tmp_path / "ref.db", "ref")
@@ -99,7 +100,7 @@ def test_eval_killed_equals_uninterrupted(tmp_path: Path) -> None:
         "--concurrency",
         "1",
     ]  # one call in flight at a kill
-    with fault_server(seed=2) as server:
+    with fault_server(seed=2, latency=0.05) as server:
         straight = run_cli([*CLI, *common, "--base-url", server.url, "--out", str(tmp_path / "a")])
         assert straight.returncode == 0, straight.stderr[-2000:]
         # rnn and rnn-judge send some identical prompts (same h_0, same day): not extra calls

@@ -1,0 +1,162 @@
+"""Worker processes for one evaluation on one machine (``eval --workers N``).
+
+One process's event loop tops out at a few hundred model calls per second:
+the HTTP client, LangChain and LangGraph cost a few milliseconds of CPU per
+call, all on one core. ``--workers N`` runs N processes, worker ``i`` being
+the shard ``i/N`` of the same evaluation (the units of ``runner.units``),
+all sharing its state database, as ``--shard`` workers on several machines
+do. This process only shows progress and, once every worker is done, writes
+the report from the database.
+
+Workers get ready (imports, model, database) before the clock starts, as
+loading the model does in one process. A worker whose parent dies exits at
+once; its finished steps are committed, so re-running the command resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing
+import os
+import queue
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.evals.runner import Advance, EvalConfig, load_data, run_units, state_db
+
+ORPHAN_CHECK_S = 0.5
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed; the message is its one-line reason."""
+
+
+async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str]:
+    """Run an evaluation's units in ``cfg.workers`` processes.
+
+    Returns the run time (from the moment every worker is ready to the last
+    one done) and the model's name. Raises ``ConfigError`` or ``WorkerError``
+    with the first failing worker's reason; the other workers are stopped.
+    """
+    count = cfg.workers
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process running an event loop
+    events: Any = spawn.Queue()
+    go = spawn.Event()
+    shares = [
+        replace(
+            cfg,
+            shard=(i, count),
+            workers=1,
+            db=state_db(cfg),
+            concurrency=math.ceil(cfg.concurrency / count),
+        )
+        for i in range(count)
+    ]
+    processes = [
+        spawn.Process(
+            target=_worker,
+            args=(share, events, go, os.getpid()),
+            name=f"llm-as-rnn-eval-{i}",
+            daemon=True,
+        )
+        for i, share in enumerate(shares)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        ready = await _collect(events, processes, "ready", advance)
+        go.set()
+        started = time.perf_counter()
+        await _collect(events, processes, "done", advance)
+        run_s = time.perf_counter() - started
+        for process in processes:
+            await asyncio.to_thread(process.join)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    return run_s, str(ready[0])
+
+
+async def _collect(
+    events: Any, processes: Sequence[BaseProcess], kind: str, advance: Advance
+) -> list[Any]:
+    """Wait for one ``kind`` event from every worker, forwarding step events."""
+    got: dict[int, Any] = {}
+    quiet = 0
+    while len(got) < len(processes):
+        try:
+            event = await asyncio.to_thread(events.get, True, 0.2)
+        except queue.Empty:
+            gone = [p for i, p in enumerate(processes) if i not in got and p.exitcode is not None]
+            quiet = quiet + 1 if gone else 0
+            if quiet > 2:  # gone, and nothing left in the queue from it
+                raise WorkerError(
+                    f"worker {gone[0].name} exited with code {gone[0].exitcode} without a word"
+                ) from None
+            continue
+        name, index, *rest = event
+        if name == "step":
+            advance(rest[0])
+        elif name == "error":
+            code, message = rest
+            raise (ConfigError if code == 2 else WorkerError)(message)
+        elif name == kind:
+            got[index] = rest[0] if rest else None
+    return [got[i] for i in sorted(got)]
+
+
+def _worker(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
+    """Entry point of a worker process: run one shard, report over ``events``."""
+    from llm_as_rnn.cli import quiet_libraries
+
+    quiet_libraries()
+    assert cfg.shard is not None
+    index, count = cfg.shard
+    try:
+        asyncio.run(_run_share(cfg, events, go, parent))
+    except ConfigError as exc:
+        events.put(("error", index, 2, str(exc)))
+    except Exception as exc:  # a dead endpoint after its retries, and the like
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f"worker {index + 1}/{count}: {type(exc).__name__}: {first}".rstrip(": ")
+        events.put(("error", index, 1, reason))
+    events.close()
+    events.join_thread()  # deliver the last event before the process ends
+
+
+async def _run_share(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
+    from llm_as_rnn.graph import build_graph
+    from llm_as_rnn.models import aresolve
+    from llm_as_rnn.storage import open_storage
+
+    assert cfg.shard is not None
+    index = cfg.shard[0]
+    watchdog = asyncio.create_task(_exit_when_orphaned(parent))
+    datasets = load_data(cfg)
+    probe = cfg.context(datasets[0].task, "rnn")
+    backend = await aresolve(probe.model, probe)
+    async with open_storage(state_db(cfg)) as (saver, store):
+        graph = build_graph(saver, store)
+        events.put(("ready", index, backend.name))
+        await asyncio.to_thread(go.wait)
+        await run_units(
+            cfg, datasets, backend, graph, store, lambda m: events.put(("step", index, m))
+        )
+    events.put(("done", index))
+    watchdog.cancel()
+
+
+async def _exit_when_orphaned(parent: int) -> None:
+    """End this worker at once when the parent process is gone (killed, say)."""
+    while True:
+        await asyncio.sleep(ORPHAN_CHECK_S)
+        if os.getppid() != parent:
+            os._exit(1)  # like a kill: every finished step is already committed
