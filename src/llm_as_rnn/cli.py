@@ -35,10 +35,10 @@ from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.graph import build_graph
 from llm_as_rnn.models import (
     ChatBackend,
+    aresolve,
     check_endpoint,
     check_spec,
     parse_spec,
-    resolve,
     resolve_base_url,
 )
 from llm_as_rnn.nodes import fit_to_budget
@@ -390,9 +390,9 @@ async def prepare(ctx: Context, err: Console) -> tuple[Task, ChatBackend]:
     if any(isinstance(m, str) and parse_spec(m).kind == "openai" for m in models):
         await check_endpoint(resolve_base_url(ctx))
     with err.status(f"loading {ctx.model} ..."):
-        predictor = await asyncio.to_thread(resolve, ctx.model_for("predictor"), ctx)
+        predictor = await aresolve(ctx.model_for("predictor"), ctx)
         for model in models[1:]:
-            await asyncio.to_thread(resolve, model, ctx)
+            await aresolve(model, ctx)
     try:
         fit_to_budget(task.initial_memory(), task, ctx.budget, predictor.count_tokens)
     except ValueError as exc:

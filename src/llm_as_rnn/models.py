@@ -20,19 +20,21 @@ bounded in attempts and time. ``ChatOpenAI``'s own retries are off.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import hashlib
 import importlib.util
 import json
 import math
 import os
-import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -285,17 +287,34 @@ class OpenAIBackend(ChatBackend):
         return kwargs
 
 
-class LocalHFBackend(ChatBackend):
-    """A local transformers model through ``ChatHuggingFace``.
+T = TypeVar("T")
 
-    Generation blocks, so it runs in a worker thread; one lock per model keeps
-    concurrent sequences from generating on the same weights at once.
+_TORCH: list[ThreadPoolExecutor] = []
+
+
+async def on_torch_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` on the process's one thread for local-model work.
+
+    Loading and generation block, so they leave the event loop; always for the
+    same thread. Each thread that runs PyTorch gets its own OpenMP pool, and
+    with more pool threads than cores libgomp stops spin-waiting between
+    parallel regions: a second thread decoding on this 2-core machine is ~10%
+    slower (measured, BENCHMARKS.md). One thread also serialises generation,
+    so concurrent sequences never run the same weights at once.
     """
+    if not _TORCH:
+        _TORCH.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-as-rnn-torch"))
+    context = contextvars.copy_context()  # LangChain's run tree follows the call
+    call = functools.partial(context.run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_TORCH[0], call)
 
-    def __init__(self, chat: BaseChatModel, name: str, tokenizer: Any, lock: threading.Lock):
+
+class LocalHFBackend(ChatBackend):
+    """A local transformers model through ``ChatHuggingFace``, on the torch thread."""
+
+    def __init__(self, chat: BaseChatModel, name: str, tokenizer: Any):
         super().__init__(chat, name)
         self.tokenizer = tokenizer
-        self.lock = lock
 
     def count_tokens(self, text: str) -> int:
         """Count with the model's own tokenizer."""
@@ -324,18 +343,17 @@ class LocalHFBackend(ChatBackend):
     def _invoke_sync(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
         kwargs = dict(kwargs)
         seed = kwargs.pop("seed", None)
-        with self.lock:
-            if seed is not None:
-                import torch
+        if seed is not None:
+            import torch
 
-                # Same prompt, same seed -> same draw: a resumed step repeats itself.
-                digest = hashlib.sha256(repr(_role_dicts(messages)).encode()).digest()
-                torch.manual_seed((seed + int.from_bytes(digest[:4], "big")) % 2**32)
-            result = self.chat.invoke(messages, **kwargs)
+            # Same prompt, same seed -> same draw: a resumed step repeats itself.
+            digest = hashlib.sha256(repr(_role_dicts(messages)).encode()).digest()
+            torch.manual_seed((seed + int.from_bytes(digest[:4], "big")) % 2**32)
+        result = self.chat.invoke(messages, **kwargs)
         return result if isinstance(result, AIMessage) else AIMessage(content=str(result))
 
     async def _invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
-        return await asyncio.to_thread(self._invoke_sync, messages, kwargs)
+        return await on_torch_thread(self._invoke_sync, messages, kwargs)
 
 
 # ---------------------------------------------------------------- loading
@@ -372,7 +390,7 @@ def _local_backend(path: str, gguf_file: str | None, name: str) -> LocalHFBacken
     )
     llm = HuggingFacePipeline(pipeline=generator)
     chat = ChatHuggingFace(llm=llm, tokenizer=tokenizer, model_id=name)
-    return LocalHFBackend(chat, name, tokenizer, threading.Lock())
+    return LocalHFBackend(chat, name, tokenizer)
 
 
 @lru_cache(maxsize=4)
@@ -489,8 +507,9 @@ async def check_endpoint(base_url: str | None, timeout: float = 5.0) -> None:
 async def aresolve(model: ModelLike, ctx: Context) -> ChatBackend:
     """Resolve a model inside async code.
 
-    Local models load off the event loop (blocking file I/O); endpoint clients
-    are made on it, since an async HTTP client belongs to its event loop.
+    Local models load off the event loop (blocking file I/O), on the thread
+    that will run them; endpoint clients are made on the loop, since an async
+    HTTP client belongs to its event loop.
     """
     if isinstance(model, BaseChatModel):
         return resolve(model, ctx)
@@ -501,7 +520,7 @@ async def aresolve(model: ModelLike, ctx: Context) -> ChatBackend:
         return resolve(model, ctx)
     if kind == "fake":
         return resolve(model, ctx)
-    return await asyncio.to_thread(resolve, model, ctx)
+    return await on_torch_thread(resolve, model, ctx)
 
 
 def check_spec(model: ModelLike) -> None:
