@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--shard",
         default=None,
-        help="I/N: run only this worker's share of the sequences (workers share --db)",
+        help="I/N: run only every N-th (task, method, sequence), from the I-th "
+        "(machines share --db)",
     )
     ev.add_argument(
         "--workers",

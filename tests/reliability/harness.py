@@ -25,11 +25,18 @@ LOG = Path(os.environ.get("RELIABILITY_LOG", REPO / ".cache" / "reliability.json
 CLI = [sys.executable, "-m", "llm_as_rnn.cli"]
 
 
+COUNTERS = ("kills", "steps_lost", "duplicate_calls", "faults_injected", "runs_failed")
+
+
 def record(kind: str, **figures: Any) -> None:
-    """Append one row of figures to the reliability log (read by ``make reliability``)."""
+    """Append one row of figures to the reliability log (read by ``make reliability``).
+
+    The counters of ``COUNTERS`` that a row does not give are 0.
+    """
     LOG.parent.mkdir(parents=True, exist_ok=True)
+    row = {"kind": kind, **dict.fromkeys(COUNTERS, 0), **figures}
     with LOG.open("a") as handle:
-        handle.write(json.dumps({"kind": kind, **figures}) + "\n")
+        handle.write(json.dumps(row) + "\n")
 
 
 @dataclass

@@ -33,11 +33,8 @@ def test_hostile_outputs_never_break_the_memory(tmp_path: Path) -> None:
         "hostile outputs (50%)",
         runs=1,
         survived=1,
-        kills=0,
         steps_lost=STEPS - len(records),
-        duplicate_calls=0,
         faults_injected=stats["hostile"],
-        runs_failed=0,
         rewrites_rejected=len(rejected),
         invalid_predictions=len(invalid),
     )
@@ -96,9 +93,6 @@ def test_injection_inside_observations_is_data(tmp_path: Path) -> None:
         "injection in observations",
         runs=1,
         survived=1,
-        kills=0,
         steps_lost=12 - len(steps),
-        duplicate_calls=0,
         faults_injected=len(steps),
-        runs_failed=0,
     )

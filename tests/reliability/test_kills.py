@@ -69,8 +69,6 @@ def test_run_killed_22_times_equals_uninterrupted(tmp_path: Path) -> None:
         kills=kills,
         steps_lost=STEPS - len(set(steps)),
         duplicate_calls=stats["duplicate_completions"],
-        faults_injected=0,
-        runs_failed=0,
     )
     assert kills == 22
     assert steps == list(range(1, STEPS + 1))  # none missing, none doubled
@@ -121,8 +119,6 @@ def test_eval_killed_equals_uninterrupted(tmp_path: Path) -> None:
         kills=kills,
         steps_lost=total - len(keys),
         duplicate_calls=extra,
-        faults_injected=0,
-        runs_failed=0,
     )
     assert kills == 5
     assert a == b

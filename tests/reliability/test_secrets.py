@@ -61,11 +61,6 @@ def test_api_key_never_stored(tmp_path: Path) -> None:
         "secrets",
         runs=2,
         survived=2,
-        kills=0,
-        steps_lost=0,
-        duplicate_calls=0,
-        faults_injected=0,
-        runs_failed=0,
         files_checked=sum(1 for p in tmp_path.rglob("*") if p.is_file()),
         leaks=len(leaks),
     )
