@@ -440,8 +440,8 @@ def _openai_backend(spec: ModelSpec, ctx: Context) -> OpenAIBackend:
         from pydantic import SecretStr
 
         # The SDK's own client class, on the HTTP library the installed SDK
-        # speaks (httpx2 from openai 3 on; an httpx client works but through a
-        # slower connection pool: 1.5 vs 2.0 ms CPU per call, 32 in flight).
+        # speaks (httpx2 from openai 3 on; a plain httpx client works, through
+        # a connection pool that costs more CPU per call under concurrency).
         client = openai.DefaultAsyncHttpxClient(timeout=ctx.request_timeout)
         chat = ChatOpenAI(
             model=spec.name,

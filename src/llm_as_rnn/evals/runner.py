@@ -386,10 +386,10 @@ async def run_units(
 def settle_heap() -> None:
     """Move what is alive now (modules, model, datasets) out of the collector's reach.
 
-    Python's full collections walk every live object; with LangGraph, LangChain
-    and the HTTP stack imported that is ~150k objects, 50-100 ms each time, a
-    few times per hundred steps. Frozen after one last collection, they are
-    never walked again: 15% less CPU per step at 32 sequences at once.
+    Python's full collections walk every live object, and LangGraph, LangChain
+    and the HTTP stack make many; each walk stalls the event loop, a few times
+    per hundred steps. Frozen after one last collection, they are never walked
+    again (less CPU per step, fewer stalls with many sequences at once).
     """
     gc.collect()
     gc.freeze()
