@@ -122,6 +122,8 @@ def _worker(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
     index, count = cfg.shard
     try:
         asyncio.run(_run_share(cfg, events, go, parent))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent speaks
+        return
     except ConfigError as exc:
         events.put(("error", index, 2, str(exc)))
     except Exception as exc:  # a dead endpoint after its retries, and the like
