@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
+from subprocess import CompletedProcess
 
 from tests.integration.serving import free_port
 from tests.reliability.harness import (
     CLI,
+    FaultServer,
     comparable,
     fault_server,
     record,
@@ -19,6 +22,15 @@ from tests.reliability.harness import (
 )
 
 STEPS = 12
+
+
+def rerun_on_restarted(server: FaultServer, seed: int, args: list[str]) -> CompletedProcess[str]:
+    """Start a stopped fault server again on its port and run ``args`` against it."""
+    back = start_server(port=server.port, seed=seed)
+    try:
+        return run_cli(args)
+    finally:
+        back.stop()
 
 
 def test_30_percent_transient_faults_change_nothing(tmp_path: Path) -> None:
@@ -82,11 +94,7 @@ def test_server_dying_mid_run_then_back(tmp_path: Path) -> None:
     assert elapsed < 60  # retries are bounded: 4 attempts, 1 s timeout, capped backoff
     done = len(trace(tmp_path / "d.db", "t"))
     assert 0 < done < STEPS
-    back = start_server(port=dying.port, seed=4)
-    try:
-        resumed = run_cli(args)
-    finally:
-        back.stop()
+    resumed = rerun_on_restarted(dying, 4, args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     got = trace(tmp_path / "d.db", "t")
     record(
@@ -102,25 +110,10 @@ def test_server_dying_mid_run_then_back(tmp_path: Path) -> None:
 
 def test_server_dying_under_two_workers_then_back(tmp_path: Path) -> None:
     """A worker's failure ends the eval with its one-line reason; the re-run completes it."""
-    common = [
-        "eval",
-        "--tasks",
-        "weather",
-        "--methods",
-        "zero-shot,rnn",
-        "--sequences",
-        "4",
-        "--steps",
-        "3",
-        "--budget",
-        "200",
-        "--model",
-        "openai:fault-model",
-        "--timeout",
-        "1",
-        "--retries",
-        "2",
-    ]
+    common = shlex.split(
+        "eval --tasks weather --methods zero-shot,rnn --sequences 4 --steps 3 --budget 200 "
+        "--model openai:fault-model --timeout 1 --retries 2"
+    )
     with fault_server(seed=5) as clean:
         one = run_cli([*CLI, *common, "--base-url", clean.url, "--out", str(tmp_path / "one")])
         assert one.returncode == 0, one.stderr[-2000:]
@@ -135,11 +128,7 @@ def test_server_dying_under_two_workers_then_back(tmp_path: Path) -> None:
     assert last.startswith("error: WorkerError: worker ")
     assert last.endswith("re-run the same command to resume")
     assert "Traceback" not in out.stderr
-    back = start_server(port=dying.port, seed=5)
-    try:
-        resumed = run_cli(args)
-    finally:
-        back.stop()
+    resumed = rerun_on_restarted(dying, 5, args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     record(
         "server dies under 2 eval workers, comes back",
