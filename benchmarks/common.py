@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,30 @@ def repeat(measure: Callable[[], dict[str, Any]], times: int) -> list[dict[str, 
         runs.append(measure())
         print(f"  repetition {i + 1}/{times}: {json.dumps(runs[-1])}", file=sys.stderr)
     return runs
+
+
+@dataclass
+class Evaluation:
+    """What an evaluation run in a temporary folder wrote."""
+
+    summary: dict[str, Any]
+    timing: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+
+async def evaluate(**fields: Any) -> Evaluation:
+    """Run the eval runner with these ``EvalConfig`` fields in a temporary folder."""
+    from rich.console import Console
+
+    from llm_as_rnn.evals.runner import EvalConfig, run_eval
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = EvalConfig(out=tmp, **fields)
+        summary = await run_eval(config, "benchmark", Console(stderr=True, quiet=True))
+        out = Path(tmp)
+        timing = json.loads((out / "timing.json").read_text())
+        steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+    return Evaluation(summary, timing, steps)
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -13,43 +13,33 @@ Then how it grows: 96 sequences at once, in one process and in
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import common
-from rich.console import Console
 from tests.reliability.harness import start_server
-
-from llm_as_rnn.evals.runner import EvalConfig, run_eval
 
 SEQUENCES, STEPS, LATENCY = 32, 5, 0.100
 SCALE_SEQUENCES = 96
 
 
 async def once(url: str, sequences: int = SEQUENCES, workers: int = 1) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = EvalConfig(
-            out=tmp,
-            model="openai:fault-model",
-            base_url=url,
-            tasks=["weather"],
-            methods=["rnn"],
-            sequences=sequences,
-            steps=STEPS,
-            budget=512,
-            concurrency=sequences,
-            workers=workers,
-            request_timeout=30,
-        )
-        await run_eval(cfg, "benchmark", Console(stderr=True, quiet=True))
-        # The sequences' run time; loading data and writing the report are not counted.
-        wall = json.loads((Path(tmp) / "timing.json").read_text())["run_s"]
-        steps = [json.loads(x) for x in (Path(tmp) / "steps.jsonl").read_text().splitlines()]
+    run = await common.evaluate(
+        model="openai:fault-model",
+        base_url=url,
+        tasks=["weather"],
+        methods=["rnn"],
+        sequences=sequences,
+        steps=STEPS,
+        budget=512,
+        concurrency=sequences,
+        workers=workers,
+        request_timeout=30,
+    )
+    # The sequences' run time; loading data and writing the report are not counted.
+    wall = run.timing["run_s"]
     per_sequence: dict[str, int] = {}
-    for r in steps:
+    for r in run.steps:
         per_sequence[r["sequence"]] = per_sequence.get(r["sequence"], 0) + r["calls"]
     ideal = max(per_sequence.values()) * LATENCY
     return {

@@ -14,36 +14,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
-from pathlib import Path
+import sys
 from typing import Any
 
 import common
-from rich.console import Console
-
-from llm_as_rnn.evals.runner import EvalConfig, run_eval
 
 MODEL = os.environ.get("STEP_MODES_MODEL", "fake")
 SEQUENCES, STEPS = (4, 10) if MODEL.startswith("fake") else (2, 4)
 
 
 async def mode(step_mode: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = EvalConfig(
-            out=tmp,
-            model=MODEL,
-            tasks=["weather"],
-            methods=["rnn"],
-            sequences=SEQUENCES,
-            steps=STEPS,
-            budget=256,
-            step_mode=step_mode,
-            max_new_tokens=None if MODEL.startswith("fake") else 64,
-            seed=1,
-        )
-        summary = await run_eval(cfg, "benchmark", Console(stderr=True, quiet=True))
-        timing = json.loads((Path(tmp) / "timing.json").read_text())
-    stats = summary["results"]["weather"]["rnn"]
+    run = await common.evaluate(
+        model=MODEL,
+        tasks=["weather"],
+        methods=["rnn"],
+        sequences=SEQUENCES,
+        steps=STEPS,
+        budget=256,
+        step_mode=step_mode,
+        max_new_tokens=None if MODEL.startswith("fake") else 64,
+        seed=1,
+    )
+    stats, timing = run.summary["results"]["weather"]["rnn"], run.timing
     return {
         "calls_per_step": stats["cost_per_step"]["calls"],
         "prompt_tokens_per_step": stats["cost_per_step"]["prompt_tokens"],
@@ -56,7 +48,7 @@ async def mode(step_mode: str) -> dict[str, Any]:
 def main() -> None:
     results = {m: asyncio.run(mode(m)) for m in ("three-call", "fused", "lazy")}
     for name, figures in results.items():
-        print(f"  {name}: {json.dumps(figures)}", file=__import__("sys").stderr)
+        print(f"  {name}: {json.dumps(figures)}", file=sys.stderr)
     common.emit(
         {
             "benchmark": "step_modes",

@@ -31,7 +31,7 @@ from rich.progress import (
 )
 
 from llm_as_rnn.context import Context
-from llm_as_rnn.errors import ConfigError, from_validation
+from llm_as_rnn.errors import ConfigError, describe, from_validation
 from llm_as_rnn.graph import build_graph
 from llm_as_rnn.models import (
     ChatBackend,
@@ -558,11 +558,7 @@ async def trace_command(args: argparse.Namespace) -> int:
 
 def report_failure(exc: BaseException, saved: str) -> None:
     """Print a run failure as one plain line on stderr (no wrapping, no traceback)."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    print(
-        f"error: {type(exc).__name__}: {text} -- {saved}; re-run the same command to resume",
-        file=sys.stderr,
-    )
+    print(f"error: {describe(exc)} -- {saved}; re-run the same command to resume", file=sys.stderr)
 
 
 def emit_json(obj: dict[str, Any]) -> None:

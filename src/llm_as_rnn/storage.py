@@ -29,7 +29,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.sqlite import SqliteStore
 
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, first_line
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -219,7 +219,7 @@ async def _open_postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver[An
     try:
         lock = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc) or type(exc).__name__
         raise ConfigError(f"cannot connect to {_safe(url)} ({first}): check --db") from None
     async with (
         lock,

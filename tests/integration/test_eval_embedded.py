@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,24 +20,11 @@ def test_small_eval_on_the_embedded_model(tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "llm_as_rnn.cli",
-            "eval",
-            "--tasks",
-            "weather,sp500",
-            "--methods",
-            "zero-shot,fhc,memprompt,rnn,rnn-judge",
-            "--model",
-            "embedded",
-            "--sequences",
-            "1",
-            "--steps",
-            "2",
-            "--max-new-tokens",
-            "24",
-            "--budget",
-            "256",
-            "--seed",
-            "1",
-            "--out",
+            *shlex.split(
+                "eval --tasks weather,sp500 --methods zero-shot,fhc,memprompt,rnn,rnn-judge "
+                "--model embedded --sequences 1 --steps 2 --max-new-tokens 24 --budget 256 "
+                "--seed 1 --out"
+            ),
             str(out),
         ],
         capture_output=True,

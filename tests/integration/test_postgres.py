@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,19 +18,10 @@ EVAL = [
     sys.executable,
     "-m",
     "llm_as_rnn.cli",
-    "eval",
-    "--tasks",
-    "weather,sp500",
-    "--methods",
-    "zero-shot,fhc,memprompt,rnn,rnn-judge",
-    "--model",
-    "fake:0:5",
-    "--sequences",
-    "4",
-    "--steps",
-    "5",
-    "--budget",
-    "300",
+    *shlex.split(
+        "eval --tasks weather,sp500 --methods zero-shot,fhc,memprompt,rnn,rnn-judge "
+        "--model fake:0:5 --sequences 4 --steps 5 --budget 300"
+    ),
 ]
 
 

@@ -395,6 +395,12 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+async def load_backend(cfg: EvalConfig, datasets: list[EvalData]) -> ChatBackend:
+    """Load the model every method of the evaluation calls."""
+    probe = cfg.context(datasets[0].task, "rnn")
+    return await aresolve(probe.model, probe)
+
+
 def state_db(cfg: EvalConfig) -> str:
     """Return the evaluation's state database (``OUT/state.db`` by default)."""
     return cfg.db or str(Path(cfg.out) / "state.db")
@@ -415,9 +421,8 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
     out = Path(cfg.out)
     backend: ChatBackend | None = None
     if cfg.workers == 1:
-        probe = cfg.context(datasets[0].task, "rnn")
         with console.status(f"loading {cfg.model} ..."):
-            backend = await aresolve(probe.model, probe)
+            backend = await load_backend(cfg, datasets)
     _check_identity(out, cfg)
     async with open_storage(state_db(cfg)) as (saver, store):
         columns = (

@@ -27,8 +27,15 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.evals.runner import Advance, EvalConfig, load_data, run_units, state_db
+from llm_as_rnn.errors import ConfigError, describe
+from llm_as_rnn.evals.runner import (
+    Advance,
+    EvalConfig,
+    load_backend,
+    load_data,
+    run_units,
+    state_db,
+)
 
 ORPHAN_CHECK_S = 0.5
 
@@ -127,24 +134,20 @@ def _worker(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
     except ConfigError as exc:
         events.put(("error", index, 2, str(exc)))
     except Exception as exc:  # a dead endpoint after its retries, and the like
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        reason = f"worker {index + 1}/{count}: {type(exc).__name__}: {first}".rstrip(": ")
-        events.put(("error", index, 1, reason))
+        events.put(("error", index, 1, f"worker {index + 1}/{count}: {describe(exc)}"))
     events.close()
     events.join_thread()  # deliver the last event before the process ends
 
 
 async def _run_share(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
     from llm_as_rnn.graph import build_graph
-    from llm_as_rnn.models import aresolve
     from llm_as_rnn.storage import open_storage
 
     assert cfg.shard is not None
     index = cfg.shard[0]
     watchdog = asyncio.create_task(_exit_when_orphaned(parent))
     datasets = load_data(cfg)
-    probe = cfg.context(datasets[0].task, "rnn")
-    backend = await aresolve(probe.model, probe)
+    backend = await load_backend(cfg, datasets)
     async with open_storage(state_db(cfg)) as (saver, store):
         graph = build_graph(saver, store)
         events.put(("ready", index, backend.name))
