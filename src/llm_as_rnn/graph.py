@@ -7,7 +7,7 @@ dev`` and the Agent Server, which bring their own persistence.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -19,32 +19,28 @@ from llm_as_rnn.nodes import critique, predict, rewrite
 from llm_as_rnn.state import InputState, State
 
 
-async def route_next(state: State) -> Literal["predict", "__end__"]:
-    """Go on to the next timestep while observations remain in the run's queue.
-
-    Async on purpose: LangGraph runs a sync router in a worker thread, two
-    thread hops per timestep for a dictionary lookup.
-    """
-    return "predict" if state.get("observations") else "__end__"
-
-
 def build_graph(
     checkpointer: BaseCheckpointSaver[Any] | None = None, store: BaseStore | None = None
 ) -> CompiledStateGraph[State, Context, InputState, State]:
     """Compile the recurrent graph.
+
+    ``predict`` and ``rewrite`` route themselves with ``Command(goto=...)``:
+    ``predict`` ends a run that brought no observation, ``rewrite`` loops back
+    to ``predict`` while the run's queue holds more. A conditional edge would
+    be one more traced runnable reading the whole state at every timestep (its
+    cost: ``benchmarks/overhead.py``); ``destinations`` draw the same cycle in
+    Studio.
 
     Args:
         checkpointer: Persists each sequence (thread) so it resumes after a crash.
         store: Receives the full step-by-step trace of each thread.
     """
     builder = StateGraph(State, context_schema=Context, input_schema=InputState)
-    builder.add_node("predict", predict)
+    builder.add_node("predict", predict, destinations=("critique", END))
     builder.add_node("critique", critique)
-    builder.add_node("rewrite", rewrite)
-    builder.add_conditional_edges(START, route_next, ["predict", END])
-    builder.add_edge("predict", "critique")
+    builder.add_node("rewrite", rewrite, destinations=("predict", END))
+    builder.add_edge(START, "predict")
     builder.add_edge("critique", "rewrite")
-    builder.add_conditional_edges("rewrite", route_next, ["predict", END])
     return builder.compile(checkpointer=checkpointer, store=store, name="llm_as_rnn")
 
 

@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.store.base import PutOp
-from langgraph.types import interrupt
+from langgraph.types import Command, interrupt
 
 from llm_as_rnn import memory as mem
 from llm_as_rnn import prompts
@@ -44,6 +44,9 @@ TRACE_NAMESPACE = "llm_as_rnn"
 """Step records go to the store under ``(TRACE_NAMESPACE, "trace", thread_id)``."""
 
 T = TypeVar("T")
+
+END: Literal["__end__"] = "__end__"
+"""LangGraph's END, typed for ``Command(goto=...)``."""
 
 
 def trace_namespace(thread_id: str) -> tuple[str, ...]:
@@ -119,12 +122,19 @@ async def ask(
     return gens[-1].text, None, gens
 
 
-async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Predict y_t from the memory h_{t-1} and the next queued observation x_t."""
+async def predict(
+    state: State, runtime: Runtime[Context]
+) -> Command[Literal["critique", "__end__"]]:
+    """Predict y_t from the memory h_{t-1} and the next queued observation x_t.
+
+    A run without observations ends here, changing nothing.
+    """
+    queue = OBSERVATIONS.validate_python(state.get("observations") or [])
+    if not queue:
+        return Command(goto=END)
+    observation = queue[0]
     ctx = context_of(runtime)
     task = get_task(ctx.task)
-    queue = OBSERVATIONS.validate_python(state.get("observations") or [])
-    observation = queue[0]
     predictor = await aresolve(ctx.model_for("predictor"), ctx)
     budget = state.get("budget") or ctx.budget
     memory = fit_to_budget(
@@ -141,7 +151,7 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         prompts.reask_message(task),
         ctx.reask_attempts,
     )
-    return {
+    update = {
         "observations": queue[1:],
         "current": observation,
         "memory": memory,
@@ -150,6 +160,7 @@ async def predict(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "feedback": None,
         "step_usage": {"predictor": usage_of(gens)},
     }
+    return Command(update=update, goto="critique")
 
 
 _VERDICT = re.compile(r"verdict\W*(implausible|plausible)", re.I)
@@ -243,8 +254,13 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     }
 
 
-async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Rewrite the memory from the feedback, then enforce budget and invariant."""
+async def rewrite(
+    state: State, runtime: Runtime[Context]
+) -> Command[Literal["predict", "__end__"]]:
+    """Rewrite the memory from the feedback, then enforce budget and invariant.
+
+    Then on to the next timestep while observations remain in the run's queue.
+    """
     ctx = context_of(runtime)
     task = get_task(ctx.task)
     count = (await aresolve(ctx.model_for("predictor"), ctx)).count_tokens
@@ -312,7 +328,7 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if runtime.store is not None:
         put = PutOp(trace_namespace(thread_id()), f"{step:06d}", dict(record), index=False)
         await runtime.store.abatch([put])
-    return {
+    update = {
         "memory": new,
         "feedback": feedback,
         "step": step,
@@ -320,6 +336,7 @@ async def rewrite(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "usage": merge_usage(state.get("usage") or {}, usage),
         "last_step": record,
     }
+    return Command(update=update, goto="predict" if state.get("observations") else END)
 
 
 def was_right(feedback: Feedback) -> bool:
