@@ -28,7 +28,10 @@ Responder = Callable[[list[BaseMessage]], str]
 
 
 class FunctionChatModel(BaseChatModel):
-    """A chat model whose reply is ``respond(messages)``, after ``latency_s``."""
+    """A chat model whose reply is ``respond(messages)``, ``latency_s`` after the call.
+
+    The latency includes computing the reply, as a server's does.
+    """
 
     respond: Responder
     latency_s: float = 0.0
@@ -44,9 +47,10 @@ class FunctionChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.respond(messages)))])
+        deadline = time.perf_counter() + self.latency_s
+        text = self.respond(messages)
+        time.sleep(max(0.0, deadline - time.perf_counter()))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
 
     async def _agenerate(
         self,
@@ -55,19 +59,20 @@ class FunctionChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        deadline = time.perf_counter() + self.latency_s
+        text = self.respond(messages)
         if self.latency_s:
-            await _precise_sleep(self.latency_s)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.respond(messages)))])
+            await _sleep_until(deadline)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
 
 
-async def _precise_sleep(seconds: float) -> None:
-    """Sleep ``seconds`` exactly.
+async def _sleep_until(deadline: float) -> None:
+    """Sleep until ``time.perf_counter()`` reaches ``deadline``, precisely.
 
     The event loop's timers overshoot by up to a millisecond, so sleep a bit
     less and yield until the deadline.
     """
-    deadline = time.perf_counter() + seconds
-    await asyncio.sleep(max(0.0, seconds - 0.0015))
+    await asyncio.sleep(max(0.0, deadline - time.perf_counter() - 0.0015))
     while time.perf_counter() < deadline:
         await asyncio.sleep(0)
 
