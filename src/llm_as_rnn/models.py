@@ -29,7 +29,7 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -231,18 +231,19 @@ class ChatBackend:
         """Call the model with bounded retries on transient errors."""
         kwargs = self.call_kwargs(sampling, ctx.seed)
         start = time.perf_counter()
-        attempts = 0
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(ctx.max_attempts) | stop_after_delay(ctx.max_retry_seconds),
-            wait=_Backoff(cap=min(30.0, ctx.max_retry_seconds)),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                attempts += 1
-                async with asyncio.timeout(ctx.request_timeout * 1.5):
-                    reply = await self._invoke(messages, kwargs)
+
+        async def attempt() -> AIMessage:
+            async with asyncio.timeout(ctx.request_timeout * 1.5):
+                return await self._invoke(messages, kwargs)
+
+        try:
+            # Most calls succeed at once: tenacity's bookkeeping (tens of
+            # microseconds a call) starts with the first failure.
+            reply, attempts = await attempt(), 1
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            reply, attempts = await _retry(attempt, exc, ctx, time.perf_counter() - start)
         text = message_text(reply)
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
         return Generation(
@@ -252,6 +253,34 @@ class ChatBackend:
             latency_s=round(time.perf_counter() - start, 6),
             retries=attempts - 1,
         )
+
+
+async def _retry(
+    attempt: Callable[[], Awaitable[AIMessage]],
+    failure: BaseException,
+    ctx: Context,
+    elapsed: float,
+) -> tuple[AIMessage, int]:
+    """Retry a call whose first attempt failed with ``failure``: (reply, attempts).
+
+    Tenacity's first attempt re-raises that failure, so its backoff, attempt
+    and time bounds count the attempt already made.
+    """
+    attempts = 0
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(ctx.max_attempts)
+        | stop_after_delay(max(0.0, ctx.max_retry_seconds - elapsed)),
+        wait=_Backoff(cap=min(30.0, ctx.max_retry_seconds)),
+        reraise=True,
+    )
+    async for trial in retrying:
+        with trial:
+            attempts += 1
+            if attempts == 1:
+                raise failure
+            reply = await attempt()
+    return reply, attempts
 
 
 class OpenAIBackend(ChatBackend):
@@ -516,12 +545,22 @@ async def aresolve(model: ModelLike, ctx: Context) -> ChatBackend:
         return resolve(model, ctx)
     kind = parse_spec(model).kind
     if kind == "openai":
-        if ctx.tokenizer:
+        if ctx.tokenizer and ctx.tokenizer not in _TOKENIZERS_LOADED:
             await asyncio.to_thread(_tokenizer, ctx.tokenizer)
+            _TOKENIZERS_LOADED.add(ctx.tokenizer)
         return resolve(model, ctx)
     if kind == "fake":
         return resolve(model, ctx)
-    return await on_torch_thread(resolve, model, ctx)
+    # Every node resolves its model: once loaded, answer here rather than
+    # queue behind another sequence's generation on the torch thread.
+    if model not in _LOCAL_LOADED:
+        _LOCAL_LOADED[model] = await on_torch_thread(resolve, model, ctx)
+    return _LOCAL_LOADED[model]
+
+
+_LOCAL_LOADED: dict[str, ChatBackend] = {}
+"""Local model specs already loaded (``resolve`` caches the backends themselves)."""
+_TOKENIZERS_LOADED: set[str] = set()
 
 
 def check_spec(model: ModelLike) -> None:

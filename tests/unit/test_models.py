@@ -96,6 +96,15 @@ async def test_retries_are_bounded() -> None:
     assert time.monotonic() - start < 10
 
 
+async def test_one_attempt_means_no_retry() -> None:
+    flaky = Flaky(1, httpx.ConnectError("reset"))
+    backend = ChatBackend(FunctionChatModel(respond=flaky), "flaky")
+    ctx = Context(max_attempts=1)
+    with pytest.raises(httpx.ConnectError):
+        await backend.generate([HumanMessage("hi")], ctx.sampling["predictor"], ctx)
+    assert flaky.calls == 1
+
+
 async def test_permanent_errors_are_not_retried() -> None:
     flaky = Flaky(100, ValueError("bad request"))
     backend = ChatBackend(FunctionChatModel(respond=flaky), "bad")
