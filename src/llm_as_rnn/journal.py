@@ -18,7 +18,6 @@ Entries of finished steps are deleted in batches.
 from __future__ import annotations
 
 import hashlib
-import json
 import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,11 +41,10 @@ def call_key(
     step: int, index: int, role: str, messages: Sequence[BaseMessage], sampling: Sampling
 ) -> str:
     """Return the journal key of a call: step, role, position in the node, content hash."""
-    payload = json.dumps(
-        [role, [(m.type, m.content) for m in messages], sampling.model_dump()], sort_keys=True
-    )
-    digest = hashlib.sha256(payload.encode()).hexdigest()[:24]
-    return f"{step:06d}:{role}:{index:03d}:{digest}"
+    digest = hashlib.sha256(f"{role}\0{sorted(vars(sampling).items())}".encode())
+    for m in messages:
+        digest.update(f"\0{m.type}\0{m.content}".encode())
+    return f"{step:06d}:{role}:{index:03d}:{digest.hexdigest()[:24]}"
 
 
 @dataclass
