@@ -10,11 +10,13 @@ import openai
 import pytest
 from langchain_core.messages import HumanMessage
 
+from llm_as_rnn import models
 from llm_as_rnn.context import Context
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.models import (
     ChatBackend,
     approx_tokens,
+    aresolve,
     is_transient,
     parse_spec,
     resolve,
@@ -111,6 +113,37 @@ async def test_permanent_errors_are_not_retried() -> None:
     with pytest.raises(ValueError, match="bad request"):
         await backend.generate([HumanMessage("hi")], Context().sampling["predictor"], Context())
     assert flaky.calls == 1
+
+
+async def test_fake_latency_includes_computing_the_reply() -> None:
+    def slow(messages: Any) -> str:
+        time.sleep(0.1)
+        return "Answer: rain"
+
+    model = FunctionChatModel(respond=slow, latency_s=0.15)
+    start = time.perf_counter()
+    await model.ainvoke([HumanMessage("hi")])
+    elapsed = time.perf_counter() - start
+    assert 0.15 <= elapsed < 0.22  # not 0.1 of reply + 0.15 of latency
+
+
+async def test_a_loaded_local_model_resolves_without_the_torch_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hops: list[str] = []
+    backend = ChatBackend(FunctionChatModel(respond=lambda m: "x"), "local")
+
+    async def on_thread(fn: Any, *args: Any) -> Any:
+        hops.append(args[0])
+        return fn(*args)
+
+    monkeypatch.setattr(models, "_LOCAL_LOADED", {})
+    monkeypatch.setattr(models, "on_torch_thread", on_thread)
+    monkeypatch.setattr(models, "resolve", lambda model, ctx: backend)
+    first = await aresolve("hf:/models/x", Context())
+    again = await aresolve("hf:/models/x", Context())
+    assert first is again is backend
+    assert hops == ["hf:/models/x"]  # loaded once, on the torch thread
 
 
 def test_approx_tokens_is_conservative() -> None:
