@@ -21,8 +21,16 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
-def repeat(measure: Callable[[], dict[str, Any]], times: int) -> list[dict[str, Any]]:
-    """Run a measurement several times (this machine is noisy: report medians)."""
+def repeat(
+    measure: Callable[[], dict[str, Any]], times: int, warmup: int = 0
+) -> list[dict[str, Any]]:
+    """Run a measurement several times (this machine is noisy: report medians).
+
+    ``warmup`` runs come first and are not kept: the process's first pass
+    through the code pays one-time costs (lazy imports, first allocations).
+    """
+    for i in range(warmup):
+        print(f"  warm-up {i + 1}/{warmup}: {json.dumps(measure())}", file=sys.stderr)
     runs = []
     for i in range(times):
         runs.append(measure())
