@@ -409,7 +409,7 @@ def _load_local(path: str, gguf_file: str | None) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-@lru_cache(maxsize=4)
+@functools.cache  # never evicted: aresolve counts on a loaded model staying loaded
 def _local_backend(path: str, gguf_file: str | None, name: str) -> LocalHFBackend:
     from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
     from transformers import pipeline
@@ -423,7 +423,7 @@ def _local_backend(path: str, gguf_file: str | None, name: str) -> LocalHFBacken
     return LocalHFBackend(chat, name, tokenizer)
 
 
-@lru_cache(maxsize=4)
+@functools.cache  # never evicted, as _local_backend
 def _tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
@@ -544,23 +544,19 @@ async def aresolve(model: ModelLike, ctx: Context) -> ChatBackend:
     if isinstance(model, BaseChatModel):
         return resolve(model, ctx)
     kind = parse_spec(model).kind
-    if kind == "openai":
-        if ctx.tokenizer and ctx.tokenizer not in _TOKENIZERS_LOADED:
-            await asyncio.to_thread(_tokenizer, ctx.tokenizer)
-            _TOKENIZERS_LOADED.add(ctx.tokenizer)
-        return resolve(model, ctx)
-    if kind == "fake":
-        return resolve(model, ctx)
-    # Every node resolves its model: once loaded, answer here rather than
-    # queue behind another sequence's generation on the torch thread.
-    if model not in _LOCAL_LOADED:
-        _LOCAL_LOADED[model] = await on_torch_thread(resolve, model, ctx)
-    return _LOCAL_LOADED[model]
+    if kind == "openai" and ctx.tokenizer and ("tokenizer", ctx.tokenizer) not in _LOADED:
+        await asyncio.to_thread(_tokenizer, ctx.tokenizer)
+        _LOADED.add(("tokenizer", ctx.tokenizer))
+    elif kind in ("embedded", "hf") and ("model", model) not in _LOADED:
+        await on_torch_thread(resolve, model, ctx)
+        _LOADED.add(("model", model))
+    # Every node resolves its model: once loaded, ``resolve``'s caches answer
+    # here, rather than behind another sequence's generation on the torch thread.
+    return resolve(model, ctx)
 
 
-_LOCAL_LOADED: dict[str, ChatBackend] = {}
-"""Local model specs already loaded (``resolve`` caches the backends themselves)."""
-_TOKENIZERS_LOADED: set[str] = set()
+_LOADED: set[tuple[str, str]] = set()
+"""Local models and tokenizers this process has loaded (never evicted from their caches)."""
 
 
 def check_spec(model: ModelLike) -> None:

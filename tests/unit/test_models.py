@@ -137,7 +137,7 @@ async def test_a_loaded_local_model_resolves_without_the_torch_thread(
         hops.append(args[0])
         return fn(*args)
 
-    monkeypatch.setattr(models, "_LOCAL_LOADED", {})
+    monkeypatch.setattr(models, "_LOADED", set())
     monkeypatch.setattr(models, "on_torch_thread", on_thread)
     monkeypatch.setattr(models, "resolve", lambda model, ctx: backend)
     first = await aresolve("hf:/models/x", Context())
