@@ -17,9 +17,8 @@ from typing import Any
 
 import common
 
-from llm_as_rnn import Context, build_graph, run_sequence
-from llm_as_rnn.storage import open_storage
-from llm_as_rnn.tasks.weather import weather_observations
+from llm_as_rnn import Context, build_graph, open_storage, run_sequence
+from llm_as_rnn.data import weather
 from llm_as_rnn.testing import fake_model
 
 STEPS = 220
@@ -36,7 +35,7 @@ def used_bytes(path: Path) -> int:
 
 
 async def once() -> dict[str, Any]:
-    observations = weather_observations(0, STEPS)
+    observations = weather.window(0, STEPS)
     sizes: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "growth.db"

@@ -51,7 +51,8 @@ async def evaluate(**fields: Any) -> Evaluation:
     """Run the eval runner with these ``EvalConfig`` fields in a temporary folder."""
     from rich.console import Console
 
-    from llm_as_rnn.evals.runner import EvalConfig, run_eval
+    from llm_as_rnn.evals.config import EvalConfig
+    from llm_as_rnn.evals.runner import run_eval
 
     with tempfile.TemporaryDirectory() as tmp:
         config = EvalConfig(out=tmp, **fields)

@@ -24,25 +24,21 @@ from typing import Any
 import common
 import torch
 
-from llm_as_rnn import Context, get_task, prompts
-from llm_as_rnn.context import Sampling
-from llm_as_rnn.models import (
-    EMBEDDED_GGUF,
-    _load_local,
-    _role_dicts,
-    aresolve,
-    embedded_dir,
-    on_torch_thread,
-)
-from llm_as_rnn.tasks.weather import weather_observations
+from llm_as_rnn import Context, Sampling, get_task
+from llm_as_rnn.core import prompts
+from llm_as_rnn.data import weather
+from llm_as_rnn.runtime.backends import role_dicts
+from llm_as_rnn.runtime.local import embedded_dir, load_local, on_torch_thread
+from llm_as_rnn.runtime.resolve import aresolve
+from llm_as_rnn.runtime.spec import EMBEDDED_GGUF
 
 NEW_TOKENS = 96
 
 
 def main() -> None:
     ctx = Context(model="embedded")
-    backend = asyncio.run(aresolve("embedded", ctx))
-    model, tokenizer = _load_local(str(embedded_dir()), EMBEDDED_GGUF)
+    backend = asyncio.run(aresolve(ctx.model, ctx.endpoint()))
+    model, tokenizer = load_local(str(embedded_dir()), EMBEDDED_GGUF)
     task = get_task("weather")
     # Rewrite prompts: the model writes at length, so decoding (not prefill) dominates.
     chats = [
@@ -55,19 +51,19 @@ def main() -> None:
             256,
             1,
         )
-        for o in weather_observations(300, 3)
+        for o in weather.window(300, 3)
     ]
     greedy = Sampling(temperature=0.0, max_new_tokens=NEW_TOKENS)
 
     def ours(chat: list[Any]) -> tuple[int, float]:
         start = time.perf_counter()
-        gen = asyncio.run(backend.generate(chat, greedy, ctx))
+        gen = asyncio.run(backend.generate(chat, greedy, ctx.call_policy()))
         elapsed = time.perf_counter() - start
         return len(tokenizer.encode(gen.text, add_special_tokens=False)), elapsed
 
     def generate(chat: list[Any]) -> str:
         ids = tokenizer.apply_chat_template(
-            _role_dicts(chat), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            role_dicts(chat), add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         with torch.no_grad():
             out = model.generate(**ids, max_new_tokens=NEW_TOKENS, do_sample=False)

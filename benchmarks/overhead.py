@@ -28,17 +28,16 @@ from langchain_core.messages import HumanMessage
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command
 
-from llm_as_rnn import Context, build_graph, read_trace, run_sequence
-from llm_as_rnn.state import InputState, State
-from llm_as_rnn.storage import open_storage
-from llm_as_rnn.tasks.weather import weather_observations
+from llm_as_rnn import Context, build_graph, open_storage, read_trace, run_sequence
+from llm_as_rnn.core.state import InputState, State
+from llm_as_rnn.data import weather
 from llm_as_rnn.testing import fake_model
 
 STEPS, LATENCY, CALLS_PER_STEP = 100, 0.020, 3
 
 
 async def once(latency: float = LATENCY) -> dict[str, float]:
-    observations = weather_observations(0, STEPS)
+    observations = weather.window(0, STEPS)
     with tempfile.TemporaryDirectory() as tmp:
         async with open_storage(str(Path(tmp) / "bench.db")) as (saver, store):
             graph = build_graph(saver, store)
@@ -87,7 +86,7 @@ def skeleton(model: BaseChatModel, saver: Any) -> Any:
 
 async def floor_once(latency: float = LATENCY) -> dict[str, float]:
     """Per-step cost of the skeleton, one run per timestep as ``run_sequence`` does."""
-    observations = weather_observations(0, STEPS)
+    observations = weather.window(0, STEPS)
     config = {"configurable": {"thread_id": "b"}}
     with tempfile.TemporaryDirectory() as tmp:
         async with open_storage(str(Path(tmp) / "floor.db")) as (saver, _):

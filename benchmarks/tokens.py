@@ -22,9 +22,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from llm_as_rnn import Context, build_graph, get_task, read_trace, run_sequence
+from llm_as_rnn.data import weather
 from llm_as_rnn.evals.baselines import fhc_messages
-from llm_as_rnn.models import approx_tokens
-from llm_as_rnn.tasks.weather import weather_observations
+from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.testing import FunctionChatModel, rule_based
 
 STEPS, BUDGET, POINTS = 200, 512, (10, 100, 200)
@@ -50,7 +50,7 @@ def filling(messages: list[BaseMessage]) -> str:
 
 
 async def once() -> dict[str, Any]:
-    observations = weather_observations(0, STEPS)
+    observations = weather.window(0, STEPS)
     store = InMemoryStore()
     graph = build_graph(InMemorySaver(), store)
     ctx = Context(model=FunctionChatModel(respond=filling), budget=BUDGET)

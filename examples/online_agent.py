@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from llm_as_rnn import Context
-from llm_as_rnn.online import OnlineLearner
-from llm_as_rnn.tasks.weather import weather_observations
+from llm_as_rnn.data import weather
+from llm_as_rnn.frontends.online import OnlineLearner
 
 
 def act(forecast: str | None) -> str:
@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     sampling = {role: {"max_new_tokens": 48} for role in ("predictor", "critic", "rewriter")}
     learner = OnlineLearner(Context(model=args.model, budget=300, seed=0, sampling=sampling))
-    for day in weather_observations(200, args.days):
+    for day in weather.window(200, args.days):
         forecast = learner.predict("seattle", day["input"], id=day["id"])
         answer = forecast["answer"]
         print(f"{day['id']}: forecast for tomorrow = {answer} -> {act(answer)}")

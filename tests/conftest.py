@@ -12,8 +12,7 @@ from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from llm_as_rnn.context import Context
-from llm_as_rnn.graph import build_graph
+from llm_as_rnn import Context, build_graph
 from llm_as_rnn.testing import FunctionChatModel, rule_based
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

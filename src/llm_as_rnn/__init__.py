@@ -1,27 +1,44 @@
 """LLM-as-RNN: a frozen LLM as a recurrent predictor with a rewritable memory.
 
-The public surface: ``build_graph`` (the LangGraph state machine), ``Context``
-(run parameters), ``run_sequence`` (the resumable sequence driver), the state
-records, and ``get_task``.
+The public surface:
+
+- the graph: ``build_graph`` (the LangGraph state machine), ``Context`` and
+  ``Sampling`` (run parameters), the state records;
+- running it: ``run_sequence`` (the resumable sequence driver),
+  ``read_trace``, ``open_storage`` (checkpointer and store for a path or URL),
+  ``OnlineLearner`` (predict now, learn when the truth arrives);
+- tasks: ``Task``, ``ClassificationTask``, ``RegressionTask``, ``Score`` to
+  define your own, ``get_task`` to look one up by name (plugins included).
 """
 
-from llm_as_rnn.context import Context, Sampling
-from llm_as_rnn.graph import build_graph
-from llm_as_rnn.sequence import SequenceResult, read_trace, run_sequence
-from llm_as_rnn.state import Feedback, Observation, Prediction, State, StepRecord
-from llm_as_rnn.tasks import get_task
+from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.sequence import SequenceResult, read_trace, run_sequence
+from llm_as_rnn.core.state import Feedback, Observation, Prediction, State, StepRecord
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.frontends.online import OnlineLearner
+from llm_as_rnn.runtime.spec import Sampling
+from llm_as_rnn.runtime.storage import open_storage
+from llm_as_rnn.tasks import ClassificationTask, RegressionTask, Score, Task, get_task
 
 __all__ = [
+    "ClassificationTask",
+    "ConfigError",
     "Context",
     "Feedback",
     "Observation",
+    "OnlineLearner",
     "Prediction",
+    "RegressionTask",
     "Sampling",
+    "Score",
     "SequenceResult",
     "State",
     "StepRecord",
+    "Task",
     "build_graph",
     "get_task",
+    "open_storage",
     "read_trace",
     "run_sequence",
 ]

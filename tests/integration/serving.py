@@ -34,7 +34,8 @@ def served_model_dir() -> Path:
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llm_as_rnn.models import EMBEDDED_GGUF, embedded_dir
+    from llm_as_rnn.runtime.local import embedded_dir
+    from llm_as_rnn.runtime.spec import EMBEDDED_GGUF
 
     source = str(embedded_dir())
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=EMBEDDED_GGUF)

@@ -7,9 +7,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from llm_as_rnn import Context, build_graph, get_task, read_trace, run_sequence
-from llm_as_rnn import memory as mem
-from llm_as_rnn.models import resolve
-from llm_as_rnn.tasks.weather import weather_observations
+from llm_as_rnn.core import memory as mem
+from llm_as_rnn.data import weather
+from llm_as_rnn.runtime.resolve import build_backend
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,8 @@ async def test_two_weather_steps_on_the_embedded_model() -> None:
     )
     store = InMemoryStore()
     graph = build_graph(InMemorySaver(), store)
-    result = await run_sequence(graph, weather_observations(0, 2), thread_id="e", context=ctx)
-    count = resolve("embedded", ctx).count_tokens
+    result = await run_sequence(graph, weather.window(0, 2), thread_id="e", context=ctx)
+    count = build_backend(ctx.model, ctx.endpoint()).count_tokens
     assert result.steps_done == 2
     assert result.memory != task.initial_memory()
     trace = await read_trace(store, "e")

@@ -19,7 +19,7 @@ def test_small_eval_on_the_embedded_model(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "llm_as_rnn.cli",
+            "llm_as_rnn",
             *shlex.split(
                 "eval --tasks weather,sp500 --methods zero-shot,fhc,memprompt,rnn,rnn-judge "
                 "--model embedded --sequences 1 --steps 2 --max-new-tokens 24 --budget 256 "

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_as_rnn.sequence import read_trace
-from llm_as_rnn.storage import open_storage
+from llm_as_rnn import open_storage, read_trace
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +30,7 @@ def test_sigkill_then_rerun_resumes(tmp_path: Path) -> None:
     args = [
         sys.executable,
         "-m",
-        "llm_as_rnn.cli",
+        "llm_as_rnn",
         "run",
         "--model",
         "embedded",

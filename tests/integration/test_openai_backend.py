@@ -9,9 +9,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from llm_as_rnn import Context, build_graph, get_task, read_trace
-from llm_as_rnn import memory as mem
-from llm_as_rnn.models import resolve
-from llm_as_rnn.tasks.weather import weather_observations
+from llm_as_rnn.core import memory as mem
+from llm_as_rnn.data import weather
+from llm_as_rnn.runtime.resolve import build_backend
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ async def test_one_full_step_through_transformers_serve(served_url: str, served_
     store = InMemoryStore()
     graph = build_graph(InMemorySaver(), store)
     out = await graph.ainvoke(
-        {"observations": weather_observations(10, 1)},
+        {"observations": weather.window(10, 1)},
         {"configurable": {"thread_id": "o"}},
         context=ctx,
     )
@@ -39,6 +39,6 @@ async def test_one_full_step_through_transformers_serve(served_url: str, served_
     # usage comes from the server's own counts
     assert usage["predictor"]["prompt_tokens"] > 50
     assert usage["predictor"]["completion_tokens"] >= 1
-    count = resolve(ctx.model, ctx).count_tokens
+    count = build_backend(ctx.model, ctx.endpoint()).count_tokens
     assert mem.invariant_violations(out["memory"], task.sections, 128, count) == []
     assert record["prediction"]["text"]  # the server answered

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 EVAL = [
     sys.executable,
     "-m",
-    "llm_as_rnn.cli",
+    "llm_as_rnn",
     *shlex.split(
         "eval --tasks weather,sp500 --methods zero-shot,fhc,memprompt,rnn,rnn-judge "
         "--model fake:0:5 --sequences 4 --steps 5 --budget 300"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
+from llm_as_rnn.data import weather
 from llm_as_rnn.tasks import get_task
-from llm_as_rnn.tasks.weather import weather_observations
 from tests.integration.serving import CACHE, REPO, free_port
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ async def drive(url: str) -> dict:
     assert assistants, "the graph of langgraph.json is served"
     thread = await client.threads.create()
     context = {"model": "fake", "budget": 300}  # a deterministic model, chosen by the context
-    for observation in weather_observations(0, 2):
+    for observation in weather.window(0, 2):
         await client.runs.wait(
             thread["thread_id"],
             "llm_as_rnn",

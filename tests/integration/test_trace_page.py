@@ -26,7 +26,7 @@ FLAGS = [
 
 def cli(*args: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "llm_as_rnn.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "llm_as_rnn", *args], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
 

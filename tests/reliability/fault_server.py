@@ -37,7 +37,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from llm_as_rnn.models import approx_tokens
+from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.testing import rule_based
 
 FAULTS = ("500", "502", "503", "429", "reset", "stall", "malformed", "empty")

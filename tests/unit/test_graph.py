@@ -13,17 +13,17 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
-from llm_as_rnn import memory as mem
-from llm_as_rnn.graph import build_graph, graph
-from llm_as_rnn.models import approx_tokens
-from llm_as_rnn.sequence import read_trace, run_sequence
+from llm_as_rnn import read_trace, run_sequence
+from llm_as_rnn.core import memory as mem
+from llm_as_rnn.core.graph import build_graph, graph
+from llm_as_rnn.data import weather
+from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.tasks import get_task
-from llm_as_rnn.tasks.weather import weather_observations
 from llm_as_rnn.testing import rule_based
 from tests.conftest import make_context, make_model
 
 TASK = get_task("weather")
-SEQ = weather_observations(0, 40)
+SEQ = weather.window(0, 40)
 
 
 def cfg(thread: str = "t") -> dict[str, Any]:
@@ -281,8 +281,12 @@ async def test_resume_skips_finished_steps() -> None:
     ctx = make_context(make_model(counting))
     await run_sequence(g, SEQ[:5], thread_id="r", context=ctx, steps=3)
     assert calls[0] == 9
-    again = await run_sequence(g, SEQ[:5], thread_id="r", context=ctx)
-    assert [r["step"] for r in again.new_steps] == [4, 5]
+    finished: list[int] = []
+    again = await run_sequence(
+        g, SEQ[:5], thread_id="r", context=ctx, on_step=lambda r: finished.append(r["step"])
+    )
+    assert finished == [4, 5]
+    assert again.steps_done == 5
     assert calls[0] == 15
 
 

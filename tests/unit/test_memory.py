@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_as_rnn import memory as mem
+from llm_as_rnn.core import memory as mem
 
 SECTIONS = ("PATTERNS", "RECENT ERRORS", "RULES OF THUMB")
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from llm_as_rnn.data.mimic import load_mimic
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.tasks.mimic import icd_chapter, load_mimic, normalize_code
+from llm_as_rnn.evals.records import step_metrics
+from llm_as_rnn.tasks.mimic import icd_chapter, normalize_code
 from tests.unit.mimic_fixture import SECRET_COURSE, SECRET_DISCHARGE_DX, TITLES, write_fixture
 
 
@@ -63,7 +65,7 @@ def test_parse_and_metrics(mimic_dir: Path) -> None:
     )
     assert answer == ["I5023", "J189", "N179"]
     target = dict(seqs)["1"][1]["target"]  # J189, respiratory
-    metrics = task.step_metrics(answer, target)
+    metrics = step_metrics(task, answer, target)
     assert metrics == {"acc1_code": 0.0, "acc5_code": 1.0, "acc1_chapter": 0.0, "acc5_chapter": 1.0}
     assert task.score(["J189"], target).correct is True
     assert task.parse("no idea") is None

@@ -10,18 +10,12 @@ import openai
 import pytest
 from langchain_core.messages import HumanMessage
 
-from llm_as_rnn import models
-from llm_as_rnn.context import Context
+from llm_as_rnn import Context
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.models import (
-    ChatBackend,
-    approx_tokens,
-    aresolve,
-    is_transient,
-    parse_spec,
-    resolve,
-    retry_after_seconds,
-)
+from llm_as_rnn.runtime.backends import ChatBackend, approx_tokens
+from llm_as_rnn.runtime.resolve import Resolver, build_backend
+from llm_as_rnn.runtime.retry import is_transient, retry_after_seconds
+from llm_as_rnn.runtime.spec import CallPolicy, Endpoint, ModelSpec, parse_spec
 from llm_as_rnn.testing import FunctionChatModel
 
 
@@ -40,7 +34,7 @@ def test_openai_without_key_or_url_is_config_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
-        resolve("openai:x", Context())
+        build_backend(parse_spec("openai:x"), Endpoint())
 
 
 def _status_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
@@ -81,7 +75,9 @@ class Flaky:
 async def test_transient_errors_are_retried_and_counted() -> None:
     flaky = Flaky(2, httpx.ConnectError("reset"))
     backend = ChatBackend(FunctionChatModel(respond=flaky), "flaky")
-    gen = await backend.generate([HumanMessage("hi")], Context().sampling["predictor"], Context())
+    gen = await backend.generate(
+        [HumanMessage("hi")], Context().sampling["predictor"], CallPolicy()
+    )
     assert gen.text == "Answer: rain"
     assert gen.retries == 2
     assert flaky.calls == 3
@@ -93,7 +89,7 @@ async def test_retries_are_bounded() -> None:
     ctx = Context(max_attempts=3)
     start = time.monotonic()
     with pytest.raises(httpx.ConnectError):
-        await backend.generate([HumanMessage("hi")], ctx.sampling["predictor"], ctx)
+        await backend.generate([HumanMessage("hi")], ctx.sampling["predictor"], ctx.call_policy())
     assert flaky.calls == 3
     assert time.monotonic() - start < 10
 
@@ -103,7 +99,7 @@ async def test_one_attempt_means_no_retry() -> None:
     backend = ChatBackend(FunctionChatModel(respond=flaky), "flaky")
     ctx = Context(max_attempts=1)
     with pytest.raises(httpx.ConnectError):
-        await backend.generate([HumanMessage("hi")], ctx.sampling["predictor"], ctx)
+        await backend.generate([HumanMessage("hi")], ctx.sampling["predictor"], ctx.call_policy())
     assert flaky.calls == 1
 
 
@@ -111,7 +107,7 @@ async def test_permanent_errors_are_not_retried() -> None:
     flaky = Flaky(100, ValueError("bad request"))
     backend = ChatBackend(FunctionChatModel(respond=flaky), "bad")
     with pytest.raises(ValueError, match="bad request"):
-        await backend.generate([HumanMessage("hi")], Context().sampling["predictor"], Context())
+        await backend.generate([HumanMessage("hi")], Context().sampling["predictor"], CallPolicy())
     assert flaky.calls == 1
 
 
@@ -127,23 +123,20 @@ async def test_fake_latency_includes_computing_the_reply() -> None:
     assert 0.15 <= elapsed < 0.22  # not 0.1 of reply + 0.15 of latency
 
 
-async def test_a_loaded_local_model_resolves_without_the_torch_thread(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    hops: list[str] = []
+async def test_a_loaded_local_model_resolves_without_the_torch_thread() -> None:
+    hops: list[ModelSpec] = []
     backend = ChatBackend(FunctionChatModel(respond=lambda m: "x"), "local")
 
     async def on_thread(fn: Any, *args: Any) -> Any:
         hops.append(args[0])
         return fn(*args)
 
-    monkeypatch.setattr(models, "_LOADED", set())
-    monkeypatch.setattr(models, "on_torch_thread", on_thread)
-    monkeypatch.setattr(models, "resolve", lambda model, ctx: backend)
-    first = await aresolve("hf:/models/x", Context())
-    again = await aresolve("hf:/models/x", Context())
+    resolve = Resolver(build=lambda spec, endpoint: backend, on_thread=on_thread)
+    spec = parse_spec("hf:/models/x")
+    first = await resolve(spec, Endpoint())
+    again = await resolve(parse_spec("hf:/models/x"), Endpoint())
     assert first is again is backend
-    assert hops == ["hf:/models/x"]  # loaded once, on the torch thread
+    assert hops == [spec]  # loaded once, on the torch thread
 
 
 def test_approx_tokens_is_conservative() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_as_rnn.online import LearnerStateError, OnlineLearner
+from llm_as_rnn.frontends.online import LearnerStateError, OnlineLearner
 from llm_as_rnn.tasks import get_task
 from tests.conftest import make_context
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llm_as_rnn import prompts
+from llm_as_rnn.core import prompts
 from llm_as_rnn.tasks import get_task
 
 TASK = get_task("weather")

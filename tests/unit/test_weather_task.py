@@ -6,25 +6,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llm_as_rnn.data import weather
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.tasks import get_task
-from llm_as_rnn.tasks.weather import weather_days, weather_observations
 
 TASK = get_task("weather")
 
 
 def test_observations_are_real_consecutive_days() -> None:
-    obs = weather_observations(0, 3)
+    obs = weather.window(0, 3)
     assert [o["id"] for o in obs] == ["2012-01-01", "2012-01-02", "2012-01-03"]
     # the target of day t is the observed weather of day t+1
     assert obs[0]["target"] == obs[1]["input"]["observed weather"] == "rain"
     assert obs[0]["input"]["precipitation (mm)"] == 0.0
-    assert weather_days() == 1461
+    assert weather.days() == 1461
 
 
 def test_window_outside_data_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="outside the data"):
-        weather_observations(1459, 5)
+        weather.window(1459, 5)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from llm_as_rnn.prompts import DATA_RULE, data
+from llm_as_rnn.core.prompts import DATA_RULE, data
 from llm_as_rnn.tasks import Task
 
 MEMPROMPT_K = 3

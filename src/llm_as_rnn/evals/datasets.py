@@ -1,21 +1,23 @@
 """Evaluation datasets: deterministic, seeded sequences of length L per task.
 
-- weather, sp500: bundled real data; sequences are non-overlapping windows of
-  L consecutive days, N of them drawn by a seeded shuffle, in time order;
+- bundled data (weather, sp500): non-overlapping windows of L consecutive
+  days, N of them drawn by a seeded shuffle, in time order;
 - mimic: the user's MIMIC-IV directory (``--mimic-dir``), N patients with at
   least L admissions (seeded), the first L admissions of each;
-- a user's CSV/JSONL (``--data``): the first N sequences by id, each cut to L.
+- a user's CSV/JSONL (``--data``): the first N sequences by id, each cut to L,
+  for a named task or a generic one (``--task-type``).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
+from llm_as_rnn.core.state import Observation
+from llm_as_rnn.data import bundled
+from llm_as_rnn.data.files import Sequences, load_file, load_task_file
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.state import Observation
+from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.tasks import Task, get_task
 
 
@@ -47,46 +49,49 @@ def window_starts(usable: int, sequences: int, length: int, seed: int) -> list[i
     return sorted(candidates[:sequences])
 
 
-def bundled(name: str, sequences: int, length: int, seed: int) -> EvalData:
-    """Return windows of a task with bundled data (weather, sp500)."""
+def bundled_windows(name: str, sequences: int, length: int, seed: int) -> EvalData:
+    """Return seeded windows of a task's bundled data."""
     task = get_task(name)
-    if name == "weather":
-        from llm_as_rnn.tasks.weather import weather_days
-
-        usable = weather_days() - 1
-    elif name == "sp500":
-        from llm_as_rnn.tasks.sp500 import WINDOW, sp500_days
-
-        usable = sp500_days() - WINDOW - 1
-    else:
-        raise ConfigError(f"task {name!r} has no bundled data: use --data or --mimic-dir")
-    starts = window_starts(usable, sequences, length, seed)
-    return EvalData(
-        task, [EvalSequence(f"{name}@{s}", task.observations(s, length)) for s in starts]
-    )
+    data = bundled(task.name)
+    starts = window_starts(data.starts(), sequences, length, seed)
+    return EvalData(task, [EvalSequence(f"{name}@{s}", data.window(s, length)) for s in starts])
 
 
 def mimic(directory: str, sequences: int, length: int, seed: int) -> EvalData:
     """Return patients' admission sequences from a MIMIC-IV directory."""
-    from llm_as_rnn.tasks.mimic import load_mimic
+    from llm_as_rnn.data.mimic import load_mimic
 
     task, pairs = load_mimic(directory, sequences, length, seed)
     return EvalData(task, [EvalSequence(f"patient-{sid}", obs) for sid, obs in pairs])
 
 
-def user_file(
-    path: str,
-    task_type: Literal["classification", "regression"],
-    labels: tuple[str, ...] | None,
-    sequences: int,
-    length: int,
+def file_sequences(
+    path: str, task: Task, pairs: Sequences, sequences: int, length: int
 ) -> EvalData:
     """Return the first ``sequences`` sequences of a user's file, each cut to ``length``."""
-    from llm_as_rnn.tasks.generic import load_generic
-
-    task, pairs = load_generic(Path(path), task_type, labels)
     if len(pairs) < sequences:
         raise ConfigError(
             f"{path} holds {len(pairs)} sequences, fewer than --sequences {sequences}"
         )
     return EvalData(task, [EvalSequence(sid, obs[:length]) for sid, obs in pairs[:sequences]])
+
+
+def load_data(cfg: EvalConfig) -> list[EvalData]:
+    """Load every dataset the run asks for (validation happens here, before any write)."""
+    if cfg.data and cfg.task_type:
+        labels = tuple(x.strip().lower() for x in cfg.labels) if cfg.labels else None
+        task, pairs = load_file(cfg.data, cfg.task_type, labels)
+        return [file_sequences(cfg.data, task, pairs, cfg.sequences, cfg.steps)]
+    if cfg.data:
+        task = get_task(cfg.tasks[0])
+        pairs = load_task_file(cfg.data, task)
+        return [file_sequences(cfg.data, task, pairs, cfg.sequences, cfg.steps)]
+    datasets = []
+    for name in cfg.tasks:
+        if name == "mimic":
+            if not cfg.mimic_dir:
+                raise ConfigError("the mimic task needs --mimic-dir <your MIMIC-IV directory>")
+            datasets.append(mimic(cfg.mimic_dir, cfg.sequences, cfg.steps, cfg.seed))
+        else:
+            datasets.append(bundled_windows(name, cfg.sequences, cfg.steps, cfg.seed))
+    return datasets

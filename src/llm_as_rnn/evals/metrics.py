@@ -1,6 +1,6 @@
 """Pure metric functions over step records (no model, no I/O).
 
-A step record here is one line of ``steps.jsonl`` (see ``runner.eval_record``).
+A step record here is one line of ``steps.jsonl`` (see ``llm_as_rnn.evals.records``).
 
 Definitions:
 - a step is *wrong* when its prediction is incorrect (classification; an

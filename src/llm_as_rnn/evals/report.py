@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.metrics import curve
 
 PACKAGES = (
@@ -144,7 +145,7 @@ def versions() -> dict[str, str]:
 def write_outputs(
     out: Path,
     command: str,
-    cfg: Any,
+    cfg: EvalConfig,
     summary: dict[str, Any],
     records: list[dict[str, Any]],
     timing: dict[str, Any],

@@ -3,7 +3,7 @@
 One process's event loop tops out at a few hundred model calls per second:
 the HTTP client, LangChain and LangGraph cost a few milliseconds of CPU per
 call, all on one core. ``--workers N`` runs N processes, worker ``i`` being
-the shard ``i/N`` of the same evaluation (the units of ``runner.units``),
+the shard ``i/N`` of the same evaluation (the units of ``methods.units``),
 all sharing its state database, as ``--shard`` workers on several machines
 do. This process only shows progress and, once every worker is done, writes
 the report from the database.
@@ -28,14 +28,10 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 from llm_as_rnn.errors import ConfigError, describe
-from llm_as_rnn.evals.runner import (
-    Advance,
-    EvalConfig,
-    load_backend,
-    load_data,
-    run_units,
-    state_db,
-)
+from llm_as_rnn.evals.config import EvalConfig
+from llm_as_rnn.evals.datasets import load_data
+from llm_as_rnn.evals.methods import Advance, load_backend, run_units
+from llm_as_rnn.runtime.quiet import quiet_libraries
 
 ORPHAN_CHECK_S = 0.5
 
@@ -60,7 +56,7 @@ async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str]:
             cfg,
             shard=(i, count),
             workers=1,
-            db=state_db(cfg),
+            db=cfg.state_db(),
             concurrency=math.ceil(cfg.concurrency / count),
         )
         for i in range(count)
@@ -122,8 +118,6 @@ async def _collect(
 
 def _worker(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
     """Entry point of a worker process: run one shard, report over ``events``."""
-    from llm_as_rnn.cli import quiet_libraries
-
     quiet_libraries()
     assert cfg.shard is not None
     index, count = cfg.shard
@@ -140,15 +134,15 @@ def _worker(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
 
 
 async def _run_share(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
-    from llm_as_rnn.graph import build_graph
-    from llm_as_rnn.storage import open_storage
+    from llm_as_rnn.core.graph import build_graph
+    from llm_as_rnn.runtime.storage import open_storage
 
     assert cfg.shard is not None
     index = cfg.shard[0]
     watchdog = asyncio.create_task(_exit_when_orphaned(parent))
     datasets = load_data(cfg)
     backend = await load_backend(cfg, datasets)
-    async with open_storage(state_db(cfg)) as (saver, store):
+    async with open_storage(cfg.state_db()) as (saver, store):
         graph = build_graph(saver, store)
         events.put(("ready", index, backend.name))
         await asyncio.to_thread(go.wait)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from abc import ABC, abstractmethod
+from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.state import Observation
 
 
 @dataclass(frozen=True)
@@ -23,11 +22,23 @@ class Score:
     """0/1 for classification, absolute error for regression."""
 
 
-class Task(ABC):
+class TaskMeta(ABCMeta):
+    """Checks every task right after it is constructed (``Task.check``)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Construct the task, then check it."""
+        task = super().__call__(*args, **kwargs)
+        task.check()
+        return task
+
+
+class Task(metaclass=TaskMeta):
     """A sequence prediction task.
 
-    Subclasses define what to predict, the memory's sections and initial text,
-    and pure functions to render inputs and to parse and score answers.
+    Subclasses define what to predict (``name``, ``description``), the
+    memory's sections and initial text, and pure functions to render inputs
+    and to parse and score answers. A task is checked when it is constructed:
+    a missing or empty attribute is a ``ConfigError`` naming it.
     """
 
     name: ClassVar[str]
@@ -35,6 +46,25 @@ class Task(ABC):
     sections: ClassVar[tuple[str, ...]] = ("PATTERNS", "RECENT ERRORS", "RULES OF THUMB")
     description: ClassVar[str]
     """What is predicted, in a sentence or two (goes to the system prompt)."""
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` naming what is missing or wrong in this task's definition."""
+        where = f"task class {type(self).__name__}"
+        name = getattr(self, "name", None)
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f'{where}: set name = "..." (the name runs and traces use)')
+        description = getattr(self, "description", None)
+        if not isinstance(description, str) or not description.strip():
+            raise ConfigError(
+                f'{where}: set description = "..." (what is predicted, for the system prompt)'
+            )
+        if getattr(self, "kind", None) not in ("classification", "regression"):
+            raise ConfigError(f"{where}: derive from ClassificationTask or RegressionTask")
+        sections = getattr(self, "sections", ())
+        if not sections or not all(isinstance(s, str) and s.strip() for s in sections):
+            raise ConfigError(f"{where}: sections must be non-empty section titles")
+        if len(set(sections)) != len(sections):
+            raise ConfigError(f"{where}: sections {sections!r} repeat a title")
 
     @property
     @abstractmethod
@@ -83,15 +113,6 @@ class Task(ABC):
         """Describe a score in words for the critic (``CORRECT`` / ``WRONG``)."""
         return "CORRECT" if score.correct else "WRONG"
 
-    def step_metrics(self, answer: Any, target: Any) -> dict[str, float]:
-        """Return this step's metric values (averaged per sequence by the evals)."""
-        score = self.score(answer, target)
-        return {"accuracy": float(bool(score.correct))}
-
-    def observations(self, start: int, steps: int) -> list[Observation]:
-        """Return the task's bundled sequence window (tasks with bundled data)."""
-        raise ConfigError(f"task {self.name!r} has no bundled sequence: give your own data")
-
 
 _ANSWER_MARK = re.compile(
     r"(?:answer|prediction|forecast|label)\s*(?:is|:|=|-)?\s*[*_`\"']*\s*([a-z]+)", re.I
@@ -105,6 +126,18 @@ class ClassificationTask(Task):
     labels: ClassVar[tuple[str, ...]]
     synonyms: ClassVar[dict[str, str]] = {}
     """Extra words mapped to a label (``"sunny": "sun"``)."""
+
+    def check(self) -> None:
+        """Also require a non-empty set of distinct, lower-case labels."""
+        super().check()
+        labels = getattr(self, "labels", None)
+        where = f"task class {type(self).__name__}"
+        if not isinstance(labels, tuple) or not labels:
+            raise ConfigError(f'{where}: set labels = ("...", ...) (the answers it may give)')
+        if not all(isinstance(label, str) and label.strip() for label in labels):
+            raise ConfigError(f"{where}: labels {labels!r} must be non-empty strings")
+        if any(label != label.lower() for label in labels) or len(set(labels)) != len(labels):
+            raise ConfigError(f"{where}: labels {labels!r} must be distinct and lower-case")
 
     @property
     def answer_format(self) -> str:
@@ -196,16 +229,6 @@ class RegressionTask(Task):
     def outcome(self, score: Score) -> str:
         """Describe the absolute error."""
         return f"absolute error {score.error:.3f}" if score.error is not None else "no truth"
-
-    def step_metrics(self, answer: Any, target: Any) -> dict[str, float]:
-        """Absolute and squared error, and whether the direction (sign) was right."""
-        truth = self.validate_target(target)
-        guess = float(answer) if answer is not None else 0.0
-        return {
-            "abs_error": abs(guess - truth),
-            "sq_error": (guess - truth) ** 2,
-            "direction": float((guess > 0) == (truth > 0)),
-        }
 
     def validate_target(self, target: Any) -> float:
         """Accept a finite number."""

@@ -155,6 +155,21 @@ def truncate(memory: str, sections: Sequence[str], budget: int, count: TokenCoun
     return capped(lo)
 
 
+def fit_to_budget(memory: str, sections: Sequence[str], budget: int, count: TokenCounter) -> str:
+    """Return the memory within budget (truncating if needed).
+
+    Raises ``ValueError`` naming the smallest usable budget when the section
+    headers alone do not fit.
+    """
+    floor = min_budget(sections, count)
+    if budget < floor:
+        raise ValueError(
+            f"budget {budget} is too small: the memory's section headers alone need "
+            f"{floor} tokens; use a budget of at least {floor}"
+        )
+    return truncate(memory, sections, budget, count)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The collapse guard's decision on a candidate memory."""

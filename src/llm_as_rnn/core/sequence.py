@@ -9,16 +9,17 @@ after the last finished one.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from llm_as_rnn.context import Context
-from llm_as_rnn.nodes import trace_namespace
-from llm_as_rnn.state import Observation, StepRecord
+from llm_as_rnn.core.context import Context, coerce_context
+from llm_as_rnn.core.state import Observation, StepRecord
+from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime.storage import read_records
 
 OnStep = Callable[[StepRecord], Awaitable[None] | None]
 
@@ -32,8 +33,6 @@ class SequenceResult:
     """The memory after the last finished step."""
     steps_done: int
     """Finished steps on the thread (this call and earlier ones)."""
-    new_steps: list[StepRecord] = field(default_factory=list)
-    """Records of the steps finished by this call."""
 
 
 def _config(thread_id: str) -> RunnableConfig:
@@ -46,7 +45,7 @@ async def run_sequence(
     observations: Sequence[Observation],
     *,
     thread_id: str,
-    context: Context,
+    context: Context | dict[str, Any] | None = None,
     budget: int | None = None,
     steps: int | None = None,
     on_step: OnStep | None = None,
@@ -61,11 +60,12 @@ async def run_sequence(
         graph: A graph compiled with a checkpointer (see ``build_graph``).
         observations: The sequence, from its first timestep.
         thread_id: The sequence's thread.
-        context: Run parameters.
+        context: Run parameters (a ``Context``, or a plain dict of its fields).
         budget: Memory budget (else the thread's, else ``context.budget``).
         steps: Stop after this many finished steps in total (default: all).
         on_step: Called with each step record as it finishes.
     """
+    context = coerce_context(context)
     config = _config(thread_id)
     total = len(observations) if steps is None else min(steps, len(observations))
     result = SequenceResult(thread_id=thread_id, memory="", steps_done=0)
@@ -78,12 +78,10 @@ async def run_sequence(
                 Command(resume=target), config, context=context, durability="exit"
             )
         record = values.get("last_step")
-        if record is not None:
-            result.new_steps.append(record)
-            if on_step is not None:
-                maybe = on_step(record)
-                if maybe is not None:
-                    await maybe
+        if record is not None and on_step is not None:
+            maybe = on_step(record)
+            if maybe is not None:
+                await maybe
         return dict(values)
 
     snapshot = await graph.aget_state(config)
@@ -104,12 +102,6 @@ async def run_sequence(
     return result
 
 
-async def read_records(store: Any, namespace: tuple[str, ...]) -> list[Any]:
-    """Return every item value of a store namespace, in key order."""
-    items = await store.asearch(namespace, limit=1_000_000)
-    return [item.value for item in sorted(items, key=lambda item: item.key)]
-
-
 async def read_trace(store: Any, thread_id: str) -> list[StepRecord]:
     """Return every step record of a thread from the store, in step order."""
-    return await read_records(store, trace_namespace(thread_id))
+    return await read_records(store, namespaces.trace(thread_id))

@@ -2,31 +2,54 @@
 
 Passed as ``graph.ainvoke(..., context=Context(...))`` or, from Studio and the
 LangGraph SDK, as a plain dict that LangGraph coerces into this model, so every
-field is validated with a message naming the field.
+field is validated with a message naming the field. Model specs are parsed
+here, once, into ``ModelSpec`` values.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
-from llm_as_rnn.state import Role
+from llm_as_rnn.core.state import ROLES, Role
+from llm_as_rnn.errors import ConfigError, from_validation
+from llm_as_rnn.runtime.spec import CallPolicy, Endpoint, ModelSpec, Sampling, parse_spec
 from llm_as_rnn.tasks import Task
 
 FeedbackMode = Literal["supervised", "judge", "deferred"]
 StepMode = Literal["three-call", "fused", "lazy"]
 
 
-class Sampling(BaseModel):
-    """Sampling parameters of one role."""
+def _spec(value: Any) -> Any:
+    """Parse a spec string or wrap a chat model; a bad spec is a validation error."""
+    if isinstance(value, str | BaseChatModel | ModelSpec):
+        try:
+            return parse_spec(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    return value
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    top_p: float = Field(0.9, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1, le=32768)
+ModelField = Annotated[
+    ModelSpec,
+    BeforeValidator(_spec),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "description": "embedded | hf:<dir>[#f.gguf] | openai:<m> | fake"}
+    ),
+]
+"""A model: a spec string or a LangChain chat model instance, held as a ``ModelSpec``."""
 
 
 def _default_sampling() -> dict[Role, Sampling]:
@@ -39,22 +62,19 @@ def _default_sampling() -> dict[Role, Sampling]:
     }
 
 
-ModelLike = str | BaseChatModel
-
-
 class Context(BaseModel):
     """Parameters of a run: task, models per role, sampling, feedback, budget."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     task: str | Task = "weather"
-    """Task name (see ``llm_as_rnn.tasks``) or a task instance (your own data)."""
-    model: ModelLike = "embedded"
-    """Model for every role: a spec (``embedded``, ``hf:...``, ``openai:...``)
-    or any LangChain chat model instance."""
-    critic_model: ModelLike | None = None
+    """Task name (built in, or a plugin's entry point) or a ``Task`` instance."""
+    model: ModelField = parse_spec("embedded")
+    """Model for every role: a spec (``embedded``, ``hf:...``, ``openai:...``,
+    ``fake``) or any LangChain chat model instance."""
+    critic_model: ModelField | None = None
     """Model of the critic (judge) role; defaults to ``model``."""
-    rewriter_model: ModelLike | None = None
+    rewriter_model: ModelField | None = None
     """Model of the rewriter role; defaults to ``model``."""
     base_url: str | None = None
     """Base URL of an OpenAI-compatible endpoint (else ``OPENAI_BASE_URL``)."""
@@ -75,7 +95,8 @@ class Context(BaseModel):
     max_attempts: int = Field(4, ge=1, le=20)
     """Attempts per model call on transient errors (timeouts, 429, 5xx)."""
     request_timeout: float = Field(60.0, gt=0)
-    """Seconds before one model request times out."""
+    """Seconds before one request to an endpoint times out (local models are
+    bounded by their token limits instead)."""
     max_retry_seconds: float = Field(120.0, gt=0)
     """Upper bound on the time spent retrying one model call."""
     seed: int | None = None
@@ -102,10 +123,59 @@ class Context(BaseModel):
             return merged
         return value
 
-    def model_for(self, role: Role) -> ModelLike:
-        """Return the model (spec or instance) serving ``role``."""
+    def model_for(self, role: Role) -> ModelSpec:
+        """Return the model serving ``role``."""
         if role == "critic" and self.critic_model is not None:
             return self.critic_model
         if role == "rewriter" and self.rewriter_model is not None:
             return self.rewriter_model
         return self.model
+
+    def call_policy(self) -> CallPolicy:
+        """Return how each model call is bounded and seeded."""
+        return CallPolicy(
+            timeout_s=self.request_timeout,
+            max_attempts=self.max_attempts,
+            max_retry_s=self.max_retry_seconds,
+            seed=self.seed,
+        )
+
+    def endpoint(self) -> Endpoint:
+        """Return where ``openai:`` models are served."""
+        return Endpoint(self.base_url, self.request_timeout, self.tokenizer)
+
+
+def coerce_context(value: Context | dict[str, Any] | None) -> Context:
+    """Return a ``Context`` from an instance, a plain dict (as Studio sends) or None."""
+    if value is None:
+        return Context()
+    if isinstance(value, Context):
+        return value
+    return make_context(**value)
+
+
+def make_context(
+    *,
+    max_new_tokens: int | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    **fields: Any,
+) -> Context:
+    """Build a context from command-line style options; one-line ``ConfigError`` if invalid.
+
+    ``max_new_tokens`` caps every role; ``timeout`` and ``retries`` also bound
+    the time spent retrying one call (at least 30 s).
+    """
+    if timeout is not None:
+        fields["request_timeout"] = timeout
+    if retries is not None:
+        fields["max_attempts"] = retries
+    if timeout is not None or retries is not None:
+        seconds = fields.get("request_timeout", 60.0) * fields.get("max_attempts", 4)
+        fields["max_retry_seconds"] = max(30.0, seconds)
+    if max_new_tokens is not None:
+        fields["sampling"] = {role: {"max_new_tokens": max_new_tokens} for role in ROLES}
+    try:
+        return Context(**fields)
+    except ValidationError as exc:
+        raise from_validation(exc) from None

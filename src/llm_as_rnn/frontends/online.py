@@ -28,11 +28,11 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
-from llm_as_rnn.context import Context
-from llm_as_rnn.graph import build_graph
-from llm_as_rnn.sequence import read_trace
-from llm_as_rnn.state import Observation, Prediction, StepRecord
-from llm_as_rnn.storage import open_storage
+from llm_as_rnn.core.context import Context, coerce_context
+from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.sequence import read_trace
+from llm_as_rnn.core.state import Observation, Prediction, StepRecord
+from llm_as_rnn.runtime.storage import open_storage
 from llm_as_rnn.tasks import get_task
 
 T = TypeVar("T")
@@ -63,13 +63,13 @@ class OnlineLearner:
 
     def __init__(
         self,
-        context: Context | None = None,
+        context: Context | dict[str, Any] | None = None,
         *,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         store: BaseStore | None = None,
     ) -> None:
         """Create a learner; in-memory persistence unless you pass your own."""
-        self.context = (context or Context()).model_copy(update={"feedback": "deferred"})
+        self.context = coerce_context(context).model_copy(update={"feedback": "deferred"})
         self.store = store if store is not None else InMemoryStore()
         self.graph = build_graph(checkpointer or InMemorySaver(), self.store)
         self._loop: _LoopThread | None = None

@@ -14,9 +14,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
-from llm_as_rnn.context import Context
-from llm_as_rnn.nodes import critique, predict, rewrite
-from llm_as_rnn.state import InputState, State
+from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.nodes import critique, predict, rewrite
+from llm_as_rnn.core.state import InputState, State
 
 
 def build_graph(

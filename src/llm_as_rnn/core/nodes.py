@@ -12,22 +12,26 @@ invalid input) do raise, leaving the thread resumable at the failed node.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.store.base import PutOp
 from langgraph.types import Command, interrupt
 
-from llm_as_rnn import memory as mem
-from llm_as_rnn import prompts
-from llm_as_rnn.context import Context
-from llm_as_rnn.journal import Journal, forget
-from llm_as_rnn.models import ChatBackend, Generation, aresolve
-from llm_as_rnn.state import (
+from llm_as_rnn.core import memory as mem
+from llm_as_rnn.core import prompts
+from llm_as_rnn.core.calls import Call, ask, ask_answer, journaled
+from llm_as_rnn.core.context import Context, coerce_context
+from llm_as_rnn.core.feedback import (
+    answer_text,
+    fact,
+    fused_feedback,
+    judge_feedback,
+    parse_verdict,
+    was_right,
+)
+from llm_as_rnn.core.state import (
     OBSERVATIONS,
     Feedback,
     Observation,
@@ -35,63 +39,21 @@ from llm_as_rnn.state import (
     Role,
     State,
     StepRecord,
-    Usage,
-    merge_usage,
 )
-from llm_as_rnn.tasks import Score, Task, get_task
-
-TRACE_NAMESPACE = "llm_as_rnn"
-"""Step records go to the store under ``(TRACE_NAMESPACE, "trace", thread_id)``."""
-
-T = TypeVar("T")
+from llm_as_rnn.runtime import namespaces, usage
+from llm_as_rnn.runtime.backends import ChatBackend
+from llm_as_rnn.runtime.journal import forget
+from llm_as_rnn.runtime.resolve import aresolve
+from llm_as_rnn.runtime.usage import Generation
+from llm_as_rnn.tasks import Task, get_task
 
 END: Literal["__end__"] = "__end__"
 """LangGraph's END, typed for ``Command(goto=...)``."""
 
 
-def trace_namespace(thread_id: str) -> tuple[str, ...]:
-    """Return the store namespace holding a thread's step records."""
-    return (TRACE_NAMESPACE, "trace", thread_id)
-
-
 def context_of(runtime: Runtime[Context] | None) -> Context:
-    """Return the run's context (defaults when none was given)."""
-    ctx = runtime.context if runtime is not None else None
-    return ctx if isinstance(ctx, Context) else Context()
-
-
-def fit_to_budget(memory: str, task: Task, budget: int, count: mem.TokenCounter) -> str:
-    """Return the memory within budget (truncating if needed); check the budget."""
-    floor = mem.min_budget(task.sections, count)
-    if budget < floor:
-        raise ValueError(
-            f"budget {budget} is too small: the {task.name} memory headers alone need "
-            f"{floor} tokens; use a budget of at least {floor}"
-        )
-    return mem.truncate(memory, task.sections, budget, count)
-
-
-def usage_of(gens: list[Generation]) -> Usage:
-    """Return the usage of a list of generations."""
-    return Usage(
-        calls=len(gens),
-        prompt_tokens=sum(g.prompt_tokens for g in gens),
-        completion_tokens=sum(g.completion_tokens for g in gens),
-        latency_s=round(sum(g.latency_s for g in gens), 6),
-        retries=sum(g.retries for g in gens),
-    )
-
-
-Call = Callable[[list[BaseMessage]], Awaitable[Generation]]
-
-
-def caller(journal: Journal, backend: ChatBackend, role: Role, ctx: Context) -> Call:
-    """Return a journaled call of ``backend`` with the role's sampling."""
-
-    async def call(messages: list[BaseMessage]) -> Generation:
-        return await journal.generate(backend, role, messages, ctx.sampling[role], ctx)
-
-    return call
+    """Return the run's context (defaults when none was given; a dict is validated)."""
+    return coerce_context(runtime.context if runtime is not None else None)
 
 
 def thread_id() -> str:
@@ -99,27 +61,19 @@ def thread_id() -> str:
     return str(get_config().get("configurable", {}).get("thread_id", "default"))
 
 
-async def ask(
-    call: Call,
-    messages: list[BaseMessage],
-    parse: Callable[[str], T | None],
-    reask: BaseMessage,
-    attempts: int,
-) -> tuple[str, T | None, list[Generation]]:
-    """Call a model and parse its answer, re-asking up to ``attempts`` times.
+async def model(ctx: Context, role: Role) -> ChatBackend:
+    """Return the backend serving ``role``."""
+    return await aresolve(ctx.model_for(role), ctx.endpoint())
 
-    Returns the last text, its parse (None when every attempt failed) and the
-    generations made.
-    """
-    gens = []
-    for _ in range(1 + attempts):
-        gen = await call(messages)
-        gens.append(gen)
-        parsed = parse(gen.text)
-        if parsed is not None:
-            return gen.text, parsed, gens
-        messages = [*messages, AIMessage(gen.text or "(empty)"), reask]
-    return gens[-1].text, None, gens
+
+def call_for(runtime: Runtime[Context], step: int, backend: ChatBackend, role: Role) -> Call:
+    """Return the step's journaled calls of ``role``."""
+    return journaled(runtime.store, thread_id(), step, backend, role, context_of(runtime))
+
+
+def fit(memory: str, task: Task, budget: int, count: mem.TokenCounter) -> str:
+    """Return the memory within budget; a budget below the headers' size is an error."""
+    return mem.fit_to_budget(memory, task.sections, budget, count)
 
 
 async def predict(
@@ -135,22 +89,14 @@ async def predict(
     observation = queue[0]
     ctx = context_of(runtime)
     task = get_task(ctx.task)
-    predictor = await aresolve(ctx.model_for("predictor"), ctx)
+    predictor = await model(ctx, "predictor")
     budget = state.get("budget") or ctx.budget
-    memory = fit_to_budget(
-        state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens
-    )
+    memory = fit(state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens)
     step = state.get("step", 0) + 1
     await forget(runtime.store, thread_id(), step)
-    journal = Journal(runtime.store, thread_id(), step)
     messages = prompts.predict_messages(task, memory, task.render_input(observation["input"]), step)
-    text, answer, gens = await ask(
-        caller(journal, predictor, "predictor", ctx),
-        messages,
-        task.parse,
-        prompts.reask_message(task),
-        ctx.reask_attempts,
-    )
+    call = call_for(runtime, step, predictor, "predictor")
+    text, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)
     update = {
         "observations": queue[1:],
         "current": observation,
@@ -158,36 +104,9 @@ async def predict(
         "budget": budget,
         "prediction": Prediction(text=text, answer=answer, valid=answer is not None),
         "feedback": None,
-        "step_usage": {"predictor": usage_of(gens)},
+        "step_usage": {"predictor": usage.of_calls(gens)},
     }
     return Command(update=update, goto="critique")
-
-
-_VERDICT = re.compile(r"verdict\W*(implausible|plausible)", re.I)
-
-
-def parse_verdict(text: str) -> str | None:
-    """Read a judge's verdict: ``plausible``, ``implausible`` or None."""
-    match = _VERDICT.search(text)
-    if match:
-        return match.group(1).lower()
-    lowered = text.lower()
-    if "implausible" in lowered or "not plausible" in lowered:
-        return "implausible"
-    if "plausible" in lowered:
-        return "plausible"
-    return None
-
-
-def _fact(task: Task, answer: str, target: Any, score: Score) -> str:
-    """State what the truth says of a prediction, without a model."""
-    return f"Predicted {answer}; the truth was {task.render_target(target)}: {task.outcome(score)}."
-
-
-def _answer_text(task: Task, prediction: Prediction) -> str:
-    if prediction["valid"]:
-        return task.render_target(prediction["answer"])
-    return f"(no valid answer; raw reply: {prediction['text'][:200]!r})"
 
 
 async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -212,45 +131,50 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         target = task.validate_target(target)
         observation["target"] = target
     score = task.score(prediction["answer"], target)
-    critic = await aresolve(ctx.model_for("critic"), ctx)
-    journal = Journal(runtime.store, thread_id(), state.get("step", 0) + 1)
-    call = caller(journal, critic, "critic", ctx)
+    critic = await model(ctx, "critic")
+    call = call_for(runtime, state.get("step", 0) + 1, critic, "critic")
     memory = state.get("memory", "")
     shown = task.render_input(observation["input"])
-    answer = _answer_text(task, prediction)
+    answer = answer_text(task, prediction)
     if ctx.step_mode == "fused":
         # The rewrite call critiques and rewrites at once; here only the facts.
         gens: list[Generation] = []
-        feedback_text = _fact(task, answer, target, score) if ctx.feedback != "judge" else ""
-        source: Literal["truth", "judge"] = "judge" if ctx.feedback == "judge" else "truth"
-        verdict = None
+        judged = ctx.feedback == "judge"
+        feedback = Feedback(
+            text="" if judged else fact(task, answer, target, score),
+            source="judge" if judged else "truth",
+            correct=score.correct,
+            error=score.error,
+            verdict=None,
+        )
     elif ctx.feedback == "judge":
         messages = prompts.judge_messages(task, memory, shown, answer)
         text, verdict, gens = await ask(
             call, messages, parse_verdict, prompts.reask_message_verdict(), ctx.reask_attempts
         )
-        reason = text.strip().splitlines()[-1][:400] if text.strip() else ""
-        feedback_text = f"Judge verdict: {verdict or 'unclear'}. {reason}".strip()
-        source = "judge"
+        feedback = judge_feedback(text, verdict, score)
     else:
         assert target is not None
-        fact = _fact(task, answer, target, score)
+        stated = fact(task, answer, target, score)
         messages = prompts.critique_messages(
             task, memory, shown, answer, task.render_target(target), task.outcome(score)
         )
         gen = await call(messages)
         gens = [gen]
         note = " ".join(gen.text.split())[:600]
-        feedback_text = f"{fact} {note}".strip()
-        source = "truth"
-        verdict = None
-    feedback = Feedback(
-        text=feedback_text, source=source, correct=score.correct, error=score.error, verdict=verdict
-    )
+        feedback = Feedback(
+            text=f"{stated} {note}".strip(),
+            source="truth",
+            correct=score.correct,
+            error=score.error,
+            verdict=None,
+        )
     return {
         "current": Observation(**observation),  # type: ignore[typeddict-item]
         "feedback": feedback,
-        "step_usage": merge_usage(state.get("step_usage") or {}, {"critic": usage_of(gens)}),
+        "step_usage": usage.by_role(
+            state.get("step_usage") or {}, {"critic": usage.of_calls(gens)}
+        ),
     }
 
 
@@ -263,16 +187,15 @@ async def rewrite(
     """
     ctx = context_of(runtime)
     task = get_task(ctx.task)
-    count = (await aresolve(ctx.model_for("predictor"), ctx)).count_tokens
-    rewriter = await aresolve(ctx.model_for("rewriter"), ctx)
+    count = (await model(ctx, "predictor")).count_tokens
+    rewriter = await model(ctx, "rewriter")
     old, budget = state["memory"], state["budget"]
     observation, prediction, feedback = state["current"], state["prediction"], state["feedback"]
     assert observation is not None
     assert prediction is not None
     assert feedback is not None
     step = state.get("step", 0) + 1
-    journal = Journal(runtime.store, thread_id(), step)
-    call = caller(journal, rewriter, "rewriter", ctx)
+    call = call_for(runtime, step, rewriter, "rewriter")
     rejected: list[str] = []
 
     def accept(text: str) -> str | None:
@@ -281,7 +204,7 @@ async def rewrite(
             rejected.append(verdict.reason)
         return verdict.memory
 
-    shown, answer = task.render_input(observation["input"]), _answer_text(task, prediction)
+    shown, answer = task.render_input(observation["input"]), answer_text(task, prediction)
     gens: list[Generation] = []
     new: str | None
     if ctx.step_mode == "lazy" and was_right(feedback) and count(old) <= budget:
@@ -303,11 +226,11 @@ async def rewrite(
         if new is None:
             new, enforcement = old, "kept"
         else:
-            new, enforcement, more = await _enforce_budget(new, budget, task, call, count, ctx)
+            new, enforcement, more = await enforce_budget(new, budget, task, call, count, ctx)
             gens += more
     if mem.invariant_violations(new, task.sections, budget, count):
-        new, enforcement = fit_to_budget(old, task, budget, count), "kept"  # defensive
-    usage = merge_usage(state.get("step_usage") or {}, {"rewriter": usage_of(gens)})
+        new, enforcement = fit(old, task, budget, count), "kept"  # defensive
+    step_usage = usage.by_role(state.get("step_usage") or {}, {"rewriter": usage.of_calls(gens)})
     record = StepRecord(
         step=step,
         id=observation.get("id"),
@@ -323,49 +246,23 @@ async def rewrite(
         enforcement=enforcement,  # type: ignore[typeddict-item]
         rewrite_rejected=enforcement == "kept",
         rejection_reason=rejected[-1] if enforcement == "kept" and rejected else None,
-        usage=usage,
+        usage=step_usage,
     )
     if runtime.store is not None:
-        put = PutOp(trace_namespace(thread_id()), f"{step:06d}", dict(record), index=False)
+        put = PutOp(namespaces.trace(thread_id()), f"{step:06d}", dict(record), index=False)
         await runtime.store.abatch([put])
     update = {
         "memory": new,
         "feedback": feedback,
         "step": step,
-        "step_usage": usage,
-        "usage": merge_usage(state.get("usage") or {}, usage),
+        "step_usage": step_usage,
+        "usage": usage.by_role(state.get("usage") or {}, step_usage),
         "last_step": record,
     }
     return Command(update=update, goto="predict" if state.get("observations") else END)
 
 
-def was_right(feedback: Feedback) -> bool:
-    """Return whether a step needs no correction (right, or judged plausible)."""
-    if feedback["correct"] is not None:
-        return bool(feedback["correct"])
-    return feedback.get("verdict") == "plausible"
-
-
-_FEEDBACK_LINE = re.compile(r"^\W*feedback\W*:\s*(.+)$", re.I | re.M)
-
-
-def fused_feedback(feedback: Feedback, text: str) -> Feedback:
-    """Complete the feedback from a fused call's ``Feedback:`` line."""
-    match = _FEEDBACK_LINE.search(text)
-    note = " ".join(match.group(1).split())[:400] if match else ""
-    if feedback["source"] == "judge":
-        verdict = parse_verdict(note)
-        return Feedback(
-            text=f"Judge verdict: {verdict or 'unclear'}. {note}".strip(),
-            source="judge",
-            correct=feedback["correct"],
-            error=feedback["error"],
-            verdict=verdict,
-        )
-    return Feedback(**{**feedback, "text": f"{feedback['text']} {note}".strip()})
-
-
-async def _enforce_budget(
+async def enforce_budget(
     memory: str,
     budget: int,
     task: Task,
@@ -383,11 +280,11 @@ async def _enforce_budget(
         gen = await call(messages)
         gens.append(gen)
         # Shrink is judged against a budget-sized memory: compressing is meant to shrink.
-        reference = fit_to_budget(current, task, budget, count)
+        reference = fit(current, task, budget, count)
         verdict = mem.guard(reference, gen.text, task.sections, count, max_shrink=ctx.max_shrink)
         if verdict.memory is None:
             continue
         current = verdict.memory
         if count(current) <= budget:
             return current, "compress", gens
-    return fit_to_budget(current, task, budget, count), "truncate", gens
+    return fit(current, task, budget, count), "truncate", gens

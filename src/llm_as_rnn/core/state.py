@@ -16,6 +16,8 @@ from typing import Any, Literal, NotRequired
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
+from llm_as_rnn.runtime.usage import Usage
+
 Role = Literal["predictor", "critic", "rewriter"]
 ROLES: tuple[Role, ...] = ("predictor", "critic", "rewriter")
 
@@ -55,16 +57,6 @@ class Feedback(TypedDict):
     """Task error (0/1 for classification, absolute error for regression)."""
     verdict: NotRequired[str | None]
     """The judge's verdict (``plausible`` / ``implausible``) in judge mode."""
-
-
-class Usage(TypedDict):
-    """Model usage of one role, summed over calls."""
-
-    calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    latency_s: float
-    retries: int
 
 
 class StepRecord(TypedDict):
@@ -123,27 +115,3 @@ class InputState(TypedDict, total=False):
 
 
 OBSERVATIONS = TypeAdapter(list[Observation])
-
-
-def empty_usage() -> Usage:
-    """Return a zero usage record."""
-    return Usage(calls=0, prompt_tokens=0, completion_tokens=0, latency_s=0.0, retries=0)
-
-
-def add_usage(a: Usage, b: Usage) -> Usage:
-    """Return the sum of two usage records."""
-    return Usage(
-        calls=a["calls"] + b["calls"],
-        prompt_tokens=a["prompt_tokens"] + b["prompt_tokens"],
-        completion_tokens=a["completion_tokens"] + b["completion_tokens"],
-        latency_s=round(a["latency_s"] + b["latency_s"], 6),
-        retries=a["retries"] + b["retries"],
-    )
-
-
-def merge_usage(a: dict[str, Usage], b: dict[str, Usage]) -> dict[str, Usage]:
-    """Return per-role usage summed role by role."""
-    out = dict(a)
-    for role, u in b.items():
-        out[role] = add_usage(out.get(role, empty_usage()), u)
-    return out

@@ -159,7 +159,18 @@ def _tune(conn: sqlite3.Connection) -> None:
 async def open_storage(
     db: str,
 ) -> AsyncIterator[tuple[BaseCheckpointSaver[Any], BaseStore]]:
-    """Open (creating if needed) the checkpointer and store of a database."""
+    """Open (creating if needed) the checkpointer and store of a database.
+
+    ``db`` is a file path, ``sqlite:///path``, ``:memory:`` or a
+    ``postgresql://`` URL. Use both with ``build_graph``::
+
+        async with open_storage("runs.sqlite") as (checkpointer, store):
+            graph = build_graph(checkpointer, store)
+
+    SQLite files are opened in WAL mode with a busy timeout and set up one
+    process at a time, so several processes may run different threads on one
+    file; a bad location is a one-line ``ConfigError``.
+    """
     if is_postgres(db):
         async with _open_postgres(db) as opened:
             yield opened
@@ -242,6 +253,12 @@ async def _open_postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver[An
         finally:
             await lock.execute("SELECT pg_advisory_unlock(727163)")
         yield saver, store
+
+
+async def read_records(store: BaseStore, namespace: tuple[str, ...]) -> list[Any]:
+    """Return every item value of a store namespace, in key order."""
+    items = await store.asearch(namespace, limit=1_000_000)
+    return [item.value for item in sorted(items, key=lambda item: item.key)]
 
 
 def _safe(url: str) -> str:

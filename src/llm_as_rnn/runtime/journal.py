@@ -25,16 +25,13 @@ from dataclasses import asdict, dataclass, field
 from langchain_core.messages import BaseMessage
 from langgraph.store.base import BaseStore, PutOp
 
-from llm_as_rnn.context import Context, Sampling
-from llm_as_rnn.models import ChatBackend, Generation
+from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime.backends import ChatBackend
+from llm_as_rnn.runtime.spec import CallPolicy, Sampling
+from llm_as_rnn.runtime.usage import Generation
 
 DELETE_BATCH = 16
 """Stale entries are deleted once this many have gathered."""
-
-
-def journal_namespace(thread_id: str) -> tuple[str, ...]:
-    """Return the store namespace of a thread's call journal."""
-    return ("llm_as_rnn", "calls", thread_id)
 
 
 def call_key(
@@ -76,7 +73,7 @@ class Journal:
 
     def __init__(self, store: BaseStore | None, thread_id: str, step: int) -> None:
         self.store = store
-        self.namespace = journal_namespace(thread_id)
+        self.namespace = namespaces.journal(thread_id)
         self.step = step
         self.index = 0
 
@@ -86,13 +83,13 @@ class Journal:
         role: str,
         messages: list[BaseMessage],
         sampling: Sampling,
-        ctx: Context,
+        policy: CallPolicy,
     ) -> Generation:
         """Return the journaled answer of this call, or make the call."""
         key = call_key(self.step, self.index, role, messages, sampling)
         self.index += 1
         if self.store is None:
-            return await backend.generate(messages, sampling, ctx)
+            return await backend.generate(messages, sampling, policy)
         journal = await _thread(self.store, self.namespace)
         if key in journal.entries:
             return journal.entries[key]
@@ -103,7 +100,7 @@ class Journal:
                 [PutOp(self.namespace, journal.unsaved, asdict(done), index=False)]
             )
             journal.unsaved = None
-        generation = await backend.generate(messages, sampling, ctx)
+        generation = await backend.generate(messages, sampling, policy)
         journal.entries[key] = generation
         journal.unsaved = key
         return generation
@@ -113,7 +110,7 @@ async def forget(store: BaseStore | None, thread_id: str, step: int) -> None:
     """Drop the entries of steps before ``step`` (call it when a step starts)."""
     if store is None:
         return
-    namespace = journal_namespace(thread_id)
+    namespace = namespaces.journal(thread_id)
     journal = await _thread(store, namespace)
     prefix = f"{step:06d}"
     for key in [k for k in journal.entries if k < prefix]:

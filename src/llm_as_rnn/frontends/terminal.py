@@ -8,8 +8,8 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from llm_as_rnn.memory import diff_lines
-from llm_as_rnn.state import StepRecord
+from llm_as_rnn.core.memory import diff_lines
+from llm_as_rnn.core.state import StepRecord
 
 
 def _totals(record: StepRecord) -> dict[str, float]:

@@ -1,0 +1,70 @@
+"""How a node talks to a model: journaled calls, and parse with bounded re-asks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from langchain_core.messages import AIMessage, BaseMessage
+from langgraph.store.base import BaseStore
+
+from llm_as_rnn.core import prompts
+from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.state import Role
+from llm_as_rnn.runtime.backends import ChatBackend
+from llm_as_rnn.runtime.journal import Journal
+from llm_as_rnn.runtime.usage import Generation
+from llm_as_rnn.tasks import Task
+
+T = TypeVar("T")
+
+Call = Callable[[list[BaseMessage]], Awaitable[Generation]]
+"""One model call of a role: messages in, a ``Generation`` out."""
+
+
+def journaled(
+    store: BaseStore | None,
+    thread_id: str,
+    step: int,
+    backend: ChatBackend,
+    role: Role,
+    ctx: Context,
+) -> Call:
+    """Return calls of ``backend`` for ``role`` whose answers the step's journal keeps."""
+    journal = Journal(store, thread_id, step)
+    sampling, policy = ctx.sampling[role], ctx.call_policy()
+
+    async def call(messages: list[BaseMessage]) -> Generation:
+        return await journal.generate(backend, role, messages, sampling, policy)
+
+    return call
+
+
+async def ask(
+    call: Call,
+    messages: list[BaseMessage],
+    parse: Callable[[str], T | None],
+    reask: BaseMessage,
+    attempts: int,
+) -> tuple[str, T | None, list[Generation]]:
+    """Call a model and parse its answer, re-asking up to ``attempts`` times.
+
+    Returns the last text, its parse (None when every attempt failed) and the
+    generations made.
+    """
+    gens = []
+    for _ in range(1 + attempts):
+        gen = await call(messages)
+        gens.append(gen)
+        parsed = parse(gen.text)
+        if parsed is not None:
+            return gen.text, parsed, gens
+        messages = [*messages, AIMessage(gen.text or "(empty)"), reask]
+    return gens[-1].text, None, gens
+
+
+async def ask_answer(
+    call: Call, task: Task, messages: list[BaseMessage], attempts: int
+) -> tuple[str, Any, list[Generation]]:
+    """Ask for the task's answer (re-asking for the answer line); its parse may be None."""
+    return await ask(call, messages, task.parse, prompts.reask_message(task), attempts)

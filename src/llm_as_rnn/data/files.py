@@ -1,0 +1,145 @@
+"""Your own sequences: a CSV or JSONL file with ``sequence_id, step, input, target``.
+
+For a named task (``load_task_file``) every target is checked by the task;
+without one (``load_file``) the file defines a classification (labels
+inferred from the targets, or given) or a regression (numeric targets).
+Every row is checked; an error names the file and row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from llm_as_rnn.core.state import Observation
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.tasks import Task
+from llm_as_rnn.tasks.generic import GenericClassification, GenericRegression
+
+COLUMNS = ("sequence_id", "step", "input", "target")
+
+Sequences = list[tuple[str, list[Observation]]]
+"""``(sequence id, observations in step order)`` pairs, sorted by id."""
+
+
+def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Return ``(row number, row)`` pairs; row numbers as a person counts them."""
+    if not path.is_file():
+        raise ConfigError(f"data file {path} not found")
+    suffix = path.suffix.lower()
+    try:
+        with path.open(encoding="utf-8") as handle:
+            if suffix == ".csv":
+                reader = csv.DictReader(handle)
+                missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise ConfigError(
+                        f"{path} row 1 (header): missing column '{missing[0]}': "
+                        f"the file needs columns {', '.join(COLUMNS)}"
+                    )
+                return [(n, dict(row)) for n, row in enumerate(reader, start=2)]
+            if suffix in (".jsonl", ".ndjson"):
+                rows = []
+                for n, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        value = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise ConfigError(f"{path} row {n}: invalid JSON ({exc.msg})") from None
+                    if not isinstance(value, dict):
+                        raise ConfigError(f"{path} row {n}: expected a JSON object")
+                    rows.append((n, value))
+                return rows
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    raise ConfigError(f"{path}: unsupported file type {suffix!r}: use .csv or .jsonl")
+
+
+def read_sequences(path: str | Path, check: Callable[[Any, int], Any]) -> Sequences:
+    """Read and check a file's rows; ``check(target, row)`` returns the canonical target."""
+    file = Path(path)
+    rows = read_rows(file)
+    if not rows:
+        first = 2 if file.suffix.lower() == ".csv" else 1
+        raise ConfigError(f"{file} row {first}: no data rows: the file needs at least one sequence")
+    sequences: dict[str, list[tuple[int, Observation]]] = defaultdict(list)
+    seen: set[tuple[str, int]] = set()
+    for n, row in rows:
+        for column in COLUMNS:
+            if column not in row:
+                raise ConfigError(f"{file} row {n}: missing column '{column}'")
+        sid = str(row["sequence_id"]).strip()
+        if not sid:
+            raise ConfigError(f"{file} row {n}: empty sequence_id")
+        try:
+            step = int(str(row["step"]).strip())
+        except ValueError:
+            raise ConfigError(f"{file} row {n}: step {row['step']!r} is not an integer") from None
+        if (sid, step) in seen:
+            raise ConfigError(f"{file} row {n}: step {step} of sequence {sid!r} appears twice")
+        seen.add((sid, step))
+        text = row["input"]
+        if text is None or (isinstance(text, str) and not text.strip()):
+            raise ConfigError(f"{file} row {n}: empty input")
+        target: Any = row["target"]
+        if target is None or str(target).strip() == "":
+            raise ConfigError(f"{file} row {n}: empty target")
+        observation = Observation(input=text, target=check(target, n), id=f"{sid}:{step}")
+        sequences[sid].append((step, observation))
+    return [
+        (sid, [obs for _, obs in sorted(items, key=lambda item: item[0])])
+        for sid, items in sorted(sequences.items())
+    ]
+
+
+def load_task_file(path: str | Path, task: Task) -> Sequences:
+    """Read a file of sequences for ``task``, each target checked by the task."""
+
+    def check(target: Any, n: int) -> Any:
+        try:
+            return task.validate_target(target)
+        except ValueError as exc:
+            raise ConfigError(f"{path} row {n}: {exc} (task {task.name!r})") from None
+
+    return read_sequences(path, check)
+
+
+def load_file(
+    path: str | Path,
+    task_type: Literal["classification", "regression"],
+    labels: tuple[str, ...] | None = None,
+) -> tuple[Task, Sequences]:
+    """Read a file of sequences and the task it defines (generic classification or regression)."""
+    file = Path(path)
+    wanted = tuple(label.lower() for label in labels) if labels else None
+
+    def check(target: Any, n: int) -> Any:
+        if task_type == "regression":
+            try:
+                value = float(target)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{file} row {n}: target {target!r} is not a number "
+                    "(regression needs numeric targets)"
+                ) from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{file} row {n}: target {target!r} is not finite")
+            return value
+        label = str(target).strip().lower()
+        if wanted is not None and label not in wanted:
+            raise ConfigError(
+                f"{file} row {n}: target {label!r} is not one of the labels {', '.join(wanted)}"
+            )
+        return label
+
+    sequences = read_sequences(file, check)
+    if task_type == "regression":
+        return GenericRegression(file.stem), sequences
+    found = tuple(sorted({str(o["target"]) for _, seq in sequences for o in seq}))
+    return GenericClassification(wanted or found, file.stem), sequences

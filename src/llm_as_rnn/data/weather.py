@@ -1,0 +1,62 @@
+"""Seattle daily weather 2012-2015 (1461 days) from ``vega_datasets``, offline.
+
+Windows of consecutive days as observations of the ``weather`` task: the
+input is a day's measurements and observed weather, the target the next
+day's weather label.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from llm_as_rnn.core.state import Observation
+from llm_as_rnn.errors import ConfigError
+
+_FIELDS = {
+    "precipitation": "precipitation (mm)",
+    "temp_max": "max temperature (C)",
+    "temp_min": "min temperature (C)",
+    "wind": "wind (m/s)",
+    "weather": "observed weather",
+}
+
+
+def _frame() -> Any:
+    try:
+        from vega_datasets import local_data
+    except ImportError:
+        raise ConfigError(
+            "the weather data needs vega_datasets: pip install 'llm-as-rnn[evals]'"
+        ) from None
+    return local_data.seattle_weather()
+
+
+def days() -> int:
+    """Return how many days the dataset holds."""
+    return len(_frame())
+
+
+def window(start: int, steps: int) -> list[Observation]:
+    """Return ``steps`` consecutive days from day ``start`` as observations.
+
+    Raises ``ConfigError`` when the window leaves the data (the last day has
+    no next-day target).
+    """
+    frame = _frame()
+    last = len(frame) - 1  # the last day has no target
+    if start < 0 or steps < 1 or start + steps > last:
+        raise ConfigError(
+            f"weather window start={start} steps={steps} is outside the data: "
+            f"need 0 <= start and start + steps <= {last}"
+        )
+    rows = frame.iloc[start : start + steps + 1].to_dict("records")
+    observations = []
+    for today, tomorrow in itertools.pairwise(rows):
+        date = today["date"]
+        values: dict[str, Any] = {"date": f"{date:%Y-%m-%d} ({date:%A})"}
+        values |= {label: today[key] for key, label in _FIELDS.items()}
+        observations.append(
+            Observation(input=values, target=str(tomorrow["weather"]), id=f"{date:%Y-%m-%d}")
+        )
+    return observations

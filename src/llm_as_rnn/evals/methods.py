@@ -1,0 +1,180 @@
+"""How each method runs one sequence, resumably: the baselines and LLM-as-RNN.
+
+Every finished step is committed before the next starts: LLM-as-RNN steps
+as the graph's checkpoints and trace, baseline steps as one store item each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.store.base import BaseStore
+
+from llm_as_rnn.core.calls import ask_answer, journaled
+from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.sequence import read_trace, run_sequence
+from llm_as_rnn.evals import baselines
+from llm_as_rnn.evals.config import BASELINES, EvalConfig
+from llm_as_rnn.evals.datasets import EvalData, EvalSequence
+from llm_as_rnn.evals.records import rnn_record, step_record
+from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime.backends import ChatBackend
+from llm_as_rnn.runtime.journal import forget
+from llm_as_rnn.runtime.resolve import aresolve
+from llm_as_rnn.runtime.storage import read_records
+from llm_as_rnn.runtime.usage import of_calls
+
+Advance = Callable[[str], None]
+"""Called with a method's name each time one of its steps is committed."""
+
+Unit = tuple[EvalData, str, EvalSequence]
+"""One (task data, method, sequence) to run."""
+
+
+def rnn_thread(task: str, method: str, sequence: str) -> str:
+    """Return the thread of an LLM-as-RNN method's sequence."""
+    return ":".join(("eval", task, method, sequence))
+
+
+async def run_baseline(
+    method: str,
+    data: EvalData,
+    seq: EvalSequence,
+    ctx: Context,
+    backend: ChatBackend,
+    store: BaseStore,
+    context_window: int,
+    advance: Callable[[], None],
+) -> None:
+    """Run (or resume) one baseline on one sequence, committing each step."""
+    task = data.task
+    namespace = namespaces.eval_records(task.name, method, seq.id)
+    journal_thread = ":".join(namespace)
+    done = await read_records(store, namespace)
+    sampling = ctx.sampling["predictor"]
+    for index in range(len(done), len(seq.observations)):
+        observation = seq.observations[index]
+        text = task.render_input(observation["input"])
+        dropped = None
+        if method == "zero-shot":
+            messages = baselines.zero_shot_messages(task, text)
+        elif method == "fhc":
+            limit = context_window - sampling.max_new_tokens
+            messages, dropped = baselines.fhc_messages(
+                task, done, text, backend.count_tokens, limit
+            )
+        else:
+            messages = baselines.memprompt_messages(task, done, text)
+        await forget(store, journal_thread, index + 1)
+        call = journaled(store, journal_thread, index + 1, backend, "predictor", ctx)
+        raw, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)
+        target = task.validate_target(observation["target"])
+        record = step_record(
+            task,
+            method,
+            seq.id,
+            index + 1,
+            observation.get("id"),
+            text,
+            target,
+            (answer, raw),
+            {"predictor": of_calls(gens)},
+            fhc_dropped=dropped,
+        )
+        await store.aput(namespace, f"{index + 1:06d}", record)
+        done.append(record)
+        advance()
+
+
+async def run_rnn(
+    method: str,
+    data: EvalData,
+    seq: EvalSequence,
+    ctx: Context,
+    graph: Any,
+    advance: Callable[[], None],
+) -> None:
+    """Run (or resume) LLM-as-RNN on one sequence through the graph."""
+    thread = rnn_thread(data.task.name, method, seq.id)
+    await run_sequence(
+        graph, seq.observations, thread_id=thread, context=ctx, on_step=lambda _: advance()
+    )
+
+
+async def collect(
+    store: BaseStore, datasets: list[EvalData], methods: list[str]
+) -> list[dict[str, Any]]:
+    """Return every finished step record, in task, method, sequence, step order."""
+    records: list[dict[str, Any]] = []
+    for data in datasets:
+        for method in methods:
+            for seq in data.sequences:
+                if method in BASELINES:
+                    namespace = namespaces.eval_records(data.task.name, method, seq.id)
+                    records += await read_records(store, namespace)
+                else:
+                    thread = rnn_thread(data.task.name, method, seq.id)
+                    records += [
+                        rnn_record(data.task, method, seq.id, r)
+                        for r in await read_trace(store, thread)
+                    ]
+    return records
+
+
+async def load_backend(cfg: EvalConfig, datasets: list[EvalData]) -> ChatBackend:
+    """Load the model every method of the evaluation calls."""
+    probe = cfg.context(datasets[0].task, "rnn")
+    return await aresolve(probe.model, probe.endpoint())
+
+
+def units(
+    datasets: list[EvalData], methods: list[str], shard: tuple[int, int] | None
+) -> list[Unit]:
+    """Return the (task, method, sequence) units this worker runs (all without a shard)."""
+    every = [(d, m, s) for d in datasets for m in methods for s in d.sequences]
+    if shard is None:
+        return every
+    index, count = shard
+    return every[index::count]
+
+
+async def run_units(
+    cfg: EvalConfig,
+    datasets: list[EvalData],
+    backend: ChatBackend,
+    graph: Any,
+    store: BaseStore,
+    advance: Advance,
+) -> float:
+    """Run (or resume) this worker's units, ``cfg.concurrency`` at once; return seconds."""
+    gate = asyncio.Semaphore(cfg.concurrency)
+
+    async def unit(data: EvalData, method: str, seq: EvalSequence) -> None:
+        async with gate:
+            ctx = cfg.context(data.task, method)
+            step = lambda: advance(method)  # noqa: E731
+            if method in BASELINES:
+                await run_baseline(method, data, seq, ctx, backend, store, cfg.context_window, step)
+            else:
+                await run_rnn(method, data, seq, ctx, graph, step)
+
+    settle_heap()
+    started = time.perf_counter()
+    await asyncio.gather(*(unit(*u) for u in units(datasets, cfg.methods, cfg.shard)))
+    return time.perf_counter() - started
+
+
+def settle_heap() -> None:
+    """Move what is alive now (modules, model, datasets) out of the collector's reach.
+
+    Python's full collections walk every live object, and LangGraph, LangChain
+    and the HTTP stack make many; each walk stalls the event loop, a few times
+    per hundred steps. Frozen after one last collection, they are never walked
+    again (less CPU per step, fewer stalls with many sequences at once).
+    """
+    gc.collect()
+    gc.freeze()

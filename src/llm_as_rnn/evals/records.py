@@ -1,0 +1,104 @@
+"""The evaluation's step records: one schema for every method (a ``steps.jsonl`` line).
+
+LLM-as-RNN steps come from the graph's trace; baseline steps are built
+here from their prediction. Per-step metric values depend on the task:
+accuracy for a label, errors and direction for a number, Acc@k for MIMIC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_as_rnn.core.state import StepRecord
+from llm_as_rnn.runtime.usage import Usage, total
+from llm_as_rnn.tasks import Task
+from llm_as_rnn.tasks.mimic import TOP_K, MimicTask, icd_chapter
+
+
+def step_metrics(task: Task, answer: Any, target: Any) -> dict[str, float]:
+    """Return one step's metric values (averaged per sequence by ``metrics``)."""
+    if isinstance(task, MimicTask):
+        truth = task.validate_target(target)
+        codes = list(answer or [])[:TOP_K]
+        chapters = [icd_chapter(c, truth["version"]) for c in codes]
+        return {
+            "acc1_code": float(codes[:1] == [truth["code"]]),
+            "acc5_code": float(truth["code"] in codes),
+            "acc1_chapter": float(chapters[:1] == [truth["chapter"]]),
+            "acc5_chapter": float(truth["chapter"] in chapters),
+        }
+    if task.kind == "regression":
+        truth = task.validate_target(target)
+        guess = float(answer) if answer is not None else 0.0
+        return {
+            "abs_error": abs(guess - truth),
+            "sq_error": (guess - truth) ** 2,
+            "direction": float((guess > 0) == (truth > 0)),
+        }
+    return {"accuracy": float(bool(task.score(answer, target).correct))}
+
+
+def step_record(
+    task: Task,
+    method: str,
+    sequence: str,
+    step: int,
+    observation_id: str | None,
+    input_text: str,
+    target: Any,
+    prediction: tuple[Any, str],
+    usage: dict[str, Usage],
+    **memory: Any,
+) -> dict[str, Any]:
+    """Return a ``steps.jsonl`` line; ``prediction`` is ``(answer, raw text)``.
+
+    ``memory`` holds the LLM-as-RNN fields (feedback, memory before and
+    after, its tokens, enforcement) or a baseline's ``fhc_dropped``; absent
+    ones are null.
+    """
+    answer, text = prediction
+    return {
+        "task": task.name,
+        "method": method,
+        "sequence": sequence,
+        "step": step,
+        "id": observation_id,
+        "input_text": input_text,
+        "target": target,
+        "prediction": answer,
+        "prediction_text": text,
+        "valid": answer is not None,
+        "correct": task.score(answer, target).correct,
+        "metrics": step_metrics(task, answer, target),
+        "feedback": memory.get("feedback"),
+        "memory_before": memory.get("memory_before"),
+        "memory": memory.get("memory"),
+        "memory_tokens": memory.get("memory_tokens"),
+        "rewrite_rejected": memory.get("rewrite_rejected"),
+        "enforcement": memory.get("enforcement"),
+        "fhc_dropped": memory.get("fhc_dropped"),
+        **total(usage.values()),
+        "usage": usage,
+    }
+
+
+def rnn_record(task: Task, method: str, sequence: str, step: StepRecord) -> dict[str, Any]:
+    """Return the ``steps.jsonl`` line of an LLM-as-RNN step from its trace record."""
+    prediction = step["prediction"]
+    return step_record(
+        task,
+        method,
+        sequence,
+        step["step"],
+        step["id"],
+        task.render_input(step["input"]),
+        step["target"],
+        (prediction["answer"] if prediction["valid"] else None, prediction["text"]),
+        step["usage"],
+        feedback=step["feedback"]["text"],
+        memory_before=step["memory_before"],
+        memory=step["memory_after"],
+        memory_tokens=step["memory_tokens"],
+        rewrite_rejected=step["rewrite_rejected"],
+        enforcement=step["enforcement"],
+    )

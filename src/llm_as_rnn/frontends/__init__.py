@@ -1,0 +1,1 @@
+"""Front ends over the core: the command line, the online API, terminal and HTML views."""

@@ -1,0 +1,46 @@
+"""Command line: ``llm-as-rnn run | eval | trace`` (one module per command).
+
+Errors a user can fix print one line (``error: ...``) and exit with 2, before
+anything is written to the database. ``--json`` output goes to stdout alone;
+logs and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.frontends.cli.eval import eval_command
+from llm_as_rnn.frontends.cli.parser import EXIT_USAGE, build_parser, parse_args
+from llm_as_rnn.frontends.cli.run import run_command
+from llm_as_rnn.frontends.cli.trace import trace_command
+from llm_as_rnn.runtime.quiet import quiet_libraries
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    quiet_libraries()
+    try:
+        args = parse_args(argv)
+        if args.command == "run":
+            return asyncio.run(run_command(args))
+        if args.command == "eval":
+            return asyncio.run(eval_command(args, argv))
+        if args.command == "trace":
+            return asyncio.run(trace_command(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+__all__ = ["build_parser", "main"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""``llm-as-rnn eval``: the paper's comparison of methods, resumable and sharded."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from llm_as_rnn.core.context import make_context
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.evals.config import EvalConfig
+from llm_as_rnn.evals.runner import run_eval
+from llm_as_rnn.frontends.cli.output import report_failure
+from llm_as_rnn.frontends.cli.preflight import check_models, model_options
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """Parse ``I/N`` (worker I of N, from 0); raise ``ConfigError`` when malformed."""
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not int(index) < int(count):
+        raise ConfigError(f"bad --shard {text!r}: use I/N with 0 <= I < N, e.g. 0/2")
+    return int(index), int(count)
+
+
+def redact(words: Sequence[str]) -> list[str]:
+    """Return command words with the value of ``--api-key`` hidden."""
+    out, hide = [], False
+    for word in words:
+        if hide:
+            out.append("REDACTED")
+        elif word.startswith("--api-key="):
+            out.append("--api-key=REDACTED")
+        else:
+            out.append(word)
+        hide = word == "--api-key"
+    return out
+
+
+async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Run (or resume) an evaluation; return the exit code."""
+    cfg = EvalConfig(
+        out=args.out,
+        db=args.db,
+        shard=parse_shard(args.shard),
+        workers=args.workers,
+        max_new_tokens=args.max_new_tokens,
+        step_mode=args.step_mode,
+        request_timeout=args.timeout,
+        max_attempts=args.retries,
+        model=args.model,
+        tasks=args.tasks if args.tasks is not None else ([] if args.data else ["weather"]),
+        methods=args.methods,
+        sequences=args.sequences,
+        steps=args.steps,
+        seed=args.seed,
+        budget=args.budget,
+        concurrency=args.concurrency,
+        context_window=args.context_window,
+        base_url=args.base_url,
+        data=args.data,
+        task_type=args.task_type,
+        labels=args.labels,
+        mimic_dir=args.mimic_dir,
+    )
+    err = Console(stderr=True)
+    cfg.validate()
+    await check_models(make_context(**model_options(args)))
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = "llm-as-rnn " + " ".join(shlex.quote(w) for w in redact(words))
+    try:
+        summary = await run_eval(cfg, command, err)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        report_failure(exc, "finished steps are saved")
+        return 1
+    rows = sum(len(methods) for methods in summary["results"].values())
+    err.print(f"wrote {args.out}/report.md ({rows} result rows), summary.json, steps.jsonl")
+    return 0

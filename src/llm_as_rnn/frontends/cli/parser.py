@@ -1,0 +1,333 @@
+"""The command line's parser: flags, their types, and TOML config files.
+
+Every parse error is one line (``error: ...``) and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any, NoReturn
+
+from llm_as_rnn.errors import ConfigError
+
+EXIT_USAGE = 2
+"""Exit code of every error a user can fix."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit 2.
+
+    It remembers its flags' destinations and its subcommands, so config files
+    are checked against them without argparse's private attributes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.dests: set[str] = set()  # before super(), which adds --help
+        self.commands: dict[str, Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """Add a flag, remembering its destination."""
+        action = super().add_argument(*args, **kwargs)
+        self.dests.add(action.dest)
+        return action
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line and exit 2."""
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def version() -> str:
+    """Return the installed package's version."""
+    try:
+        return metadata.version("llm-as-rnn")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def positive(kind: str) -> Any:
+    """Return an argparse type accepting integers > 0."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be an integer, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{kind} must be > 0, got {value}")
+        return value
+
+    return parse
+
+
+def non_negative(text: str) -> int:
+    """Parse an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def csv_list(text: str) -> list[str]:
+    """Parse a comma-separated list (blank items dropped)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def seconds(text: str) -> float:
+    """Parse a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def add_model_flags(p: Parser) -> None:
+    """Flags shared by every command that calls a model."""
+    p.add_argument(
+        "--model",
+        default="embedded",
+        help="embedded | hf:<dir or id>[#file.gguf] | openai:<model> | fake[:seed[:latency_ms]]",
+    )
+    p.add_argument(
+        "--base-url", default=None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="API key (else OPENAI_API_KEY; prefer the variable: flags show in process lists)",
+    )
+    p.add_argument("--timeout", type=seconds, default=60.0, help="seconds per model request (60)")
+    p.add_argument(
+        "--retries",
+        type=positive("--retries"),
+        default=4,
+        help="attempts per model call on timeouts, 429 and 5xx (4)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=positive("--max-new-tokens"),
+        default=None,
+        help="cap on generated tokens per call, every role",
+    )
+    p.add_argument(
+        "--step-mode",
+        choices=["three-call", "fused", "lazy"],
+        default="three-call",
+        help="three-call: the paper's step; fused: critique+rewrite in one call; "
+        "lazy: no rewrite after a right prediction",
+    )
+    p.add_argument("--config", default=None, help="TOML file of options (flags override it)")
+
+
+def build_parser() -> Parser:
+    """Return the command-line parser."""
+    parser = Parser(
+        prog="llm-as-rnn",
+        description="A frozen LLM as a recurrent predictor with a rewritable memory.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    run: Parser = commands.add_parser(
+        "run",
+        help="run a sequence, one timestep per step, resumable",
+        description="Run a task's sequence through predict -> critique -> rewrite, "
+        "one timestep at a time. Re-running the same command resumes after the last "
+        "finished step.",
+    )
+    run.add_argument(
+        "--task",
+        default=None,
+        help="task name: built in (weather, sp500, mimic) or a plugin's (entry point group "
+        "llm_as_rnn.tasks); default weather",
+    )
+    run.add_argument(
+        "--data", default=None, help="your CSV/JSONL (sequence_id, step, input, target)"
+    )
+    run.add_argument(
+        "--task-type",
+        choices=["classification", "regression"],
+        default=None,
+        help="with --data and no --task: classification or regression",
+    )
+    run.add_argument(
+        "--labels", type=csv_list, default=None, help="with --task-type: the label set (inferred)"
+    )
+    run.add_argument(
+        "--sequence", default=None, help="with --data: the sequence_id to run (the first)"
+    )
+    run.add_argument(
+        "--steps",
+        type=positive("--steps"),
+        default=None,
+        help="timesteps (5 of bundled data; all of a --data sequence)",
+    )
+    run.add_argument(
+        "--start", type=non_negative, default=0, help="first step of the sequence, from 0 (0)"
+    )
+    run.add_argument(
+        "--budget",
+        type=positive("--budget"),
+        default=None,
+        help="memory budget in predictor tokens (4096; a resumed thread keeps its own)",
+    )
+    run.add_argument(
+        "--feedback",
+        choices=["supervised", "judge", "deferred"],
+        default="supervised",
+        help="supervised: compare with the truth; judge: LLM critic, no truth; "
+        "deferred: the truth is sent after the prediction",
+    )
+    run.add_argument(
+        "--thread",
+        default=None,
+        help="thread id (default: TASK-startK-FEEDBACK, or FILE-SEQUENCE-startK-FEEDBACK)",
+    )
+    run.add_argument("--db", default="llm-as-rnn.db", help="SQLite database (llm-as-rnn.db)")
+    run.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible draws)")
+    add_model_flags(run)
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON object per step, nothing else"
+    )
+
+    ev: Parser = commands.add_parser(
+        "eval",
+        help="compare zero-shot, FHC, MemPrompt and LLM-as-RNN on sequences, resumable",
+        description="Run the paper's comparison: every method on N sequences of L steps per "
+        "task, concurrently. Re-running the same command resumes; finished steps are kept. "
+        "Writes steps.jsonl, summary.json, timing.json, report.md and PNG plots to --out.",
+    )
+    ev.add_argument(
+        "--tasks",
+        type=csv_list,
+        default=None,
+        help="weather,sp500,mimic or plugin tasks (weather); with --data, the one task "
+        "that reads the file",
+    )
+    ev.add_argument(
+        "--methods",
+        type=csv_list,
+        default=["zero-shot", "fhc", "memprompt", "rnn", "rnn-judge"],
+        help="zero-shot,fhc,memprompt,rnn,rnn-judge (all)",
+    )
+    ev.add_argument(
+        "--sequences", type=positive("--sequences"), default=2, help="sequences per task (2)"
+    )
+    ev.add_argument(
+        "--steps", type=positive("--steps"), default=5, help="steps per sequence, L (5)"
+    )
+    ev.add_argument(
+        "--concurrency", type=positive("--concurrency"), default=4, help="sequences at once (4)"
+    )
+    ev.add_argument("--out", required=True, help="output folder (holds the resumable state)")
+    ev.add_argument(
+        "--db",
+        default=None,
+        help="state database: OUT/state.db (default), a file, or a postgresql:// URL "
+        "that workers share",
+    )
+    ev.add_argument(
+        "--shard",
+        default=None,
+        help="I/N: run only every N-th (task, method, sequence), from the I-th "
+        "(machines share --db)",
+    )
+    ev.add_argument(
+        "--workers",
+        type=positive("--workers"),
+        default=1,
+        help="worker processes on this machine sharing the state (1); one per core "
+        "when an endpoint answers faster than one process can send",
+    )
+    ev.add_argument(
+        "--budget", type=positive("--budget"), default=4096, help="memory budget (4096)"
+    )
+    ev.add_argument(
+        "--seed", type=int, default=0, help="seed of the sequence draw and sampling (0)"
+    )
+    ev.add_argument(
+        "--context-window",
+        type=positive("--context-window"),
+        default=8192,
+        help="model context in tokens; FHC drops its oldest steps to fit (8192)",
+    )
+    ev.add_argument("--data", default=None, help="your CSV/JSONL: sequence_id, step, input, target")
+    ev.add_argument(
+        "--task-type",
+        choices=["classification", "regression"],
+        default=None,
+        help="with --data and no --tasks: classification or regression",
+    )
+    ev.add_argument(
+        "--labels", type=csv_list, default=None, help="with --data: the label set (inferred)"
+    )
+    ev.add_argument("--mimic-dir", default=None, help="your MIMIC-IV directory (hosp/, note/)")
+    add_model_flags(ev)
+
+    tr: Parser = commands.add_parser(
+        "trace",
+        help="show how a thread's memory evolved, step by step (terminal or HTML)",
+        description="Print a thread's learning trace: each step's input, prediction, truth, "
+        "feedback and coloured memory diff. --html writes one self-contained page with a "
+        "timeline, side-by-side memory diffs and plots. Without --thread, list the threads.",
+    )
+    tr.add_argument("--thread", default=None, help="thread id (omit to list the threads)")
+    tr.add_argument("--db", default="llm-as-rnn.db", help="SQLite database (llm-as-rnn.db)")
+    tr.add_argument("--html", default=None, help="write the page to this file")
+    tr.add_argument("--config", default=None, help="TOML file of options (flags override it)")
+    parser.commands = {"run": run, "eval": ev, "trace": tr}
+    return parser
+
+
+def load_config(path: str, parser: Parser) -> dict[str, Any]:
+    """Read a TOML config: top-level options and/or a ``[run]`` / ``[eval]`` table.
+
+    Values become the parser's defaults as strings, so they are checked by the
+    same types as flags; flags given on the command line override them.
+    """
+    import tomllib
+
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
+    command = parser.prog.split()[-1]
+    values = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    values |= data.get(command, {})
+    known = parser.dests
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        dest = key.replace("-", "_")
+        if dest not in known or dest in ("config", "help"):
+            raise ConfigError(f"config file {path}: unknown option {key!r} for {command}")
+        if isinstance(value, bool):
+            out[dest] = value
+        elif isinstance(value, list):
+            out[dest] = ",".join(map(str, value))
+        else:
+            out[dest] = str(value)
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse flags, with defaults from ``--config`` when given."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        sub = parser.commands[args.command]
+        sub.set_defaults(**load_config(args.config, sub))
+        args = parser.parse_args(argv)
+    if getattr(args, "api_key", None):
+        os.environ["OPENAI_API_KEY"] = args.api_key  # this process only; never stored
+    return args

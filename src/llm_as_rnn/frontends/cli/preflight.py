@@ -1,0 +1,65 @@
+"""Checks before a command touches a database: options, models, endpoint, budget.
+
+Everything a user can fix fails here as one ``ConfigError`` line, before any
+checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+
+from llm_as_rnn.core.context import Context, make_context
+from llm_as_rnn.core.memory import fit_to_budget
+from llm_as_rnn.core.state import ROLES
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.runtime.backends import ChatBackend
+from llm_as_rnn.runtime.resolve import aresolve, check_endpoint, check_spec
+from llm_as_rnn.tasks import Task, get_task
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the ``make_context`` options set by the shared model flags."""
+    return {
+        "model": args.model,
+        "base_url": args.base_url,
+        "seed": args.seed,
+        "timeout": args.timeout,
+        "retries": args.retries,
+        "max_new_tokens": args.max_new_tokens,
+        "step_mode": args.step_mode,
+    }
+
+
+def context_from_args(args: argparse.Namespace, task: str | Task) -> Context:
+    """Build and validate the ``run`` context from parsed flags."""
+    options = model_options(args) | {"task": task, "feedback": args.feedback}
+    if args.budget is not None:
+        options["budget"] = args.budget
+    return make_context(**options)
+
+
+async def check_models(ctx: Context) -> None:
+    """Check every role's backend is installed and its endpoint answers (loads nothing)."""
+    specs = [ctx.model_for(role) for role in ROLES]
+    for spec in specs:
+        check_spec(spec)
+    if any(spec.kind == "openai" for spec in specs):
+        await check_endpoint(ctx.endpoint().url())
+
+
+async def prepare(ctx: Context, err: Console) -> tuple[Task, ChatBackend]:
+    """Check and load everything a run needs; return its task and predictor."""
+    task = get_task(ctx.task)
+    await check_models(ctx)
+    with err.status(f"loading {ctx.model} ..."):
+        predictor = await aresolve(ctx.model_for("predictor"), ctx.endpoint())
+        for role in ROLES[1:]:
+            await aresolve(ctx.model_for(role), ctx.endpoint())
+    try:
+        fit_to_budget(task.initial_memory(), task.sections, ctx.budget, predictor.count_tokens)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return task, predictor

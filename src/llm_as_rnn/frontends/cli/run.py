@@ -1,0 +1,152 @@
+"""``llm-as-rnn run``: one sequence, step by step, resumable, with a live view.
+
+The sequence is a window of a task's bundled data, or one sequence of a
+user's file (``--data``) read for a named task (``--task``, a plugin's
+included) or a generic one (``--task-type``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.sequence import run_sequence
+from llm_as_rnn.core.state import Observation, StepRecord
+from llm_as_rnn.data import bundled_window
+from llm_as_rnn.data.files import Sequences, load_file, load_task_file
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.frontends.cli.output import emit_json, report_failure
+from llm_as_rnn.frontends.cli.preflight import context_from_args, prepare
+from llm_as_rnn.frontends.terminal import step_json, step_panel
+from llm_as_rnn.runtime.storage import open_storage
+from llm_as_rnn.tasks import Task, get_task
+
+DEFAULT_STEPS = 5
+"""Steps of bundled data run when ``--steps`` is not given."""
+
+
+def pick(path: str, pairs: Sequences, wanted: str | None) -> tuple[str, list[Observation]]:
+    """Return the sequence ``wanted`` of a file (its first one when None)."""
+    if wanted is None:
+        return pairs[0]
+    for sid, observations in pairs:
+        if sid == wanted:
+            return sid, observations
+    shown = ", ".join(repr(sid) for sid, _ in pairs[:5]) + (", ..." if len(pairs) > 5 else "")
+    raise ConfigError(f"{path} has no sequence {wanted!r}: its sequences are {shown}")
+
+
+def file_sequence(args: argparse.Namespace) -> tuple[Task, list[Observation], str]:
+    """Return the task, the observations and the default thread of a ``--data`` run."""
+    if args.task and args.task_type:
+        raise ConfigError("--data takes --task NAME or --task-type, not both")
+    if args.task:
+        task = get_task(args.task)
+        pairs = load_task_file(args.data, task)
+    elif args.task_type:
+        labels = tuple(args.labels) if args.labels else None
+        task, pairs = load_file(args.data, args.task_type, labels)
+    else:
+        raise ConfigError(
+            "--data needs --task NAME (a task that reads the file) or "
+            "--task-type classification|regression"
+        )
+    sid, observations = pick(args.data, pairs, args.sequence)
+    if args.start >= len(observations):
+        raise ConfigError(
+            f"--start {args.start} is past the end of sequence {sid!r} "
+            f"({len(observations)} steps in {args.data})"
+        )
+    chosen = observations[args.start :]
+    if args.steps is not None:
+        chosen = chosen[: args.steps]
+    return task, chosen, f"{Path(args.data).stem}-{sid}-start{args.start}"
+
+
+def sequence_of(args: argparse.Namespace) -> tuple[Task, list[Observation], str]:
+    """Return the task, the observations and the default thread name of a run."""
+    if args.data:
+        return file_sequence(args)
+    for flag, value in (
+        ("--task-type", args.task_type),
+        ("--labels", args.labels),
+        ("--sequence", args.sequence),
+    ):
+        if value is not None:
+            raise ConfigError(f"{flag} goes with --data FILE")
+    task = get_task(args.task or "weather")
+    observations = bundled_window(task.name, args.start, args.steps or DEFAULT_STEPS)
+    return task, observations, f"{task.name}-start{args.start}"
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    """Run (or resume) a sequence; return the exit code."""
+    err = Console(stderr=True)
+    out = err if args.json else Console()
+    task, observations, name = sequence_of(args)
+    ctx = context_from_args(args, task)
+    await prepare(ctx, err)
+    thread = args.thread or f"{name}-{ctx.feedback}"
+    async with open_storage(args.db) as (checkpointer, store):
+        graph = build_graph(checkpointer, store)
+        done = (await graph.aget_state({"configurable": {"thread_id": thread}})).values.get(
+            "step", 0
+        )
+        if done >= len(observations):
+            err.print(
+                f"thread {thread!r} already has {done} steps: nothing to do "
+                "(raise --steps, or use another --thread / --db)"
+            )
+            return 0
+        if done:
+            err.print(f"resuming thread {thread!r} after step {done}")
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=out,
+            transient=args.json,
+        )
+        bar = progress.add_task(f"{task.name} · {thread}", total=len(observations), completed=done)
+
+        def on_step(record: StepRecord) -> None:
+            if args.json:
+                emit_json(step_json(record))
+            else:
+                progress.console.print(step_panel(record, len(observations)))
+            progress.update(bar, completed=record["step"])
+
+        try:
+            with progress:
+                result = await run_sequence(
+                    graph,
+                    observations,
+                    thread_id=thread,
+                    context=ctx,
+                    budget=args.budget,
+                    on_step=on_step,
+                )
+        except ConfigError:
+            raise
+        except Exception as exc:  # a dead endpoint after its retries, and the like
+            report_failure(exc, "progress is saved")
+            return 1
+    if not args.json:
+        out.print(
+            Panel(result.memory, title=f"memory after step {result.steps_done}", title_align="left")
+        )
+    return 0

@@ -1,0 +1,47 @@
+"""``llm-as-rnn trace``: list a database's threads, print a thread's steps, or write HTML."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+from llm_as_rnn.core.sequence import read_trace
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.frontends.html import render_html
+from llm_as_rnn.frontends.terminal import step_panel
+from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime.storage import is_postgres, open_storage, sqlite_path
+
+
+async def trace_command(args: argparse.Namespace) -> int:
+    """Print a thread's trace, list threads, or write the HTML page."""
+    if not is_postgres(args.db) and not Path(sqlite_path(args.db)).is_file():
+        raise ConfigError(f"database {args.db} not found: give the --db of a run")
+    async with open_storage(args.db) as (_, store):
+        if args.thread is None:
+            spaces = await store.alist_namespaces(prefix=namespaces.TRACES, limit=10_000)
+            threads = sorted(namespaces.decode(ns[len(namespaces.TRACES)]) for ns in spaces)
+            print("\n".join(threads) if threads else f"no traced threads in {args.db}")
+            return 0
+        records = await read_trace(store, args.thread)
+    if not records:
+        raise ConfigError(
+            f"no steps for thread {args.thread!r} in {args.db}: run `llm-as-rnn trace --db "
+            f"{args.db}` to list its threads"
+        )
+    if args.html:
+        Path(args.html).write_text(render_html(records, args.thread), encoding="utf-8")
+        print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
+        return 0
+    console = Console()
+    for record in records:
+        console.print(step_panel(record, len(records)))
+    last = records[-1]
+    console.print(
+        Panel(last["memory_after"], title=f"memory after step {last['step']}", title_align="left")
+    )
+    return 0

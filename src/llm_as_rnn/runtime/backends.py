@@ -1,0 +1,147 @@
+"""Chat backends: a chat model with its token counter, sampling and retries.
+
+``ChatBackend`` wraps any LangChain chat model; ``OpenAIBackend`` an
+OpenAI-compatible endpoint through ``ChatOpenAI``; the local Hugging Face
+backend is in ``runtime.local``. ``resolve`` (``runtime.resolve``) picks one
+for a ``ModelSpec``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from llm_as_rnn.runtime.retry import BadResponseError, is_transient, retry
+from llm_as_rnn.runtime.spec import CallPolicy, Sampling
+from llm_as_rnn.runtime.usage import Generation
+
+CHARS_PER_TOKEN = 3.0
+"""Approximate token count for endpoints whose tokenizer is unknown: one token
+per three characters, which over-counts Llama/GPT tokenizers on English and
+numbers (about four characters per token), so the budget errs on the safe side."""
+
+
+def approx_tokens(text: str) -> int:
+    """Return the documented approximation of a text's token count."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def message_text(message: BaseMessage) -> str:
+    """Return the text of a chat message, whatever its content layout."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if isinstance(part, str):
+            parts.append(part)
+        elif isinstance(part, dict) and part.get("type") == "text":
+            parts.append(str(part.get("text", "")))
+    return "".join(parts)
+
+
+def role_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """Return chat messages as ``{"role", "content"}`` dicts (chat templates' input)."""
+    roles = {SystemMessage: "system", HumanMessage: "user", AIMessage: "assistant"}
+    return [{"role": roles[type(m)], "content": message_text(m)} for m in messages]
+
+
+class ChatBackend:
+    """A chat model with its token counter, sampling translation and retries."""
+
+    name: str
+
+    def __init__(self, chat: BaseChatModel, name: str) -> None:
+        self.chat = chat
+        self.name = name
+
+    def count_tokens(self, text: str) -> int:
+        """Count tokens of ``text`` (the approximation unless overridden)."""
+        return approx_tokens(text)
+
+    def prompt_tokens(self, messages: Sequence[BaseMessage]) -> int:
+        """Count the tokens of a chat prompt."""
+        return sum(self.count_tokens(m["content"]) + 4 for m in role_dicts(messages))
+
+    def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
+        """Translate sampling into keyword arguments of ``ainvoke``."""
+        return {}
+
+    def call_timeout(self, policy: CallPolicy) -> float | None:
+        """Return the wall-clock bound of one attempt (None: bounded otherwise)."""
+        return policy.timeout_s * 1.5
+
+    async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        """Make one attempt of the call."""
+        result = await self.chat.ainvoke(messages, **kwargs)
+        return result if isinstance(result, AIMessage) else AIMessage(content=str(result))
+
+    async def generate(
+        self, messages: list[BaseMessage], sampling: Sampling, policy: CallPolicy
+    ) -> Generation:
+        """Call the model with bounded retries on transient errors."""
+        kwargs = self.call_kwargs(sampling, policy.seed)
+        limit = self.call_timeout(policy)
+        start = time.perf_counter()
+
+        async def attempt() -> AIMessage:
+            async with asyncio.timeout(limit) if limit is not None else nullcontext():
+                return await self.invoke(messages, kwargs)
+
+        try:
+            reply, attempts = await attempt(), 1
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            reply, attempts = await retry(attempt, exc, policy, time.perf_counter() - start)
+        text = message_text(reply)
+        usage: dict[str, Any] = dict(reply.usage_metadata or {})
+        return Generation(
+            text=text,
+            prompt_tokens=int(usage.get("input_tokens") or self.prompt_tokens(messages)),
+            completion_tokens=int(usage.get("output_tokens") or self.count_tokens(text)),
+            latency_s=round(time.perf_counter() - start, 6),
+            retries=attempts - 1,
+        )
+
+
+class OpenAIBackend(ChatBackend):
+    """An OpenAI-compatible endpoint through ``ChatOpenAI``."""
+
+    def __init__(self, chat: BaseChatModel, name: str, tokenizer: Any | None) -> None:
+        super().__init__(chat, name)
+        self.tokenizer = tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Count with the configured local tokenizer, else approximate."""
+        if self.tokenizer is not None:
+            return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return approx_tokens(text)
+
+    async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        """Make one attempt; a broken completion body is a transient error."""
+        try:
+            return await super().invoke(messages, kwargs)
+        except (IndexError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            # langchain-openai fails this way on empty choices or a broken body:
+            # the server's fault, worth a retry like a 5xx.
+            raise BadResponseError(f"malformed completion: {type(exc).__name__}: {exc}") from exc
+
+    def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
+        """Pass sampling as request parameters."""
+        kwargs: dict[str, Any] = {
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_new_tokens,
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        return kwargs

