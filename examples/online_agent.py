@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from llm_as_rnn import Context
+from llm_as_rnn import Context, OnlineLearner
 from llm_as_rnn.data import weather
-from llm_as_rnn.frontends.online import OnlineLearner
 
 
 def act(forecast: str | None) -> str:

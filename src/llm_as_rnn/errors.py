@@ -13,7 +13,8 @@ def from_validation(exc: ValidationError) -> ConfigError:
     """Return the first pydantic error as a one-line ``ConfigError`` naming the field."""
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    return ConfigError(f"invalid {where}: {first['msg']}")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return ConfigError(f"invalid {where}: {message}")
 
 
 def first_line(exc: BaseException) -> str:

@@ -205,3 +205,69 @@ def test_bad_config_file(tmp_path: Path, content: str, message: str) -> None:
     assert len(lines) == 1, out.stderr
     assert message in lines[0]
     assert not (tmp_path / "b.db").exists()
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    out = run_cli("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"llm-as-rnn {version('llm-as-rnn')}"
+
+
+def write_user_file(path: Path) -> Path:
+    path.write_text(
+        "sequence_id,step,input,target\n"
+        "b,2,cloudy and cold,Heavy Rain\n"
+        "b,1,grey morning,sun\n"
+        "b,3,wind from the west,heavy rain\n"
+        "a.1,1,clear sky,sun\n"
+    )
+    return path
+
+
+def test_run_takes_a_users_file(tmp_path: Path) -> None:
+    data = write_user_file(tmp_path / "my.data.csv")
+    db = tmp_path / "run.db"
+    args = ["run", "--data", str(data), "--task-type", "classification", "--model", "fake"]
+    out = run_cli(*args, "--sequence", "b", "--db", str(db), "--json")
+    assert out.returncode == 0, out.stderr
+    steps = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [s["id"] for s in steps] == ["b:1", "b:2", "b:3"]  # in step order, not file order
+    assert [s["target"] for s in steps] == ["sun", "heavy rain", "heavy rain"]
+    again = run_cli(*args, "--sequence", "b", "--db", str(db), "--json")
+    assert again.returncode == 0
+    assert again.stdout == ""
+    assert "already has 3 steps" in again.stderr
+    first = run_cli(*args, "--steps", "1", "--db", str(db), "--json")
+    assert [json.loads(x)["id"] for x in first.stdout.splitlines()] == ["a.1:1"]
+    listed = run_cli("trace", "--db", str(db)).stdout.split()
+    assert listed == ["my.data-a.1-start0-supervised", "my.data-b-start0-supervised"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sequence", "zz"], "has no sequence 'zz': its sequences are 'a.1', 'b'"),
+        (["--start", "9"], "--start 9 is past the end of sequence 'a.1'"),
+        (["--task", "weather"], "--data takes --task NAME or --task-type, not both"),
+    ],
+)
+def test_bad_user_file_runs_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    data = write_user_file(tmp_path / "d.csv")
+    db = tmp_path / "run.db"
+    base = ["run", "--data", str(data), "--task-type", "classification", "--model", "fake"]
+    out = run_cli(*base, *args, "--db", str(db))
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert not db.exists()
+
+
+def test_data_flags_need_data(tmp_path: Path) -> None:
+    out = run_cli("run", "--task-type", "regression", "--model", "fake")
+    assert out.returncode == 2
+    assert "--task-type goes with --data FILE" in out.stderr
+    out = run_cli("run", "--data", str(write_user_file(tmp_path / "d.csv")), "--model", "fake")
+    assert out.returncode == 2
+    assert "--data needs --task NAME" in out.stderr

@@ -25,7 +25,7 @@ from pydantic import (
 from llm_as_rnn.core.state import ROLES, Role
 from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.runtime.spec import CallPolicy, Endpoint, ModelSpec, Sampling, parse_spec
-from llm_as_rnn.tasks import Task
+from llm_as_rnn.tasks import Task, get_task
 
 FeedbackMode = Literal["supervised", "judge", "deferred"]
 StepMode = Literal["three-call", "fused", "lazy"]
@@ -108,6 +108,17 @@ class Context(BaseModel):
     max_shrink: float = Field(0.25, gt=0.0, lt=1.0)
     """Collapse guard: a rewrite smaller than this fraction of the old memory
     (when the old one is substantial) is rejected."""
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str | Task) -> str | Task:
+        """Check a task name now (built in or a plugin's), not mid-run."""
+        if isinstance(value, str):
+            try:
+                get_task(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("sampling", mode="before")
     @classmethod

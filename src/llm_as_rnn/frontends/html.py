@@ -1,4 +1,4 @@
-"""Learning traces people can look at: the terminal view and a self-contained HTML page."""
+"""The learning trace as one self-contained HTML page: timeline, memory diffs, plots."""
 
 from __future__ import annotations
 

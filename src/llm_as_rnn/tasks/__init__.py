@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from importlib.metadata import EntryPoint, entry_points
 
-from llm_as_rnn.errors import ConfigError, first_line
+from llm_as_rnn.errors import ConfigError, describe, first_line
 from llm_as_rnn.tasks.base import ClassificationTask, RegressionTask, Score, Task
 from llm_as_rnn.tasks.mimic import MimicTask
 from llm_as_rnn.tasks.sp500 import SP500Task
@@ -69,7 +69,12 @@ def load_plugin(entry: EntryPoint) -> Task:
         raise ConfigError(f"{where} cannot be loaded: {first_line(exc)}") from None
     if isinstance(target, Task):
         return target
-    task = target() if callable(target) else target
+    try:
+        task = target() if callable(target) else target
+    except ConfigError:
+        raise  # the task's own check: it names what to fix
+    except Exception as exc:  # a bug in the plugin's constructor
+        raise ConfigError(f"{where} failed to build: {describe(exc)}") from None
     if not isinstance(task, Task):
         raise ConfigError(f"{where} is not a Task: it gave {type(task).__name__}")
     return task
