@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
 from rich.console import Console
 
@@ -43,29 +44,13 @@ def redact(words: Sequence[str]) -> list[str]:
 
 async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """Run (or resume) an evaluation; return the exit code."""
+    given = {f.name for f in fields(EvalConfig)} & set(vars(args)) - {"shard", "tasks"}
     cfg = EvalConfig(
-        out=args.out,
-        db=args.db,
+        **{name: getattr(args, name) for name in given},
         shard=parse_shard(args.shard),
-        workers=args.workers,
-        max_new_tokens=args.max_new_tokens,
-        step_mode=args.step_mode,
         request_timeout=args.timeout,
         max_attempts=args.retries,
-        model=args.model,
         tasks=args.tasks if args.tasks is not None else ([] if args.data else ["weather"]),
-        methods=args.methods,
-        sequences=args.sequences,
-        steps=args.steps,
-        seed=args.seed,
-        budget=args.budget,
-        concurrency=args.concurrency,
-        context_window=args.context_window,
-        base_url=args.base_url,
-        data=args.data,
-        task_type=args.task_type,
-        labels=args.labels,
-        mimic_dir=args.mimic_dir,
     )
     err = Console(stderr=True)
     cfg.validate()

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
+from llm_as_rnn.core.context import FeedbackMode, StepMode
 from llm_as_rnn.errors import ConfigError
 
 EXIT_USAGE = 2
@@ -48,30 +49,36 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-def positive(kind: str) -> Any:
-    """Return an argparse type accepting integers > 0."""
+def bounded(
+    convert: Callable[[str], float],
+    noun: str,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+) -> Callable[[str], Any]:
+    """Return an argparse type: ``convert``, then check a lower bound."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be an integer, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{kind} must be > 0, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be > {above}, got {value}")
+        if at_least is not None and value < at_least:
+            raise argparse.ArgumentTypeError(f"must be >= {at_least}, got {value}")
         return value
 
     return parse
 
 
-def non_negative(text: str) -> int:
-    """Parse an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+positive = bounded(int, "an integer", above=0)
+"""An argparse type accepting integers > 0."""
+
+non_negative = bounded(int, "an integer", at_least=0)
+"""An argparse type accepting integers >= 0."""
+seconds = bounded(float, "a number of seconds", above=0)
+"""An argparse type accepting a positive number of seconds."""
 
 
 def csv_list(text: str) -> list[str]:
@@ -79,15 +86,14 @@ def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def seconds(text: str) -> float:
-    """Parse a positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+def add_positive(p: Parser, flag: str, default: int | None, help: str) -> None:
+    """Add an integer flag that must be > 0."""
+    p.add_argument(flag, type=positive, default=default, help=help)
+
+
+def add_choice(p: Parser, flag: str, choices: tuple[str, ...], help: str) -> None:
+    """Add a flag taking one of ``choices`` (the first is the default)."""
+    p.add_argument(flag, choices=choices, default=choices[0], help=help)
 
 
 def add_model_flags(p: Parser) -> None:
@@ -106,26 +112,30 @@ def add_model_flags(p: Parser) -> None:
         help="API key (else OPENAI_API_KEY; prefer the variable: flags show in process lists)",
     )
     p.add_argument("--timeout", type=seconds, default=60.0, help="seconds per model request (60)")
-    p.add_argument(
-        "--retries",
-        type=positive("--retries"),
-        default=4,
-        help="attempts per model call on timeouts, 429 and 5xx (4)",
-    )
-    p.add_argument(
-        "--max-new-tokens",
-        type=positive("--max-new-tokens"),
-        default=None,
-        help="cap on generated tokens per call, every role",
-    )
-    p.add_argument(
+    add_positive(p, "--retries", 4, "attempts per model call on timeouts, 429 and 5xx (4)")
+    add_positive(p, "--max-new-tokens", None, "cap on generated tokens per call, every role")
+    add_choice(
+        p,
         "--step-mode",
-        choices=["three-call", "fused", "lazy"],
-        default="three-call",
-        help="three-call: the paper's step; fused: critique+rewrite in one call; "
+        get_args(StepMode),
+        "three-call: the paper's step; fused: critique+rewrite in one call; "
         "lazy: no rewrite after a right prediction",
     )
     p.add_argument("--config", default=None, help="TOML file of options (flags override it)")
+
+
+def add_data_flags(p: Parser, task_flag: str) -> None:
+    """Flags that read a user's file of sequences instead of bundled data."""
+    p.add_argument("--data", default=None, help="your CSV/JSONL: sequence_id, step, input, target")
+    p.add_argument(
+        "--task-type",
+        choices=["classification", "regression"],
+        default=None,
+        help=f"with --data and no {task_flag}: classification or regression",
+    )
+    p.add_argument(
+        "--labels", type=csv_list, default=None, help="with --task-type: the label set (inferred)"
+    )
 
 
 def build_parser() -> Parser:
@@ -149,41 +159,25 @@ def build_parser() -> Parser:
         help="task name: built in (weather, sp500, mimic) or a plugin's (entry point group "
         "llm_as_rnn.tasks); default weather",
     )
-    run.add_argument(
-        "--data", default=None, help="your CSV/JSONL (sequence_id, step, input, target)"
-    )
-    run.add_argument(
-        "--task-type",
-        choices=["classification", "regression"],
-        default=None,
-        help="with --data and no --task: classification or regression",
-    )
-    run.add_argument(
-        "--labels", type=csv_list, default=None, help="with --task-type: the label set (inferred)"
-    )
+    add_data_flags(run, "--task")
     run.add_argument(
         "--sequence", default=None, help="with --data: the sequence_id to run (the first)"
     )
-    run.add_argument(
-        "--steps",
-        type=positive("--steps"),
-        default=None,
-        help="timesteps (5 of bundled data; all of a --data sequence)",
-    )
+    add_positive(run, "--steps", None, "timesteps (5 of bundled data; all of a --data sequence)")
     run.add_argument(
         "--start", type=non_negative, default=0, help="first step of the sequence, from 0 (0)"
     )
-    run.add_argument(
+    add_positive(
+        run,
         "--budget",
-        type=positive("--budget"),
-        default=None,
-        help="memory budget in predictor tokens (4096; a resumed thread keeps its own)",
+        None,
+        "memory budget in predictor tokens (4096; a resumed thread keeps its own)",
     )
-    run.add_argument(
+    add_choice(
+        run,
         "--feedback",
-        choices=["supervised", "judge", "deferred"],
-        default="supervised",
-        help="supervised: compare with the truth; judge: LLM critic, no truth; "
+        get_args(FeedbackMode),
+        "supervised: compare with the truth; judge: LLM critic, no truth; "
         "deferred: the truth is sent after the prediction",
     )
     run.add_argument(
@@ -218,15 +212,9 @@ def build_parser() -> Parser:
         default=["zero-shot", "fhc", "memprompt", "rnn", "rnn-judge"],
         help="zero-shot,fhc,memprompt,rnn,rnn-judge (all)",
     )
-    ev.add_argument(
-        "--sequences", type=positive("--sequences"), default=2, help="sequences per task (2)"
-    )
-    ev.add_argument(
-        "--steps", type=positive("--steps"), default=5, help="steps per sequence, L (5)"
-    )
-    ev.add_argument(
-        "--concurrency", type=positive("--concurrency"), default=4, help="sequences at once (4)"
-    )
+    add_positive(ev, "--sequences", 2, "sequences per task (2)")
+    add_positive(ev, "--steps", 5, "steps per sequence, L (5)")
+    add_positive(ev, "--concurrency", 4, "sequences at once (4)")
     ev.add_argument("--out", required=True, help="output folder (holds the resumable state)")
     ev.add_argument(
         "--db",
@@ -240,35 +228,24 @@ def build_parser() -> Parser:
         help="I/N: run only every N-th (task, method, sequence), from the I-th "
         "(machines share --db)",
     )
-    ev.add_argument(
+    add_positive(
+        ev,
         "--workers",
-        type=positive("--workers"),
-        default=1,
-        help="worker processes on this machine sharing the state (1); one per core "
+        1,
+        "worker processes on this machine sharing the state (1); one per core "
         "when an endpoint answers faster than one process can send",
     )
-    ev.add_argument(
-        "--budget", type=positive("--budget"), default=4096, help="memory budget (4096)"
-    )
+    add_positive(ev, "--budget", 4096, "memory budget (4096)")
     ev.add_argument(
         "--seed", type=int, default=0, help="seed of the sequence draw and sampling (0)"
     )
-    ev.add_argument(
+    add_positive(
+        ev,
         "--context-window",
-        type=positive("--context-window"),
-        default=8192,
-        help="model context in tokens; FHC drops its oldest steps to fit (8192)",
+        8192,
+        "model context in tokens; FHC drops its oldest steps to fit (8192)",
     )
-    ev.add_argument("--data", default=None, help="your CSV/JSONL: sequence_id, step, input, target")
-    ev.add_argument(
-        "--task-type",
-        choices=["classification", "regression"],
-        default=None,
-        help="with --data and no --tasks: classification or regression",
-    )
-    ev.add_argument(
-        "--labels", type=csv_list, default=None, help="with --data: the label set (inferred)"
-    )
+    add_data_flags(ev, "--tasks")
     ev.add_argument("--mimic-dir", default=None, help="your MIMIC-IV directory (hosp/, note/)")
     add_model_flags(ev)
 
