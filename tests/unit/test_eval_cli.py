@@ -222,3 +222,21 @@ def test_report_numbers_equal_summary(tmp_path: Path) -> None:
             )
     assert rows == 10
     assert len(list(out.glob("*.png"))) >= 2
+
+
+def test_any_label_set_is_scored(tmp_path: Path) -> None:
+    labels = ["heavy rain", "no-rain", "☀️ sunny", "2"]
+    rows = "".join(
+        f"seq.{s},{t},reading {s}-{t},{labels[(s + t) % 4]}\n" for s in (1, 2) for t in (1, 2, 3)
+    )
+    data = write(tmp_path / "my.data.csv", "sequence_id,step,input,target\n" + rows)
+    out_dir = tmp_path / "out"
+    args = ["--data", str(data), "--task-type", "classification", "--model", "fake"]
+    out = run_eval(*args, "--methods", "zero-shot,rnn", "--steps", "3", "--out", str(out_dir))
+    assert out.returncode == 0, out.stderr
+    steps = [json.loads(line) for line in (out_dir / "steps.jsonl").read_text().splitlines()]
+    assert len(steps) == 12
+    assert all(s["valid"] for s in steps), [s["prediction_text"] for s in steps]
+    assert {s["target"] for s in steps} == {"heavy rain", "no-rain", "☀ sunny", "2"}
+    assert all(s["prediction"] in {"heavy rain", "no-rain", "☀ sunny", "2"} for s in steps)
+    assert "warning:" not in out.stderr

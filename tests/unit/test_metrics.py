@@ -95,3 +95,18 @@ def test_curve() -> None:
         {"step": 2, "x": {"y": 5.0}},
     ]
     assert m.curve(records, "x.y") == {1: 2.0, 2: 5.0}
+
+
+def test_mostly_unreadable_answers_are_warned_about() -> None:
+    from llm_as_rnn.evals.runner import invalid_warnings
+
+    rows = [
+        {"task": "t", "method": "rnn", "valid": False, "prediction_text": "I cannot tell"},
+        {"task": "t", "method": "rnn", "valid": False, "prediction_text": "maybe?"},
+        {"task": "t", "method": "rnn", "valid": True, "prediction_text": "Answer: sun"},
+        {"task": "t", "method": "fhc", "valid": True, "prediction_text": "Answer: sun"},
+        {"task": "t", "method": "fhc", "valid": False, "prediction_text": "?"},
+    ]
+    (line,) = invalid_warnings(rows)
+    assert line.startswith("warning: t/rnn: 2 of 3 answers could not be read")
+    assert "'I cannot tell'; 'maybe?'" in line

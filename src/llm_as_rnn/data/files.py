@@ -20,6 +20,7 @@ from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.tasks import Task
 from llm_as_rnn.tasks.generic import GenericClassification, GenericRegression
+from llm_as_rnn.tasks.labels import normalize
 
 COLUMNS = ("sequence_id", "step", "input", "target")
 
@@ -117,7 +118,7 @@ def load_file(
 ) -> tuple[Task, Sequences]:
     """Read a file of sequences and the task it defines (generic classification or regression)."""
     file = Path(path)
-    wanted = tuple(label.lower() for label in labels) if labels else None
+    wanted = tuple(dict.fromkeys(normalize(label) for label in labels)) if labels else None
 
     def check(target: Any, n: int) -> Any:
         if task_type == "regression":
@@ -131,7 +132,7 @@ def load_file(
             if not math.isfinite(value):
                 raise ConfigError(f"{file} row {n}: target {target!r} is not finite")
             return value
-        label = str(target).strip().lower()
+        label = normalize(str(target))
         if wanted is not None and label not in wanted:
             raise ConfigError(
                 f"{file} row {n}: target {label!r} is not one of the labels {', '.join(wanted)}"

@@ -60,6 +60,23 @@ def timings(records: list[dict[str, Any]], run_s: float) -> dict[str, Any]:
     return {"run_s": round(run_s, 3), "latency": latency}
 
 
+def invalid_warnings(records: list[dict[str, Any]], limit: float = 0.5) -> list[str]:
+    """Return one warning line per task and method whose answers are mostly unreadable."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["task"], r["method"])].append(r)
+    lines = []
+    for (task, method), rows in groups.items():
+        invalid = [r for r in rows if not r["valid"]]
+        if len(invalid) > limit * len(rows):
+            examples = "; ".join(repr(r["prediction_text"][:80]) for r in invalid[:2])
+            lines.append(
+                f"warning: {task}/{method}: {len(invalid)} of {len(rows)} answers could not be "
+                f"read (scored wrong); e.g. {examples}"
+            )
+    return lines
+
+
 def check_identity(out: Path, cfg: EvalConfig) -> None:
     """Record the settings of a new evaluation; refuse to resume one with other settings."""
     path = out / "config.json"
@@ -117,6 +134,8 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
                 model_name = backend.name
         records = await collect(store, datasets, cfg.methods)
     summary = {"config": cfg.identity(), "results": summaries(records, datasets, cfg.methods)}
+    for line in invalid_warnings(records):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     write_outputs(out, command, cfg, summary, records, timings(records, run_s), model_name)
     return summary
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.tasks.labels import normalize, read_label
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,6 @@ class Task(metaclass=TaskMeta):
         return "CORRECT" if score.correct else "WRONG"
 
 
-_ANSWER_MARK = re.compile(
-    r"(?:answer|prediction|forecast|label)\s*(?:is|:|=|-)?\s*[*_`\"']*\s*([a-z]+)", re.I
-)
-
-
 class ClassificationTask(Task):
     """A task whose answer is one label of a fixed set."""
 
@@ -136,19 +132,20 @@ class ClassificationTask(Task):
             raise ConfigError(f'{where}: set labels = ("...", ...) (the answers it may give)')
         if not all(isinstance(label, str) and label.strip() for label in labels):
             raise ConfigError(f"{where}: labels {labels!r} must be non-empty strings")
-        if any(label != label.lower() for label in labels) or len(set(labels)) != len(labels):
-            raise ConfigError(f"{where}: labels {labels!r} must be distinct and lower-case")
+        if any(label != label.lower() for label in labels):
+            raise ConfigError(f"{where}: labels {labels!r} must be lower-case")
+        if len({normalize(label) for label in labels}) != len(labels):
+            raise ConfigError(f"{where}: labels {labels!r} repeat a label")
 
     @property
     def answer_format(self) -> str:
         """Ask for one label on an ``Answer:`` line."""
         return f"Answer: <one of {', '.join(self.labels)}>"
 
-    def _label(self, word: str) -> str | None:
-        word = word.lower()
-        if word in self.labels:
-            return word
-        return self.synonyms.get(word)
+    def names(self) -> dict[str, str]:
+        """Return every name a reply may use (labels and synonyms, normalised) -> its label."""
+        names = {normalize(word): label for word, label in self.synonyms.items()}
+        return names | {normalize(label): label for label in self.labels}
 
     @property
     def question(self) -> str:
@@ -158,15 +155,11 @@ class ClassificationTask(Task):
     def parse(self, text: str) -> str | None:
         """Return the label after an answer marker, else the only label named.
 
-        Text naming several different labels without a marker is ambiguous
-        (small models list the options back) and parses to None.
+        Any label set: several words, numbers, accents, emoji; longest label
+        first; a reply naming several labels without a marker (small models
+        list the options back) is ambiguous and parses to None.
         """
-        for match in _ANSWER_MARK.finditer(text):
-            label = self._label(match.group(1))
-            if label is not None:
-                return label
-        named = {self._label(w) for w in re.findall(r"[a-z]+", text.lower())} - {None}
-        return named.pop() if len(named) == 1 else None
+        return read_label(text, self.names())
 
     def score(self, answer: Any, target: Any) -> Score:
         """Exact label match; an unreadable answer counts as wrong."""
@@ -177,7 +170,7 @@ class ClassificationTask(Task):
 
     def validate_target(self, target: Any) -> str:
         """Accept a label (or a synonym), case-insensitively."""
-        label = self._label(str(target).strip()) if target is not None else None
+        label = self.names().get(normalize(str(target))) if target is not None else None
         if label is None:
             raise ValueError(f"target {target!r} is not one of {', '.join(self.labels)}")
         return label

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from llm_as_rnn.tasks.base import ClassificationTask, RegressionTask
+from llm_as_rnn.tasks.labels import normalize
 
 
 class GenericClassification(ClassificationTask):
@@ -23,7 +24,7 @@ class GenericClassification(ClassificationTask):
     synonyms: ClassVar[dict[str, str]] = {}
 
     def __init__(self, labels: tuple[str, ...], name: str = "generic") -> None:
-        self.labels = tuple(label.lower() for label in labels)  # type: ignore[misc]
+        self.labels = tuple(dict.fromkeys(normalize(label) for label in labels))  # type: ignore[misc]
         self.name = name  # type: ignore[misc]
 
 
