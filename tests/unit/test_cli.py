@@ -271,3 +271,35 @@ def test_data_flags_need_data(tmp_path: Path) -> None:
     out = run_cli("run", "--data", str(write_user_file(tmp_path / "d.csv")), "--model", "fake")
     assert out.returncode == 2
     assert "--data needs --task NAME" in out.stderr
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    run = [*CLI, "run", "--model", "fake", "--steps", "4", "--budget", "96", "--db", str(db)]
+    shell = f"{' '.join(run)} --json | head -n 1; echo rc=${{PIPESTATUS[0]}} >&2"
+    out = subprocess.run(
+        ["bash", "-c", shell], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert json.loads(out.stdout)["step"] == 1
+    assert out.stderr.strip() == "rc=0", out.stderr
+
+
+def test_a_csv_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    data = tmp_path / "excel.csv"
+    data.write_bytes(b"\xef\xbb\xbfsequence_id,step,input,target\ns,1,x,up\ns,2,y,down\n")
+    args = ["run", "--data", str(data), "--task-type", "classification", "--model", "fake"]
+    out = run_cli(*args, "--db", str(tmp_path / "run.db"), "--json")
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(x)["target"] for x in out.stdout.splitlines()] == ["up", "down"]
+
+
+@pytest.mark.parametrize("thread", ["a.b", "user.42/eu west", "été 🌧"])
+def test_any_thread_name_runs_and_traces(tmp_path: Path, thread: str) -> None:
+    db = tmp_path / "run.db"
+    out = run_cli("run", "--model", "fake", "--steps", "2", "--budget", "96", "--db", str(db),
+                  "--thread", thread, "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert run_cli("trace", "--db", str(db)).stdout.strip() == thread
+    shown = run_cli("trace", "--db", str(db), "--thread", thread)
+    assert shown.returncode == 0, shown.stderr
+    assert "memory after step 2" in shown.stdout

@@ -34,7 +34,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"data file {path} not found")
     suffix = path.suffix.lower()
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:  # spreadsheets write a BOM
             if suffix == ".csv":
                 reader = csv.DictReader(handle)
                 missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]

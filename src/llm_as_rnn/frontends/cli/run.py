@@ -140,7 +140,7 @@ async def run_command(args: argparse.Namespace) -> int:
                     budget=args.budget,
                     on_step=on_step,
                 )
-        except ConfigError:
+        except (ConfigError, BrokenPipeError):
             raise
         except Exception as exc:  # a dead endpoint after its retries, and the like
             report_failure(exc, "progress is saved")
