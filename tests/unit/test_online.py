@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,27 @@ def test_example_agent_runs() -> None:
     assert forecast < truth  # the prediction is shown before the truth is known
     assert "memory changed: True" in out.stdout
     assert "3 steps learned" in out.stdout
+
+
+def test_a_learner_with_other_settings_is_refused_on_a_known_thread() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.store.memory import InMemoryStore
+
+    from llm_as_rnn import ConfigError, Context, OnlineLearner
+
+    saver, store = InMemorySaver(), InMemoryStore()
+    first = OnlineLearner(Context(model="fake", budget=300), checkpointer=saver, store=store)
+    first.predict("u", "rain all day")
+    first.learn("u", "rain")
+    first.close()
+    other = OnlineLearner(Context(model="fake:1", budget=300), checkpointer=saver, store=store)
+    with pytest.raises(ConfigError, match=re.escape('models.predictor: "fake" -> "fake:1"')):
+        other.predict("u", "sun")
+    assert other.predict("v", "sun")["text"]  # a new thread is fine
+    other.close()
+    upgraded = OnlineLearner(
+        Context(model="fake:1", budget=300), checkpointer=saver, store=store,
+        allow_new_settings=True,
+    )  # fmt: skip
+    assert upgraded.predict("u", "sun")["text"]
+    upgraded.close()

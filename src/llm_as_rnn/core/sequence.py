@@ -17,6 +17,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from llm_as_rnn.core.context import Context, coerce_context
+from llm_as_rnn.core.identity import check_thread, record_settings
 from llm_as_rnn.core.state import Observation, StepRecord
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.storage import read_records
@@ -49,6 +50,7 @@ async def run_sequence(
     budget: int | None = None,
     steps: int | None = None,
     on_step: OnStep | None = None,
+    allow_new_settings: bool = False,
 ) -> SequenceResult:
     """Run ``observations`` (the whole sequence, from its first step) on a thread.
 
@@ -64,6 +66,10 @@ async def run_sequence(
         budget: Memory budget (else the thread's, else ``context.budget``).
         steps: Stop after this many finished steps in total (default: all).
         on_step: Called with each step record as it finishes.
+        allow_new_settings: Continue a thread whose recorded settings (model,
+            task, budget, sampling, ...) or finished steps' data differ from
+            these; without it such a resume is a ``ConfigError`` naming each
+            difference (see ``llm_as_rnn.core.identity``).
     """
     context = coerce_context(context)
     config = _config(thread_id)
@@ -86,6 +92,17 @@ async def run_sequence(
 
     snapshot = await graph.aget_state(config)
     values: dict[str, Any] = dict(snapshot.values)
+    store = graph.store
+    records = await read_trace(store, thread_id) if store and values.get("step") else []
+    pending = await check_thread(
+        store,
+        thread_id,
+        context,
+        budget=budget,
+        observations=observations,
+        records=records,
+        allow_new_settings=allow_new_settings,
+    )
     if snapshot.next:  # a step was cut short: finish it from its checkpoint
         target = observations[values.get("step", 0)].get("target")
         values = await finish(Command(resume=target) if snapshot.interrupts else None)
@@ -97,6 +114,11 @@ async def run_sequence(
         if budget is not None:
             payload["budget"] = budget
         values = await finish(payload)
+        if pending is not None:  # recorded once a step with them has finished
+            await record_settings(store, thread_id, pending)
+            pending = None
+    if pending is not None and values.get("step"):  # only an interrupted step was finished
+        await record_settings(store, thread_id, pending)
     result.memory = values.get("memory", "")
     result.steps_done = values.get("step", 0)
     return result

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm_as_rnn.core.context import Context, make_context
+from llm_as_rnn.core.identity import PROMPTS_VERSION, digest
+from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.tasks import Task
 
@@ -102,6 +104,29 @@ class EvalConfig:
             timeout=self.request_timeout,
             retries=self.max_attempts,
             max_new_tokens=self.max_new_tokens,
+        )
+
+    def sequence_key(self, task: str, observations: list[Observation]) -> str:
+        """Return the key of one sequence's steps in the state database.
+
+        It hashes what a method's results on that sequence depend on (model,
+        budget, seed, token cap, step mode, context window, prompts version,
+        the task and the sequence's data), so evals with other settings, or a
+        data file edited in place, never reuse each other's steps, while an
+        identical eval (a resume, another shard) finds them.
+        """
+        return digest(
+            {
+                "model": self.model,
+                "budget": self.budget,
+                "seed": self.seed,
+                "max_new_tokens": self.max_new_tokens,
+                "step_mode": self.step_mode,
+                "context_window": self.context_window,
+                "prompts": PROMPTS_VERSION,
+                "task": task,
+                "data": observations,
+            }
         )
 
     def state_db(self) -> str:

@@ -35,9 +35,9 @@ Unit = tuple[EvalData, str, EvalSequence]
 """One (task data, method, sequence) to run."""
 
 
-def rnn_thread(task: str, method: str, sequence: str) -> str:
-    """Return the thread of an LLM-as-RNN method's sequence."""
-    return ":".join(("eval", task, method, sequence))
+def rnn_thread(task: str, method: str, sequence: str, key: str) -> str:
+    """Return the thread of an LLM-as-RNN method's sequence under one settings key."""
+    return ":".join(("eval", task, method, sequence, key))
 
 
 async def run_baseline(
@@ -47,12 +47,13 @@ async def run_baseline(
     ctx: Context,
     backend: ChatBackend,
     store: BaseStore,
-    context_window: int,
+    cfg: EvalConfig,
     advance: Callable[[], None],
 ) -> None:
     """Run (or resume) one baseline on one sequence, committing each step."""
     task = data.task
-    namespace = namespaces.eval_records(task.name, method, seq.id)
+    key = cfg.sequence_key(task.name, seq.observations)
+    namespace = namespaces.eval_records(task.name, method, seq.id, key)
     journal_thread = ":".join(namespace)
     done = await read_records(store, namespace)
     sampling = ctx.sampling["predictor"]
@@ -63,7 +64,7 @@ async def run_baseline(
         if method == "zero-shot":
             messages = baselines.zero_shot_messages(task, text)
         elif method == "fhc":
-            limit = context_window - sampling.max_new_tokens
+            limit = cfg.context_window - sampling.max_new_tokens
             messages, dropped = baselines.fhc_messages(
                 task, done, text, backend.count_tokens, limit
             )
@@ -96,28 +97,30 @@ async def run_rnn(
     seq: EvalSequence,
     ctx: Context,
     graph: Any,
+    key: str,
     advance: Callable[[], None],
 ) -> None:
     """Run (or resume) LLM-as-RNN on one sequence through the graph."""
-    thread = rnn_thread(data.task.name, method, seq.id)
+    thread = rnn_thread(data.task.name, method, seq.id, key)
     await run_sequence(
         graph, seq.observations, thread_id=thread, context=ctx, on_step=lambda _: advance()
     )
 
 
 async def collect(
-    store: BaseStore, datasets: list[EvalData], methods: list[str]
+    store: BaseStore, datasets: list[EvalData], cfg: EvalConfig
 ) -> list[dict[str, Any]]:
     """Return every finished step record, in task, method, sequence, step order."""
     records: list[dict[str, Any]] = []
     for data in datasets:
-        for method in methods:
+        for method in cfg.methods:
             for seq in data.sequences:
+                key = cfg.sequence_key(data.task.name, seq.observations)
                 if method in BASELINES:
-                    namespace = namespaces.eval_records(data.task.name, method, seq.id)
+                    namespace = namespaces.eval_records(data.task.name, method, seq.id, key)
                     records += await read_records(store, namespace)
                 else:
-                    thread = rnn_thread(data.task.name, method, seq.id)
+                    thread = rnn_thread(data.task.name, method, seq.id, key)
                     records += [
                         rnn_record(data.task, method, seq.id, r)
                         for r in await read_trace(store, thread)
@@ -158,9 +161,10 @@ async def run_units(
             ctx = cfg.context(data.task, method)
             step = lambda: advance(method)  # noqa: E731
             if method in BASELINES:
-                await run_baseline(method, data, seq, ctx, backend, store, cfg.context_window, step)
+                await run_baseline(method, data, seq, ctx, backend, store, cfg, step)
             else:
-                await run_rnn(method, data, seq, ctx, graph, step)
+                key = cfg.sequence_key(data.task.name, seq.observations)
+                await run_rnn(method, data, seq, ctx, graph, key, step)
 
     settle_heap()
     started = time.perf_counter()

@@ -120,7 +120,7 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
         with Progress(*columns, console=console) as progress:
             per_method = sum(len(s.observations) for d in datasets for s in d.sequences)
             bars = {m: progress.add_task(m, total=per_method) for m in cfg.methods}
-            for m, done in done_counts(await collect(store, datasets, cfg.methods)).items():
+            for m, done in done_counts(await collect(store, datasets, cfg)).items():
                 progress.update(bars[m], completed=done)
 
             def advance(method: str) -> None:
@@ -132,7 +132,7 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
                 graph = build_graph(saver, store)
                 run_s = await run_units(cfg, datasets, backend, graph, store, advance)
                 model_name = backend.name
-        records = await collect(store, datasets, cfg.methods)
+        records = await collect(store, datasets, cfg)
     summary = {"config": cfg.identity(), "results": summaries(records, datasets, cfg.methods)}
     for line in invalid_warnings(records):
         console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -30,6 +30,7 @@ from langgraph.types import Command
 
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.identity import check_thread, record_settings
 from llm_as_rnn.core.sequence import read_trace
 from llm_as_rnn.core.state import Observation, Prediction, StepRecord
 from llm_as_rnn.runtime.storage import open_storage
@@ -67,8 +68,16 @@ class OnlineLearner:
         *,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         store: BaseStore | None = None,
+        allow_new_settings: bool = False,
     ) -> None:
-        """Create a learner; in-memory persistence unless you pass your own."""
+        """Create a learner; in-memory persistence unless you pass your own.
+
+        A thread remembers the settings it learned with: predicting on it with
+        other settings (model, task, budget, ...) raises ``ConfigError``
+        unless ``allow_new_settings`` (e.g. after a deliberate model upgrade).
+        """
+        self.allow_new_settings = allow_new_settings
+        self._pending: dict[str, dict[str, Any]] = {}
         self.context = coerce_context(context).model_copy(update={"feedback": "deferred"})
         self.store = store if store is not None else InMemoryStore()
         self.graph = build_graph(checkpointer or InMemorySaver(), self.store)
@@ -127,6 +136,11 @@ class OnlineLearner:
             raise LearnerStateError(
                 f"thread {thread!r} waits for the truth of step {step}: call learn() first"
             )
+        pending = await check_thread(
+            self.store, thread, self.context, allow_new_settings=self.allow_new_settings
+        )
+        if pending is not None:
+            self._pending[thread] = pending  # recorded when the step is learned
         observation = Observation(input=input)
         if id is not None:
             observation["id"] = id
@@ -148,6 +162,8 @@ class OnlineLearner:
             Command(resume=target), config, context=self.context, durability="exit"
         )
         record: StepRecord = result["last_step"]
+        if thread in self._pending:
+            await record_settings(self.store, thread, self._pending.pop(thread))
         return record
 
     async def amemory(self, thread: str) -> str:

@@ -43,11 +43,16 @@ TRACES = (ROOT, "trace")
 """The prefix of every thread's trace namespace."""
 
 
+def settings(thread_id: str) -> tuple[str, ...]:
+    """Return the namespace of a thread's recorded settings (its identity)."""
+    return (ROOT, "settings", encode(thread_id))
+
+
 def journal(thread_id: str) -> tuple[str, ...]:
     """Return the namespace of a thread's call journal."""
     return (ROOT, "calls", encode(thread_id))
 
 
-def eval_records(task: str, method: str, sequence: str) -> tuple[str, ...]:
-    """Return the namespace of a baseline's step records in an evaluation."""
-    return (ROOT, "eval", encode(task), encode(method), encode(sequence))
+def eval_records(task: str, method: str, sequence: str, key: str) -> tuple[str, ...]:
+    """Return the namespace of a baseline's step records for one sequence and settings key."""
+    return (ROOT, "eval", encode(task), encode(method), encode(sequence), encode(key))

@@ -186,6 +186,12 @@ def build_parser() -> Parser:
         help="thread id (default: TASK-startK-FEEDBACK, or FILE-SEQUENCE-startK-FEEDBACK)",
     )
     run.add_argument("--db", default="llm-as-rnn.db", help="SQLite database (llm-as-rnn.db)")
+    run.add_argument(
+        "--allow-new-settings",
+        action="store_true",
+        help="continue a thread with settings (model, budget, ...) other than those it was "
+        "run with, deliberately (e.g. after a model upgrade)",
+    )
     run.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible draws)")
     add_model_flags(run)
     run.add_argument(

@@ -22,7 +22,8 @@ from rich.progress import (
 )
 
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.sequence import run_sequence
+from llm_as_rnn.core.identity import check_thread
+from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
 from llm_as_rnn.data import bundled_window
 from llm_as_rnn.data.files import Sequences, load_file, load_task_file
@@ -104,6 +105,16 @@ async def run_command(args: argparse.Namespace) -> int:
         done = (await graph.aget_state({"configurable": {"thread_id": thread}})).values.get(
             "step", 0
         )
+        records = await read_trace(store, thread) if done else []
+        await check_thread(
+            store,
+            thread,
+            ctx,
+            budget=args.budget,
+            observations=observations,
+            records=records,
+            allow_new_settings=args.allow_new_settings,
+        )
         if done >= len(observations):
             err.print(
                 f"thread {thread!r} already has {done} steps: nothing to do "
@@ -139,6 +150,7 @@ async def run_command(args: argparse.Namespace) -> int:
                     context=ctx,
                     budget=args.budget,
                     on_step=on_step,
+                    allow_new_settings=args.allow_new_settings,
                 )
         except (ConfigError, BrokenPipeError):
             raise
