@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 from pydantic import ValidationError
 
 
@@ -26,3 +29,12 @@ def first_line(exc: BaseException) -> str:
 def describe(exc: BaseException) -> str:
     """Return an error as one line: its type, then its message's first line."""
     return f"{type(exc).__name__}: {first_line(exc)}".rstrip(": ")
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional dependency, or raise ``ConfigError`` naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        raise ConfigError(f"{top} is needed here: pip install 'llm-as-rnn[{extra}]'") from None

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -303,3 +304,30 @@ def test_any_thread_name_runs_and_traces(tmp_path: Path, thread: str) -> None:
     shown = run_cli("trace", "--db", str(db), "--thread", thread)
     assert shown.returncode == 0, shown.stderr
     assert "memory after step 2" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d.mkdir() or d, "is a directory: give a file path"),
+        (lambda d: d.write_text("not a database, just text\n" * 50) and d, "is not a database"),
+    ],
+    ids=["directory", "not-sqlite"],
+)
+def test_unusable_databases_are_one_line(tmp_path: Path, make: Any, message: str) -> None:
+    db = make(tmp_path / "x.db")
+    for args in (["run", "--model", "fake"], ["trace"]):
+        out = run_cli(*args, "--db", str(db))
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith("error: ")
+        assert "Traceback" not in out.stderr
+        assert out.stderr.strip().count("\n") == 0
+        assert message in out.stderr
+
+
+def test_missing_optional_dependency_names_the_extra() -> None:
+    from llm_as_rnn.errors import ConfigError, require
+
+    with pytest.raises(ConfigError, match=r"pip install 'llm-as-rnn\[evals\]'"):
+        require("surely_not_installed_pkg.sub", "evals")
+    assert require("json", "evals").dumps([1]) == "[1]"

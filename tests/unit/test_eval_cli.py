@@ -240,3 +240,10 @@ def test_any_label_set_is_scored(tmp_path: Path) -> None:
     assert {s["target"] for s in steps} == {"heavy rain", "no-rain", "☀ sunny", "2"}
     assert all(s["prediction"] in {"heavy rain", "no-rain", "☀ sunny", "2"} for s in steps)
     assert "warning:" not in out.stderr
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    out_file = write(tmp_path / "taken", "x")
+    out = run_eval("--model", "fake", "--steps", "2", "--sequences", "1", "--out", str(out_file))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == f"error: --out {out_file} is a file: give a folder"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_as_rnn.core.state import Observation
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, require
 from llm_as_rnn.tasks.mimic import (
     ALLOWED_SECTIONS,
     NOTE_CHARS,
@@ -26,8 +26,7 @@ from llm_as_rnn.tasks.mimic import (
 
 def read_table(directory: Path, name: str, required: bool = True) -> Any:
     """Read ``name.csv.gz`` or ``name.csv`` of a MIMIC-IV folder (None if optional and absent)."""
-    import pandas as pd
-
+    pd = require("pandas", "evals")
     for suffix in (".csv.gz", ".csv"):
         path = directory / f"{name}{suffix}"
         if path.exists():

@@ -23,6 +23,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from llm_as_rnn.errors import require
+
 
 def accuracy(correct: Sequence[bool]) -> float:
     """Return the share of correct steps."""
@@ -99,8 +101,7 @@ def mean_ci(values: Iterable[float]) -> dict[str, float | None]:
     mean = sum(data) / len(data)
     if len(data) < 2:
         return {"mean": round(mean, 6), "ci95": None, "n": len(data)}
-    from scipy.stats import t
-
+    t = require("scipy.stats", "evals").t
     half = t.ppf(0.975, len(data) - 1) * statistics.stdev(data) / math.sqrt(len(data))
     return {"mean": round(mean, 6), "ci95": round(float(half), 6), "n": len(data)}
 

@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from llm_as_rnn.errors import require
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.metrics import curve
 
@@ -87,8 +88,7 @@ def plot_curves(
     out: Path, records: list[dict[str, Any]], results: dict[str, Any], budget: int | None = None
 ) -> list[str]:
     """Draw metric, prompt tokens and memory tokens against the timestep; return file names."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "evals")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.datasets import EvalData, load_data
 from llm_as_rnn.evals.methods import collect, load_backend, run_units
@@ -90,8 +90,13 @@ def check_identity(out: Path, cfg: EvalConfig) -> None:
                 "re-run it with the same options, or use another --out"
             )
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(identity, indent=2, sort_keys=True) + "\n")
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file: give a folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(identity, indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot write to --out {out}: {first_line(exc)}") from None
 
 
 async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llm_as_rnn.core.state import StepRecord
+from llm_as_rnn.errors import require
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1d2430}
@@ -59,8 +60,7 @@ def side_by_side(before: str, after: str) -> list[tuple[str, str, str, str]]:
 
 def _plot(records: Sequence[StepRecord]) -> tuple[str, str]:
     """Return the two plots (memory tokens; correctness) as base64 PNGs."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "evals")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator

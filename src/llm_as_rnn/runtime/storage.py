@@ -177,23 +177,47 @@ async def open_storage(
         return
     path = sqlite_path(db)
     if path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    # The checkpointer commits after each write; the store opens its own transactions.
-    saver_conn, store_conn = _connect(path, autocommit=False), _connect(path, autocommit=True)
+        location = Path(path).expanduser()
+        if location.is_dir():
+            raise ConfigError(f"database {db} is a directory: give a file path, e.g. {db}/runs.db")
+        try:
+            location.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the folder of database {db}: {first_line(exc)}"
+            ) from None
+    with _unusable(db):
+        # The checkpointer commits after each write; the store opens its own transactions.
+        saver_conn, store_conn = _connect(path, autocommit=False), _connect(path, autocommit=True)
     try:
         saver = _InlineSqliteSaver(saver_conn)
         store = _InlineSqliteStore(store_conn)
         async with _setup_lock(path):
             # Switching to WAL needs an exclusive lock that the busy timeout
             # does not wait for: do it (and the schema) one process at a time.
-            _tune(saver_conn)
-            _tune(store_conn)
-            saver.setup()
-            store.setup()
+            with _unusable(db):
+                _tune(saver_conn)
+                _tune(store_conn)
+                saver.setup()
+                store.setup()
         yield saver, store
     finally:
         saver_conn.close()
         store_conn.close()
+
+
+@contextmanager
+def _unusable(db: str) -> Iterator[None]:
+    """Turn SQLite's refusal of a file (not a database, unwritable) into a ``ConfigError``."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise  # another process holds it: transient
+        raise ConfigError(
+            f"cannot use {db} as a SQLite database ({first_line(exc)}): "
+            "give another --db, or check its permissions"
+        ) from None
 
 
 @asynccontextmanager

@@ -19,7 +19,10 @@ from llm_as_rnn.runtime.storage import is_postgres, open_storage, sqlite_path
 
 async def trace_command(args: argparse.Namespace) -> int:
     """Print a thread's trace, list threads, or write the HTML page."""
-    if not is_postgres(args.db) and not Path(sqlite_path(args.db)).is_file():
+    location = None if is_postgres(args.db) else Path(sqlite_path(args.db))
+    if location is not None and location.is_dir():
+        raise ConfigError(f"database {args.db} is a directory: give a file path")
+    if location is not None and not location.is_file():
         raise ConfigError(f"database {args.db} not found: give the --db of a run")
     async with open_storage(args.db) as (_, store):
         if args.thread is None:
