@@ -55,3 +55,33 @@ def test_two_workers_on_postgres_equal_one_process(tmp_path: Path) -> None:
     assert a == b
     steps = (tmp_path / "final" / "steps.jsonl").read_text().splitlines()
     assert len(steps) == 2 * 5 * 4 * 5
+
+
+async def test_leases_on_postgres_refuse_a_busy_thread_and_take_over_a_dead_one() -> None:
+    import asyncio
+    import contextvars
+    import time
+
+    from llm_as_rnn import open_storage
+    from llm_as_rnn.runtime.leases import Holder, ThreadBusyError, holding, me
+    from llm_as_rnn.runtime.storage import leases_of
+
+    with postgres_server() as url:
+        async with open_storage(url) as (_, store):
+            leases = leases_of(store)
+            assert leases is not None
+
+            async def attempt() -> None:
+                async with holding(leases, "user.42"):
+                    pass
+
+            async with holding(leases, "user.42"):
+                with pytest.raises(ThreadBusyError, match="is being run by process"):
+                    await asyncio.create_task(attempt(), context=contextvars.Context())
+            takers = await asyncio.gather(*(leases.take("race", me()) for _ in range(6)))
+            assert sum(t is None for t in takers) == 1
+            gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                                  capture_output=True, text=True, check=True)  # fmt: skip
+            dead = Holder("dead", me().host, int(gone.stdout), time.time())
+            assert await leases.take("dead.thread", dead, ttl=3600) is None
+            assert await leases.take("dead.thread", me()) is None

@@ -20,7 +20,8 @@ from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.identity import check_thread, record_settings
 from llm_as_rnn.core.state import Observation, StepRecord
 from llm_as_rnn.runtime import namespaces
-from llm_as_rnn.runtime.storage import read_records
+from llm_as_rnn.runtime.leases import holding
+from llm_as_rnn.runtime.storage import leases_of, read_records
 
 OnStep = Callable[[StepRecord], Awaitable[None] | None]
 
@@ -70,6 +71,10 @@ async def run_sequence(
             task, budget, sampling, ...) or finished steps' data differ from
             these; without it such a resume is a ``ConfigError`` naming each
             difference (see ``llm_as_rnn.core.identity``).
+
+    With a database from ``open_storage``, the run holds the thread's lease:
+    another process running the same thread meanwhile gets a
+    ``ThreadBusyError`` (a ``ConfigError``) naming this one.
     """
     context = coerce_context(context)
     config = _config(thread_id)
@@ -90,37 +95,39 @@ async def run_sequence(
                 await maybe
         return dict(values)
 
-    snapshot = await graph.aget_state(config)
-    values: dict[str, Any] = dict(snapshot.values)
     store = graph.store
-    records = await read_trace(store, thread_id) if store and values.get("step") else []
-    pending = await check_thread(
-        store,
-        thread_id,
-        context,
-        budget=budget,
-        observations=observations,
-        records=records,
-        allow_new_settings=allow_new_settings,
-    )
-    if snapshot.next:  # a step was cut short: finish it from its checkpoint
-        target = observations[values.get("step", 0)].get("target")
-        values = await finish(Command(resume=target) if snapshot.interrupts else None)
-    while (done := values.get("step", 0)) < total:
-        observation = dict(observations[done])
-        if context.feedback == "deferred":
-            observation.pop("target", None)
-        payload: dict[str, Any] = {"observations": [observation]}
-        if budget is not None:
-            payload["budget"] = budget
-        values = await finish(payload)
-        if pending is not None:  # recorded once a step with them has finished
+    async with holding(leases_of(store), thread_id) as lease:  # one writer per thread
+        snapshot = await graph.aget_state(config)
+        values: dict[str, Any] = dict(snapshot.values)
+        records = await read_trace(store, thread_id) if store and values.get("step") else []
+        pending = await check_thread(
+            store,
+            thread_id,
+            context,
+            budget=budget,
+            observations=observations,
+            records=records,
+            allow_new_settings=allow_new_settings,
+        )
+        if snapshot.next:  # a step was cut short: finish it from its checkpoint
+            target = observations[values.get("step", 0)].get("target")
+            values = await finish(Command(resume=target) if snapshot.interrupts else None)
+        while (done := values.get("step", 0)) < total:
+            observation = dict(observations[done])
+            if context.feedback == "deferred":
+                observation.pop("target", None)
+            payload: dict[str, Any] = {"observations": [observation]}
+            if budget is not None:
+                payload["budget"] = budget
+            lease.check()
+            values = await finish(payload)
+            if pending is not None:  # recorded once a step with them has finished
+                await record_settings(store, thread_id, pending)
+                pending = None
+        if pending is not None and values.get("step"):  # only an interrupted step was finished
             await record_settings(store, thread_id, pending)
-            pending = None
-    if pending is not None and values.get("step"):  # only an interrupted step was finished
-        await record_settings(store, thread_id, pending)
-    result.memory = values.get("memory", "")
-    result.steps_done = values.get("step", 0)
+        result.memory = values.get("memory", "")
+        result.steps_done = values.get("step", 0)
     return result
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -30,6 +31,10 @@ from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.sqlite import SqliteStore
 
 from llm_as_rnn.errors import ConfigError, first_line
+from llm_as_rnn.runtime import leases
+
+LEASES: weakref.WeakKeyDictionary[BaseStore, leases.Leases] = weakref.WeakKeyDictionary()
+"""The thread leases of each store ``open_storage`` opened."""
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -189,6 +194,7 @@ async def open_storage(
     with _unusable(db):
         # The checkpointer commits after each write; the store opens its own transactions.
         saver_conn, store_conn = _connect(path, autocommit=False), _connect(path, autocommit=True)
+        lease_conn = _connect(path, autocommit=True)
     try:
         saver = _InlineSqliteSaver(saver_conn)
         store = _InlineSqliteStore(store_conn)
@@ -200,10 +206,28 @@ async def open_storage(
                 _tune(store_conn)
                 saver.setup()
                 store.setup()
+                lease_conn.execute(leases.SCHEMA)
+        LEASES[store] = leases.Leases(_sqlite_query(lease_conn))
         yield saver, store
     finally:
         saver_conn.close()
         store_conn.close()
+        lease_conn.close()
+
+
+def _sqlite_query(conn: sqlite3.Connection) -> leases.Query:
+    """Run lease statements on their own autocommit connection (one statement each)."""
+
+    async def query(sql: str, params: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], int]:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall(), cursor.rowcount
+
+    return query
+
+
+def leases_of(store: BaseStore | None) -> leases.Leases | None:
+    """Return the thread leases of a store opened by ``open_storage`` (None for others)."""
+    return LEASES.get(store) if store is not None else None
 
 
 @contextmanager
@@ -274,8 +298,10 @@ async def _open_postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver[An
         try:
             await saver.setup()
             await store.setup()
+            await lock.execute(leases.SCHEMA)
         finally:
             await lock.execute("SELECT pg_advisory_unlock(727163)")
+        LEASES[store] = leases.Leases(_postgres_query(lock))
         yield saver, store
 
 
@@ -283,6 +309,19 @@ async def read_records(store: BaseStore, namespace: tuple[str, ...]) -> list[Any
     """Return every item value of a store namespace, in key order."""
     items = await store.asearch(namespace, limit=1_000_000)
     return [item.value for item in sorted(items, key=lambda item: item.key)]
+
+
+def _postgres_query(conn: Any) -> leases.Query:
+    """Run lease statements on an autocommit PostgreSQL connection."""
+    guard = asyncio.Lock()  # one statement at a time on the connection
+
+    async def query(sql: str, params: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], int]:
+        async with guard:
+            cursor = await conn.execute(sql.replace("?", "%s"), params)
+            rows = await cursor.fetchall() if cursor.description else []
+            return list(rows), cursor.rowcount
+
+    return query
 
 
 def _safe(url: str) -> str:

@@ -31,7 +31,8 @@ from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.frontends.cli.output import emit_json, report_failure
 from llm_as_rnn.frontends.cli.preflight import context_from_args, prepare
 from llm_as_rnn.frontends.terminal import step_json, step_panel
-from llm_as_rnn.runtime.storage import open_storage
+from llm_as_rnn.runtime.leases import holding
+from llm_as_rnn.runtime.storage import leases_of, open_storage
 from llm_as_rnn.tasks import Task, get_task
 
 DEFAULT_STEPS = 5
@@ -102,61 +103,64 @@ async def run_command(args: argparse.Namespace) -> int:
     thread = args.thread or f"{name}-{ctx.feedback}"
     async with open_storage(args.db) as (checkpointer, store):
         graph = build_graph(checkpointer, store)
-        done = (await graph.aget_state({"configurable": {"thread_id": thread}})).values.get(
-            "step", 0
-        )
-        records = await read_trace(store, thread) if done else []
-        await check_thread(
-            store,
-            thread,
-            ctx,
-            budget=args.budget,
-            observations=observations,
-            records=records,
-            allow_new_settings=args.allow_new_settings,
-        )
-        if done >= len(observations):
-            err.print(
-                f"thread {thread!r} already has {done} steps: nothing to do "
-                "(raise --steps, or use another --thread / --db)"
+        async with holding(leases_of(store), thread):  # refuse a busy thread first
+            done = (await graph.aget_state({"configurable": {"thread_id": thread}})).values.get(
+                "step", 0
             )
-            return 0
-        if done:
-            err.print(f"resuming thread {thread!r} after step {done}")
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=out,
-            transient=args.json,
-        )
-        bar = progress.add_task(f"{task.name} · {thread}", total=len(observations), completed=done)
-
-        def on_step(record: StepRecord) -> None:
-            if args.json:
-                emit_json(step_json(record))
-            else:
-                progress.console.print(step_panel(record, len(observations)))
-            progress.update(bar, completed=record["step"])
-
-        try:
-            with progress:
-                result = await run_sequence(
-                    graph,
-                    observations,
-                    thread_id=thread,
-                    context=ctx,
-                    budget=args.budget,
-                    on_step=on_step,
-                    allow_new_settings=args.allow_new_settings,
+            records = await read_trace(store, thread) if done else []
+            await check_thread(
+                store,
+                thread,
+                ctx,
+                budget=args.budget,
+                observations=observations,
+                records=records,
+                allow_new_settings=args.allow_new_settings,
+            )
+            if done >= len(observations):
+                err.print(
+                    f"thread {thread!r} already has {done} steps: nothing to do "
+                    "(raise --steps, or use another --thread / --db)"
                 )
-        except (ConfigError, BrokenPipeError):
-            raise
-        except Exception as exc:  # a dead endpoint after its retries, and the like
-            report_failure(exc, "progress is saved")
-            return 1
+                return 0
+            if done:
+                err.print(f"resuming thread {thread!r} after step {done}")
+            progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=out,
+                transient=args.json,
+            )
+            bar = progress.add_task(
+                f"{task.name} · {thread}", total=len(observations), completed=done
+            )
+
+            def on_step(record: StepRecord) -> None:
+                if args.json:
+                    emit_json(step_json(record))
+                else:
+                    progress.console.print(step_panel(record, len(observations)))
+                progress.update(bar, completed=record["step"])
+
+            try:
+                with progress:
+                    result = await run_sequence(
+                        graph,
+                        observations,
+                        thread_id=thread,
+                        context=ctx,
+                        budget=args.budget,
+                        on_step=on_step,
+                        allow_new_settings=args.allow_new_settings,
+                    )
+            except (ConfigError, BrokenPipeError):
+                raise
+            except Exception as exc:  # a dead endpoint after its retries, and the like
+                report_failure(exc, "progress is saved")
+                return 1
     if not args.json:
         out.print(
             Panel(result.memory, title=f"memory after step {result.steps_done}", title_align="left")
