@@ -153,3 +153,29 @@ def test_context_validation_names_the_field() -> None:
     assert partial.sampling["critic"].temperature == 0.1
     assert partial.sampling["critic"].max_new_tokens == 128
     assert partial.sampling["predictor"].temperature == 0.7
+
+
+async def test_local_calls_are_bounded_by_tokens_not_by_waiting() -> None:
+    """Queueing behind another generation on the torch thread never times a local call out."""
+    import asyncio
+
+    from llm_as_rnn.runtime.local import LocalHFBackend, on_torch_thread
+
+    class Tokenizer:
+        def encode(self, text: str, add_special_tokens: bool = False) -> list[str]:
+            return text.split()
+
+        def apply_chat_template(self, messages: list[dict[str, str]], **_: Any) -> str:
+            return " ".join(m["content"] for m in messages)
+
+    def slow(messages: Any) -> str:
+        time.sleep(0.3)
+        return "Answer: rain"
+
+    backend = LocalHFBackend(FunctionChatModel(respond=slow), "local", Tokenizer())
+    policy = CallPolicy(timeout_s=0.05, max_attempts=1)  # far below the time it takes
+    busy = asyncio.ensure_future(on_torch_thread(time.sleep, 0.5))  # another sequence's turn
+    gen = await backend.generate([HumanMessage("hi")], Context().sampling["predictor"], policy)
+    await busy
+    assert gen.text == "Answer: rain"
+    assert gen.retries == 0
