@@ -206,6 +206,7 @@ async def open_storage(
                 _tune(store_conn)
                 saver.setup()
                 store.setup()
+                _tune(lease_conn)  # synchronous=NORMAL is per connection: no fsync per commit
                 lease_conn.execute(leases.SCHEMA)
         LEASES[store] = leases.Leases(_sqlite_query(lease_conn))
         yield saver, store

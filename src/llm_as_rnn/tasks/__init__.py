@@ -52,6 +52,12 @@ def get_task(name: str | Task) -> Task:
     """
     if isinstance(name, Task):
         return name
+    return named(name)
+
+
+@functools.cache
+def named(name: str) -> Task:
+    """Return the task called ``name``, built once per process (tasks hold no state)."""
     if name in TASKS:
         return TASKS[name]()
     entry = plugins().get(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from abc import ABCMeta, abstractmethod
@@ -142,8 +143,9 @@ class ClassificationTask(Task):
         """Ask for one label on an ``Answer:`` line."""
         return f"Answer: <one of {', '.join(self.labels)}>"
 
+    @functools.cached_property
     def names(self) -> dict[str, str]:
-        """Return every name a reply may use (labels and synonyms, normalised) -> its label."""
+        """Every name a reply may use (labels and synonyms, normalised) -> its label."""
         names = {normalize(word): label for word, label in self.synonyms.items()}
         return names | {normalize(label): label for label in self.labels}
 
@@ -159,7 +161,7 @@ class ClassificationTask(Task):
         first; a reply naming several labels without a marker (small models
         list the options back) is ambiguous and parses to None.
         """
-        return read_label(text, self.names())
+        return read_label(text, self.names)
 
     def score(self, answer: Any, target: Any) -> Score:
         """Exact label match; an unreadable answer counts as wrong."""
@@ -170,7 +172,7 @@ class ClassificationTask(Task):
 
     def validate_target(self, target: Any) -> str:
         """Accept a label (or a synonym), case-insensitively."""
-        label = self.names().get(normalize(str(target))) if target is not None else None
+        label = self.names.get(normalize(str(target))) if target is not None else None
         if label is None:
             raise ValueError(f"target {target!r} is not one of {', '.join(self.labels)}")
         return label

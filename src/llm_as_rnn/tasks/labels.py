@@ -9,6 +9,7 @@ found inside ``rainbow``, ``1`` not inside ``1.5``), longest label first
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -25,32 +26,26 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def _pattern(name: str) -> re.Pattern[str]:
-    """Match ``name`` as a whole: not inside a word, nor before a decimal part."""
-    return re.compile(rf"(?<!\w){re.escape(name)}(?!\w)(?![.,]\d)")
+@functools.lru_cache(maxsize=256)
+def _matcher(names: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for a set of names, longest first: whole names only, not before a decimal."""
+    ordered = sorted(names, key=len, reverse=True)
+    alternatives = "|".join(re.escape(name) for name in ordered)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)(?![.,]\d)")
 
 
 def find_labels(text: str, names: Mapping[str, str]) -> list[str]:
-    """Return the labels named in ``text`` in order, longest names first where they overlap.
+    """Return the labels named in ``text`` in order (the longest name wins where they overlap).
 
     ``names`` maps a normalised name (a label or a synonym) to its label.
     """
-    taken: list[tuple[int, int, str]] = []
-    for name in sorted(names, key=len, reverse=True):
-        for match in _pattern(name).finditer(text):
-            start, end = match.span()
-            if all(end <= s or start >= e for s, e, _ in taken):
-                taken.append((start, end, names[name]))
-    return [label for _, _, label in sorted(taken)]
+    return [names[m.group(0)] for m in _matcher(tuple(names)).finditer(text)]
 
 
 def leading_label(text: str, names: Mapping[str, str]) -> str | None:
     """Return the label whose longest name starts ``text`` (after decoration), if any."""
-    body = text.lstrip(_DECORATION)
-    for name in sorted(names, key=len, reverse=True):
-        if _pattern(name).match(body):
-            return names[name]
-    return None
+    match = _matcher(tuple(names)).match(text.lstrip(_DECORATION))
+    return names[match.group(0)] if match else None
 
 
 def read_label(text: str, names: Mapping[str, str]) -> str | None:
