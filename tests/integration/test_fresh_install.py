@@ -45,7 +45,7 @@ def test_fresh_venv_with_the_hf_extra_runs_one_embedded_step(tmp_path: Path) -> 
         [*run, *options, *limits, "--db", str(tmp_path / "run.db")],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,  # one embedded step; generous for a busy machine
         env=env,
         cwd=tmp_path,
         check=False,
