@@ -36,3 +36,11 @@ def persisted_graph() -> tuple[Any, InMemorySaver, InMemoryStore]:
     """A graph with its own in-memory checkpointer and store."""
     saver, store = InMemorySaver(), InMemoryStore()
     return build_graph(saver, store), saver, store
+
+
+def task_class(class_name: str, base: type | None = None, **attrs: Any) -> type:
+    """Return a task class (``ClassificationTask`` by default) with ``attrs`` and a question."""
+    from llm_as_rnn import ClassificationTask
+
+    question = property(lambda self: "?")
+    return type(class_name, (base or ClassificationTask,), {"question": question, **attrs})

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from llm_as_rnn.tasks import ClassificationTask
 from llm_as_rnn.tasks.labels import normalize
+from tests.conftest import task_class
 
 WORDS = st.sampled_from(
     ["rain", "heavy", "no", "sun", "sunny", "2", "1.0", "class_2", "été", "☀️", "fog", "up", "x"]
@@ -18,16 +19,8 @@ LABEL = st.lists(WORDS, min_size=1, max_size=3).map(" ".join) | st.builds(
 
 
 def task_of(labels: tuple[str, ...]) -> ClassificationTask:
-    class Labels(ClassificationTask):
-        name = "labels"
-        description = "d"
-
-        @property
-        def question(self) -> str:
-            return "?"
-
-    Labels.labels = labels
-    return Labels()
+    task: ClassificationTask = task_class("Labels", name="labels", description="d", labels=labels)()
+    return task
 
 
 REAL = ("heavy rain", "no-rain", "☀️ sunny", "2", "1.0", "class_2", "été", "rain")
