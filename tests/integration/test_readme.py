@@ -103,7 +103,7 @@ def test_the_readme_has_the_blocks_this_suite_expects() -> None:
 def test_readme_block(block: Block, workspace: Path) -> None:
     reason = next((why for key, why in SKIPS.items() if key in block.code), None)
     if reason is not None and "make demo" not in block.code:
-        pytest.skip(reason)
+        pytest.skip(f"README line {block.line}: {reason}")  # reasons: SKIPS above
     if block.lang == "csv":
         assert block.name, f"line {block.line}: a csv block needs a file name"
         (workspace / block.name).write_text(block.code, encoding="utf-8")

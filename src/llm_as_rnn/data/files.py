@@ -12,13 +12,13 @@ import csv
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.tasks import Task
+from llm_as_rnn.tasks import Task, get_task
 from llm_as_rnn.tasks.generic import GenericClassification, GenericRegression
 from llm_as_rnn.tasks.labels import normalize
 
@@ -144,3 +144,17 @@ def load_file(
         return GenericRegression(file.stem), sequences
     found = tuple(sorted({str(o["target"]) for _, seq in sequences for o in seq}))
     return GenericClassification(wanted or found, file.stem), sequences
+
+
+def load_sequences(
+    path: str | Path,
+    task: str | None,
+    task_type: Literal["classification", "regression"] | None,
+    labels: Sequence[str] | None = None,
+) -> tuple[Task, Sequences]:
+    """Read a file for a named task, or as the generic task of ``task_type`` (exactly one)."""
+    if task is not None:
+        named = get_task(task)
+        return named, load_task_file(path, named)
+    assert task_type is not None, "give a task name or a task type"
+    return load_file(path, task_type, tuple(labels) if labels else None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.data import bundled
-from llm_as_rnn.data.files import Sequences, load_file, load_task_file
+from llm_as_rnn.data.files import Sequences, load_sequences
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.tasks import Task, get_task
@@ -78,13 +78,9 @@ def file_sequences(
 
 def load_data(cfg: EvalConfig) -> list[EvalData]:
     """Load every dataset the run asks for (validation happens here, before any write)."""
-    if cfg.data and cfg.task_type:
-        labels = tuple(x.strip().lower() for x in cfg.labels) if cfg.labels else None
-        task, pairs = load_file(cfg.data, cfg.task_type, labels)
-        return [file_sequences(cfg.data, task, pairs, cfg.sequences, cfg.steps)]
-    if cfg.data:
-        task = get_task(cfg.tasks[0])
-        pairs = load_task_file(cfg.data, task)
+    if cfg.data:  # validate() made sure of one task name or a task type
+        name = None if cfg.task_type else cfg.tasks[0]
+        task, pairs = load_sequences(cfg.data, name, cfg.task_type, cfg.labels)
         return [file_sequences(cfg.data, task, pairs, cfg.sequences, cfg.steps)]
     datasets = []
     for name in cfg.tasks:

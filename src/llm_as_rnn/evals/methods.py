@@ -48,11 +48,11 @@ async def run_baseline(
     backend: ChatBackend,
     store: BaseStore,
     cfg: EvalConfig,
+    key: str,
     advance: Callable[[], None],
 ) -> None:
-    """Run (or resume) one baseline on one sequence, committing each step."""
+    """Run (or resume) one baseline on one sequence (settings ``key``), committing each step."""
     task = data.task
-    key = cfg.sequence_key(task.name, seq.observations)
     namespace = namespaces.eval_records(task.name, method, seq.id, key)
     journal_thread = ":".join(namespace)
     done = await read_records(store, namespace)
@@ -160,10 +160,10 @@ async def run_units(
         async with gate:
             ctx = cfg.context(data.task, method)
             step = lambda: advance(method)  # noqa: E731
+            key = cfg.sequence_key(data.task.name, seq.observations)
             if method in BASELINES:
-                await run_baseline(method, data, seq, ctx, backend, store, cfg, step)
+                await run_baseline(method, data, seq, ctx, backend, store, cfg, key, step)
             else:
-                key = cfg.sequence_key(data.task.name, seq.observations)
                 await run_rnn(method, data, seq, ctx, graph, key, step)
 
     settle_heap()

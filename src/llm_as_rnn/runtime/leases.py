@@ -110,6 +110,14 @@ class Leases:
 
     async def take(self, thread: str, mine: Holder, ttl: float = TTL_S) -> Holder | None:
         """Take the thread's lease; return the live holder instead when refused."""
+        for _ in range(3):  # a lost race against a release: try again
+            refused = await self.take_once(thread, mine, ttl)
+            if refused is None or refused.token != mine.token:
+                return refused
+        return await self.take_once(thread, mine, ttl)
+
+    async def take_once(self, thread: str, mine: Holder, ttl: float) -> Holder | None:
+        """One compare-and-set attempt; ``mine`` back when the row vanished meanwhile."""
         current = await self.holder(thread)
         now = time.time()
         if current is None:

@@ -26,7 +26,7 @@ from llm_as_rnn.core.identity import check_thread
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
 from llm_as_rnn.data import bundled_window
-from llm_as_rnn.data.files import Sequences, load_file, load_task_file
+from llm_as_rnn.data.files import Sequences, load_sequences
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.frontends.cli.output import emit_json, report_failure
 from llm_as_rnn.frontends.cli.preflight import context_from_args, prepare
@@ -54,17 +54,12 @@ def file_sequence(args: argparse.Namespace) -> tuple[Task, list[Observation], st
     """Return the task, the observations and the default thread of a ``--data`` run."""
     if args.task and args.task_type:
         raise ConfigError("--data takes --task NAME or --task-type, not both")
-    if args.task:
-        task = get_task(args.task)
-        pairs = load_task_file(args.data, task)
-    elif args.task_type:
-        labels = tuple(args.labels) if args.labels else None
-        task, pairs = load_file(args.data, args.task_type, labels)
-    else:
+    if not args.task and not args.task_type:
         raise ConfigError(
             "--data needs --task NAME (a task that reads the file) or "
             "--task-type classification|regression"
         )
+    task, pairs = load_sequences(args.data, args.task, args.task_type, args.labels)
     sid, observations = pick(args.data, pairs, args.sequence)
     if args.start >= len(observations):
         raise ConfigError(
