@@ -16,7 +16,7 @@ from llm_as_rnn.data import weather
 
 def act(forecast: str | None) -> str:
     """The agent's decision, made before the truth is known."""
-    return "take an umbrella" if forecast in ("rain", "drizzle") else "leave the umbrella"
+    return "take an umbrella" if forecast in ("light rain", "heavy rain") else "leave the umbrella"
 
 
 def main() -> None:
@@ -24,7 +24,8 @@ def main() -> None:
     parser.add_argument("--model", default="fake")
     parser.add_argument("--days", type=int, default=4)
     args = parser.parse_args()
-    sampling = {role: {"max_new_tokens": 48} for role in ("predictor", "critic", "rewriter")}
+    # Short answers and critiques; the rewriter's limit follows the budget.
+    sampling = {role: {"max_new_tokens": 48} for role in ("predictor", "critic")}
     learner = OnlineLearner(Context(model=args.model, budget=300, seed=0, sampling=sampling))
     for day in weather.window(200, args.days):
         forecast = learner.predict("seattle", day["input"], id=day["id"])

@@ -27,10 +27,20 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 Responder = Callable[[list[BaseMessage]], str]
 
 
+def _reply(text: str, max_tokens: int | None) -> ChatResult:
+    """Return a reply cut at ``max_tokens`` (three characters a token), as a server cuts."""
+    finish = "stop"
+    if max_tokens is not None and len(text) > 3 * max_tokens:
+        text, finish = text[: 3 * max_tokens], "length"
+    message = AIMessage(text, response_metadata={"finish_reason": finish})
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
 class FunctionChatModel(BaseChatModel):
     """A chat model whose reply is ``respond(messages)``, ``latency_s`` after the call.
 
-    The latency includes computing the reply, as a server's does.
+    The latency includes computing the reply, as a server's does. A
+    ``max_tokens`` keyword cuts the reply (finish reason ``length``).
     """
 
     respond: Responder
@@ -50,7 +60,7 @@ class FunctionChatModel(BaseChatModel):
         deadline = time.perf_counter() + self.latency_s
         text = self.respond(messages)
         time.sleep(max(0.0, deadline - time.perf_counter()))
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+        return _reply(text, kwargs.get("max_tokens"))
 
     async def _agenerate(
         self,
@@ -63,7 +73,7 @@ class FunctionChatModel(BaseChatModel):
         text = self.respond(messages)
         if self.latency_s:
             await _sleep_until(deadline)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+        return _reply(text, kwargs.get("max_tokens"))
 
 
 async def _sleep_until(deadline: float) -> None:
@@ -86,13 +96,14 @@ def _between(text: str, tag: str) -> str:
     return match.group(1) if match else ""
 
 
-def rule_based(seed: int = 0) -> Responder:
+def rule_based(seed: int = 0, long_memories: bool = False) -> Responder:
     """Return a deterministic responder that plays predictor, critic and rewriter.
 
     - predictor: picks one of the offered labels by a hash of the prompt;
     - critic / judge: a one-sentence lesson / a verdict derived from the prompt;
     - rewriter: the old memory with the newest feedback as a bullet under the
-      second section (oldest bullets dropped past five per section);
+      second section (oldest bullets dropped past five per section); with
+      ``long_memories``, three long bullets a step and nothing ever dropped;
     - compress: every section cut to its first two bullets.
     """
 
@@ -107,12 +118,12 @@ def rule_based(seed: int = 0) -> Responder:
             lesson = outcome.group(1) if outcome else "Verdict: plausible, judged alone."
             notes = last.partition("Current notes:\n\n")[2]
             headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", notes, re.M)
-            return f"Feedback: {lesson}\n" + _rewrite(notes, headers, lesson)
+            return f"Feedback: {lesson}\n" + _rewrite(notes, headers, lesson, long_memories)
         if "Rewrite the notes below" in last:
             feedback = re.search(r"^Feedback: (.*)$", last, re.M)
             notes = last.partition("Current notes:\n\n")[2]
             headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", notes, re.M)
-            return _rewrite(notes, headers, feedback.group(1) if feedback else "")
+            return _rewrite(notes, headers, feedback.group(1) if feedback else "", long_memories)
         if "Verdict: plausible" in last:
             verdict = "plausible" if _digest(str(seed), prompt) % 3 else "implausible"
             return f"Verdict: {verdict}. Judged from the observation only."
@@ -147,9 +158,13 @@ def _render(sections: dict[str, list[str]]) -> str:
     return "\n\n".join(f"## {h}\n" + "\n".join(lines) for h, lines in sections.items())
 
 
-def _rewrite(memory: str, headers: list[str], feedback: str) -> str:
+def _rewrite(memory: str, headers: list[str], feedback: str, long_memories: bool) -> str:
     sections = _sections(memory, headers)
-    if len(headers) > 1:
+    if long_memories:
+        lesson = (feedback[:160] + " ") * 2
+        for n, header in enumerate(headers[:3]):
+            sections[header].append(f"- note {len(sections[header]) + 1}.{n}: {lesson.strip()}")
+    elif len(headers) > 1:
         target = headers[1]
         sections[target] = [*sections[target], f"- {feedback[:160]}"][-5:]
     return _render(sections)
@@ -159,6 +174,8 @@ def _compress(memory: str, headers: list[str]) -> str:
     return _render({h: lines[:2] for h, lines in _sections(memory, headers).items()})
 
 
-def fake_model(seed: int = 0, latency_s: float = 0.0) -> FunctionChatModel:
-    """Return the deterministic rule-based chat model (spec ``fake[:seed]``)."""
-    return FunctionChatModel(respond=rule_based(seed), latency_s=latency_s)
+def fake_model(
+    seed: int = 0, latency_s: float = 0.0, *, long_memories: bool = False
+) -> FunctionChatModel:
+    """Return the deterministic rule-based chat model (spec ``fake[:seed]``, ``fake-long``)."""
+    return FunctionChatModel(respond=rule_based(seed, long_memories), latency_s=latency_s)

@@ -175,7 +175,9 @@ async def test_judge_mode_never_shows_the_target(persisted_graph: Any) -> None:
     g, _, _ = persisted_graph
     obs = {"input": "a day with nothing to see", "target": "snow"}
     out = await g.ainvoke(
-        {"observations": [obs]}, cfg(), context=make_context(make_model(spy), feedback="judge")
+        {"observations": [obs]},
+        cfg(),
+        context=make_context(make_model(spy), feedback="judge", task="weather-labels"),
     )
     assert not any(
         "snow"
@@ -203,9 +205,9 @@ async def test_deferred_mode_interrupts_then_learns(persisted_graph: Any) -> Non
     assert interrupt["step"] == 1
     assert (await g.aget_state(cfg())).next == ("critique",)
     assert len(calls) == 1  # only the prediction so far
-    done = await g.ainvoke(Command(resume="rain"), cfg(), context=ctx)
+    done = await g.ainvoke(Command(resume="light rain"), cfg(), context=ctx)
     assert done["step"] == 1
-    assert done["last_step"]["target"] == "rain"
+    assert done["last_step"]["target"] == "light rain"
     assert done["memory"] != TASK.initial_memory()
     assert len(calls) == 3  # the prediction was not recomputed on resume
     assert len(await read_trace(store, "t")) == 1

@@ -10,7 +10,7 @@ import pytest
 from llm_as_rnn.data.mimic import load_mimic
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.evals.records import step_metrics
-from llm_as_rnn.tasks.mimic import icd_chapter, normalize_code
+from llm_as_rnn.tasks.mimic import icd_category, icd_chapter, normalize_code
 from tests.unit.mimic_fixture import SECRET_COURSE, SECRET_DISCHARGE_DX, TITLES, write_fixture
 
 
@@ -33,6 +33,8 @@ def test_loads_patients_in_time_order(mimic_dir: Path) -> None:
     assert patient1[1]["target"]["chapter"] == "respiratory"
     assert "days since previous discharge: 54" in patient1[1]["input"]
     assert "gender: F, age: 70" in patient1[0]["input"]
+    assert "coded in: ICD-10" in patient1[0]["input"]  # the model is told the version
+    assert "coded in: ICD-9" in dict(seqs)["2"][0]["input"]
     assert dict(seqs)["2"][0]["target"]["chapter"] == "circulatory"  # ICD-9 4280
 
 
@@ -66,7 +68,19 @@ def test_parse_and_metrics(mimic_dir: Path) -> None:
     assert answer == ["I5023", "J189", "N179"]
     target = dict(seqs)["1"][1]["target"]  # J189, respiratory
     metrics = step_metrics(task, answer, target)
-    assert metrics == {"acc1_code": 0.0, "acc5_code": 1.0, "acc1_chapter": 0.0, "acc5_chapter": 1.0}
+    assert metrics == {
+        "acc1_code": 0.0,
+        "acc5_code": 1.0,
+        "acc1_category": 0.0,
+        "acc5_category": 1.0,
+        "acc1_chapter": 0.0,
+        "acc5_chapter": 1.0,
+    }
+    # Categories: the first 3 characters, so J18.0 counts for J18.9 at category level
+    near = step_metrics(task, ["J180", "I5023"], target)
+    assert (near["acc1_code"], near["acc1_category"], near["acc5_category"]) == (0.0, 1.0, 1.0)
+    assert icd_category("E8859", 9) == "E885"
+    assert icd_category("4280", 9) == "428"
     assert task.score(["J189"], target).correct is True
     assert task.parse("no idea") is None
 

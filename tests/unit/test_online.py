@@ -22,9 +22,9 @@ async def test_async_predict_then_learn() -> None:
     prediction = await learner.apredict("u1", "rainy and windy", id="d1")
     assert prediction["valid"]
     assert await learner.amemory("u1") == H0  # nothing learned before the truth
-    record = await learner.alearn("u1", "rain")
+    record = await learner.alearn("u1", "light rain")
     assert record["step"] == 1
-    assert record["target"] == "rain"
+    assert record["target"] == "light rain"
     assert record["prediction"] == prediction
     assert await learner.amemory("u1") != H0
     assert [r["step"] for r in await learner.ahistory("u1")] == [1]
@@ -33,13 +33,13 @@ async def test_async_predict_then_learn() -> None:
 def test_sync_api_and_order_errors() -> None:
     learner = OnlineLearner(make_context())
     with pytest.raises(LearnerStateError, match="call predict\\(\\) first"):
-        learner.learn("u", "sun")
+        learner.learn("u", "dry")
     learner.predict("u", "a dry day")
     with pytest.raises(LearnerStateError, match="waits for the truth of step 1"):
         learner.predict("u", "another day")
-    learner.learn("u", "sun")
+    learner.learn("u", "dry")
     learner.predict("u", "another day")
-    learner.learn("u", "fog")
+    learner.learn("u", "light rain")
     assert [r["step"] for r in learner.history("u")] == [1, 2]
     assert learner.memory("other-thread") == H0  # threads are independent
     learner.close()
@@ -51,7 +51,7 @@ def test_pending_prediction_survives_a_restart(tmp_path: Path) -> None:
     prediction = first.predict("p", "cold and clear")
     first.close()
     second = OnlineLearner.open(db, make_context())  # a new process would do the same
-    record = second.learn("p", "sun")
+    record = second.learn("p", "dry")
     assert record["prediction"] == prediction
     assert second.memory("p") != H0
     second.close()
@@ -90,16 +90,16 @@ def test_a_learner_with_other_settings_is_refused_on_a_known_thread() -> None:
     saver, store = InMemorySaver(), InMemoryStore()
     first = OnlineLearner(Context(model="fake", budget=300), checkpointer=saver, store=store)
     first.predict("u", "rain all day")
-    first.learn("u", "rain")
+    first.learn("u", "light rain")
     first.close()
     other = OnlineLearner(Context(model="fake:1", budget=300), checkpointer=saver, store=store)
     with pytest.raises(ConfigError, match=re.escape('models.predictor: "fake" -> "fake:1"')):
-        other.predict("u", "sun")
-    assert other.predict("v", "sun")["text"]  # a new thread is fine
+        other.predict("u", "dry")
+    assert other.predict("v", "dry")["text"]  # a new thread is fine
     other.close()
     upgraded = OnlineLearner(
         Context(model="fake:1", budget=300), checkpointer=saver, store=store,
         allow_new_settings=True,
     )  # fmt: skip
-    assert upgraded.predict("u", "sun")["text"]
+    assert upgraded.predict("u", "dry")["text"]
     upgraded.close()

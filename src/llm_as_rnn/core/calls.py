@@ -10,6 +10,7 @@ from langgraph.store.base import BaseStore
 
 from llm_as_rnn.core import prompts
 from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.memory import output_limit
 from llm_as_rnn.core.state import Role
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.journal import Journal
@@ -29,10 +30,16 @@ def journaled(
     backend: ChatBackend,
     role: Role,
     ctx: Context,
+    budget: int | None = None,
 ) -> Call:
-    """Return calls of ``backend`` for ``role`` whose answers the step's journal keeps."""
+    """Return calls of ``backend`` for ``role`` whose answers the step's journal keeps.
+
+    A role without a token cap (the rewriter's default) may write
+    ``output_limit(budget)`` tokens: enough for a full memory.
+    """
     journal = Journal(store, thread_id, step)
-    sampling, policy = ctx.sampling[role], ctx.call_policy()
+    sampling = ctx.sampling[role].capped(output_limit(budget or ctx.budget))
+    policy = ctx.call_policy()
 
     async def call(messages: list[BaseMessage]) -> Generation:
         return await journal.generate(backend, role, messages, sampling, policy)

@@ -58,7 +58,8 @@ def _default_sampling() -> dict[Role, Sampling]:
     return {
         "predictor": Sampling(temperature=0.7, top_p=0.9, max_new_tokens=64),
         "critic": Sampling(temperature=0.3, top_p=0.9, max_new_tokens=128),
-        "rewriter": Sampling(temperature=0.5, top_p=0.9, max_new_tokens=512),
+        # None: the rewriter may write a full memory (core.memory.output_limit).
+        "rewriter": Sampling(temperature=0.5, top_p=0.9, max_new_tokens=None),
     }
 
 
@@ -156,6 +157,33 @@ class Context(BaseModel):
         return Endpoint(self.base_url, self.request_timeout, self.tokenizer)
 
 
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "budget": 4096,
+        "sampling": {
+            role: {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 4096} for role in ROLES
+        },
+        "step_mode": "three-call",
+        "feedback": "supervised",
+    }
+}
+"""Named settings. ``paper``: the paper's setting as far as it is known (its
+seed text: lambda 4096; temperature 0.7, top-p 0.9 and up to 4096 new tokens
+for every role; three calls per step; supervised feedback). Explicit options
+override a preset's values."""
+
+
+def describe_preset(name: str) -> str:
+    """Return a preset's values in one line (for ``--help`` and reports)."""
+    values = PRESETS[name]
+    sampling = next(iter(values["sampling"].values()))
+    return (
+        f"budget {values['budget']}; temperature {sampling['temperature']}, top-p "
+        f"{sampling['top_p']}, max new tokens {sampling['max_new_tokens']} for every role; "
+        f"step mode {values['step_mode']}; feedback {values['feedback']}"
+    )
+
+
 def coerce_context(value: Context | dict[str, Any] | None) -> Context:
     """Return a ``Context`` from an instance, a plain dict (as Studio sends) or None."""
     if value is None:
@@ -167,6 +195,7 @@ def coerce_context(value: Context | dict[str, Any] | None) -> Context:
 
 def make_context(
     *,
+    preset: str | None = None,
     max_new_tokens: int | None = None,
     timeout: float | None = None,
     retries: int | None = None,
@@ -174,9 +203,14 @@ def make_context(
 ) -> Context:
     """Build a context from command-line style options; one-line ``ConfigError`` if invalid.
 
+    ``preset`` (``PRESETS``) gives defaults that the other options override;
     ``max_new_tokens`` caps every role; ``timeout`` and ``retries`` also bound
     the time spent retrying one call (at least 30 s).
     """
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
+        fields = {**PRESETS[preset], **{k: v for k, v in fields.items() if v is not None}}
     if timeout is not None:
         fields["request_timeout"] = timeout
     if retries is not None:
@@ -185,7 +219,10 @@ def make_context(
         seconds = fields.get("request_timeout", 60.0) * fields.get("max_attempts", 4)
         fields["max_retry_seconds"] = max(30.0, seconds)
     if max_new_tokens is not None:
-        fields["sampling"] = {role: {"max_new_tokens": max_new_tokens} for role in ROLES}
+        sampling = dict(fields.get("sampling", {}))
+        fields["sampling"] = {
+            role: {**sampling.get(role, {}), "max_new_tokens": max_new_tokens} for role in ROLES
+        }
     try:
         return Context(**fields)
     except ValidationError as exc:

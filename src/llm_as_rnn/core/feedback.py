@@ -44,9 +44,23 @@ def was_right(feedback: Feedback) -> bool:
     return feedback.get("verdict") == "plausible"
 
 
+_JUDGE_FIELD = re.compile(r"^\W*(wrong if|relied on|lesson)\W*:\s*(.+)$", re.I | re.M)
+
+
+def judge_critique(text: str) -> str:
+    """Return a judge's critique: its Wrong if / Relied on / Lesson lines, else its last line."""
+    fields = [
+        f"{m.group(1).capitalize()}: {' '.join(m.group(2).split())[:300]}"
+        for m in _JUDGE_FIELD.finditer(text)
+    ]
+    if fields:
+        return " ".join(fields)
+    return text.strip().splitlines()[-1][:400] if text.strip() else ""
+
+
 def judge_feedback(text: str, verdict: str | None, score: Score) -> Feedback:
-    """Return the feedback of a judge's answer (its last line is the reason)."""
-    reason = text.strip().splitlines()[-1][:400] if text.strip() else ""
+    """Return the feedback of a judge's answer: its verdict and critique."""
+    reason = judge_critique(text)
     return Feedback(
         text=f"Judge verdict: {verdict or 'unclear'}. {reason}".strip(),
         source="judge",

@@ -23,7 +23,7 @@ from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.tasks import get_task
 
-PROMPTS_VERSION = "1"
+PROMPTS_VERSION = "2"
 """Bump when a prompt's wording changes what a model is asked."""
 
 KEY = "settings"

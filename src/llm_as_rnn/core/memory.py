@@ -15,6 +15,7 @@ non-empty, carries every section header of the task, and counts at most
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,16 @@ def missing_sections(text: str, sections: Sequence[str]) -> list[str]:
     """Return the task sections whose header is absent from ``text``."""
     lines = set(text.splitlines())
     return [name for name in sections if header(name) not in lines]
+
+
+def output_limit(budget: int) -> int:
+    """Return the tokens a rewrite or compress call may write for a memory of ``budget``.
+
+    A quarter over the budget plus room for a preamble: a memory that fills
+    its budget is written whole, and a slight overshoot reaches the compress
+    and truncate steps instead of being cut off mid-sentence.
+    """
+    return math.ceil(1.25 * budget) + 64
 
 
 def min_budget(sections: Sequence[str], count: TokenCounter) -> int:

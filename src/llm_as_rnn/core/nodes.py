@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from langchain_core.messages import BaseMessage
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.store.base import PutOp
@@ -66,9 +67,12 @@ async def model(ctx: Context, role: Role) -> ChatBackend:
     return await aresolve(ctx.model_for(role), ctx.endpoint())
 
 
-def call_for(runtime: Runtime[Context], step: int, backend: ChatBackend, role: Role) -> Call:
-    """Return the step's journaled calls of ``role``."""
-    return journaled(runtime.store, thread_id(), step, backend, role, context_of(runtime))
+def call_for(
+    runtime: Runtime[Context], step: int, backend: ChatBackend, role: Role, budget: int
+) -> Call:
+    """Return the step's journaled calls of ``role`` (output limits follow ``budget``)."""
+    ctx = context_of(runtime)
+    return journaled(runtime.store, thread_id(), step, backend, role, ctx, budget)
 
 
 def fit(memory: str, task: Task, budget: int, count: mem.TokenCounter) -> str:
@@ -95,7 +99,7 @@ async def predict(
     step = state.get("step", 0) + 1
     await forget(runtime.store, thread_id(), step)
     messages = prompts.predict_messages(task, memory, task.render_input(observation["input"]), step)
-    call = call_for(runtime, step, predictor, "predictor")
+    call = call_for(runtime, step, predictor, "predictor", budget)
     text, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)
     update = {
         "observations": queue[1:],
@@ -132,7 +136,7 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         observation["target"] = target
     score = task.score(prediction["answer"], target)
     critic = await model(ctx, "critic")
-    call = call_for(runtime, state.get("step", 0) + 1, critic, "critic")
+    call = call_for(runtime, state.get("step", 0) + 1, critic, "critic", state["budget"])
     memory = state.get("memory", "")
     shown = task.render_input(observation["input"])
     answer = answer_text(task, prediction)
@@ -195,10 +199,18 @@ async def rewrite(
     assert prediction is not None
     assert feedback is not None
     step = state.get("step", 0) + 1
-    call = call_for(runtime, step, rewriter, "rewriter")
+    journaled_call = call_for(runtime, step, rewriter, "rewriter", budget)
     rejected: list[str] = []
+    made: list[Generation] = []
+
+    async def call(messages: list[BaseMessage]) -> Generation:
+        made.append(await journaled_call(messages))
+        return made[-1]
 
     def accept(text: str) -> str | None:
+        if made and made[-1].cut_off:
+            rejected.append(f"rewrite cut off at its limit of {made[-1].completion_tokens} tokens")
+            return None
         verdict = mem.guard(old, text, task.sections, count, max_shrink=ctx.max_shrink)
         if verdict.reason:
             rejected.append(verdict.reason)
@@ -279,6 +291,8 @@ async def enforce_budget(
         messages = prompts.compress_messages(task, current, count(current), budget)
         gen = await call(messages)
         gens.append(gen)
+        if gen.cut_off:  # an incomplete memory is never kept
+            continue
         # Shrink is judged against a budget-sized memory: compressing is meant to shrink.
         reference = fit(current, task, budget, count)
         verdict = mem.guard(reference, gen.text, task.sections, count, max_shrink=ctx.max_shrink)

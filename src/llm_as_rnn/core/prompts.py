@@ -38,6 +38,18 @@ def words_for(tokens: int) -> int:
     return max(5, int(tokens * 0.6))
 
 
+def length_rule(budget: int) -> str:
+    """State the memory's length limit in tokens and in words, the model's own terms."""
+    return f"at most {budget} tokens (about {words_for(budget)} words) in all"
+
+
+def task_line(task: Task) -> str:
+    """State what the forecaster predicts: target, horizon and unit."""
+    unit = getattr(task, "unit", "")
+    unit = f" Answers are in {unit}." if unit else ""
+    return f"The forecaster's task: {task.description}{unit}"
+
+
 def _sections(task: Task) -> str:
     return "\n".join(f"## {name}" for name in task.sections)
 
@@ -68,7 +80,7 @@ def critique_messages(
     """Build the critic's prompt when the truth is known (supervised feedback)."""
     system = (
         "You are the critic of a forecaster. Compare its prediction with the truth and "
-        f"give feedback that helps it improve its memory. {DATA_RULE}"
+        f"give feedback that helps it improve its memory.\n{task_line(task)}\n{DATA_RULE}"
     )
     human = (
         f"{data('memory', memory)}\n{data('observation', observation)}\n"
@@ -84,12 +96,17 @@ def judge_messages(task: Task, memory: str, observation: str, prediction: str) -
     """Build the LLM judge's prompt when no truth is known (self-supervised)."""
     system = (
         "You are a careful judge of a forecaster. The truth is not known yet; judge "
-        f"whether the prediction is plausible from the observation. {DATA_RULE}"
+        "whether the prediction is plausible from the observation and the memory, and "
+        f"say what the memory should learn.\n{task_line(task)}\n{DATA_RULE}"
     )
     human = (
-        f"{task.description}\n{data('memory', memory)}\n{data('observation', observation)}\n"
+        f"{data('memory', memory)}\n{data('observation', observation)}\n"
         f"{data('prediction', prediction)}\n\n"
-        "Reply with 'Verdict: plausible' or 'Verdict: implausible', then one sentence why."
+        "Reply in four lines:\n"
+        "Verdict: plausible (or: Verdict: implausible)\n"
+        "Wrong if: <what would have to be true for this prediction to be wrong>\n"
+        "Relied on: <the memory note the prediction relied on, quoted, or none>\n"
+        "Lesson: <one change to the memory that would make the next prediction safer>"
     )
     return [SystemMessage(system), HumanMessage(human)]
 
@@ -111,14 +128,15 @@ def rewrite_messages(
     system = (
         "You maintain the memory of a forecaster: short structured notes, the only thing "
         "it keeps between steps. Rewrite them from the newest feedback: correct what the "
-        f"feedback shows is wrong, keep what still holds, drop what is stale. {DATA_RULE}"
+        f"feedback shows is wrong, keep what still holds, drop what is stale.\n"
+        f"{task_line(task)}\n{DATA_RULE}"
     )
     human = (
         f"Step {step}:\n{data('observation', observation)}\n{data('prediction', prediction)}\n"
         f"Feedback: {feedback}\n\n"
         "Rewrite the notes below with the lesson from the feedback, as short bullets under "
-        f"the same headers ({', '.join(_sections(task).splitlines())}), under "
-        f"{words_for(budget)} words in all. Output only the notes, starting with "
+        f"the same headers ({', '.join(_sections(task).splitlines())}), "
+        f"{length_rule(budget)}. Output only the notes, starting with "
         f"'## {task.sections[0]}'.\n\nCurrent notes:\n\n{defuse(memory)}"
     )
     return [SystemMessage(system), HumanMessage(human)]
@@ -130,7 +148,7 @@ def compress_messages(task: Task, memory: str, tokens: int, budget: int) -> list
     human = (
         f"This memory has {tokens} tokens, over its budget of {budget}:\n"
         f"{data('memory', memory)}\n\n"
-        f"Rewrite it in under {words_for(budget)} words: merge duplicates, drop stale "
+        f"Rewrite it in {length_rule(budget)}: merge duplicates, drop stale "
         "detail, keep these section headers in this order:\n"
         f"{_sections(task)}\nOutput only the memory."
     )
@@ -167,7 +185,7 @@ def fused_messages(
     system = (
         "You maintain the memory of a forecaster: short structured notes, the only thing "
         "it keeps between steps. First criticise its newest prediction, then rewrite the "
-        f"notes from that criticism. {DATA_RULE}"
+        f"notes from that criticism.\n{task_line(task)}\n{DATA_RULE}"
     )
     truth = (
         f"Outcome: {fact}"
@@ -178,7 +196,7 @@ def fused_messages(
         f"Step {step}:\n{data('observation', observation)}\n{data('prediction', prediction)}\n"
         f"{truth}\n\nFirst write one line 'Feedback: <why right or wrong, and one lesson>'. "
         "Then rewrite the notes below with that lesson, as short bullets under the same headers "
-        f"({', '.join(_sections(task).splitlines())}), under {words_for(budget)} words in all, "
+        f"({', '.join(_sections(task).splitlines())}), {length_rule(budget)}, "
         f"starting with '## {task.sections[0]}'.\n\nCurrent notes:\n\n{defuse(memory)}"
     )
     return [SystemMessage(system), HumanMessage(human)]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.data import sp500, weather
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class Bundled:
 
 BUNDLED: dict[str, Bundled] = {
     "weather": Bundled(lambda: weather.days() - 1, weather.window),
+    "weather-labels": Bundled(
+        lambda: weather.days() - 1, lambda start, steps: weather.window(start, steps, "recorded")
+    ),
     "sp500": Bundled(lambda: sp500.days() - sp500.WINDOW - 1, sp500.window),
 }
 
@@ -46,4 +50,9 @@ def bundled_window(task: str, start: int, steps: int) -> list[Observation]:
     return bundled(task).window(start, steps)
 
 
-__all__ = ["BUNDLED", "Bundled", "bundled", "bundled_window"]
+def without_lagged_truth(task: Task, observations: list[Observation]) -> list[Observation]:
+    """Return observations whose inputs hide earlier steps' truth (``Task.truth_free_input``)."""
+    return [Observation(**{**o, "input": task.truth_free_input(o["input"])}) for o in observations]
+
+
+__all__ = ["BUNDLED", "Bundled", "bundled", "bundled_window", "without_lagged_truth"]

@@ -50,13 +50,21 @@ def note_sections(text: str) -> dict[str, str]:
     return sections
 
 
-def admission_text(row: dict[str, Any], note: str | None, previous: Any) -> str:
-    """Render one admission from allowed fields and allowed note sections only."""
+def admission_text(
+    row: dict[str, Any], note: str | None, previous: Any, version: int | None = None
+) -> str:
+    """Render one admission from allowed fields and allowed note sections only.
+
+    ``version`` (9 or 10) tells the model which ICD revision this admission is
+    coded in (MIMIC-IV switched from ICD-9 to ICD-10 in late 2015).
+    """
     lines = [
         f"admission type: {row.get('admission_type')}",
         f"admitted from: {row.get('admission_location')}",
         f"insurance: {row.get('insurance')}",
     ]
+    if version is not None:
+        lines.append(f"diagnoses of this admission are coded in: ICD-{version}")
     if row.get("gender") is not None:
         lines.append(f"gender: {row['gender']}, age: {row.get('age')}")
     if previous is not None:
@@ -122,7 +130,7 @@ def load_mimic(
                 gap = (row["admittime"] - last_discharge).days
             observations.append(
                 Observation(
-                    input=admission_text(row, note_by_adm.get(row["hadm_id"]), gap),
+                    input=admission_text(row, note_by_adm.get(row["hadm_id"]), gap, version),
                     target={
                         "code": code,
                         "version": version,

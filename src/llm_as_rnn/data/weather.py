@@ -1,25 +1,30 @@
 """Seattle daily weather 2012-2015 (1461 days) from ``vega_datasets``, offline.
 
-Windows of consecutive days as observations of the ``weather`` task: the
-input is a day's measurements and observed weather, the target the next
-day's weather label.
+Windows of consecutive days as observations of the weather tasks: the input
+is a day's measurements, the target the next day's label. Scheme ``derived``
+(task ``weather``): labels are precipitation classes computed from the
+measurements, and the input shows today's class; scheme ``recorded`` (task
+``weather-labels``): the dataset's own labels, today's shown in the input.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.tasks.weather import WeatherLabelsTask, WeatherTask, precipitation_class
 
 _FIELDS = {
     "precipitation": "precipitation (mm)",
     "temp_max": "max temperature (C)",
     "temp_min": "min temperature (C)",
     "wind": "wind (m/s)",
-    "weather": "observed weather",
 }
+
+Scheme = Literal["derived", "recorded"]
 
 
 def _frame() -> Any:
@@ -37,7 +42,14 @@ def days() -> int:
     return len(_frame())
 
 
-def window(start: int, steps: int) -> list[Observation]:
+def label(row: Mapping[str, Any], scheme: Scheme) -> str:
+    """Return a day's label under ``scheme``."""
+    if scheme == "derived":
+        return precipitation_class(float(row["precipitation"]))
+    return str(row["weather"])
+
+
+def window(start: int, steps: int, scheme: Scheme = "derived") -> list[Observation]:
     """Return ``steps`` consecutive days from day ``start`` as observations.
 
     Raises ``ConfigError`` when the window leaves the data (the last day has
@@ -55,8 +67,10 @@ def window(start: int, steps: int) -> list[Observation]:
     for today, tomorrow in itertools.pairwise(rows):
         date = today["date"]
         values: dict[str, Any] = {"date": f"{date:%Y-%m-%d} ({date:%A})"}
-        values |= {label: today[key] for key, label in _FIELDS.items()}
+        values |= {name: today[key] for key, name in _FIELDS.items()}
+        shown = WeatherTask.today if scheme == "derived" else WeatherLabelsTask.observed
+        values[shown] = label(today, scheme)
         observations.append(
-            Observation(input=values, target=str(tomorrow["weather"]), id=f"{date:%Y-%m-%d}")
+            Observation(input=values, target=label(tomorrow, scheme), id=f"{date:%Y-%m-%d}")
         )
     return observations

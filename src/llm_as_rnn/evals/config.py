@@ -12,10 +12,25 @@ from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.tasks import Task
 
+REFERENCES = ("persistence", "prior", "zero")
+"""Methods that make no model call (``evals.references``); every report has them."""
 METHODS = ("zero-shot", "fhc", "memprompt", "rnn", "rnn-judge")
-"""Every method an evaluation compares."""
+"""Every model method an evaluation compares."""
 BASELINES = ("zero-shot", "fhc", "memprompt")
-"""The methods that do not run the graph."""
+"""The model methods that do not run the graph."""
+MEMORY_METHODS = ("rnn", "rnn-judge")
+"""The methods with a memory under a budget (``--budgets`` runs them once per budget)."""
+
+
+def base_method(method: str) -> str:
+    """Return a method's name without its budget (``rnn@1024`` -> ``rnn``)."""
+    return method.partition("@")[0]
+
+
+def method_budget(method: str) -> int | None:
+    """Return the budget in a method's name (``rnn@1024`` -> 1024), None if none."""
+    _, at, budget = method.partition("@")
+    return int(budget) if at else None
 
 
 @dataclass
@@ -30,6 +45,12 @@ class EvalConfig:
     steps: int = 5
     seed: int = 0
     budget: int = 4096
+    budgets: list[int] | None = None
+    """A budget sweep: the memory methods run once per budget (``rnn@256``, ...)."""
+    preset: str | None = None
+    """``paper``: the paper's sampling for every role (``core.context.PRESETS``)."""
+    truth_free: bool = False
+    """Drop the inputs' lagged-truth fields (judge mode without any truth)."""
     concurrency: int = 4
     context_window: int = 8192
     max_new_tokens: int | None = None
@@ -63,11 +84,30 @@ class EvalConfig:
             fields.pop(name)
         return fields
 
+    def model_methods(self) -> list[str]:
+        """Return the model methods to run, each memory method once per swept budget."""
+        out: list[str] = []
+        for method in self.methods:
+            if method in REFERENCES:
+                continue
+            if method in MEMORY_METHODS and self.budgets:
+                out += [f"{method}@{b}" for b in self.budgets]
+            else:
+                out.append(method)
+        return out
+
+    def report_methods(self) -> list[str]:
+        """Return every method a report shows: the references first, then the models'."""
+        return [*REFERENCES, *self.model_methods()]
+
     def validate(self) -> None:
         """Raise ``ConfigError`` on a bad combination of options."""
-        unknown = [m for m in self.methods if m not in METHODS]
+        known = (*REFERENCES, *METHODS)
+        unknown = [m for m in self.methods if m not in known]
         if unknown:
-            raise ConfigError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {unknown[0]!r}: choose from {', '.join(known)}")
+        if self.budgets is not None and (not self.budgets or min(self.budgets) < 1):
+            raise ConfigError(f"--budgets must be positive integers, got {self.budgets}")
         if not self.methods:
             raise ConfigError("no --methods given")
         for name, value in (
@@ -92,14 +132,15 @@ class EvalConfig:
             raise ConfigError("--workers and --shard do not mix: give one of them")
 
     def context(self, task: Task, method: str) -> Context:
-        """Return the run context of one method."""
+        """Return the run context of one method (``rnn@1024``: at budget 1024)."""
         return make_context(
+            preset=self.preset,
             task=task,
             model=self.model,
             base_url=self.base_url,
-            budget=self.budget,
+            budget=method_budget(method) or self.budget,
             seed=self.seed,
-            feedback="judge" if method == "rnn-judge" else "supervised",
+            feedback="judge" if base_method(method) == "rnn-judge" else "supervised",
             step_mode=self.step_mode,
             timeout=self.request_timeout,
             retries=self.max_attempts,
@@ -122,6 +163,7 @@ class EvalConfig:
                 "seed": self.seed,
                 "max_new_tokens": self.max_new_tokens,
                 "step_mode": self.step_mode,
+                "preset": self.preset,
                 "context_window": self.context_window,
                 "prompts": PROMPTS_VERSION,
                 "task": task,

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 
 from llm_as_rnn.core.state import Observation
-from llm_as_rnn.data import bundled
+from llm_as_rnn.data import bundled, without_lagged_truth
 from llm_as_rnn.data.files import Sequences, load_sequences
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.evals.config import EvalConfig
@@ -77,7 +77,24 @@ def file_sequences(
 
 
 def load_data(cfg: EvalConfig) -> list[EvalData]:
-    """Load every dataset the run asks for (validation happens here, before any write)."""
+    """Load every dataset the run asks for (validation happens here, before any write).
+
+    With ``cfg.truth_free`` the inputs lose their lagged-truth fields.
+    """
+    datasets = find_data(cfg)
+    if not cfg.truth_free:
+        return datasets
+    return [
+        EvalData(
+            d.task,
+            [EvalSequence(s.id, without_lagged_truth(d.task, s.observations)) for s in d.sequences],
+        )
+        for d in datasets
+    ]
+
+
+def find_data(cfg: EvalConfig) -> list[EvalData]:
+    """Load the datasets of the run as they are stored."""
     if cfg.data:  # validate() made sure of one task name or a task type
         name = None if cfg.task_type else cfg.tasks[0]
         task, pairs = load_sequences(cfg.data, name, cfg.task_type, cfg.labels)

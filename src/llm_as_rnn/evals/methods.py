@@ -18,9 +18,10 @@ from llm_as_rnn.core.calls import ask_answer, journaled
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.evals import baselines
-from llm_as_rnn.evals.config import BASELINES, EvalConfig
+from llm_as_rnn.evals.config import BASELINES, REFERENCES, EvalConfig
 from llm_as_rnn.evals.datasets import EvalData, EvalSequence
 from llm_as_rnn.evals.records import rnn_record, step_record
+from llm_as_rnn.evals.references import applies, reference_records
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.journal import forget
@@ -56,7 +57,7 @@ async def run_baseline(
     namespace = namespaces.eval_records(task.name, method, seq.id, key)
     journal_thread = ":".join(namespace)
     done = await read_records(store, namespace)
-    sampling = ctx.sampling["predictor"]
+    predictor_cap = ctx.sampling["predictor"].max_new_tokens or ctx.budget
     for index in range(len(done), len(seq.observations)):
         observation = seq.observations[index]
         text = task.render_input(observation["input"])
@@ -64,7 +65,7 @@ async def run_baseline(
         if method == "zero-shot":
             messages = baselines.zero_shot_messages(task, text)
         elif method == "fhc":
-            limit = cfg.context_window - sampling.max_new_tokens
+            limit = cfg.context_window - predictor_cap
             messages, dropped = baselines.fhc_messages(
                 task, done, text, backend.count_tokens, limit
             )
@@ -110,11 +111,18 @@ async def run_rnn(
 async def collect(
     store: BaseStore, datasets: list[EvalData], cfg: EvalConfig
 ) -> list[dict[str, Any]]:
-    """Return every finished step record, in task, method, sequence, step order."""
+    """Return every finished step record, in task, method, sequence, step order.
+
+    Reference rows are computed here, from the data alone.
+    """
     records: list[dict[str, Any]] = []
     for data in datasets:
-        for method in cfg.methods:
+        for method in cfg.report_methods():
             for seq in data.sequences:
+                if method in REFERENCES:
+                    if applies(data.task, method):
+                        records += reference_records(data.task, method, seq.id, seq.observations)
+                    continue
                 key = cfg.sequence_key(data.task.name, seq.observations)
                 if method in BASELINES:
                     namespace = namespaces.eval_records(data.task.name, method, seq.id, key)
@@ -168,7 +176,8 @@ async def run_units(
 
     settle_heap()
     started = time.perf_counter()
-    await asyncio.gather(*(unit(*u) for u in units(datasets, cfg.methods, cfg.shard)))
+    every = units(datasets, cfg.model_methods(), cfg.shard)
+    await asyncio.gather(*(unit(*u) for u in every))
     return time.perf_counter() - started
 
 

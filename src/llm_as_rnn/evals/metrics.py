@@ -4,8 +4,11 @@ A step record here is one line of ``steps.jsonl`` (see ``llm_as_rnn.evals.record
 
 Definitions:
 - a step is *wrong* when its prediction is incorrect (classification; an
-  invalid answer is wrong), or, for regression, when its absolute error is
-  above the median absolute error of its sequence (same method);
+  invalid answer is wrong), or, for regression, when it has no readable
+  answer or its absolute error is above the median absolute error of its
+  sequence's valid answers (same method);
+- regression errors (MAE, MSE, direction) are over valid answers only, with
+  ``coverage`` (the share of steps with a readable answer) beside them;
 - error-correction rate: P(right at t+1 | wrong at t), pooled over every
   consecutive pair of every sequence; error persistence: P(wrong at t+1 |
   wrong at t) = 1 - correction rate, plus the mean length of error runs;
@@ -61,9 +64,10 @@ def mse(errors: Sequence[float]) -> float:
 def wrong_flags(records: Sequence[dict[str, Any]], kind: str) -> list[bool]:
     """Return, per step, whether it counts as wrong (see module docstring)."""
     if kind == "regression":
-        errors = [r["metrics"]["abs_error"] for r in records]
-        median = statistics.median(errors) if errors else 0.0
-        return [e > median for e in errors]
+        errors = [r["metrics"].get("abs_error") for r in records]
+        valid = [e for e in errors if e is not None]
+        median = statistics.median(valid) if valid else 0.0
+        return [e is None or e > median for e in errors]  # no answer: wrong
     return [not r["correct"] for r in records]
 
 
@@ -109,12 +113,14 @@ def mean_ci(values: Iterable[float]) -> dict[str, float | None]:
 def sequence_metrics(records: Sequence[dict[str, Any]], kind: str) -> dict[str, float]:
     """Return one sequence's task metrics (means of step metrics, plus macro-F1)."""
     out: dict[str, float] = {}
-    keys = records[0]["metrics"].keys() if records else []
-    for key in keys:
-        out[key] = sum(r["metrics"][key] for r in records) / len(records)
+    keys = dict.fromkeys(k for r in records for k in r["metrics"])
+    for key in keys:  # each over the steps that have it (errors: valid answers only)
+        values = [r["metrics"][key] for r in records if key in r["metrics"]]
+        out[key] = sum(values) / len(values)
     if kind == "regression":
-        out["mae"] = out.pop("abs_error")
-        out["mse"] = out.pop("sq_error")
+        out["mae"] = out.pop("abs_error", math.nan)
+        out["mse"] = out.pop("sq_error", math.nan)
+        out.setdefault("direction", math.nan)
     elif all(isinstance(r["target"], str) for r in records):
         out["macro_f1"] = macro_f1(
             [r["prediction"] for r in records], [r["target"] for r in records]

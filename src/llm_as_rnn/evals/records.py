@@ -12,7 +12,7 @@ from typing import Any
 from llm_as_rnn.core.state import StepRecord
 from llm_as_rnn.runtime.usage import Usage, total
 from llm_as_rnn.tasks import Task
-from llm_as_rnn.tasks.mimic import TOP_K, MimicTask, icd_chapter
+from llm_as_rnn.tasks.mimic import TOP_K, MimicTask, icd_category, icd_chapter
 
 
 def step_metrics(task: Task, answer: Any, target: Any) -> dict[str, float]:
@@ -21,19 +21,27 @@ def step_metrics(task: Task, answer: Any, target: Any) -> dict[str, float]:
         truth = task.validate_target(target)
         codes = list(answer or [])[:TOP_K]
         chapters = [icd_chapter(c, truth["version"]) for c in codes]
+        categories = [icd_category(c, truth["version"]) for c in codes]
+        category = icd_category(truth["code"], truth["version"])
         return {
             "acc1_code": float(codes[:1] == [truth["code"]]),
             "acc5_code": float(truth["code"] in codes),
+            "acc1_category": float(categories[:1] == [category]),
+            "acc5_category": float(category in categories),
             "acc1_chapter": float(chapters[:1] == [truth["chapter"]]),
             "acc5_chapter": float(truth["chapter"] in chapters),
         }
     if task.kind == "regression":
-        truth = task.validate_target(target)
-        guess = float(answer) if answer is not None else 0.0
+        # Errors of valid answers only, coverage beside them: an unreadable
+        # answer is never scored as some forecast (a 0 would flatter MAE).
+        if answer is None:
+            return {"coverage": 0.0}
+        truth, guess = task.validate_target(target), float(answer)
         return {
             "abs_error": abs(guess - truth),
             "sq_error": (guess - truth) ** 2,
             "direction": float((guess > 0) == (truth > 0)),
+            "coverage": 1.0,
         }
     return {"accuracy": float(bool(task.score(answer, target).correct))}
 

@@ -124,9 +124,10 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
         )
         with Progress(*columns, console=console) as progress:
             per_method = sum(len(s.observations) for d in datasets for s in d.sequences)
-            bars = {m: progress.add_task(m, total=per_method) for m in cfg.methods}
+            bars = {m: progress.add_task(m, total=per_method) for m in cfg.model_methods()}
             for m, done in done_counts(await collect(store, datasets, cfg)).items():
-                progress.update(bars[m], completed=done)
+                if m in bars:
+                    progress.update(bars[m], completed=done)
 
             def advance(method: str) -> None:
                 progress.advance(bars[method])
@@ -138,7 +139,10 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
                 run_s = await run_units(cfg, datasets, backend, graph, store, advance)
                 model_name = backend.name
         records = await collect(store, datasets, cfg)
-    summary = {"config": cfg.identity(), "results": summaries(records, datasets, cfg.methods)}
+    summary = {
+        "config": cfg.identity(),
+        "results": summaries(records, datasets, cfg.report_methods()),
+    }
     for line in invalid_warnings(records):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     write_outputs(out, command, cfg, summary, records, timings(records, run_s), model_name)

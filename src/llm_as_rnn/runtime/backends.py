@@ -104,13 +104,28 @@ class ChatBackend:
             reply, attempts = await retry(attempt, exc, policy, time.perf_counter() - start)
         text = message_text(reply)
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
+        completion = int(usage.get("output_tokens") or self.count_tokens(text))
+        finish = (reply.response_metadata or {}).get("finish_reason")
         return Generation(
             text=text,
             prompt_tokens=int(usage.get("input_tokens") or self.prompt_tokens(messages)),
-            completion_tokens=int(usage.get("output_tokens") or self.count_tokens(text)),
+            completion_tokens=completion,
             latency_s=round(time.perf_counter() - start, 6),
             retries=attempts - 1,
+            cut_off=self.was_cut_off(finish, completion, sampling),
         )
+
+    def was_cut_off(self, finish_reason: Any, completion_tokens: int, sampling: Sampling) -> bool:
+        """Return whether an answer stopped at its token limit (the server's finish reason)."""
+        return finish_reason in ("length", "max_tokens")
+
+
+class CappedBackend(ChatBackend):
+    """A chat model that takes ``max_tokens`` and reports a finish reason (the fake models)."""
+
+    def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
+        """Pass the token limit."""
+        return {"max_tokens": sampling.max_new_tokens}
 
 
 class OpenAIBackend(ChatBackend):

@@ -82,6 +82,15 @@ class LocalHFBackend(ChatBackend):
         )
         return self.count_tokens(str(prompt))
 
+    def was_cut_off(self, finish_reason: Any, completion_tokens: int, sampling: Sampling) -> bool:
+        """Return whether the answer reached its cap.
+
+        The pipeline reports no finish reason, so the decoded answer is counted
+        again; re-encoding can merge a token or two, hence the margin of 2.
+        """
+        cap = sampling.max_new_tokens
+        return cap is not None and completion_tokens >= cap - 2
+
     def call_timeout(self, policy: CallPolicy) -> float | None:
         """No wall-clock bound: ``max_new_tokens`` bounds a local generation."""
         return None

@@ -7,7 +7,8 @@
 - ``openai:<model>``: ``ChatOpenAI`` against OpenAI or any OpenAI-compatible
   server, base URL from the ``Endpoint`` or ``OPENAI_BASE_URL``, key from
   ``OPENAI_API_KEY``;
-- ``fake[:seed[:latency_ms]]``: the deterministic model of ``llm_as_rnn.testing``;
+- ``fake[:seed[:latency_ms]]``: the deterministic model of ``llm_as_rnn.testing``
+  (``fake-long``: the same, writing memories that never forget a note);
 - a LangChain chat model instance, used as it is.
 """
 
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.runtime.backends import ChatBackend, OpenAIBackend
+from llm_as_rnn.runtime.backends import CappedBackend, ChatBackend, OpenAIBackend
 from llm_as_rnn.runtime.local import (
     embedded_dir,
     load_tokenizer,
@@ -33,10 +34,11 @@ from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_NAME, Endpoint, Mode
 
 
 @functools.cache
-def _fake_backend(seed: int, latency_ms: int) -> ChatBackend:
+def _fake_backend(seed: int, latency_ms: int, long_memories: bool) -> ChatBackend:
     from llm_as_rnn.testing import fake_model
 
-    return ChatBackend(fake_model(seed, latency_ms / 1000), f"fake:{seed}")
+    model = fake_model(seed, latency_ms / 1000, long_memories=long_memories)
+    return CappedBackend(model, f"fake{'-long' if long_memories else ''}:{seed}")
 
 
 _OPENAI: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, OpenAIBackend]]
@@ -88,7 +90,7 @@ def build_backend(spec: ModelSpec, endpoint: Endpoint) -> ChatBackend:
         assert spec.chat is not None
         return ChatBackend(spec.chat, spec.name)
     if spec.kind == "fake":
-        return _fake_backend(int(spec.name), spec.latency_ms)
+        return _fake_backend(int(spec.name), spec.latency_ms, spec.long_memories)
     if spec.kind == "embedded":
         return local_backend(str(embedded_dir()), EMBEDDED_GGUF, EMBEDDED_NAME)
     if spec.kind == "hf":

@@ -38,6 +38,8 @@ class ModelSpec:
     """The GGUF file inside a local model directory, if any."""
     latency_ms: int = 0
     """Simulated latency of the fake model."""
+    long_memories: bool = False
+    """The fake model writes long memories (``fake-long``): it never forgets a note."""
     text: str = ""
     """The spec as the user wrote it (``str(spec)``)."""
     chat: BaseChatModel | None = field(default=None, compare=False, hash=False)
@@ -59,14 +61,17 @@ def parse_spec(spec: str | ModelSpec | BaseChatModel) -> ModelSpec:
     if isinstance(spec, BaseChatModel):
         return ModelSpec("instance", type(spec).__name__, chat=spec, text=type(spec).__name__)
     text = spec.strip()
-    if text == "fake" or text.startswith("fake:"):
+    head = text.split(":")[0]
+    if head in ("fake", "fake-long"):
         parts = text.split(":")[1:] or ["0"]
         if len(parts) > 2 or not all(p.isdigit() for p in parts):
             raise ConfigError(
-                f"bad model spec {text!r}: use 'fake', 'fake:<seed>' or 'fake:<seed>:<latency ms>'"
+                f"bad model spec {text!r}: use '{head}', '{head}:<seed>' or "
+                f"'{head}:<seed>:<latency ms>'"
             )
         latency = int(parts[1]) if len(parts) > 1 else 0
-        return ModelSpec("fake", parts[0], latency_ms=latency, text=text)
+        long = head == "fake-long"
+        return ModelSpec("fake", parts[0], latency_ms=latency, long_memories=long, text=text)
     if text == "embedded":
         return ModelSpec("embedded", EMBEDDED_NAME, EMBEDDED_GGUF, text=text)
     kind, sep, rest = text.partition(":")
@@ -77,7 +82,7 @@ def parse_spec(spec: str | ModelSpec | BaseChatModel) -> ModelSpec:
         return ModelSpec("openai", rest, text=text)
     raise ConfigError(
         f"unknown model spec {text!r}: use 'embedded', 'hf:<dir or id>[#file.gguf]', "
-        "'openai:<model>' or 'fake[:seed[:latency_ms]]'"
+        "'openai:<model>' or 'fake[-long][:seed[:latency_ms]]'"
     )
 
 
@@ -88,7 +93,14 @@ class Sampling(BaseModel):
 
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1, le=32768)
+    max_new_tokens: int | None = Field(256, ge=1, le=32768)
+    """Cap on generated tokens; None (the rewriter's default) follows the memory budget."""
+
+    def capped(self, limit: int) -> Sampling:
+        """Return these parameters with ``max_new_tokens`` set where it is None."""
+        if self.max_new_tokens is not None:
+            return self
+        return self.model_copy(update={"max_new_tokens": min(limit, 32768)})
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ class Generation:
     completion_tokens: int
     latency_s: float
     retries: int
+    cut_off: bool = False
+    """The answer stopped at its token limit (finish reason ``length``, or a
+    local model reaching its cap): it may be incomplete."""
 
     def usage(self) -> Usage:
         """Return this call's usage."""

@@ -1,6 +1,6 @@
 """Tasks: what is predicted at each step, how it is asked, parsed and scored.
 
-Built-in tasks are ``weather``, ``sp500`` and ``mimic``. Other packages add
+Built-in tasks are ``weather``, ``weather-labels``, ``sp500`` and ``mimic``. Other packages add
 tasks through the entry point group ``llm_as_rnn.tasks`` (the ecosystem's
 plugin convention); each entry point names a ``Task`` subclass (or a callable
 returning a task)::
@@ -21,12 +21,17 @@ from llm_as_rnn.errors import ConfigError, describe, first_line
 from llm_as_rnn.tasks.base import ClassificationTask, RegressionTask, Score, Task
 from llm_as_rnn.tasks.mimic import MimicTask
 from llm_as_rnn.tasks.sp500 import SP500Task
-from llm_as_rnn.tasks.weather import WeatherTask
+from llm_as_rnn.tasks.weather import WeatherLabelsTask, WeatherTask
 
 ENTRY_POINT_GROUP = "llm_as_rnn.tasks"
 """The entry point group where other packages register tasks by name."""
 
-TASKS: dict[str, type[Task]] = {"weather": WeatherTask, "sp500": SP500Task, "mimic": MimicTask}
+TASKS: dict[str, type[Task]] = {
+    "weather": WeatherTask,
+    "weather-labels": WeatherLabelsTask,
+    "sp500": SP500Task,
+    "mimic": MimicTask,
+}
 """The built-in tasks."""
 
 

@@ -48,6 +48,9 @@ class Task(metaclass=TaskMeta):
     sections: ClassVar[tuple[str, ...]] = ("PATTERNS", "RECENT ERRORS", "RULES OF THUMB")
     description: ClassVar[str]
     """What is predicted, in a sentence or two (goes to the system prompt)."""
+    lagged_truth: ClassVar[tuple[str, ...]] = ()
+    """Fields of a mapping input that reveal an earlier step's truth (today's
+    weather is yesterday's target); ``truth_free_input`` drops them."""
 
     def check(self) -> None:
         """Raise ``ConfigError`` naming what is missing or wrong in this task's definition."""
@@ -94,6 +97,26 @@ class Task(metaclass=TaskMeta):
         if isinstance(value, str):
             return value
         return json.dumps(value, ensure_ascii=False)
+
+    def last_observed(self, value: Any) -> Any:
+        """Return the newest value of the predicted series shown in an input, if any.
+
+        The reference methods use it (``persistence`` repeats it); None when the
+        input shows none, and they fall back to the previous step's truth.
+        """
+        return None
+
+    def truth_free_input(self, value: Any) -> Any:
+        """Return an input without its ``lagged_truth`` fields (judge mode, truly truth-free).
+
+        Raises ``ConfigError`` when the task declares no such fields.
+        """
+        if not self.lagged_truth or not isinstance(value, Mapping):
+            raise ConfigError(
+                f"task {self.name!r} cannot hide lagged truth: it declares no lagged_truth "
+                "input fields (drop the truth-free option)"
+            )
+        return {k: v for k, v in value.items() if k not in self.lagged_truth}
 
     def render_target(self, target: Any) -> str:
         """Render a target as text."""
@@ -214,16 +237,16 @@ class RegressionTask(Task):
         return _to_float(numbers[0]) if len(numbers) == 1 else None
 
     def score(self, answer: Any, target: Any) -> Score:
-        """Absolute error; an unreadable answer is scored as the 0 forecast."""
-        if target is None:
+        """Absolute error; an unreadable answer has none (never a silent 0 forecast)."""
+        if target is None or answer is None:
             return Score(None, None)
-        truth = self.validate_target(target)
-        guess = float(answer) if answer is not None else 0.0
-        return Score(None, abs(guess - truth))
+        return Score(None, abs(float(answer) - self.validate_target(target)))
 
     def outcome(self, score: Score) -> str:
         """Describe the absolute error."""
-        return f"absolute error {score.error:.3f}" if score.error is not None else "no truth"
+        if score.error is None:
+            return "no readable answer to score"
+        return f"absolute error {score.error:.3f}"
 
     def validate_target(self, target: Any) -> float:
         """Accept a finite number."""

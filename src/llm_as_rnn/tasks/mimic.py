@@ -7,7 +7,8 @@ optionally ``hosp/patients`` and ``note/discharge`` (``.csv`` or ``.csv.gz``).
 One sequence = one patient; one timestep = one admission, in time order.
 Target = the admission's primary diagnosis (``seq_num`` 1): ICD code, title
 and chapter. Prediction = a ranked top-5 list. Metrics Acc@1 / Acc@5 on the
-code and on the chapter.
+code, the 3-character category and the chapter. The input states which ICD
+version (9 or 10) the admission is coded in.
 
 No leakage: the input holds only admission facts and the discharge note's
 admission-time sections (chief complaint, history of present illness, past
@@ -101,6 +102,12 @@ def icd_chapter(code: str, version: int) -> str | None:
     return next((name for lo, hi, name in _ICD10 if lo <= head <= hi), None)
 
 
+def icd_category(code: str, version: int) -> str:
+    """Return the category of an ICD code: its first 3 characters (4 for ICD-9 E codes)."""
+    code = normalize_code(code)
+    return code[:4] if version == 9 and code.startswith("E") else code[:3]
+
+
 _CODE = re.compile(
     r"\b([A-TV-Z]\d{2}(?:\.?[0-9A-Z]{1,4})?|V\d{2}(?:\.?\d{1,2})?|E\d{3}(?:\.?\d)?|\d{3}(?:\.?\d{1,2})?)\b"
 )
@@ -114,7 +121,8 @@ class MimicTask(Task):
     sections = ("HISTORY", "CURRENT STATUS AND FOCUS AREAS", "CONSIDERATIONS FOR THE FUTURE")
     description = (
         "You follow one hospital patient across admissions. Each step is a new admission; "
-        "predict its PRIMARY discharge diagnosis as ICD codes."
+        "predict its PRIMARY discharge diagnosis as ICD codes, in the ICD version the "
+        "admission states (ICD-9 or ICD-10)."
     )
 
     def __init__(self, titles: dict[str, str] | None = None) -> None:

@@ -8,7 +8,12 @@ close-to-close return in percent. The bundled data
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from llm_as_rnn.tasks.base import RegressionTask
+
+_RETURN = re.compile(r"return ([-+]?\d+(?:\.\d+)?)%")
 
 
 class SP500Task(RegressionTask):
@@ -25,3 +30,8 @@ class SP500Task(RegressionTask):
     def question(self) -> str:
         """Ask for tomorrow's return."""
         return "What will the next day's close-to-close return be, in percent?"
+
+    def last_observed(self, value: Any) -> float | None:
+        """The newest daily return shown in the input (the previous step's truth)."""
+        found = _RETURN.findall(value) if isinstance(value, str) else []
+        return float(found[-1]) if found else None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any, NoReturn, get_args
 
-from llm_as_rnn.core.context import FeedbackMode, StepMode
+from llm_as_rnn.core.context import PRESETS, FeedbackMode, StepMode, describe_preset
 from llm_as_rnn.errors import ConfigError
 
 EXIT_USAGE = 2
@@ -86,6 +86,14 @@ def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def int_list(text: str) -> list[int]:
+    """Parse a comma-separated list of positive integers (``256,1024,4096``)."""
+    items = csv_list(text)
+    if not items or not all(item.isdigit() and int(item) > 0 for item in items):
+        raise argparse.ArgumentTypeError(f"must be positive integers like 256,1024, got {text!r}")
+    return [int(item) for item in items]
+
+
 def add_positive(p: Parser, flag: str, default: int | None, help: str) -> None:
     """Add an integer flag that must be > 0."""
     p.add_argument(flag, type=positive, default=default, help=help)
@@ -120,6 +128,19 @@ def add_model_flags(p: Parser) -> None:
         get_args(StepMode),
         "three-call: the paper's step; fused: critique+rewrite in one call; "
         "lazy: no rewrite after a right prediction",
+    )
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="named settings; other flags override them. paper: "
+        + describe_preset("paper").replace("%", "%%"),
+    )
+    p.add_argument(
+        "--truth-free",
+        action="store_true",
+        help="drop the input fields that show an earlier step's truth (today's weather is "
+        "yesterday's target), so judge feedback sees no truth at all",
     )
     p.add_argument("--config", default=None, help="TOML file of options (flags override it)")
 
@@ -216,7 +237,8 @@ def build_parser() -> Parser:
         "--methods",
         type=csv_list,
         default=["zero-shot", "fhc", "memprompt", "rnn", "rnn-judge"],
-        help="zero-shot,fhc,memprompt,rnn,rnn-judge (all)",
+        help="zero-shot,fhc,memprompt,rnn,rnn-judge (all); the reference rows persistence, "
+        "prior and zero (regression) are always reported",
     )
     add_positive(ev, "--sequences", 2, "sequences per task (2)")
     add_positive(ev, "--steps", 5, "steps per sequence, L (5)")
@@ -242,6 +264,13 @@ def build_parser() -> Parser:
         "when an endpoint answers faster than one process can send",
     )
     add_positive(ev, "--budget", 4096, "memory budget (4096)")
+    ev.add_argument(
+        "--budgets",
+        type=int_list,
+        default=None,
+        help="a budget sweep, e.g. 256,1024,4096: the memory methods run once per budget "
+        "and the report plots metric and tokens against the budget",
+    )
     ev.add_argument(
         "--seed", type=int, default=0, help="seed of the sequence draw and sampling (0)"
     )

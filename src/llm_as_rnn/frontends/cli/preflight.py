@@ -30,6 +30,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
         "retries": args.retries,
         "max_new_tokens": args.max_new_tokens,
         "step_mode": args.step_mode,
+        "preset": args.preset,
     }
 
 

@@ -25,7 +25,7 @@ from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import check_thread
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
-from llm_as_rnn.data import bundled_window
+from llm_as_rnn.data import bundled_window, without_lagged_truth
 from llm_as_rnn.data.files import Sequences, load_sequences
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.frontends.cli.output import emit_json, report_failure
@@ -93,6 +93,9 @@ async def run_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     out = err if args.json else Console()
     task, observations, name = sequence_of(args)
+    if args.truth_free:
+        observations = without_lagged_truth(task, observations)
+        name += "-truthfree"
     ctx = context_from_args(args, task)
     await prepare(ctx, err)
     thread = args.thread or f"{name}-{ctx.feedback}"
