@@ -15,9 +15,11 @@ Faults are drawn from a seed and the request body, never more than
 
 ``--hostile RATE`` replaces that share of answers with hostile ones (empty,
 ten times the budget, wrong format, unicode garbage, prompt injection).
-``--latency`` slows every answer. ``GET /v1/models`` lists one model,
-``GET /stats`` returns the counters, ``POST /reset`` clears them. The server
-stops by itself after ``--max-requests`` requests or ``--lifetime`` seconds.
+An answer longer than the request's ``max_tokens`` is cut there, with
+finish reason ``length``, as real servers do. ``--latency`` slows every
+answer. ``GET /v1/models`` lists one model, ``GET /stats`` returns the
+counters, ``POST /reset`` clears them. The server stops by itself after
+``--max-requests`` requests or ``--lifetime`` seconds.
 
 Run: ``python -m tests.reliability.fault_server --port 8765 --fault-rate 0.3``.
 """
@@ -173,6 +175,10 @@ class Handler(BaseHTTPRequestHandler):
             text = HOSTILE[int(_draw("which", args.seed, body) * len(HOSTILE))]
             with state.lock:
                 state.hostile += 1
+        finish = "stop"
+        limit = payload.get("max_tokens") or payload.get("max_completion_tokens")
+        if limit is not None and approx_tokens(text) > int(limit):  # cut as a server cuts
+            text, finish = text[: 3 * int(limit)], "length"
         prompt_tokens = sum(
             approx_tokens(str(m.get("content", ""))) + 4 for m in payload["messages"]
         )
@@ -184,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
             "choices": [
                 {
                     "index": 0,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                     "message": {"role": "assistant", "content": text},
                 }
             ],

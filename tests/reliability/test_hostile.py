@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from langchain_core.messages import HumanMessage
+
 from llm_as_rnn.core import memory as mem
 from llm_as_rnn.runtime.backends import approx_tokens
+from llm_as_rnn.runtime.resolve import aresolve
+from llm_as_rnn.runtime.spec import CallPolicy, Endpoint, Sampling, parse_spec
 from llm_as_rnn.tasks import get_task
 from tests.reliability.harness import CLI, fault_server, record, run_args, run_cli, trace
 
@@ -84,7 +88,8 @@ def test_injection_inside_observations_is_data(tmp_path: Path) -> None:
             ]
         )
     assert out.returncode == 0, out.stderr[-2000:]
-    steps = [json.loads(x) for x in (tmp_path / "o" / "steps.jsonl").read_text().splitlines()]
+    every = [json.loads(x) for x in (tmp_path / "o" / "steps.jsonl").read_text().splitlines()]
+    steps = [r for r in every if r["method"] in ("rnn", "rnn-judge")]
     assert len(steps) == 12
     task_sections = ("PATTERNS", "RECENT ERRORS", "RULES OF THUMB")
     for r in steps:
@@ -96,3 +101,15 @@ def test_injection_inside_observations_is_data(tmp_path: Path) -> None:
         steps_lost=12 - len(steps),
         faults_injected=len(steps),
     )
+
+
+async def test_a_server_cutting_an_answer_is_detected() -> None:
+    messages = [HumanMessage("Say something.")]
+    with fault_server(seed=7) as server:
+        backend = await aresolve(parse_spec("openai:fault-model"), Endpoint(server.url))
+        cut = await backend.generate(messages, Sampling(max_new_tokens=2), CallPolicy())
+        whole = await backend.generate(messages, Sampling(max_new_tokens=50), CallPolicy())
+    assert cut.cut_off  # finish reason "length"
+    assert len(cut.text) == 6
+    assert not whole.cut_off
+    assert whole.text == "I am not sure."

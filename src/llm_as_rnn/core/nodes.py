@@ -257,7 +257,9 @@ async def rewrite(
         budget=budget,
         enforcement=enforcement,  # type: ignore[typeddict-item]
         rewrite_rejected=enforcement == "kept",
-        rejection_reason=rejected[-1] if enforcement == "kept" and rejected else None,
+        rejection_reason="; ".join(dict.fromkeys(rejected))
+        if enforcement == "kept" and rejected
+        else None,
         usage=step_usage,
     )
     if runtime.store is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from llm_as_rnn.tasks.base import RegressionTask
 
-_RETURN = re.compile(r"return ([-+]?\d+(?:\.\d+)?)%")
+_RETURN = re.compile(r"close [\d.]+, return ([-+]?\d+(?:\.\d+)?)%")
 
 
 class SP500Task(RegressionTask):
