@@ -140,8 +140,8 @@ def test_no_import_cycle() -> None:
 
 
 def python_files() -> list[Path]:
-    """Return every Python file of the package, tests, benchmarks and examples."""
-    folders = [SRC, ROOT / "tests", ROOT / "benchmarks", ROOT / "examples"]
+    """Return every Python file of the package, tests, benchmarks, examples and scripts."""
+    folders = [SRC, ROOT / "tests", ROOT / "benchmarks", ROOT / "examples", ROOT / "scripts"]
     return sorted(p for folder in folders for p in folder.rglob("*.py"))
 
 
