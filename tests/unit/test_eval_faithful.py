@@ -211,3 +211,15 @@ def test_readme_weather_figures_come_from_the_script() -> None:
     wet = figures["recorded_label_vs_precipitation"]
     assert wet["2012 drizzle"] == {"days": 31, "mean_mm": 0.0, "share_wet": 0.0}
     assert f"{wet['2014 fog']['mean_mm']} mm in 2014" in readme
+
+
+def test_reference_rows_alone_need_no_model(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    done = run_eval(
+        *("--tasks", "weather", "--methods", "persistence,prior", "--model", "fake"),
+        *("--sequences", "2", "--steps", "4", "--out", str(out)),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(no model: reference rows only)" in (out / "report.md").read_text()
+    results = json.loads((out / "summary.json").read_text())["results"]["weather"]
+    assert set(results) == {"persistence", "prior"}

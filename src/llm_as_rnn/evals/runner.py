@@ -111,7 +111,8 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
     console = console or Console(stderr=True)
     out = Path(cfg.out)
     backend: ChatBackend | None = None
-    if cfg.workers == 1:
+    models = bool(cfg.model_methods())  # reference rows alone need no model
+    if cfg.workers == 1 and models:
         with console.status(f"loading {cfg.model} ..."):
             backend = await load_backend(cfg, datasets)
     check_identity(out, cfg)
@@ -132,7 +133,9 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
             def advance(method: str) -> None:
                 progress.advance(bars[method])
 
-            if backend is None:
+            if not models:
+                run_s, model_name = 0.0, "no model: reference rows only"
+            elif backend is None:
                 run_s, model_name = await run_workers(cfg, advance)
             else:
                 graph = build_graph(saver, store)
