@@ -97,12 +97,19 @@ def budget_points(
     }
 
 
-def budget_axis(ax: Any, methods: dict[str, Any]) -> None:
-    """Put the swept budgets on a log axis, labelled as plain numbers."""
+def budget_axis(ax: Any, methods: dict[str, Any], title: str, ylabel: str) -> None:
+    """Put the swept budgets on a log x axis (plain numbers); title, labels, grid, legend."""
+    from matplotlib.ticker import NullLocator
+
     budgets = sorted({b for b in map(method_budget, methods) if b is not None})
     ax.set_xscale("log", base=2)
     ax.set_xticks(budgets, [str(b) for b in budgets])
-    ax.minorticks_off()
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_title(title)
+    ax.set_xlabel("budget lambda (tokens)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def metric_of(name: str) -> Callable[[dict[str, Any]], Any]:
@@ -130,16 +137,8 @@ def plot_budgets(out: Path, results: dict[str, Any]) -> list[str]:
                 ax.axhline(stat["mean"], color="grey", linestyle=style, label=reference)
         if not name.startswith(("mae", "mse")):
             ax.set_ylim(-0.02, 1.02)  # a share: intervals beyond [0, 1] say only "few sequences"
-        budget_axis(ax, results[task])
-        ax.set_title(f"{task}: {name} vs memory budget")
-        ax.set_xlabel("budget lambda (tokens)")
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "metric_vs_budget.png", dpi=110)
-    plt.close(fig)
-    written.append("metric_vs_budget.png")
+        budget_axis(ax, results[task], f"{task}: {name} vs memory budget", name)
+    written.append(save(plt, fig, out / "metric_vs_budget.png"))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         methods = results[task]
@@ -151,15 +150,15 @@ def plot_budgets(out: Path, results: dict[str, Any]) -> list[str]:
             ax.plot(xs, cost, marker="s", linestyle=":", label=f"{method}: prompt tokens/step")
         every = sorted({b for b in map(method_budget, methods) if b is not None})
         ax.plot(every, every, color="grey", linestyle="--", linewidth=1, label="lambda")
-        budget_axis(ax, methods)
         ax.set_yscale("log")
-        ax.set_title(f"{task}: tokens vs memory budget")
-        ax.set_xlabel("budget lambda (tokens)")
-        ax.set_ylabel("tokens")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "tokens_vs_budget.png", dpi=110)
-    plt.close(fig)
-    written.append("tokens_vs_budget.png")
+        budget_axis(ax, methods, f"{task}: tokens vs memory budget", "tokens")
+    written.append(save(plt, fig, out / "tokens_vs_budget.png"))
     return written
+
+
+def save(plt: Any, fig: Any, path: Path) -> str:
+    """Write a figure as PNG, close it, and return its file name."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
