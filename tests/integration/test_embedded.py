@@ -29,10 +29,12 @@ async def test_two_weather_steps_on_the_embedded_model() -> None:
     result = await run_sequence(graph, weather.window(0, 2), thread_id="e", context=ctx)
     count = build_backend(ctx.model, ctx.endpoint()).count_tokens
     assert result.steps_done == 2
-    assert result.memory != task.initial_memory()
     trace = await read_trace(store, "e")
     assert [r["step"] for r in trace] == [1, 2]
     for record in trace:
+        # the tiny model's rewrite is kept, or its rejection is recorded with a reason
+        changed = record["memory_after"] != record["memory_before"]
+        assert changed or record["rejection_reason"], record
         memory = record["memory_after"]
         assert mem.invariant_violations(memory, task.sections, 96, count) == []
         assert record["memory_tokens"] == count(memory) <= 96

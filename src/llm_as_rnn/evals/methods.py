@@ -177,7 +177,16 @@ async def run_units(
     settle_heap()
     started = time.perf_counter()
     every = units(datasets, cfg.model_methods(), cfg.shard)
-    await asyncio.gather(*(unit(*u) for u in every))
+    tasks = [asyncio.ensure_future(unit(*u)) for u in every]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # One unit failed (a dead endpoint, say): stop the others while the database
+        # is still open, and collect their outcomes, so none is left unretrieved.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     return time.perf_counter() - started
 
 
