@@ -32,9 +32,10 @@ async def test_two_weather_steps_on_the_embedded_model() -> None:
     trace = await read_trace(store, "e")
     assert [r["step"] for r in trace] == [1, 2]
     for record in trace:
-        # the tiny model's rewrite is kept, or its rejection is recorded with a reason
-        changed = record["memory_after"] != record["memory_before"]
-        assert changed or record["rejection_reason"], record
+        # the tiny model's rewrite is accepted (it may copy the memory as it was),
+        # or its rejection is recorded with a reason
+        assert record["usage"]["rewriter"]["calls"] >= 1
+        assert record["enforcement"] != "kept" or record["rejection_reason"], record
         memory = record["memory_after"]
         assert mem.invariant_violations(memory, task.sections, 96, count) == []
         assert record["memory_tokens"] == count(memory) <= 96
