@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	rm -f .demo/demo.db .demo/demo.db-*
 	$(BIN)/llm-as-rnn run --task weather --model embedded --steps 6 --budget 256 \
-		--max-new-tokens 96 --seed 4 --db .demo/demo.db
+		--max-new-tokens 96 --answer-mode choice --seed 4 --db .demo/demo.db
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

@@ -25,6 +25,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 Responder = Callable[[list[BaseMessage]], str]
+Scorer = Callable[[list[BaseMessage], str, list[str]], list[float]]
+"""Log-probabilities of continuations after a prompt and an answer prefix."""
 
 
 def _reply(text: str, max_tokens: int | None) -> ChatResult:
@@ -45,6 +47,14 @@ class FunctionChatModel(BaseChatModel):
 
     respond: Responder
     latency_s: float = 0.0
+    scorer: Scorer | None = None
+    """Scores labels for choice mode; None: the model cannot (free mode)."""
+
+    def label_logprobs(
+        self, messages: list[BaseMessage], prefix: str, continuations: list[str]
+    ) -> list[float] | None:
+        """Return the scorer's log-probabilities of ``continuations`` (None without one)."""
+        return None if self.scorer is None else self.scorer(messages, prefix, continuations)
 
     @property
     def _llm_type(self) -> str:
@@ -142,6 +152,24 @@ def rule_based(seed: int = 0, long_memories: bool = False) -> Responder:
     return respond
 
 
+def rule_scorer(seed: int = 0) -> Scorer:
+    """Return deterministic label scores for choice mode.
+
+    A label's score is a hash of the prompt, raised each time the memory names
+    the label (so a memory can lift or lower a label's probability).
+    """
+
+    def score(messages: list[BaseMessage], prefix: str, continuations: list[str]) -> list[float]:
+        prompt = "\n".join(str(m.content) for m in messages)
+        memory = _between(prompt, "memory").lower()
+        return [
+            -(_digest(str(seed), prompt, c) % 1000) / 500 + 0.5 * memory.count(c.strip().lower())
+            for c in continuations
+        ]
+
+    return score
+
+
 def _sections(memory: str, headers: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {h: [] for h in headers}
     current: str | None = None
@@ -178,4 +206,6 @@ def fake_model(
     seed: int = 0, latency_s: float = 0.0, *, long_memories: bool = False
 ) -> FunctionChatModel:
     """Return the deterministic rule-based chat model (spec ``fake[:seed]``, ``fake-long``)."""
-    return FunctionChatModel(respond=rule_based(seed, long_memories), latency_s=latency_s)
+    return FunctionChatModel(
+        respond=rule_based(seed, long_memories), latency_s=latency_s, scorer=rule_scorer(seed)
+    )

@@ -8,8 +8,11 @@ from langgraph.store.memory import InMemoryStore
 
 from llm_as_rnn import Context, build_graph, get_task, read_trace, run_sequence
 from llm_as_rnn.core import memory as mem
+from llm_as_rnn.core import prompts
 from llm_as_rnn.data import weather
+from llm_as_rnn.runtime.local import LocalHFBackend
 from llm_as_rnn.runtime.resolve import build_backend
+from llm_as_rnn.runtime.spec import Endpoint, parse_spec
 
 pytestmark = pytest.mark.integration
 
@@ -40,3 +43,29 @@ async def test_two_weather_steps_on_the_embedded_model() -> None:
         assert mem.invariant_violations(memory, task.sections, 96, count) == []
         assert record["memory_tokens"] == count(memory) <= 96
         assert record["usage"]["predictor"]["prompt_tokens"] > 50  # the real tokenizer counted
+
+
+async def test_label_scores_equal_a_direct_forward_pass() -> None:
+    import torch
+
+    backend = build_backend(parse_spec("embedded"), Endpoint())
+    assert isinstance(backend, LocalHFBackend)
+    task = get_task("weather")
+    messages = prompts.predict_messages(task, task.initial_memory(), "wind 4 m/s, 0.0 mm", 1)
+    continuations = [f" {label}" for label in task.labels]  # " light rain": two tokens
+    scores = await backend.label_logprobs(messages, "Answer:", continuations)
+    assert scores is not None
+    model = backend.chat.llm.pipeline.model
+    prompt = backend.chat_prompt(messages) + "Answer:"
+    prompt_ids = backend.tokenizer(prompt, add_special_tokens=False).input_ids
+    lengths = []
+    for continuation, score in zip(continuations, scores, strict=True):
+        full = backend.tokenizer(prompt + continuation, add_special_tokens=False).input_ids
+        assert full[: len(prompt_ids)] == prompt_ids
+        ids = full[len(prompt_ids) :]
+        lengths.append(len(ids))
+        with torch.no_grad():  # the whole text at once, no cache, no batch
+            logp = torch.log_softmax(model(torch.tensor([full])).logits.float(), -1)[0]
+        direct = sum(float(logp[len(prompt_ids) + j - 1, t]) for j, t in enumerate(ids))
+        assert score == pytest.approx(direct, abs=1e-4)
+    assert max(lengths) > 1  # a multi-token label was scored

@@ -120,6 +120,10 @@ def test_readme_block(block: Block, workspace: Path) -> None:
         out = run(["make", "demo"], ROOT, timeout=2400)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "memory after step 6" in out.stdout
+        # choice mode: a label distribution at every step, no invalid prediction
+        assert out.stdout.count("│ labels ") == 6
+        assert "· invalid 0" in out.stdout
+        assert "Converting and de-quantizing" not in out.stdout + out.stderr
     else:
         out = run(["bash", "-e", "-c", fake(block.code)], workspace, timeout=600)
         assert out.returncode == 0, f"README line {block.line}:\n{out.stderr[-3000:]}"

@@ -69,7 +69,8 @@ def start_server(port: int | None = None, **options: Any) -> FaultServer:
     port = port or free_port()
     args = [sys.executable, "-m", "tests.reliability.fault_server", "--port", str(port)]
     for key, value in options.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        args += [flag] if value is True else [flag, str(value)]  # True: a switch
     process = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
     )

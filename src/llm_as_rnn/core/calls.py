@@ -9,13 +9,14 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.store.base import BaseStore
 
 from llm_as_rnn.core import prompts
+from llm_as_rnn.core.choice import choose
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.memory import output_limit
-from llm_as_rnn.core.state import Role
+from llm_as_rnn.core.state import Prediction, Role
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.journal import Journal
 from llm_as_rnn.runtime.usage import Generation
-from llm_as_rnn.tasks import Task
+from llm_as_rnn.tasks import ClassificationTask, Task
 
 T = TypeVar("T")
 
@@ -75,3 +76,25 @@ async def ask_answer(
 ) -> tuple[str, Any, list[Generation]]:
     """Ask for the task's answer (re-asking for the answer line); its parse may be None."""
     return await ask(call, messages, task.parse, prompts.reask_message(task), attempts)
+
+
+async def predict_answer(
+    call: Call,
+    backend: ChatBackend,
+    task: Task,
+    messages: list[BaseMessage],
+    ctx: Context,
+    h0_messages: list[BaseMessage] | None = None,
+) -> tuple[Prediction, list[Generation]]:
+    """Predict: label probabilities in choice mode, else generate and parse.
+
+    Choice mode needs a classification task and a backend that can score;
+    otherwise the answer is generated and parsed, with re-asks.
+    ``h0_messages`` (the prompt with the initial memory) are scored too.
+    """
+    if ctx.answer_mode == "choice" and isinstance(task, ClassificationTask):
+        chosen = await choose(backend, task.labels, messages, h0_messages, ctx.call_policy())
+        if chosen is not None:
+            return chosen
+    text, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)
+    return Prediction(text=text, answer=answer, valid=answer is not None), gens

@@ -29,6 +29,7 @@ from llm_as_rnn.tasks import Task, get_task
 
 FeedbackMode = Literal["supervised", "judge", "deferred"]
 StepMode = Literal["three-call", "fused", "lazy"]
+AnswerMode = Literal["free", "choice"]
 
 
 def _spec(value: Any) -> Any:
@@ -106,6 +107,10 @@ class Context(BaseModel):
     """``three-call`` (the paper: predict, critique, rewrite), ``fused`` (critique
     and rewrite in one call) or ``lazy`` (no rewrite after a right prediction
     while the memory is within budget)."""
+    answer_mode: AnswerMode = "free"
+    """``free`` (the paper: generate, then parse) or ``choice`` (classification:
+    a probability per label, scored by the model; never invalid). A backend or
+    task that cannot score answers in ``free`` mode, with one warning."""
     max_shrink: float = Field(0.25, gt=0.0, lt=1.0)
     """Collapse guard: a rewrite smaller than this fraction of the old memory
     (when the old one is substantial) is rejected."""
@@ -165,6 +170,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "step_mode": "three-call",
         "feedback": "supervised",
+        "answer_mode": "free",
     }
 }
 """Named settings. ``paper``: the paper's setting as far as it is known (its
@@ -180,7 +186,8 @@ def describe_preset(name: str) -> str:
     return (
         f"budget {values['budget']}; temperature {sampling['temperature']}, top-p "
         f"{sampling['top_p']}, max new tokens {sampling['max_new_tokens']} for every role; "
-        f"step mode {values['step_mode']}; feedback {values['feedback']}"
+        f"step mode {values['step_mode']}; feedback {values['feedback']}; "
+        f"answer mode {values['answer_mode']}"
     )
 
 

@@ -43,6 +43,7 @@ def settings_of(context: Context, budget: int | None = None) -> dict[str, Any]:
         "models": {role: str(context.model_for(role)) for role in ROLES},
         "feedback": context.feedback,
         "step_mode": context.step_mode,
+        "answer_mode": context.answer_mode,
         "budget": budget,
         "sampling": {role: context.sampling[role].model_dump() for role in ROLES},
         "seed": context.seed,

@@ -22,7 +22,7 @@ from langgraph.types import Command, interrupt
 
 from llm_as_rnn.core import memory as mem
 from llm_as_rnn.core import prompts
-from llm_as_rnn.core.calls import Call, ask, ask_answer, journaled
+from llm_as_rnn.core.calls import Call, ask, journaled, predict_answer
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.feedback import (
     answer_text,
@@ -36,7 +36,6 @@ from llm_as_rnn.core.state import (
     OBSERVATIONS,
     Feedback,
     Observation,
-    Prediction,
     Role,
     State,
     StepRecord,
@@ -98,15 +97,20 @@ async def predict(
     memory = fit(state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens)
     step = state.get("step", 0) + 1
     await forget(runtime.store, thread_id(), step)
-    messages = prompts.predict_messages(task, memory, task.render_input(observation["input"]), step)
+    shown = task.render_input(observation["input"])
+    messages = prompts.predict_messages(task, memory, shown, step)
+    h0_messages = None
+    if ctx.answer_mode == "choice":  # the memory's lift: the same prompt with h_0
+        h0 = fit(task.initial_memory(), task, budget, predictor.count_tokens)
+        h0_messages = None if h0 == memory else prompts.predict_messages(task, h0, shown, step)
     call = call_for(runtime, step, predictor, "predictor", budget)
-    text, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)
+    prediction, gens = await predict_answer(call, predictor, task, messages, ctx, h0_messages)
     update = {
         "observations": queue[1:],
         "current": observation,
         "memory": memory,
         "budget": budget,
-        "prediction": Prediction(text=text, answer=answer, valid=answer is not None),
+        "prediction": prediction,
         "feedback": None,
         "step_usage": {"predictor": usage.of_calls(gens)},
     }

@@ -42,6 +42,11 @@ class Prediction(TypedDict):
     """The parsed answer, or None when no valid answer could be read."""
     valid: bool
     """Whether the text parsed into an answer."""
+    distribution: NotRequired[dict[str, float] | None]
+    """Choice mode: the probability of each label (the answer is its argmax)."""
+    distribution_h0: NotRequired[dict[str, float] | None]
+    """Choice mode: the same with the initial memory h_0 in place of h_{t-1}
+    (the memory's lift is log p(truth) under ``distribution`` minus under this)."""
 
 
 class Feedback(TypedDict):

@@ -60,6 +60,8 @@ class EvalConfig:
     labels: list[str] | None = None
     mimic_dir: str | None = None
     step_mode: str = "three-call"
+    answer_mode: str = "free"
+    """``choice``: classification answers as label probabilities (``Context.answer_mode``)."""
     request_timeout: float = 60.0
     max_attempts: int = 4
     db: str | None = None
@@ -142,6 +144,7 @@ class EvalConfig:
             seed=self.seed,
             feedback="judge" if base_method(method) == "rnn-judge" else "supervised",
             step_mode=self.step_mode,
+            answer_mode=self.answer_mode,
             timeout=self.request_timeout,
             retries=self.max_attempts,
             max_new_tokens=self.max_new_tokens,
@@ -163,6 +166,7 @@ class EvalConfig:
                 "seed": self.seed,
                 "max_new_tokens": self.max_new_tokens,
                 "step_mode": self.step_mode,
+                "answer_mode": self.answer_mode,
                 "preset": self.preset,
                 "context_window": self.context_window,
                 "prompts": PROMPTS_VERSION,

@@ -14,7 +14,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
-from llm_as_rnn.core.calls import ask_answer, journaled
+from llm_as_rnn.core.calls import journaled, predict_answer
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.evals import baselines
@@ -73,7 +73,9 @@ async def run_baseline(
             messages = baselines.memprompt_messages(task, done, text)
         await forget(store, journal_thread, index + 1)
         call = journaled(store, journal_thread, index + 1, backend, "predictor", ctx)
-        raw, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)
+        prediction, gens = await predict_answer(call, backend, task, messages, ctx)
+        answer = prediction["answer"] if prediction["valid"] else None
+        raw = prediction["text"]
         target = task.validate_target(observation["target"])
         record = step_record(
             task,
@@ -86,6 +88,7 @@ async def run_baseline(
             (answer, raw),
             {"predictor": of_calls(gens)},
             fhc_dropped=dropped,
+            distribution=prediction.get("distribution"),
         )
         await store.aput(namespace, f"{index + 1:06d}", record)
         done.append(record)

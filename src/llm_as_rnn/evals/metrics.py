@@ -13,7 +13,11 @@ Definitions:
   consecutive pair of every sequence; error persistence: P(wrong at t+1 |
   wrong at t) = 1 - correction rate, plus the mean length of error runs;
 - memory drift between consecutive memories: 1 - difflib similarity ratio of
-  their word sequences (0 = unchanged, 1 = nothing in common).
+  their word sequences (0 = unchanged, 1 = nothing in common);
+- choice mode: log-loss -log p(truth), Brier score sum_k (p_k - 1[k = truth])^2,
+  Acc@2, expected calibration error over 10 equal-width confidence bins
+  (pooled steps), and the memory's lift log p(truth | h_{t-1}) - log p(truth | h_0)
+  in nats, with the share of steps where it is positive.
 """
 
 from __future__ import annotations
@@ -160,9 +164,12 @@ def summarize(by_sequence: dict[str, list[dict[str, Any]]], kind: str) -> dict[s
     every = [r for recs in by_sequence.values() for r in recs]
     memories = [r for r in every if r.get("memory_tokens") is not None]
     drifts = [drift(r["memory_before"], r["memory"]) for r in memories if r.get("memory_before")]
+    bins = reliability_bins(every)
+    ece = expected_calibration_error(bins)
     return {
         "sequences": len(by_sequence),
         "steps": len(every),
+        "calibration": {"ece": round(ece, 6), "bins": bins} if ece is not None else None,
         "metrics": metrics,
         "error_correction": {
             "rate": round(corrected / after_wrong, 6) if after_wrong else None,
@@ -180,6 +187,41 @@ def summarize(by_sequence: dict[str, list[dict[str, Any]]], kind: str) -> dict[s
         if every
         else None,
     }
+
+
+def reliability_bins(records: Sequence[dict[str, Any]], bins: int = 10) -> list[dict[str, float]]:
+    """Return the reliability diagram's bins of steps with a label distribution.
+
+    A step's confidence is its top probability; it is right when that label is
+    the truth. Bins split [0, 1] evenly; empty bins are left out.
+    """
+    pooled: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
+    for r in records:
+        dist = r.get("distribution")
+        if not dist:
+            continue
+        top = max(dist, key=lambda label: dist[label])
+        confidence = dist[top]
+        pooled[min(int(confidence * bins), bins - 1)].append((confidence, top == r["target"]))
+    return [
+        {
+            "low": i / bins,
+            "high": (i + 1) / bins,
+            "confidence": sum(c for c, _ in b) / len(b),
+            "accuracy": sum(ok for _, ok in b) / len(b),
+            "steps": len(b),
+        }
+        for i, b in enumerate(pooled)
+        if b
+    ]
+
+
+def expected_calibration_error(bins: Sequence[dict[str, float]]) -> float | None:
+    """Return the ECE: the steps-weighted mean gap between confidence and accuracy."""
+    steps = sum(b["steps"] for b in bins)
+    if not steps:
+        return None
+    return sum(b["steps"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / steps
 
 
 def curve(records: Iterable[dict[str, Any]], field: str) -> dict[int, float]:

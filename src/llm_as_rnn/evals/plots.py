@@ -162,3 +162,52 @@ def save(plt: Any, fig: Any, path: Path) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name
+
+
+def plot_choice(out: Path, records: list[dict[str, Any]], results: dict[str, Any]) -> list[str]:
+    """Draw the reliability diagram and the memory's lift against t (choice mode)."""
+    tasks = [t for t, ms in results.items() if any(s.get("calibration") for s in ms.values())]
+    if not tasks:
+        return []
+    plt = pyplot()
+    written = []
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+        for method, stats in results[task].items():
+            calibration = stats.get("calibration")
+            if calibration:
+                bins = calibration["bins"]
+                ax.plot(
+                    [b["confidence"] for b in bins],
+                    [b["accuracy"] for b in bins],
+                    marker="o",
+                    label=f"{method} (ECE {calibration['ece']:.3f})",
+                )
+        ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), title=f"{task}: reliability")
+        ax.set(xlabel="confidence (top label's probability)", ylabel="accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    written.append(save(plt, fig, out / "reliability.png"))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
+    drawn = False
+    for ax, task in zip(axes[0], tasks, strict=True):
+        ax.axhline(0, color="grey", linewidth=1)
+        for method in results[task]:
+            points = curve(
+                (r for r in records if r["task"] == task and r["method"] == method),
+                "metrics.lift_nats",
+            )
+            if points:
+                ax.plot(list(points), list(points.values()), marker="o", label=method)
+                drawn = True
+        ax.set(title=f"{task}: memory lift", xlabel="timestep t")
+        ax.set(ylabel="log p(truth | h_t-1) - log p(truth | h_0), nats")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if drawn:
+        written.append(save(plt, fig, out / "lift_vs_step.png"))
+    else:
+        plt.close(fig)
+    return written

@@ -9,14 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm_as_rnn.core.choice import truth_logprob
 from llm_as_rnn.core.state import StepRecord
 from llm_as_rnn.runtime.usage import Usage, total
 from llm_as_rnn.tasks import Task
 from llm_as_rnn.tasks.mimic import TOP_K, MimicTask, icd_category, icd_chapter
 
 
-def step_metrics(task: Task, answer: Any, target: Any) -> dict[str, float]:
-    """Return one step's metric values (averaged per sequence by ``metrics``)."""
+def step_metrics(
+    task: Task,
+    answer: Any,
+    target: Any,
+    distribution: dict[str, float] | None = None,
+    distribution_h0: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """Return one step's metric values (averaged per sequence by ``metrics``).
+
+    With a label distribution (choice mode) also log-loss, Brier score and
+    Acc@2; with the distribution under h_0 too, the memory's lift in nats.
+    """
     if isinstance(task, MimicTask):
         truth = task.validate_target(target)
         codes = list(answer or [])[:TOP_K]
@@ -43,7 +54,28 @@ def step_metrics(task: Task, answer: Any, target: Any) -> dict[str, float]:
             "direction": float((guess > 0) == (truth > 0)),
             "coverage": 1.0,
         }
-    return {"accuracy": float(bool(task.score(answer, target).correct))}
+    out = {"accuracy": float(bool(task.score(answer, target).correct))}
+    if distribution:
+        out |= distribution_metrics(distribution, task.validate_target(target), distribution_h0)
+    return out
+
+
+def distribution_metrics(
+    dist: dict[str, float], truth: str, dist_h0: dict[str, float] | None
+) -> dict[str, float]:
+    """Return log-loss, Brier score, Acc@2 and (with ``dist_h0``) the memory's lift."""
+    ranked = sorted(dist, key=lambda label: dist[label], reverse=True)
+    out = {
+        "log_loss": -truth_logprob(dist, truth),
+        "brier": sum((p - float(label == truth)) ** 2 for label, p in dist.items()),
+    }
+    if len(dist) > 2:
+        out["acc_at_2"] = float(truth in ranked[:2])
+    if dist_h0:
+        lift = truth_logprob(dist, truth) - truth_logprob(dist_h0, truth)
+        out["lift_nats"] = lift
+        out["lift_positive"] = float(lift > 1e-9)
+    return out
 
 
 def step_record(
@@ -77,7 +109,11 @@ def step_record(
         "prediction_text": text,
         "valid": answer is not None,
         "correct": task.score(answer, target).correct,
-        "metrics": step_metrics(task, answer, target),
+        "metrics": step_metrics(
+            task, answer, target, memory.get("distribution"), memory.get("distribution_h0")
+        ),
+        "distribution": memory.get("distribution"),
+        "distribution_h0": memory.get("distribution_h0"),
         "feedback": memory.get("feedback"),
         "memory_before": memory.get("memory_before"),
         "memory": memory.get("memory"),
@@ -109,4 +145,6 @@ def rnn_record(task: Task, method: str, sequence: str, step: StepRecord) -> dict
         memory_tokens=step["memory_tokens"],
         rewrite_rejected=step["rewrite_rejected"],
         enforcement=step["enforcement"],
+        distribution=prediction.get("distribution"),
+        distribution_h0=prediction.get("distribution_h0"),
     )

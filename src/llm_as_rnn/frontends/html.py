@@ -122,6 +122,18 @@ def _badge(record: StepRecord) -> str:
     return badge
 
 
+def distribution_bars(dist: dict[str, float] | None, truth: Any) -> str:
+    """Return a choice-mode step's label probabilities as inline bars (the truth marked)."""
+    cells = []
+    for label, p in sorted((dist or {}).items(), key=lambda item: -item[1]):
+        mark = " ✓" if label == truth else ""
+        cells.append(
+            f"<span class='bar' style='display:inline-block;width:{round(120 * p)}px;"
+            f"height:0.8em;background:#4c72b0'></span> {html.escape(label)} {p:.2f}{mark}"
+        )
+    return "<br>".join(cells)
+
+
 def step_section(record: StepRecord) -> str:
     """Return one step's HTML section: facts, feedback and the side-by-side memory diff."""
     e = html.escape
@@ -132,6 +144,11 @@ def step_section(record: StepRecord) -> str:
         (
             "prediction",
             f"<b>{e(str(answer))}</b> <span class='sub'>raw: {e(prediction['text'][:300])}</span>",
+        ),
+        *(
+            [("labels", distribution_bars(prediction["distribution"], record["target"]))]
+            if prediction.get("distribution")
+            else []
         ),
         ("truth", e(_value(record["target"]))),
         ("feedback", e(record["feedback"]["text"])),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from llm_as_rnn.core.choice import truth_logprob
 from llm_as_rnn.core.memory import diff_lines
 from llm_as_rnn.core.state import StepRecord
 
@@ -32,6 +35,7 @@ def step_json(record: StepRecord) -> dict[str, Any]:
         "prediction": record["prediction"]["answer"],
         "prediction_text": record["prediction"]["text"],
         "valid": record["prediction"]["valid"],
+        "distribution": record["prediction"].get("distribution"),
         "target": record["target"],
         "correct": record["correct"],
         "feedback": record["feedback"]["text"],
@@ -45,6 +49,18 @@ def step_json(record: StepRecord) -> dict[str, Any]:
         "usage": record["usage"],
         "memory": record["memory_after"],
     }
+
+
+def distribution_line(record: StepRecord) -> list[Any]:
+    """Return the label distribution of a choice-mode step as text pieces (none otherwise)."""
+    dist = record["prediction"].get("distribution")
+    if not dist:
+        return []
+    pieces: list[Any] = [("labels     ", "bold")]
+    for label, p in sorted(dist.items(), key=lambda item: -item[1]):
+        style = "green" if label == record["target"] else ""
+        pieces += [(f"{label} {p:.2f} ", style), ("█" * round(10 * p), style or "dim"), "  "]
+    return [*pieces, "\n"]
 
 
 def diff_text(before: str, after: str) -> Text:
@@ -91,6 +107,7 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
         "   ",
         verdict,
         "\n",
+        *distribution_line(record),
         ("critique   ", "bold"),
         record["feedback"]["text"][:240],
     )
@@ -113,3 +130,42 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
         footer,
     )
     return Panel(body, title=label, title_align="left")
+
+
+def run_summary(records: Sequence[StepRecord]) -> RenderableType:
+    """Return the one-screen summary of a thread's steps: accuracy, log-loss, lift, rewrites."""
+    scored = [r for r in records if r["correct"] is not None]
+    right = sum(bool(r["correct"]) for r in scored)
+    invalid = sum(not r["prediction"]["valid"] for r in records)
+    lines = [f"steps {len(records)} · right {right} of {len(scored)} scored · invalid {invalid}"]
+    choice = [r for r in records if r["prediction"].get("distribution") and r["target"] is not None]
+    if choice:
+        losses = [
+            -truth_logprob(r["prediction"]["distribution"] or {}, r["target"]) for r in choice
+        ]
+        lifts = [
+            truth_logprob(r["prediction"]["distribution"] or {}, r["target"])
+            - truth_logprob(r["prediction"].get("distribution_h0") or {}, r["target"])
+            for r in choice
+        ]
+        raised = sum(lift > 1e-9 for lift in lifts)
+        lines.append(
+            f"log-loss {sum(losses) / len(losses):.3f} nats · memory lift "
+            f"{sum(lifts) / len(lifts):+.3f} nats per step (raised p(truth) on {raised} "
+            f"of {len(lifts)} steps; 0 while the memory is h_0)"
+        )
+    kinds = Counter(r["enforcement"] for r in records)
+    accepted = len(records) - kinds["kept"] - kinds["skipped"]
+    lines.append(
+        f"rewrites accepted {accepted} · rejected {kinds['kept']}"
+        + (f" · skipped {kinds['skipped']}" if kinds["skipped"] else "")
+        + (
+            f" (compress {kinds['compress']}, truncate {kinds['truncate']})"
+            if kinds["compress"] or kinds["truncate"]
+            else ""
+        )
+    )
+    if records:
+        last = records[-1]
+        lines.append(f"memory {last['memory_tokens']}/{last['budget']} tokens")
+    return Panel("\n".join(lines), title="summary", title_align="left")

@@ -79,6 +79,23 @@ class ChatBackend:
         """Return the wall-clock bound of one attempt (None: bounded otherwise)."""
         return policy.timeout_s * 1.5
 
+    async def label_logprobs(
+        self,
+        messages: list[BaseMessage],
+        prefix: str,
+        continuations: Sequence[str],
+        policy: CallPolicy | None = None,
+    ) -> list[float] | None:
+        """Return log p(continuation | messages, prefix) per continuation, None if unable.
+
+        None means this backend cannot score (answers are then free text). A
+        chat model object with a ``label_logprobs(messages, prefix,
+        continuations)`` method (the fake models have one) is asked.
+        """
+        scorer = getattr(self.chat, "label_logprobs", None)
+        scores = scorer(messages, prefix, list(continuations)) if scorer else None
+        return None if scores is None else [float(x) for x in scores]
+
     async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
         """Make one attempt of the call."""
         result = await self.chat.ainvoke(messages, **kwargs)
@@ -120,6 +137,43 @@ class ChatBackend:
         return finish_reason in ("length", "max_tokens")
 
 
+TOP_LOGPROBS = 20
+"""Alternatives per position asked of an endpoint (OpenAI's maximum)."""
+
+
+def first_token_scores(
+    content: Sequence[dict[str, Any]], prefix: str, continuations: Sequence[str]
+) -> list[float] | None:
+    """Score labels from an endpoint's token logprobs at the answer's first token.
+
+    ``content`` is the ``logprobs.content`` list of a chat completion (one entry
+    per generated token with its ``top_logprobs``). The answer position is the
+    first token after the generated text contains ``prefix`` (or the first
+    token when it never does). A label's score is the log-probability of the
+    longest listed alternative there that its text starts with; labels sharing
+    that token split it evenly; a label with none gets the smallest listed
+    probability, halved. None when the reply carries no alternatives.
+    """
+    marker = prefix.strip().lower()
+    position, seen = 0, ""
+    for index, entry in enumerate(content):
+        if marker in seen.lower():
+            position = index
+            break
+        seen += str(entry.get("token", ""))
+    alternatives = content[position].get("top_logprobs") if content else None
+    if not alternatives:
+        return None
+    top = {str(a["token"]): float(a["logprob"]) for a in alternatives}
+    floor = min(top.values()) - math.log(2)
+    picks: list[str | None] = []
+    for continuation in continuations:
+        label = continuation.strip().lower()
+        matching = [t for t in top if t.strip() and label.startswith(t.strip().lower())]
+        picks.append(max(matching, key=lambda t: len(t.strip())) if matching else None)
+    return [floor if pick is None else top[pick] - math.log(picks.count(pick)) for pick in picks]
+
+
 class CappedBackend(ChatBackend):
     """A chat model that takes ``max_tokens`` and reports a finish reason (the fake models)."""
 
@@ -149,6 +203,43 @@ class OpenAIBackend(ChatBackend):
             # langchain-openai fails this way on empty choices or a broken body:
             # the server's fault, worth a retry like a 5xx.
             raise BadResponseError(f"malformed completion: {type(exc).__name__}: {exc}") from exc
+
+    async def label_logprobs(
+        self,
+        messages: list[BaseMessage],
+        prefix: str,
+        continuations: Sequence[str],
+        policy: CallPolicy | None = None,
+    ) -> list[float] | None:
+        """Score labels from the endpoint's logprobs at the answer (``first_token_scores``).
+
+        One greedy request for a few tokens with ``logprobs`` and the top 20
+        alternatives per token, retried like any call on transient errors;
+        None (free mode) when the server refuses logprobs or returns none.
+        """
+        policy = policy or CallPolicy()
+        kwargs: dict[str, Any] = {"temperature": 0.0, "max_tokens": 16, "logprobs": True}
+        kwargs["top_logprobs"] = TOP_LOGPROBS
+        limit = self.call_timeout(policy)
+        start = time.perf_counter()
+
+        async def attempt() -> AIMessage:
+            async with asyncio.timeout(limit):
+                return await self.invoke(messages, kwargs)
+
+        try:
+            reply = await attempt()
+        except Exception as exc:
+            if not is_transient(exc):
+                return None  # a server that refuses logprobs: free mode
+            reply, _ = await retry(attempt, exc, policy, time.perf_counter() - start)
+        logprobs = (reply.response_metadata or {}).get("logprobs")
+        if not isinstance(logprobs, dict):
+            return None  # the server ignores logprobs
+        scores = first_token_scores(logprobs.get("content") or [], prefix, continuations)
+        # An empty or broken reply from a server that does give logprobs: no information
+        # about the labels, so every label is equally likely (never a free-text answer).
+        return scores if scores is not None else [0.0] * len(continuations)
 
     def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
         """Pass sampling as request parameters."""

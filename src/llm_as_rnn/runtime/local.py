@@ -18,6 +18,7 @@ import contextvars
 import functools
 import hashlib
 import importlib.util
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -77,10 +78,7 @@ class LocalHFBackend(ChatBackend):
 
     def prompt_tokens(self, messages: Sequence[BaseMessage]) -> int:
         """Count the chat-templated prompt exactly as the model sees it."""
-        prompt = self.tokenizer.apply_chat_template(
-            role_dicts(messages), tokenize=False, add_generation_prompt=True
-        )
-        return self.count_tokens(str(prompt))
+        return self.count_tokens(self.chat_prompt(list(messages)))
 
     def was_cut_off(self, finish_reason: Any, completion_tokens: int, sampling: Sampling) -> bool:
         """Return whether the answer reached its cap.
@@ -124,6 +122,75 @@ class LocalHFBackend(ChatBackend):
     async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
         """Generate on the torch thread."""
         return await on_torch_thread(self.invoke_sync, messages, kwargs)
+
+    async def label_logprobs(
+        self,
+        messages: list[BaseMessage],
+        prefix: str,
+        continuations: Sequence[str],
+        policy: CallPolicy | None = None,
+    ) -> list[float] | None:
+        """Score every continuation exactly, on the torch thread (``label_logprobs_sync``)."""
+        return await on_torch_thread(self.label_logprobs_sync, messages, prefix, continuations)
+
+    def label_logprobs_sync(
+        self, messages: list[BaseMessage], prefix: str, continuations: Sequence[str]
+    ) -> list[float]:
+        """Return the exact log-probability of each continuation after the prompt and prefix.
+
+        The chat-templated prompt plus ``prefix`` runs through the model once; its
+        key/value cache is then shared by every continuation, all scored in one
+        batched forward pass (right-padded). A continuation's log-probability
+        is the sum over its tokens: the probability of the whole label string.
+        """
+        import torch
+
+        model = self.chat.llm.pipeline.model  # type: ignore[attr-defined]
+        prompt = self.chat_prompt(messages) + prefix
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
+        labels = [self.continuation_ids(prompt, prompt_ids, c) for c in continuations]
+        width = max(len(ids) for ids in labels)
+        pad = self.tokenizer.pad_token_id or 0
+        batch = torch.tensor([ids + [pad] * (width - len(ids)) for ids in labels])
+        mask = torch.tensor(
+            [[1] * (len(prompt_ids) + len(ids)) + [0] * (width - len(ids)) for ids in labels]
+        )
+        # transformers 5 names the key/value cache ``cache``; 4.x ``past_key_values``
+        key = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
+        with torch.no_grad():
+            first = model(torch.tensor([prompt_ids]), use_cache=True)
+            cache = getattr(first, key)
+            cache.batch_repeat_interleave(len(labels))
+            rest = model(input_ids=batch, attention_mask=mask, **{key: cache})
+        # position 0 of a label is predicted by the prompt's last logits, position j
+        # by the label's own position j - 1
+        logits = torch.cat([first.logits[:, -1:].expand(len(labels), -1, -1), rest.logits], 1)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        scores = []
+        for i, ids in enumerate(labels):
+            scores.append(float(sum(logp[i, j, t] for j, t in enumerate(ids))))
+        return scores
+
+    def chat_prompt(self, messages: list[BaseMessage]) -> str:
+        """Return the chat-templated prompt as the model sees it, ready for the answer."""
+        return str(
+            self.tokenizer.apply_chat_template(
+                role_dicts(messages), tokenize=False, add_generation_prompt=True
+            )
+        )
+
+    def continuation_ids(self, prompt: str, prompt_ids: list[int], continuation: str) -> list[int]:
+        """Return a continuation's tokens as the model would write them after ``prompt``.
+
+        Tokenized together with the prompt (a leading space joins the label's
+        first token, as in generation); apart when the prompt's tokens would change.
+        """
+        joint = self.tokenizer(prompt + continuation, add_special_tokens=False).input_ids
+        if joint[: len(prompt_ids)] == prompt_ids and len(joint) > len(prompt_ids):
+            return list(joint[len(prompt_ids) :])
+        return list(self.tokenizer(continuation, add_special_tokens=False).input_ids)
 
 
 @functools.cache  # never evicted: a loaded model stays loaded for the process

@@ -11,7 +11,13 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any, NoReturn, get_args
 
-from llm_as_rnn.core.context import PRESETS, FeedbackMode, StepMode, describe_preset
+from llm_as_rnn.core.context import (
+    PRESETS,
+    AnswerMode,
+    FeedbackMode,
+    StepMode,
+    describe_preset,
+)
 from llm_as_rnn.errors import ConfigError
 
 EXIT_USAGE = 2
@@ -128,6 +134,13 @@ def add_model_flags(p: Parser) -> None:
         get_args(StepMode),
         "three-call: the paper's step; fused: critique+rewrite in one call; "
         "lazy: no rewrite after a right prediction",
+    )
+    add_choice(
+        p,
+        "--answer-mode",
+        get_args(AnswerMode),
+        "free: generate, then parse (the paper); choice: a probability per label, scored "
+        "by the model, never invalid (classification; local models and fakes)",
     )
     p.add_argument(
         "--preset",

@@ -31,6 +31,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_new_tokens": args.max_new_tokens,
         "step_mode": args.step_mode,
         "preset": args.preset,
+        "answer_mode": args.answer_mode,
     }
 
 

@@ -30,7 +30,7 @@ from llm_as_rnn.data.files import Sequences, load_sequences
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.frontends.cli.output import emit_json, report_failure
 from llm_as_rnn.frontends.cli.preflight import context_from_args, prepare
-from llm_as_rnn.frontends.terminal import step_json, step_panel
+from llm_as_rnn.frontends.terminal import run_summary, step_json, step_panel
 from llm_as_rnn.runtime.leases import holding
 from llm_as_rnn.runtime.storage import leases_of, open_storage
 from llm_as_rnn.tasks import Task, get_task
@@ -159,8 +159,10 @@ async def run_command(args: argparse.Namespace) -> int:
             except Exception as exc:  # a dead endpoint after its retries, and the like
                 report_failure(exc, "progress is saved")
                 return 1
+            records = await read_trace(store, thread)
     if not args.json:
         out.print(
             Panel(result.memory, title=f"memory after step {result.steps_done}", title_align="left")
         )
+        out.print(run_summary(records))
     return 0
