@@ -110,3 +110,12 @@ def test_mostly_unreadable_answers_are_warned_about() -> None:
     (line,) = invalid_warnings(rows)
     assert line.startswith("warning: t/rnn: 2 of 3 answers could not be read")
     assert "'I cannot tell'; 'maybe?'" in line
+
+
+def test_collapse_is_a_memory_losing_over_half_its_tokens() -> None:
+    from llm_as_rnn.evals.metrics import collapse_rate, collapses
+
+    records = [{"step": t, "memory_tokens": n} for t, n in ((2, 90), (1, 100), (3, 40), (4, 30))]
+    assert collapses(records) == [False, True, False]  # 100 -> 90 -> 40 (collapse) -> 30
+    assert collapse_rate(collapses(records)) == pytest.approx(1 / 3)
+    assert collapse_rate([]) is None

@@ -13,7 +13,9 @@ Definitions:
   consecutive pair of every sequence; error persistence: P(wrong at t+1 |
   wrong at t) = 1 - correction rate, plus the mean length of error runs;
 - memory drift between consecutive memories: 1 - difflib similarity ratio of
-  their word sequences (0 = unchanged, 1 = nothing in common);
+  their word sequences (0 = unchanged, 1 = nothing in common); memory
+  collapse: the share of steps whose memory has under half the tokens of
+  the step before (ACE's "context collapse");
 - choice mode: log-loss -log p(truth), Brier score sum_k (p_k - 1[k = truth])^2,
   Acc@2, expected calibration error over 10 equal-width confidence bins
   (pooled steps), and the memory's lift log p(truth | h_{t-1}) - log p(truth | h_0)
@@ -101,6 +103,22 @@ def drift(before: str, after: str) -> float:
     return 1.0 - difflib.SequenceMatcher(None, before.split(), after.split()).ratio()
 
 
+def collapses(records: Sequence[dict[str, Any]]) -> list[bool]:
+    """Return, per step after a sequence's first, whether its memory lost over half its tokens.
+
+    A step's ``memory_tokens`` is compared with the previous step's.
+    """
+    sized = sorted(
+        (r for r in records if r.get("memory_tokens") is not None), key=lambda r: r["step"]
+    )
+    return [b["memory_tokens"] < 0.5 * a["memory_tokens"] for a, b in itertools.pairwise(sized)]
+
+
+def collapse_rate(flags: Sequence[bool]) -> float | None:
+    """Return the share of steps whose memory collapsed (None without memories)."""
+    return round(sum(flags) / len(flags), 6) if flags else None
+
+
 def mean_ci(values: Iterable[float]) -> dict[str, float | None]:
     """Return the mean and the 95% t-interval half-width over sequences."""
     data = [v for v in values if not math.isnan(v)]
@@ -164,6 +182,7 @@ def summarize(by_sequence: dict[str, list[dict[str, Any]]], kind: str) -> dict[s
     every = [r for recs in by_sequence.values() for r in recs]
     memories = [r for r in every if r.get("memory_tokens") is not None]
     drifts = [drift(r["memory_before"], r["memory"]) for r in memories if r.get("memory_before")]
+    collapse = collapse_rate([r for recs in by_sequence.values() for r in collapses(recs)])
     bins = reliability_bins(every)
     ece = expected_calibration_error(bins)
     return {
@@ -183,6 +202,7 @@ def summarize(by_sequence: dict[str, list[dict[str, Any]]], kind: str) -> dict[s
         if memories
         else None,
         "memory_drift": round(sum(drifts) / len(drifts), 6) if drifts else None,
+        "memory_collapse": collapse,
         "invalid_rate": round(sum(not r["valid"] for r in every) / len(every), 6)
         if every
         else None,

@@ -46,6 +46,8 @@ def results_table(results: dict[str, Any]) -> list[str]:
             "calls/step",
             "prompt tokens/step",
             "memory tokens",
+            "drift",
+            "collapse",
             "invalid",
             *(["ECE"] if any(m.get("calibration") for m in methods.values()) else []),
         ]
@@ -60,6 +62,8 @@ def results_table(results: dict[str, Any]) -> list[str]:
                 _num(s["cost_per_step"]["calls"], 2),
                 _num(s["cost_per_step"]["prompt_tokens"]),
                 _num(s["memory_tokens"]),
+                _num(s["memory_drift"], 3),
+                _num(s.get("memory_collapse"), 3),
                 _num(s["invalid_rate"], 2),
             ]
             if head[-1] == "ECE":
