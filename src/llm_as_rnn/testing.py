@@ -123,6 +123,8 @@ def rule_based(seed: int = 0, long_memories: bool = False) -> Responder:
         headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", last, re.M)
         if "Output only the memory" in last and "over its budget" in last:
             return _compress(_between(last, "memory"), headers)
+        if "operations that put the lesson" in last:
+            return _operations(last)
         if "First write one line 'Feedback:" in last:
             outcome = re.search(r"^Outcome: (.*)$", last, re.M)
             lesson = outcome.group(1) if outcome else "Verdict: plausible, judged alone."
@@ -196,6 +198,23 @@ def _rewrite(memory: str, headers: list[str], feedback: str, long_memories: bool
         target = headers[1]
         sections[target] = [*sections[target], f"- {feedback[:160]}"][-5:]
     return _render(sections)
+
+
+def _operations(last: str) -> str:
+    """Delta mode: add the lesson as a note of the second section, drop its oldest past five."""
+    outcome = re.search(r"^(?:Outcome|Feedback): (.*)$", last, re.M)
+    lesson = (outcome.group(1) if outcome else "Verdict: plausible, judged alone.")[:160]
+    fused = "First write one line 'Feedback:" in last
+    sections = re.search(r"^Sections: (.*?)\. Keep", last, re.M)
+    names = sections.group(1).split(", ") if sections else ["NOTES"]
+    target = names[1] if len(names) > 1 else names[0]
+    notes = last.partition("Current notes:\n\n")[2]
+    body = notes.partition(f"## {target}\n")[2].split("\n## ")[0]
+    ids = re.findall(r"^- \[n(\d+)\]", body, re.M)
+    ops = [f"ADD {target}: {lesson}"]
+    if len(ids) >= 5:
+        ops.append(f"REMOVE n{ids[0]}")
+    return (f"Feedback: {lesson}\n" if fused else "") + "\n".join(ops)
 
 
 def _compress(memory: str, headers: list[str]) -> str:

@@ -32,14 +32,15 @@ def journaled(
     role: Role,
     ctx: Context,
     budget: int | None = None,
+    limit: int | None = None,
 ) -> Call:
     """Return calls of ``backend`` for ``role`` whose answers the step's journal keeps.
 
-    A role without a token cap (the rewriter's default) may write
-    ``output_limit(budget)`` tokens: enough for a full memory.
+    A role without a token cap (the rewriter's default) may write ``limit``
+    tokens, by default ``output_limit(budget)``: enough for a full memory.
     """
     journal = Journal(store, thread_id, step)
-    sampling = ctx.sampling[role].capped(output_limit(budget or ctx.budget))
+    sampling = ctx.sampling[role].capped(limit or output_limit(budget or ctx.budget))
     policy = ctx.call_policy()
 
     async def call(messages: list[BaseMessage]) -> Generation:

@@ -30,6 +30,7 @@ from llm_as_rnn.tasks import Task, get_task
 FeedbackMode = Literal["supervised", "judge", "deferred"]
 StepMode = Literal["three-call", "fused", "lazy"]
 AnswerMode = Literal["free", "choice"]
+RewriteMode = Literal["full", "delta"]
 
 
 def _spec(value: Any) -> Any:
@@ -107,6 +108,9 @@ class Context(BaseModel):
     """``three-call`` (the paper: predict, critique, rewrite), ``fused`` (critique
     and rewrite in one call) or ``lazy`` (no rewrite after a right prediction
     while the memory is within budget)."""
+    rewrite_mode: RewriteMode = "full"
+    """``full`` (the paper: the rewriter writes the whole memory) or ``delta``
+    (a few operations on numbered notes, applied by code; ``core.delta``)."""
     answer_mode: AnswerMode = "free"
     """``free`` (the paper: generate, then parse) or ``choice`` (classification:
     a probability per label, scored by the model; never invalid). A backend or
@@ -171,6 +175,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "step_mode": "three-call",
         "feedback": "supervised",
         "answer_mode": "free",
+        "rewrite_mode": "full",
     }
 }
 """Named settings. ``paper``: the paper's setting as far as it is known (its
@@ -187,7 +192,7 @@ def describe_preset(name: str) -> str:
         f"budget {values['budget']}; temperature {sampling['temperature']}, top-p "
         f"{sampling['top_p']}, max new tokens {sampling['max_new_tokens']} for every role; "
         f"step mode {values['step_mode']}; feedback {values['feedback']}; "
-        f"answer mode {values['answer_mode']}"
+        f"answer mode {values['answer_mode']}; rewrite mode {values['rewrite_mode']}"
     )
 
 

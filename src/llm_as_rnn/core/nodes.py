@@ -20,8 +20,8 @@ from langgraph.runtime import Runtime
 from langgraph.store.base import PutOp
 from langgraph.types import Command, interrupt
 
+from llm_as_rnn.core import delta, prompts
 from llm_as_rnn.core import memory as mem
-from llm_as_rnn.core import prompts
 from llm_as_rnn.core.calls import Call, ask, journaled, predict_answer
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.feedback import (
@@ -67,11 +67,16 @@ async def model(ctx: Context, role: Role) -> ChatBackend:
 
 
 def call_for(
-    runtime: Runtime[Context], step: int, backend: ChatBackend, role: Role, budget: int
+    runtime: Runtime[Context],
+    step: int,
+    backend: ChatBackend,
+    role: Role,
+    budget: int,
+    limit: int | None = None,
 ) -> Call:
     """Return the step's journaled calls of ``role`` (output limits follow ``budget``)."""
     ctx = context_of(runtime)
-    return journaled(runtime.store, thread_id(), step, backend, role, ctx, budget)
+    return journaled(runtime.store, thread_id(), step, backend, role, ctx, budget, limit)
 
 
 def fit(memory: str, task: Task, budget: int, count: mem.TokenCounter) -> str:
@@ -203,7 +208,9 @@ async def rewrite(
     assert prediction is not None
     assert feedback is not None
     step = state.get("step", 0) + 1
-    journaled_call = call_for(runtime, step, rewriter, "rewriter", budget)
+    delta_mode = ctx.rewrite_mode == "delta"
+    limit = delta.OUTPUT_LIMIT if delta_mode else None
+    journaled_call = call_for(runtime, step, rewriter, "rewriter", budget, limit)
     rejected: list[str] = []
     made: list[Generation] = []
 
@@ -215,6 +222,12 @@ async def rewrite(
         if made and made[-1].cut_off:
             rejected.append(f"rewrite cut off at its limit of {made[-1].completion_tokens} tokens")
             return None
+        if delta_mode:
+            applied = delta.apply(old, text, task.sections)
+            if applied.reason:
+                rejected.append(applied.reason)
+                return None
+            text = applied.memory or ""
         verdict = mem.guard(old, text, task.sections, count, max_shrink=ctx.max_shrink)
         if verdict.reason:
             rejected.append(verdict.reason)
@@ -226,21 +239,30 @@ async def rewrite(
     if ctx.step_mode == "lazy" and was_right(feedback) and count(old) <= budget:
         new, enforcement = old, "skipped"  # nothing to correct: save the call
     else:
-        if ctx.step_mode == "fused":
+        fused = ctx.step_mode == "fused"
+        if delta_mode:
+            notes = delta.render_notes(delta.notes_of(old, task.sections), task.sections)
+            messages = prompts.delta_messages(
+                task, notes, shown, answer, feedback["text"], budget, step, fused
+            )
+            reask = prompts.reask_message_ops()
+        elif fused:
             messages = prompts.fused_messages(
                 task, old, shown, answer, feedback["text"] or None, budget, step
             )
+            reask = prompts.reask_message_memory(task)
         else:
             messages = prompts.rewrite_messages(
                 task, old, shown, answer, feedback["text"], budget, step
             )
-        text, new, gens = await ask(
-            call, messages, accept, prompts.reask_message_memory(task), ctx.reask_attempts
-        )
+            reask = prompts.reask_message_memory(task)
+        text, new, gens = await ask(call, messages, accept, reask, ctx.reask_attempts)
         if ctx.step_mode == "fused":
             feedback = fused_feedback(feedback, text)
         if new is None:
             new, enforcement = old, "kept"
+        elif delta_mode:
+            new, enforcement = delta.fit_notes(new, task.sections, budget, count)
         else:
             new, enforcement, more = await enforce_budget(new, budget, task, call, count, ctx)
             gens += more

@@ -200,3 +200,59 @@ def fused_messages(
         f"starting with '## {task.sections[0]}'.\n\nCurrent notes:\n\n{defuse(memory)}"
     )
     return [SystemMessage(system), HumanMessage(human)]
+
+
+DELTA_FORMAT = (
+    "ADD <SECTION>: <new note>\nEDIT n<id>: <the note rewritten>\nREMOVE n<id>\n"
+    "NONE   (when nothing should change)"
+)
+
+
+def delta_messages(
+    task: Task,
+    notes: str,
+    observation: str,
+    prediction: str,
+    feedback: str,
+    budget: int,
+    step: int,
+    fused: bool = False,
+) -> list[BaseMessage]:
+    """Build the delta rewriter's prompt: numbered notes + feedback -> a few operations.
+
+    ``fused``: the call also critiques; ``feedback`` is then what the truth
+    said (empty in judge mode) and the reply starts with a ``Feedback:`` line.
+    """
+    system = (
+        "You maintain the memory of a forecaster: numbered notes under headers, the only "
+        "thing it keeps between steps. You change them with a few operations, one per "
+        f"line; code applies them.\n{task_line(task)}\n{DATA_RULE}"
+    )
+    if fused:
+        truth = (
+            f"Outcome: {feedback}"
+            if feedback
+            else "The truth is not known yet: judge whether the prediction is plausible."
+        )
+        first = (
+            f"{truth}\n\nFirst write one line 'Feedback: <why right or wrong, and one "
+            "lesson>'. Then write "
+        )
+    else:
+        first = f"Feedback: {feedback}\n\nWrite "
+    human = (
+        f"Step {step}:\n{data('observation', observation)}\n{data('prediction', prediction)}\n"
+        f"{first}at most 3 operations that put the lesson into the notes, one per line:\n"
+        f"{DELTA_FORMAT}\nSections: {', '.join(task.sections)}. Keep the notes short; "
+        f"all of them must stay within {length_rule(budget)}.\n\nCurrent notes:\n\n"
+        f"{defuse(notes)}"
+    )
+    return [SystemMessage(system), HumanMessage(human)]
+
+
+def reask_message_ops() -> HumanMessage:
+    """Ask the delta rewriter again for readable operations."""
+    return HumanMessage(
+        "Those operations could not be used. Write them again, one per line, exactly as:\n"
+        + DELTA_FORMAT
+    )

@@ -78,8 +78,9 @@ class StepRecord(TypedDict):
     memory_after: str
     memory_tokens: int
     budget: int
-    enforcement: Literal["rewrite", "compress", "truncate", "kept", "skipped"]
-    """How the new memory came to fit the budget ("kept": rewrite rejected;
+    enforcement: Literal["rewrite", "compress", "evict", "truncate", "kept", "skipped"]
+    """How the new memory came to fit the budget ("evict": delta mode dropped
+    its oldest notes; "kept": rewrite rejected;
     "skipped": lazy mode made no rewrite after a right prediction)."""
     rewrite_rejected: bool
     rejection_reason: str | None

@@ -62,6 +62,9 @@ class EvalConfig:
     step_mode: str = "three-call"
     answer_mode: str = "free"
     """``choice``: classification answers as label probabilities (``Context.answer_mode``)."""
+    rewrite_mode: str = "full"
+    """``delta``: memory updates as operations on numbered notes (``Context.rewrite_mode``)."""
+    """``choice``: classification answers as label probabilities (``Context.answer_mode``)."""
     request_timeout: float = 60.0
     max_attempts: int = 4
     db: str | None = None
@@ -145,6 +148,7 @@ class EvalConfig:
             feedback="judge" if base_method(method) == "rnn-judge" else "supervised",
             step_mode=self.step_mode,
             answer_mode=self.answer_mode,
+            rewrite_mode=self.rewrite_mode,
             timeout=self.request_timeout,
             retries=self.max_attempts,
             max_new_tokens=self.max_new_tokens,
@@ -167,6 +171,7 @@ class EvalConfig:
                 "max_new_tokens": self.max_new_tokens,
                 "step_mode": self.step_mode,
                 "answer_mode": self.answer_mode,
+                "rewrite_mode": self.rewrite_mode,
                 "preset": self.preset,
                 "context_window": self.context_window,
                 "prompts": PROMPTS_VERSION,

@@ -15,6 +15,7 @@ from llm_as_rnn.core.context import (
     PRESETS,
     AnswerMode,
     FeedbackMode,
+    RewriteMode,
     StepMode,
     describe_preset,
 )
@@ -134,6 +135,13 @@ def add_model_flags(p: Parser) -> None:
         get_args(StepMode),
         "three-call: the paper's step; fused: critique+rewrite in one call; "
         "lazy: no rewrite after a right prediction",
+    )
+    add_choice(
+        p,
+        "--rewrite-mode",
+        get_args(RewriteMode),
+        "full: the rewriter writes the whole memory (the paper); delta: a few operations "
+        "on numbered notes, applied by code (fewer output tokens per step)",
     )
     add_choice(
         p,

@@ -32,6 +32,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
         "step_mode": args.step_mode,
         "preset": args.preset,
         "answer_mode": args.answer_mode,
+        "rewrite_mode": args.rewrite_mode,
     }
 
 
