@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.frontends.cli.eval import eval_command
-from llm_as_rnn.frontends.cli.parser import EXIT_USAGE, build_parser, parse_args
+from llm_as_rnn.frontends.cli.flags import EXIT_USAGE
+from llm_as_rnn.frontends.cli.parser import build_parser, parse_args
 from llm_as_rnn.frontends.cli.run import run_command
 from llm_as_rnn.frontends.cli.trace import trace_command
 from llm_as_rnn.runtime.quiet import quiet_libraries

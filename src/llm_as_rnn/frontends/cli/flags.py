@@ -1,0 +1,165 @@
+"""The command line's flags: one-line-error parser, argument types, shared flag groups."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, NoReturn, get_args
+
+from llm_as_rnn.core.context import (
+    PRESETS,
+    AnswerMode,
+    RewriteMode,
+    StepMode,
+    describe_preset,
+)
+
+EXIT_USAGE = 2
+"""Exit code of every error a user can fix."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit 2.
+
+    It remembers its flags' destinations and its subcommands, so config files
+    are checked against them without argparse's private attributes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.dests: set[str] = set()  # before super(), which adds --help
+        self.commands: dict[str, Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """Add a flag, remembering its destination."""
+        action = super().add_argument(*args, **kwargs)
+        self.dests.add(action.dest)
+        return action
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line and exit 2."""
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def bounded(
+    convert: Callable[[str], float],
+    noun: str,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+) -> Callable[[str], Any]:
+    """Return an argparse type: ``convert``, then check a lower bound."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be > {above}, got {value}")
+        if at_least is not None and value < at_least:
+            raise argparse.ArgumentTypeError(f"must be >= {at_least}, got {value}")
+        return value
+
+    return parse
+
+
+positive = bounded(int, "an integer", above=0)
+"""An argparse type accepting integers > 0."""
+
+non_negative = bounded(int, "an integer", at_least=0)
+"""An argparse type accepting integers >= 0."""
+seconds = bounded(float, "a number of seconds", above=0)
+"""An argparse type accepting a positive number of seconds."""
+
+
+def csv_list(text: str) -> list[str]:
+    """Parse a comma-separated list (blank items dropped)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def int_list(text: str) -> list[int]:
+    """Parse a comma-separated list of positive integers (``256,1024,4096``)."""
+    items = csv_list(text)
+    if not items or not all(item.isdigit() and int(item) > 0 for item in items):
+        raise argparse.ArgumentTypeError(f"must be positive integers like 256,1024, got {text!r}")
+    return [int(item) for item in items]
+
+
+def add_positive(p: Parser, flag: str, default: int | None, help: str) -> None:
+    """Add an integer flag that must be > 0."""
+    p.add_argument(flag, type=positive, default=default, help=help)
+
+
+def add_choice(p: Parser, flag: str, choices: tuple[str, ...], help: str) -> None:
+    """Add a flag taking one of ``choices`` (the first is the default)."""
+    p.add_argument(flag, choices=choices, default=choices[0], help=help)
+
+
+def add_model_flags(p: Parser) -> None:
+    """Flags shared by every command that calls a model."""
+    p.add_argument(
+        "--model",
+        default="embedded",
+        help="embedded | hf:<dir or id>[#file.gguf] | openai:<model> | fake[:seed[:latency_ms]]",
+    )
+    p.add_argument(
+        "--base-url", default=None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="API key (else OPENAI_API_KEY; prefer the variable: flags show in process lists)",
+    )
+    p.add_argument("--timeout", type=seconds, default=60.0, help="seconds per model request (60)")
+    add_positive(p, "--retries", 4, "attempts per model call on timeouts, 429 and 5xx (4)")
+    add_positive(p, "--max-new-tokens", None, "cap on generated tokens per call, every role")
+    add_choice(
+        p,
+        "--step-mode",
+        get_args(StepMode),
+        "three-call: the paper's step; fused: critique+rewrite in one call; "
+        "lazy: no rewrite after a right prediction",
+    )
+    add_choice(
+        p,
+        "--rewrite-mode",
+        get_args(RewriteMode),
+        "full: the rewriter writes the whole memory (the paper); delta: a few operations "
+        "on numbered notes, applied by code (fewer output tokens per step)",
+    )
+    add_choice(
+        p,
+        "--answer-mode",
+        get_args(AnswerMode),
+        "free: generate, then parse (the paper); choice: a probability per label, scored "
+        "by the model, never invalid (classification; local models and fakes)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="named settings; other flags override them. paper: "
+        + describe_preset("paper").replace("%", "%%"),
+    )
+    p.add_argument(
+        "--truth-free",
+        action="store_true",
+        help="drop the input fields that show an earlier step's truth (today's weather is "
+        "yesterday's target), so judge feedback sees no truth at all",
+    )
+    p.add_argument("--config", default=None, help="TOML file of options (flags override it)")
+
+
+def add_data_flags(p: Parser, task_flag: str) -> None:
+    """Flags that read a user's file of sequences instead of bundled data."""
+    p.add_argument("--data", default=None, help="your CSV/JSONL: sequence_id, step, input, target")
+    p.add_argument(
+        "--task-type",
+        choices=["classification", "regression"],
+        default=None,
+        help=f"with --data and no {task_flag}: classification or regression",
+    )
+    p.add_argument(
+        "--labels", type=csv_list, default=None, help="with --task-type: the label set (inferred)"
+    )
