@@ -27,6 +27,8 @@ RUNS: list[tuple[str, str, dict[str, str]]] = [
     ("hf_throughput", "hf_throughput.py", {}),
     ("step_modes", "step_modes.py", {}),
     ("step_modes_embedded", "step_modes.py", {"STEP_MODES_MODEL": "embedded"}),
+    ("delta_tokens", "delta_tokens.py", {}),
+    ("delta_embedded", "delta_embedded.py", {}),
 ]
 
 
@@ -58,6 +60,7 @@ BOUNDS: list[tuple[str, str, str, str, str]] = [
     ("tokens", "fhc_over_rnn", ".2f", ">=", "10"),
     ("checkpoint", "growth", ".3f", "<=", "1.5"),
     ("hf_throughput", "ratio", ".3f", ">=", "0.9"),
+    ("delta_tokens", "delta_over_full", ".4f", "<=", "0.10"),
 ]
 
 
@@ -75,6 +78,18 @@ def verdicts(r: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
             f"calls/step three-call {modes['three-call']}, fused {modes['fused']}, lazy {modes['lazy']}",
             "3.0 / 2.0 / < 3.0",
             modes["three-call"] == 3.0 and modes["fused"] == 2.0 and modes["lazy"] < 3.0,
+        )
+    )
+    d = r["delta_embedded"]
+    rows.append(
+        (
+            "delta_embedded",
+            f"memory changed on {d['delta']['changed_share']:.0%} of steps (delta) vs "
+            f"{d['full']['changed_share']:.0%} (full); rejected {d['delta']['rejected_share']:.0%}"
+            f" vs {d['full']['rejected_share']:.0%}",
+            "changed >= 2x full, fewer rejections",
+            d["delta"]["changed_share"] >= 2 * d["full"]["changed_share"] > 0
+            and d["delta"]["rejected_share"] < d["full"]["rejected_share"],
         )
     )
     return rows
@@ -185,6 +200,20 @@ off format or over budget: every re-ask and compress call is a call. A 135M mode
 too weak for its accuracy to mean anything; these rows show the modes' cost, which is what
 they change. Judge accuracy with a
 real model: `llm-as-rnn eval --step-mode fused ...`.
+
+**delta updates** (`delta_tokens.py`): weather, {r["delta_tokens"]["sequences"]} sequences x
+{r["delta_tokens"]["steps"]} steps, lambda = {r["delta_tokens"]["budget"]}, the fake model that
+never forgets a note (`fake-long`). Rewriter output tokens per step:
+{r["delta_tokens"]["full"]["rewriter_completion_tokens_per_step"]:.0f} when it rewrites the whole
+memory (`--rewrite-mode full`, the paper's) against
+{r["delta_tokens"]["delta"]["rewriter_completion_tokens_per_step"]:.0f} when it writes operations
+(`--rewrite-mode delta`): delta_over_full = {r["delta_tokens"]["delta_over_full"]:.4f}; the
+invariant held at every step of both: {r["delta_tokens"]["invariant_held"]}.
+On the bundled 135M model (`delta_embedded.py`, weather, 10 steps, budget 256, 96 new tokens
+per call, as `make demo`): full {r["delta_embedded"]["full"]}; delta
+{r["delta_embedded"]["delta"]}. The small model rarely writes usable operations (they are
+rejected as such, and the memory kept), so on it delta does not yet change the memory more
+often than full rewrites; this is about the model's instruction following, not a result.
 """
 
 

@@ -222,6 +222,7 @@ def delta_messages(
 
     ``fused``: the call also critiques; ``feedback`` is then what the truth
     said (empty in judge mode) and the reply starts with a ``Feedback:`` line.
+    The instruction and an example come last, where small models follow them.
     """
     system = (
         "You maintain the memory of a forecaster: numbered notes under headers, the only "
@@ -240,12 +241,14 @@ def delta_messages(
         )
     else:
         first = f"Feedback: {feedback}\n\nWrite "
+    example = f"ADD {task.sections[-1]}: <the lesson, in a short sentence>"
     human = (
+        f"Current notes:\n\n{defuse(notes)}\n\n"
         f"Step {step}:\n{data('observation', observation)}\n{data('prediction', prediction)}\n"
         f"{first}at most 3 operations that put the lesson into the notes, one per line:\n"
         f"{DELTA_FORMAT}\nSections: {', '.join(task.sections)}. Keep the notes short; "
-        f"all of them must stay within {length_rule(budget)}.\n\nCurrent notes:\n\n"
-        f"{defuse(notes)}"
+        f"all of them must stay within {length_rule(budget)}.\n"
+        f"Reply with the operations only, for example:\n{example}"
     )
     return [SystemMessage(system), HumanMessage(human)]
 
