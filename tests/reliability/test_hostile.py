@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from langchain_core.messages import HumanMessage
 
 from llm_as_rnn.core import memory as mem
@@ -21,10 +22,12 @@ INJECTION = (
 )
 
 
-def test_hostile_outputs_never_break_the_memory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rewrite_mode", ["full", "delta"])
+def test_hostile_outputs_never_break_the_memory(tmp_path: Path, rewrite_mode: str) -> None:
     task = get_task("weather")
     with fault_server(seed=5, hostile=0.5) as server:
-        out = run_cli(run_args(server.url, tmp_path / "h.db", "h", STEPS))
+        args = run_args(server.url, tmp_path / "h.db", "h", STEPS, "--rewrite-mode", rewrite_mode)
+        out = run_cli(args)
         stats = server.stats()
     assert out.returncode == 0, out.stderr[-2000:]
     records = trace(tmp_path / "h.db", "h")
@@ -34,7 +37,7 @@ def test_hostile_outputs_never_break_the_memory(tmp_path: Path) -> None:
     rejected = [r for r in records if r["rewrite_rejected"]]
     invalid = [r for r in records if not r["prediction"]["valid"]]
     record(
-        "hostile outputs (50%)",
+        "hostile outputs (50%)" + (", delta rewrites" if rewrite_mode == "delta" else ""),
         runs=1,
         survived=1,
         steps_lost=STEPS - len(records),
