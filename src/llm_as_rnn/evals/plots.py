@@ -166,6 +166,8 @@ def save(plt: Any, fig: Any, path: Path) -> str:
 
 def plot_choice(out: Path, records: list[dict[str, Any]], results: dict[str, Any]) -> list[str]:
     """Draw the reliability diagram and the memory's lift against t (choice mode)."""
+    from matplotlib.ticker import MaxNLocator
+
     tasks = [t for t, ms in results.items() if any(s.get("calibration") for s in ms.values())]
     if not tasks:
         return []
@@ -202,6 +204,7 @@ def plot_choice(out: Path, records: list[dict[str, Any]], results: dict[str, Any
                 ax.plot(list(points), list(points.values()), marker="o", label=method)
                 drawn = True
         ax.set(title=f"{task}: memory lift", xlabel="timestep t")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(ylabel="log p(truth | h_t-1) - log p(truth | h_0), nats")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
