@@ -15,6 +15,9 @@ Faults are drawn from a seed and the request body, never more than
 
 ``logprobs``: with ``"logprobs": true`` the reply carries deterministic token
 logprobs (``token_logprobs``), unless the server runs with ``--no-logprobs``.
+A ``json_schema`` ``response_format`` whose ``answer`` is an enum is obeyed
+(``{"answer": <the rule-based label>}``), or refused with HTTP 400 under
+``--no-structured``.
 ``--hostile RATE`` replaces that share of answers with hostile ones (empty,
 ten times the budget, wrong format, unicode garbage, prompt injection).
 An answer longer than the request's ``max_tokens`` is cut there, with
@@ -80,6 +83,14 @@ def token_logprobs(text: str, messages: list[BaseMessage]) -> list[dict[str, Any
         content.append({"token": token, "logprob": -0.2, "top_logprobs": top})
         seen += token
     return content
+
+
+def _enum(response_format: Any) -> list[str] | None:
+    """Return the labels a ``json_schema`` response format constrains ``answer`` to, if any."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    schema = response_format.get("json_schema", {}).get("schema", {})
+    return list(schema.get("properties", {}).get("answer", {}).get("enum", [])) or None
 
 
 def _draw(*parts: object) -> float:
@@ -200,6 +211,13 @@ class Handler(BaseHTTPRequestHandler):
             self._fault(fault)
             return
         text = state.respond(_messages(payload))
+        enum = _enum(payload.get("response_format"))
+        if enum is not None:
+            if args.no_structured:
+                self._send(400, b'{"error": {"message": "response_format is not supported"}}')
+                return
+            picked = text.removeprefix("Answer: ").strip()
+            text = json.dumps({"answer": picked if picked in enum else enum[0]})
         if args.hostile and _draw("hostile", args.seed, body) < args.hostile:
             text = HOSTILE[int(_draw("which", args.seed, body) * len(HOSTILE))]
             with state.lock:
@@ -299,6 +317,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--lifetime", type=float, default=600.0)
     parser.add_argument("--no-logprobs", action="store_true", help="ignore logprobs requests")
+    parser.add_argument(
+        "--no-structured", action="store_true", help="refuse response_format (HTTP 400)"
+    )
     args = parser.parse_args()
     args.faults = [k.strip() for k in args.faults.split(",") if k.strip()]
     server = Server(("127.0.0.1", args.port), State(args))

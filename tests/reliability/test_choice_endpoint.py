@@ -65,11 +65,26 @@ async def test_labels_are_scored_from_the_servers_logprobs() -> None:
     assert calls[0].completion_tokens == 0
 
 
-async def test_a_server_without_logprobs_answers_freely(
+async def test_constrained_decoding_when_the_server_has_no_logprobs() -> None:
+    messages = prompts.predict_messages(TASK, TASK.initial_memory(), "0.0 mm", 1)
+    generated = rule_based(3)(messages).removeprefix("Answer: ")
+    with fault_server(seed=3, no_logprobs=True) as server:
+        backend = await aresolve(parse_spec("openai:fault-model"), Endpoint(server.url))
+        chosen = await choose(backend, TASK.labels, messages, None)
+        assert chosen is not None
+        prediction, _ = chosen
+        # the request carried the label enum, and the server's JSON answer was read
+        assert prediction["answer"] == generated
+        assert prediction["valid"]
+        assert prediction.get("distribution") is None  # constrained: an answer, no probabilities
+        assert server.stats()["requests"] == 2  # the logprobs request, then the constrained one
+
+
+async def test_a_server_without_logprobs_or_structured_output_answers_freely(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     messages = prompts.predict_messages(TASK, TASK.initial_memory(), "0.0 mm", 1)
-    with fault_server(seed=2, no_logprobs=True) as server:
+    with fault_server(seed=2, no_logprobs=True, no_structured=True) as server:
         backend = await aresolve(parse_spec("openai:fault-model"), Endpoint(server.url))
         with caplog.at_level(logging.WARNING, logger="llm_as_rnn"):
             chosen = await choose(backend, TASK.labels, messages, None)

@@ -63,7 +63,8 @@ def warn_once(backend: ChatBackend) -> None:
     if backend.name not in _WARNED:
         _WARNED.add(backend.name)
         logging.getLogger("llm_as_rnn").warning(
-            "warning: %s cannot score labels (no log-probabilities): answering in free mode",
+            "warning: %s cannot score labels (no log-probabilities, no constrained "
+            "decoding): answering in free mode",
             backend.name,
         )
 
@@ -83,8 +84,7 @@ async def choose(
     started = time.perf_counter()
     dist = await score_labels(backend, messages, labels, policy)
     if dist is None:
-        warn_once(backend)
-        return None
+        return await constrained(backend, messages, labels, policy, started)
     calls = [scoring_call(backend, messages, started)]
     dist0 = dist
     if h0_messages is not None:
@@ -101,6 +101,23 @@ async def choose(
         distribution_h0=dist0,
     )
     return prediction, calls
+
+
+async def constrained(
+    backend: ChatBackend,
+    messages: list[BaseMessage],
+    labels: Sequence[str],
+    policy: CallPolicy | None,
+    started: float,
+) -> tuple[Prediction, list[Generation]] | None:
+    """Predict one label by constrained decoding (no distribution); None if unavailable."""
+    ask = getattr(backend, "constrained_choice", None)
+    answer = await ask(messages, labels, policy) if ask is not None else None
+    if answer is None:
+        warn_once(backend)
+        return None
+    prediction = Prediction(text=f"{PREFIX} {answer}", answer=answer, valid=True)
+    return prediction, [scoring_call(backend, messages, started)]
 
 
 def scoring_call(backend: ChatBackend, messages: list[BaseMessage], started: float) -> Generation:

@@ -217,9 +217,56 @@ class OpenAIBackend(ChatBackend):
         alternatives per token, retried like any call on transient errors;
         None (free mode) when the server refuses logprobs or returns none.
         """
-        policy = policy or CallPolicy()
         kwargs: dict[str, Any] = {"temperature": 0.0, "max_tokens": 16, "logprobs": True}
         kwargs["top_logprobs"] = TOP_LOGPROBS
+        reply = await self.optional_call(messages, kwargs, policy or CallPolicy())
+        if reply is None:
+            return None  # a server that refuses logprobs: free mode
+        logprobs = (reply.response_metadata or {}).get("logprobs")
+        if not isinstance(logprobs, dict):
+            return None  # the server ignores logprobs
+        scores = first_token_scores(logprobs.get("content") or [], prefix, continuations)
+        # An empty or broken reply from a server that does give logprobs: no information
+        # about the labels, so every label is equally likely (never a free-text answer).
+        return scores if scores is not None else [0.0] * len(continuations)
+
+    async def constrained_choice(
+        self, messages: list[BaseMessage], labels: Sequence[str], policy: CallPolicy | None = None
+    ) -> str | None:
+        """Ask for one label under constrained decoding (structured output with an enum).
+
+        ``response_format`` with a JSON schema ``{"answer": <one of labels>}``, which
+        OpenAI, vLLM, llama.cpp server and Ollama enforce while decoding. None when
+        the server refuses it or its reply is not such an object (free mode then).
+        """
+        schema = {
+            "type": "object",
+            "properties": {"answer": {"type": "string", "enum": list(labels)}},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }
+        kwargs: dict[str, Any] = {
+            "temperature": 0.0,
+            "max_tokens": 64,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "strict": True, "schema": schema},
+            },
+        }
+        reply = await self.optional_call(messages, kwargs, policy or CallPolicy())
+        try:
+            answer = json.loads(message_text(reply))["answer"] if reply is not None else None
+        except (ValueError, TypeError, KeyError):
+            return None
+        return answer if answer in labels else None
+
+    async def optional_call(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any], policy: CallPolicy
+    ) -> AIMessage | None:
+        """Make a call that uses an optional server feature; None when the server refuses it.
+
+        Transient errors are retried as for any call (and raise when retries run out).
+        """
         limit = self.call_timeout(policy)
         start = time.perf_counter()
 
@@ -228,18 +275,12 @@ class OpenAIBackend(ChatBackend):
                 return await self.invoke(messages, kwargs)
 
         try:
-            reply = await attempt()
+            return await attempt()
         except Exception as exc:
             if not is_transient(exc):
-                return None  # a server that refuses logprobs: free mode
+                return None
             reply, _ = await retry(attempt, exc, policy, time.perf_counter() - start)
-        logprobs = (reply.response_metadata or {}).get("logprobs")
-        if not isinstance(logprobs, dict):
-            return None  # the server ignores logprobs
-        scores = first_token_scores(logprobs.get("content") or [], prefix, continuations)
-        # An empty or broken reply from a server that does give logprobs: no information
-        # about the labels, so every label is equally likely (never a free-text answer).
-        return scores if scores is not None else [0.0] * len(continuations)
+            return reply
 
     def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
         """Pass sampling as request parameters."""
