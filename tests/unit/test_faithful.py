@@ -103,6 +103,8 @@ def test_output_limits_follow_the_budget() -> None:
     ctx = make_context(task="weather")
     assert ctx.sampling["rewriter"].max_new_tokens is None  # follows the budget
     assert ctx.sampling["rewriter"].capped(mem.output_limit(4096)).max_new_tokens >= 4096
+    assert mem.rewrite_limit(4096, 3000) == mem.output_limit(4096) == 5184  # room for all
+    assert mem.rewrite_limit(4096, 38) == 588  # h_0: twice it plus 512, not 5184
     assert ctx.sampling["predictor"].capped(9999).max_new_tokens == 64  # a cap stays a cap
     capped = make_context(task="weather", max_new_tokens=32)
     assert capped.sampling["rewriter"].max_new_tokens == 32

@@ -110,6 +110,16 @@ def output_limit(budget: int) -> int:
     return math.ceil(1.25 * budget) + 64
 
 
+def rewrite_limit(budget: int, old_tokens: int) -> int:
+    """Return the tokens a full rewrite (and its compress calls) may write.
+
+    ``output_limit(budget)``, and at most twice the current memory plus 512: a
+    memory still grows to its budget within a few steps, while a model that
+    rambles until its limit is stopped early.
+    """
+    return min(output_limit(budget), 2 * old_tokens + 512)
+
+
 def min_budget(sections: Sequence[str], count: TokenCounter) -> int:
     """Return the smallest budget that can hold the section headers alone."""
     return count(render_memory({}, sections))

@@ -209,7 +209,7 @@ async def rewrite(
     assert feedback is not None
     step = state.get("step", 0) + 1
     delta_mode = ctx.rewrite_mode == "delta"
-    limit = delta.OUTPUT_LIMIT if delta_mode else None
+    limit = delta.OUTPUT_LIMIT if delta_mode else mem.rewrite_limit(budget, count(old))
     journaled_call = call_for(runtime, step, rewriter, "rewriter", budget, limit)
     rejected: list[str] = []
     made: list[Generation] = []
