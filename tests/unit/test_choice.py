@@ -141,35 +141,41 @@ def trace_of(db: Path, thread: str) -> list[Any]:
     return asyncio.run(read())
 
 
-def test_killed_choice_run_resumes_to_the_same_trace(tmp_path: Path) -> None:
-    common = ["--steps", "12", "--budget", "512", "--thread", "t", "--json"]
+def killed_and_straight(run: list[str], tmp_path: Path, budget: int) -> tuple[Any, Any]:
+    """Run 12 steps straight, and again killed (SIGKILL) mid-step 3 times then resumed.
+
+    Returns both traces (thread ``t``): a resumed run must equal the straight one.
+    """
+    common = ["--steps", "12", "--budget", str(budget), "--thread", "t", "--json"]
     straight = subprocess.run(
-        [*RUN, *common, "--model", "fake:0", "--db", str(tmp_path / "a.db")],
+        [*run, *common, "--model", "fake:0", "--db", str(tmp_path / "a.db")],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert straight.returncode == 0, straight.stderr
     db = tmp_path / "b.db"
-    slow = [*RUN, *common, "--model", "fake:0:40", "--db", str(db)]
-    kills = 0
-    for _ in range(3):  # kill after each step printed, a few times
+    slow = [*run, *common, "--model", "fake:0:40", "--db", str(db)]
+    for _ in range(3):
         proc = subprocess.Popen(slow, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdout is not None
-        if proc.stdout.readline():  # one more step finished: kill mid-way through the next
-            time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
+        assert proc.stdout.readline()  # one more step finished: kill mid-way through the next
+        time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert kills == 3
     final = subprocess.run(slow, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
+    b = trace_of(db, "t")
+    assert [r["step"] for r in b] == list(range(1, 13))
+    return trace_of(tmp_path / "a.db", "t"), b
+
+
+def test_killed_choice_run_resumes_to_the_same_trace(tmp_path: Path) -> None:
+    a, b = killed_and_straight(RUN, tmp_path, 512)
 
     def key(r: Any) -> Any:
         return (r["step"], r["prediction"], r["memory_after"], r["feedback"]["text"])
 
-    a, b = trace_of(tmp_path / "a.db", "t"), trace_of(db, "t")
-    assert [r["step"] for r in b] == list(range(1, 13))
     assert [key(r) for r in a] == [key(r) for r in b]
 
 

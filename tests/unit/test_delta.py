@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +14,7 @@ from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.testing import FunctionChatModel, rule_based
 from tests.conftest import make_context
 from tests.reliability.fault_server import HOSTILE
-from tests.unit.test_choice import run, trace_of
+from tests.unit.test_choice import killed_and_straight, run
 
 SECTIONS = ("PATTERNS", "RECENT ERRORS", "RULES OF THUMB")
 MEMORY = (
@@ -150,7 +146,7 @@ async def test_hostile_rewriter_in_delta_mode() -> None:
 
 
 def test_killed_delta_run_resumes_to_the_same_trace(tmp_path: Path) -> None:
-    run_cli = [
+    command = [
         sys.executable,
         "-m",
         "llm_as_rnn",
@@ -160,27 +156,7 @@ def test_killed_delta_run_resumes_to_the_same_trace(tmp_path: Path) -> None:
         "--rewrite-mode",
         "delta",
     ]
-    common = ["--steps", "12", "--budget", "300", "--thread", "t", "--json"]
-    straight = subprocess.run(
-        [*run_cli, *common, "--model", "fake:0", "--db", str(tmp_path / "a.db")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert straight.returncode == 0, straight.stderr
-    db = tmp_path / "b.db"
-    slow = [*run_cli, *common, "--model", "fake:0:40", "--db", str(db)]
-    for _ in range(3):
-        proc = subprocess.Popen(slow, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert proc.stdout is not None
-        assert proc.stdout.readline()  # a step finished: kill mid-way through the next
-        time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    final = subprocess.run(slow, capture_output=True, text=True, timeout=300)
-    assert final.returncode == 0, final.stderr
-    a, b = trace_of(tmp_path / "a.db", "t"), trace_of(db, "t")
-    assert [r["step"] for r in b] == list(range(1, 13))
+    a, b = killed_and_straight(command, tmp_path, 300)
     assert [(r["memory_after"], r["enforcement"]) for r in a] == [
         (r["memory_after"], r["enforcement"]) for r in b
     ]
