@@ -10,9 +10,9 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from llm_as_rnn.core.choice import truth_logprob
 from llm_as_rnn.core.memory import diff_lines
 from llm_as_rnn.core.state import StepRecord
+from llm_as_rnn.evals.records import distribution_metrics
 
 
 def _totals(record: StepRecord) -> dict[str, float]:
@@ -139,15 +139,17 @@ def run_summary(records: Sequence[StepRecord]) -> RenderableType:
     invalid = sum(not r["prediction"]["valid"] for r in records)
     lines = [f"steps {len(records)} · right {right} of {len(scored)} scored · invalid {invalid}"]
     choice = [r for r in records if r["prediction"].get("distribution") and r["target"] is not None]
-    if choice:
-        losses = [
-            -truth_logprob(r["prediction"]["distribution"] or {}, r["target"]) for r in choice
-        ]
-        lifts = [
-            truth_logprob(r["prediction"]["distribution"] or {}, r["target"])
-            - truth_logprob(r["prediction"].get("distribution_h0") or {}, r["target"])
+    if choice:  # the eval's own per-step formulas (evals.records)
+        scores = [
+            distribution_metrics(
+                r["prediction"]["distribution"] or {},
+                r["target"],
+                r["prediction"].get("distribution_h0") or r["prediction"]["distribution"],
+            )
             for r in choice
         ]
+        losses = [m["log_loss"] for m in scores]
+        lifts = [m["lift_nats"] for m in scores]
         raised = sum(lift > 1e-9 for lift in lifts)
         lines.append(
             f"log-loss {sum(losses) / len(losses):.3f} nats · memory lift "
