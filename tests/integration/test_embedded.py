@@ -55,7 +55,7 @@ async def test_label_scores_equal_a_direct_forward_pass() -> None:
     continuations = [f" {label}" for label in task.labels]  # " light rain": two tokens
     scores = await backend.label_logprobs(messages, "Answer:", continuations)
     assert scores is not None
-    model = backend.chat.llm.pipeline.model
+    model = backend.model
     prompt = backend.chat_prompt(messages) + "Answer:"
     prompt_ids = backend.tokenizer(prompt, add_special_tokens=False).input_ids
     lengths = []
@@ -69,3 +69,34 @@ async def test_label_scores_equal_a_direct_forward_pass() -> None:
         direct = sum(float(logp[len(prompt_ids) + j - 1, t]) for j, t in enumerate(ids))
         assert score == pytest.approx(direct, abs=1e-4)
     assert max(lengths) > 1  # a multi-token label was scored
+
+
+async def test_batched_answers_equal_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent calls generate in one batch, with the answers each would get alone."""
+    import asyncio
+
+    from llm_as_rnn import Sampling
+    from llm_as_rnn.runtime.batching import BATCH_ENV, for_loop
+    from llm_as_rnn.runtime.spec import CallPolicy
+
+    backend = build_backend(parse_spec("embedded"), Endpoint())
+    assert isinstance(backend, LocalHFBackend)
+    task = get_task("weather")
+    chats = [
+        prompts.predict_messages(task, task.initial_memory(), task.render_input(o["input"]), 1)
+        for o in weather.window(40, 4)
+    ]
+    for sampling, policy in [
+        (Sampling(temperature=0.0, max_new_tokens=12), CallPolicy()),
+        (Sampling(temperature=0.7, top_p=0.9, max_new_tokens=12), CallPolicy(seed=5)),
+    ]:
+        monkeypatch.setenv(BATCH_ENV, "1")
+        alone = [await backend.generate(c, sampling, policy) for c in chats]
+        monkeypatch.setenv(BATCH_ENV, "8")
+        together = await asyncio.gather(*(backend.generate(c, sampling, policy) for c in chats))
+        assert [g.text for g in together] == [g.text for g in alone]
+        assert [g.completion_tokens for g in together] == [g.completion_tokens for g in alone]
+        assert all(g.completion_tokens <= 12 for g in together)
+    sizes = for_loop(backend, lambda: None).sizes  # type: ignore[arg-type, return-value]
+    assert sizes.count(4) == 2  # two batches of four
+    assert sizes.count(1) == 8  # and eight calls alone

@@ -3,8 +3,10 @@
 Loading and generation run on one dedicated thread per process. Each thread
 that runs PyTorch gets its own OpenMP pool, and with more pool threads than
 cores decoding slows by about a tenth (``benchmarks/hf_throughput.py``,
-``second_thread_ratio``). The one thread also serialises generation, so
-concurrent sequences never run the same weights at once.
+``second_thread_ratio``). Calls that wait for the thread with the same
+settings are generated together, one batch per pass over the weights
+(``runtime.batching``, ``runtime.decode``): concurrent sequences share the
+weights' passes instead of queueing (``benchmarks/local_batching.py``).
 
 A local call is bounded by its ``max_new_tokens``, never by a wall-clock
 timeout: time spent queueing for the thread, or decoding slowly on a busy
@@ -18,10 +20,10 @@ import contextvars
 import functools
 import hashlib
 import importlib.util
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +32,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.runtime.backends import ChatBackend, role_dicts
+from llm_as_rnn.runtime.batching import Batcher, for_loop
+from llm_as_rnn.runtime.decode import DecodeSettings, cache_key, decode
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
 
 T = TypeVar("T")
@@ -65,12 +69,42 @@ async def on_torch_thread(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(torch_thread(), call)
 
 
-class LocalHFBackend(ChatBackend):
-    """A local transformers model through ``ChatHuggingFace``, on the torch thread."""
+@dataclass(frozen=True)
+class LocalCall:
+    """One call waiting for the local model."""
 
-    def __init__(self, chat: BaseChatModel, name: str, tokenizer: Any):
+    messages: list[BaseMessage]
+    settings: DecodeSettings
+    seed: int | None
+
+    def row_seed(self) -> int | None:
+        """Return the call's own seed: same prompt and seed, same draw (a resumed step repeats)."""
+        if self.seed is None:
+            return None
+        digest = hashlib.sha256(repr(role_dicts(self.messages)).encode()).digest()
+        return (self.seed + int.from_bytes(digest[:4], "big")) % 2**32
+
+
+def end_tokens(model: Any, tokenizer: Any) -> set[int]:
+    """Return the token ids that end an answer (the generation config's, else the tokenizer's)."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = configured if configured is not None else tokenizer.eos_token_id
+    return set(ids) if isinstance(ids, list) else {int(ids)}
+
+
+class LocalHFBackend(ChatBackend):
+    """A local transformers model, generating in batches on the torch thread.
+
+    ``chat`` (a ``ChatHuggingFace``) stays the LangChain face of the model;
+    generation goes through ``runtime.decode`` on ``model`` so that calls
+    waiting together run together. Without ``model`` the chat model is
+    called one prompt at a time.
+    """
+
+    def __init__(self, chat: BaseChatModel, name: str, tokenizer: Any, model: Any = None):
         super().__init__(chat, name)
         self.tokenizer = tokenizer
+        self.model = model
 
     def count_tokens(self, text: str) -> int:
         """Count with the model's own tokenizer."""
@@ -83,9 +117,12 @@ class LocalHFBackend(ChatBackend):
     def was_cut_off(self, finish_reason: Any, completion_tokens: int, sampling: Sampling) -> bool:
         """Return whether the answer reached its cap.
 
-        The pipeline reports no finish reason, so the decoded answer is counted
-        again; re-encoding can merge a token or two, hence the margin of 2.
+        Batched decoding reports it (finish reason ``length``). A chat model
+        whose weights are out of reach reports nothing, so its decoded answer
+        is counted again; re-encoding can merge a token or two, hence the margin.
         """
+        if finish_reason is not None:
+            return bool(finish_reason == "length")
         cap = sampling.max_new_tokens
         return cap is not None and completion_tokens >= cap - 2
 
@@ -94,34 +131,74 @@ class LocalHFBackend(ChatBackend):
         return None
 
     def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
-        """Pass sampling to the pipeline."""
-        pipeline: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens}
-        if sampling.temperature > 0:
+        """Translate sampling into decoding settings (no cap: the model's context length)."""
+        cap = sampling.max_new_tokens
+        if cap is None:
+            config = getattr(self.model, "config", None)
+            cap = int(getattr(config, "max_position_embeddings", None) or 4096)
+        settings = DecodeSettings(
+            max_new_tokens=cap,
+            temperature=max(sampling.temperature, 0.0),
+            top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+        )
+        return {"settings": settings, "seed": seed}
+
+    async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        """Queue the call; waiting calls with the same settings are generated together."""
+        batcher = for_loop(self, lambda: Batcher(self.run_batch))
+        call = LocalCall(messages, kwargs["settings"], kwargs.get("seed"))
+        return await batcher.submit(call.settings, call)
+
+    async def run_batch(self, calls: list[LocalCall]) -> list[AIMessage]:
+        """Generate one batch on the torch thread."""
+        return await on_torch_thread(self.generate_batch_sync, calls)
+
+    def generate_batch_sync(self, calls: Sequence[LocalCall]) -> list[AIMessage]:
+        """Generate for calls sharing one ``DecodeSettings``, together (on the torch thread)."""
+        settings = calls[0].settings
+        if self.model is None:  # a chat model whose weights are out of reach: one by one
+            return [self.invoke_chat(call) for call in calls]
+        prompts = [
+            self.tokenizer(self.chat_prompt(c.messages), add_special_tokens=False).input_ids
+            for c in calls
+        ]
+        rows = decode(
+            self.model,
+            prompts,
+            settings,
+            end_tokens=end_tokens(self.model, self.tokenizer),
+            pad=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0,
+            seeds=[c.row_seed() for c in calls],
+        )
+        return [
+            AIMessage(
+                content=self.tokenizer.decode(row.tokens, skip_special_tokens=True),
+                usage_metadata={
+                    "input_tokens": len(prompt),
+                    "output_tokens": len(row.tokens),
+                    "total_tokens": len(prompt) + len(row.tokens),
+                },
+                response_metadata={"finish_reason": "length" if row.cut_off else "stop"},
+            )
+            for prompt, row in zip(prompts, rows, strict=True)
+        ]
+
+    def invoke_chat(self, call: LocalCall) -> AIMessage:
+        """Generate through the chat model itself (its pipeline's settings)."""
+        pipeline: dict[str, Any] = {"max_new_tokens": call.settings.max_new_tokens}
+        if call.settings.sampled:
             pipeline |= {
                 "do_sample": True,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
+                "temperature": call.settings.temperature,
+                "top_p": call.settings.top_p,
             }
-        else:
-            pipeline |= {"do_sample": False}
-        return {"pipeline_kwargs": pipeline, "seed": seed}
-
-    def invoke_sync(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
-        """Generate on the calling thread (the torch thread)."""
-        kwargs = dict(kwargs)
-        seed = kwargs.pop("seed", None)
+        seed = call.row_seed()
         if seed is not None:
             import torch
 
-            # Same prompt, same seed -> same draw: a resumed step repeats itself.
-            digest = hashlib.sha256(repr(role_dicts(messages)).encode()).digest()
-            torch.manual_seed((seed + int.from_bytes(digest[:4], "big")) % 2**32)
-        result = self.chat.invoke(messages, **kwargs)
+            torch.manual_seed(seed)
+        result = self.chat.invoke(call.messages, pipeline_kwargs=pipeline)
         return result if isinstance(result, AIMessage) else AIMessage(content=str(result))
-
-    async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
-        """Generate on the torch thread."""
-        return await on_torch_thread(self.invoke_sync, messages, kwargs)
 
     async def label_logprobs(
         self,
@@ -145,7 +222,7 @@ class LocalHFBackend(ChatBackend):
         """
         import torch
 
-        model = self.chat.llm.pipeline.model  # type: ignore[attr-defined]
+        model = self.model
         prompt = self.chat_prompt(messages) + prefix
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
         labels = [self.continuation_ids(prompt, prompt_ids, c) for c in continuations]
@@ -155,10 +232,7 @@ class LocalHFBackend(ChatBackend):
         mask = torch.tensor(
             [[1] * (len(prompt_ids) + len(ids)) + [0] * (width - len(ids)) for ids in labels]
         )
-        # transformers 5 names the key/value cache ``cache``; 4.x ``past_key_values``
-        key = (
-            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-        )
+        key = cache_key(model)
         with torch.no_grad():
             first = model(torch.tensor([prompt_ids]), use_cache=True)
             cache = getattr(first, key)
@@ -225,7 +299,7 @@ def local_backend(path: str, gguf_file: str | None, name: str) -> LocalHFBackend
     )
     llm = HuggingFacePipeline(pipeline=generator)
     chat = ChatHuggingFace(llm=llm, tokenizer=tokenizer, model_id=name)
-    return LocalHFBackend(chat, name, tokenizer)
+    return LocalHFBackend(chat, name, tokenizer, model)
 
 
 @functools.cache  # never evicted, as load_local

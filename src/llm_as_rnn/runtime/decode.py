@@ -1,0 +1,157 @@
+"""Batched decoding for local causal language models (blocking; run on the torch thread).
+
+``decode`` generates for several prompts at once: left-padded, one forward
+pass per new token for the whole batch, a key/value cache, each row stopping
+at an end token or its cap. The prompts' longest common token prefix is run
+once and its cache shared by every row (the key/value reuse a shared prompt
+prefix allows).
+
+Reproducibility: a sampled row draws from its own ``torch.Generator``, seeded
+from the row's seed, so its draws do not depend on which other prompts share
+the batch. What can differ is arithmetic: a batched, padded forward pass may
+round differently from a single one, so a near-tie between two tokens can go
+the other way (greedy or sampled). ``tests/integration/test_embedded.py``
+checks batched greedy answers against one-at-a-time ones on the bundled
+model.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Generation settings shared by every row of a batch."""
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    @property
+    def sampled(self) -> bool:
+        """Whether tokens are drawn (else greedy)."""
+        return self.temperature > 0
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One row's answer: generated token ids and whether it hit its cap."""
+
+    tokens: list[int]
+    cut_off: bool
+
+
+def common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Return the length of the longest token prefix every row shares."""
+    if not rows:
+        return 0
+    shortest = min(len(r) for r in rows)
+    for i in range(shortest):
+        token = rows[0][i]
+        if any(r[i] != token for r in rows[1:]):
+            return i
+    return shortest
+
+
+def top_p_filter(probs: Any, top_p: float) -> Any:
+    """Zero the tail of a probability vector outside the nucleus ``top_p`` (renormalised)."""
+    import torch
+
+    if top_p >= 1.0:
+        return probs
+    ordered, order = torch.sort(probs, descending=True)
+    before = torch.cumsum(ordered, dim=-1) - ordered
+    ordered = torch.where(before < top_p, ordered, torch.zeros_like(ordered))
+    kept = torch.zeros_like(probs).scatter(-1, order, ordered)
+    return kept / kept.sum()
+
+
+def cache_key(model: Any) -> str:
+    """Return the keyword of a model's key/value cache (``cache`` in transformers 5)."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def decode(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    settings: DecodeSettings,
+    *,
+    end_tokens: set[int],
+    pad: int,
+    seeds: Sequence[int | None] | None = None,
+) -> list[Decoded]:
+    """Generate for every prompt in one batch; return each row's tokens."""
+    import torch
+
+    rows = len(prompts)
+    key = cache_key(model)
+    shared = min(common_prefix(prompts), min(len(p) for p in prompts) - 1)
+    width = max(len(p) for p in prompts) - shared
+    ids = torch.full((rows, width), pad, dtype=torch.long)
+    mask = torch.zeros((rows, shared + width), dtype=torch.long)
+    mask[:, :shared] = 1
+    for i, prompt in enumerate(prompts):
+        rest = list(prompt[shared:])
+        if rest:
+            ids[i, width - len(rest) :] = torch.tensor(rest)
+            mask[i, shared + width - len(rest) :] = 1
+    draws = [
+        None if s is None or not settings.sampled else torch.Generator().manual_seed(s)
+        for s in (seeds or [None] * rows)
+    ]
+    tokens: list[list[int]] = [[] for _ in range(rows)]
+    done = [False] * rows
+    with torch.no_grad():
+        cache = None
+        if shared:
+            head = model(input_ids=torch.tensor([list(prompts[0][:shared])]), use_cache=True)
+            cache = getattr(head, key)
+            if rows > 1:
+                cache.batch_repeat_interleave(rows)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+        step_input = ids
+        for _ in range(settings.max_new_tokens):
+            out = model(
+                input_ids=step_input,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                **({key: cache} if cache is not None else {}),
+            )
+            cache = getattr(out, key)
+            logits = out.logits[:, -1, :].float()
+            chosen = pick(logits, settings, draws)
+            for i in range(rows):
+                if not done[i]:
+                    tokens[i].append(chosen[i])
+                    done[i] = chosen[i] in end_tokens
+            if all(done):
+                break
+            step_input = torch.tensor([[pad if done[i] else chosen[i]] for i in range(rows)])
+            mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], dim=1)
+            positions = positions[:, -1:] + 1
+    return [
+        Decoded(
+            tokens=[t for t in row if t not in end_tokens],
+            cut_off=not (row and row[-1] in end_tokens),
+        )
+        for row in tokens
+    ]
+
+
+def pick(logits: Any, settings: DecodeSettings, draws: Sequence[Any]) -> list[int]:
+    """Choose each row's next token: greedy, or drawn with the row's own generator."""
+    import torch
+
+    if not settings.sampled:
+        return [int(t) for t in logits.argmax(dim=-1)]
+    chosen = []
+    for i, generator in enumerate(draws):
+        probs = top_p_filter(torch.softmax(logits[i] / settings.temperature, -1), settings.top_p)
+        chosen.append(int(torch.multinomial(probs, 1, generator=generator)))
+    return chosen
