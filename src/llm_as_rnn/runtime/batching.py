@@ -108,3 +108,8 @@ def for_loop(owner: Any, make: Callable[[], Batcher[P, R]]) -> Batcher[P, R]:
     if id(owner) not in per_loop:
         per_loop[id(owner)] = make()
     return per_loop[id(owner)]
+
+
+def all_sizes() -> list[int]:
+    """Return the sizes of every batch run by the batchers of live event loops."""
+    return [size for per_loop in _BATCHERS.values() for b in per_loop.values() for size in b.sizes]

@@ -70,10 +70,14 @@ def top_p_filter(probs: Any, top_p: float) -> Any:
     return kept / kept.sum()
 
 
+def forward_params(model: Any) -> set[str]:
+    """Return the keyword names of a model's ``forward``."""
+    return set(inspect.signature(model.forward).parameters)
+
+
 def cache_key(model: Any) -> str:
     """Return the keyword of a model's key/value cache (``cache`` in transformers 5)."""
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    return "cache" if "cache" in forward_params(model) else "past_key_values"
 
 
 def decode(
@@ -90,6 +94,7 @@ def decode(
 
     rows = len(prompts)
     key = cache_key(model)
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_params(model) else {}
     shared = min(common_prefix(prompts), min(len(p) for p in prompts) - 1)
     width = max(len(p) for p in prompts) - shared
     ids = torch.full((rows, width), pad, dtype=torch.long)
@@ -109,7 +114,8 @@ def decode(
     with torch.no_grad():
         cache = None
         if shared:
-            head = model(input_ids=torch.tensor([list(prompts[0][:shared])]), use_cache=True)
+            head_ids = torch.tensor([list(prompts[0][:shared])])
+            head = model(input_ids=head_ids, use_cache=True, **last_only)
             cache = getattr(head, key)
             if rows > 1:
                 cache.batch_repeat_interleave(rows)
@@ -121,6 +127,7 @@ def decode(
                 attention_mask=mask,
                 position_ids=positions,
                 use_cache=True,
+                **last_only,
                 **({key: cache} if cache is not None else {}),
             )
             cache = getattr(out, key)

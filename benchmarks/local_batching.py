@@ -1,0 +1,103 @@
+"""Batched local generation: the same calls one at a time vs generated together.
+
+The bundled SmolLM2-135M, one rewrite prompt from each of 8 weather sequences
+(different days, so different prompts), greedy, 48 new tokens each. For n =
+2, 4 and 8 concurrent sequences, their n calls go through
+``LocalHFBackend.generate`` (the path a node takes) one at a time
+(``LLM_AS_RNN_LOCAL_BATCH=1``) and then all at once (batch up to 8), in
+alternating order. Reported per n: aggregate generated tokens per second of
+each, and ``batched_over_serial``. Target: >= 3.0 at n = 8.
+``same_answers``: batched answers equal to the one-at-a-time ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import common
+
+from llm_as_rnn import Context, Sampling, get_task
+from llm_as_rnn.core import prompts
+from llm_as_rnn.data import weather
+from llm_as_rnn.runtime.batching import BATCH_ENV
+from llm_as_rnn.runtime.resolve import aresolve
+
+NEW_TOKENS = 48
+SIZES = (2, 4, 8)
+
+
+async def main() -> None:
+    ctx = Context(model="embedded")
+    backend = await aresolve(ctx.model, ctx.endpoint())
+    task = get_task("weather")
+    chats = [
+        prompts.rewrite_messages(
+            task,
+            task.initial_memory(),
+            task.render_input(o["input"]),
+            "dry",
+            f"Predicted dry; the truth was {o['target']}.",
+            256,
+            1,
+        )
+        for start in range(0, 8 * 45, 45)
+        for o in weather.window(start, 1)
+    ]
+    greedy = Sampling(temperature=0.0, max_new_tokens=NEW_TOKENS)
+    policy = ctx.call_policy()
+
+    async def serial(n: int) -> tuple[int, float, list[str]]:
+        os.environ[BATCH_ENV] = "1"
+        start = time.perf_counter()
+        gens = [await backend.generate(c, greedy, policy) for c in chats[:n]]
+        elapsed = time.perf_counter() - start
+        return sum(g.completion_tokens for g in gens), elapsed, [g.text for g in gens]
+
+    async def batched(n: int) -> tuple[int, float, list[str]]:
+        os.environ[BATCH_ENV] = "8"
+        start = time.perf_counter()
+        gens = await asyncio.gather(*(backend.generate(c, greedy, policy) for c in chats[:n]))
+        elapsed = time.perf_counter() - start
+        return sum(g.completion_tokens for g in gens), elapsed, [g.text for g in gens]
+
+    await batched(2)  # warm both paths once
+    await serial(1)
+    results: dict[str, Any] = {}
+    for n in SIZES:
+        ratios, serial_speed, batched_speed, same = [], [], [], True
+        for rep in range(3):
+            order = (serial, batched) if rep % 2 == 0 else (batched, serial)
+            runs = {f.__name__: await f(n) for f in order}
+            s_tok, s_sec, s_text = runs["serial"]
+            b_tok, b_sec, b_text = runs["batched"]
+            serial_speed.append(s_tok / s_sec)
+            batched_speed.append(b_tok / b_sec)
+            ratios.append((b_tok / b_sec) / (s_tok / s_sec))
+            same = same and s_text == b_text
+            print(f"  n={n} rep {rep + 1}: ratio {ratios[-1]:.2f}", file=sys.stderr)
+        results[str(n)] = {
+            "serial_tokens_per_s": round(statistics.median(serial_speed), 2),
+            "batched_tokens_per_s": round(statistics.median(batched_speed), 2),
+            "batched_over_serial": round(statistics.median(ratios), 3),
+            "same_answers": same,
+        }
+    common.emit(
+        {
+            "benchmark": "local_batching",
+            "model": backend.name,
+            "new_tokens": NEW_TOKENS,
+            "by_sequences": results,
+            "batched_over_serial": results["8"]["batched_over_serial"],
+            "same_answers": all(r["same_answers"] for r in results.values()),
+            "target": "batched_over_serial >= 3.0 at 8 sequences",
+        }
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

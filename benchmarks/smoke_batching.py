@@ -1,0 +1,85 @@
+"""The README's smoke evaluation on the bundled model, batched vs one call at a time.
+
+``eval --tasks weather,sp500 --methods zero-shot,fhc,memprompt,rnn,rnn-judge
+--model embedded --sequences 2 --steps 2 --budget 256 --max-new-tokens 96
+--concurrency 4``, run twice in one process (the model loaded once): local
+calls one at a time (``LLM_AS_RNN_LOCAL_BATCH=1``), then batched (up to 8).
+Reported: each run's wall time, ``wall_ratio`` = batched / one at a time
+(target <= 0.5), the batch sizes seen, and whether both runs made the same
+predictions (seeded draws are per call, so they should, up to arithmetic
+near-ties: ``runtime.decode``). No accuracy is claimed from a 135M model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import common
+
+from llm_as_rnn.runtime.batching import BATCH_ENV
+
+SMOKE: dict[str, Any] = {
+    "model": "embedded",
+    "tasks": ["weather", "sp500"],
+    "methods": ["zero-shot", "fhc", "memprompt", "rnn", "rnn-judge"],
+    "sequences": 2,
+    "steps": 2,
+    "budget": 256,
+    "max_new_tokens": 96,
+    "concurrency": 4,
+}
+
+
+async def timed(batch: int) -> tuple[float, list[dict[str, Any]]]:
+    os.environ[BATCH_ENV] = str(batch)
+    start = time.perf_counter()
+    run = await common.evaluate(**SMOKE)
+    return time.perf_counter() - start, run.steps
+
+
+def batch_sizes() -> dict[str, int]:
+    """Return how many batches of each size the local backend ran in this process."""
+    from llm_as_rnn.runtime.batching import all_sizes
+
+    return {str(k): v for k, v in sorted(Counter(all_sizes()).items())}
+
+
+def answers(steps: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (s["task"], s["method"], s["sequence"], s["step"], str(s["prediction"])) for s in steps
+    )
+
+
+async def main() -> None:
+    from llm_as_rnn import Context
+    from llm_as_rnn.runtime.resolve import aresolve
+
+    await aresolve(Context(model="embedded").model, Context().endpoint())  # load once, untimed
+    serial_s, serial_steps = await timed(1)
+    print(f"  one at a time: {serial_s:.0f} s", file=sys.stderr)
+    before = batch_sizes()
+    batched_s, batched_steps = await timed(8)
+    print(f"  batched: {batched_s:.0f} s", file=sys.stderr)
+    after = Counter({k: v for k, v in batch_sizes().items()})
+    after.subtract(before)
+    common.emit(
+        {
+            "benchmark": "smoke_batching",
+            "serial_s": round(serial_s, 1),
+            "batched_s": round(batched_s, 1),
+            "wall_ratio": round(batched_s / serial_s, 3),
+            "batch_sizes": {k: v for k, v in after.items() if v},
+            "steps": len(batched_steps),
+            "same_predictions": answers(serial_steps) == answers(batched_steps),
+            "target": "wall_ratio <= 0.5",
+        }
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
