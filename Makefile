@@ -40,7 +40,7 @@ reliability: setup
 	$(BIN)/python -m pytest -q -ra tests/reliability
 	$(BIN)/python -m tests.reliability.report
 
-# Every benchmark (about 15 minutes here); writes BENCHMARKS.md.
+# Every benchmark (about 60 minutes here: most of it the bundled model); writes BENCHMARKS.md.
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
 

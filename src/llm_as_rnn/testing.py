@@ -106,6 +106,14 @@ def _between(text: str, tag: str) -> str:
     return match.group(1) if match else ""
 
 
+def _notes(messages: list[BaseMessage]) -> str:
+    """Return the notes a rewriter's prompt gives: at its end, or at the top (memory-first)."""
+    last = str(messages[-1].content)
+    if "Current notes: the memory at the top." in last:
+        return _between(str(messages[0].content), "memory")
+    return last.partition("Current notes:\n\n")[2]
+
+
 def rule_based(seed: int = 0, long_memories: bool = False) -> Responder:
     """Return a deterministic responder that plays predictor, critic and rewriter.
 
@@ -122,18 +130,18 @@ def rule_based(seed: int = 0, long_memories: bool = False) -> Responder:
         last = str(messages[-1].content)
         headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", last, re.M)
         if "Output only the memory" in last and "over its budget" in last:
-            return _compress(_between(last, "memory"), headers)
+            return _compress(_between(prompt, "memory"), headers)
         if "operations that put the lesson" in last:
-            return _operations(last)
+            return _operations(last, _notes(messages))
         if "First write one line 'Feedback:" in last:
             outcome = re.search(r"^Outcome: (.*)$", last, re.M)
             lesson = outcome.group(1) if outcome else "Verdict: plausible, judged alone."
-            notes = last.partition("Current notes:\n\n")[2]
+            notes = _notes(messages)
             headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", notes, re.M)
             return f"Feedback: {lesson}\n" + _rewrite(notes, headers, lesson, long_memories)
         if "Rewrite the notes below" in last:
             feedback = re.search(r"^Feedback: (.*)$", last, re.M)
-            notes = last.partition("Current notes:\n\n")[2]
+            notes = _notes(messages)
             headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", notes, re.M)
             return _rewrite(notes, headers, feedback.group(1) if feedback else "", long_memories)
         if "Verdict: plausible" in last:
@@ -200,7 +208,7 @@ def _rewrite(memory: str, headers: list[str], feedback: str, long_memories: bool
     return _render(sections)
 
 
-def _operations(last: str) -> str:
+def _operations(last: str, notes: str) -> str:
     """Delta mode: add the lesson as a note of the second section, drop its oldest past five."""
     outcome = re.search(r"^(?:Outcome|Feedback): (.*)$", last, re.M)
     lesson = (outcome.group(1) if outcome else "Verdict: plausible, judged alone.")[:160]
@@ -208,7 +216,6 @@ def _operations(last: str) -> str:
     sections = re.search(r"^Sections: (.*?)\. Keep", last, re.M)
     names = sections.group(1).split(", ") if sections else ["NOTES"]
     target = names[1] if len(names) > 1 else names[0]
-    notes = last.partition("Current notes:\n\n")[2]
     body = notes.partition(f"## {target}\n")[2].split("\n## ")[0]
     ids = re.findall(r"^- \[n(\d+)\]", body, re.M)
     ops = [f"ADD {target}: {lesson}"]

@@ -97,6 +97,23 @@ async def test_batched_answers_equal_one_at_a_time(monkeypatch: pytest.MonkeyPat
         assert [g.text for g in together] == [g.text for g in alone]
         assert [g.completion_tokens for g in together] == [g.completion_tokens for g in alone]
         assert all(g.completion_tokens <= 12 for g in together)
+    # calls of different roles share a batch, each with its own cap and temperature
+    mixed = [
+        (Sampling(temperature=0.0, max_new_tokens=12), CallPolicy()),
+        (Sampling(temperature=0.7, top_p=0.9, max_new_tokens=5), CallPolicy(seed=5)),
+        (Sampling(temperature=0.3, top_p=0.5, max_new_tokens=9), CallPolicy(seed=1)),
+    ]
+    monkeypatch.setenv(BATCH_ENV, "1")
+    alone = [await backend.generate(c, s, p) for c, (s, p) in zip(chats, mixed, strict=False)]
+    monkeypatch.setenv(BATCH_ENV, "8")
+    together = await asyncio.gather(
+        *(backend.generate(c, s, p) for c, (s, p) in zip(chats, mixed, strict=False))
+    )
+    assert [g.text for g in together] == [g.text for g in alone]
+    caps = [s.max_new_tokens or 0 for s, _ in mixed]
+    assert [g.completion_tokens for g in together] == [g.completion_tokens for g in alone]
+    assert all(g.completion_tokens <= cap for g, cap in zip(together, caps, strict=True))
     sizes = for_loop(backend, lambda: None).sizes  # type: ignore[arg-type, return-value]
     assert sizes.count(4) == 2  # two batches of four
-    assert sizes.count(1) == 8  # and eight calls alone
+    assert sizes.count(3) == 1  # one of three mixed calls
+    assert sizes.count(1) == 11  # and eleven calls alone

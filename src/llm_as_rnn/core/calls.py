@@ -44,7 +44,8 @@ def journaled(
     policy = ctx.call_policy()
 
     async def call(messages: list[BaseMessage]) -> Generation:
-        return await journal.generate(backend, role, messages, sampling, policy)
+        prompt = prompts.ordered(messages, ctx.prompt_order)
+        return await journal.generate(backend, role, prompt, sampling, policy)
 
     return call
 
@@ -94,7 +95,11 @@ async def predict_answer(
     ``h0_messages`` (the prompt with the initial memory) are scored too.
     """
     if ctx.answer_mode == "choice" and isinstance(task, ClassificationTask):
-        chosen = await choose(backend, task.labels, messages, h0_messages, ctx.call_policy())
+        order = ctx.prompt_order
+        h0 = prompts.ordered(h0_messages, order) if h0_messages is not None else None
+        chosen = await choose(
+            backend, task.labels, prompts.ordered(messages, order), h0, ctx.call_policy()
+        )
         if chosen is not None:
             return chosen
     text, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)

@@ -31,6 +31,7 @@ FeedbackMode = Literal["supervised", "judge", "deferred"]
 StepMode = Literal["three-call", "fused", "lazy"]
 AnswerMode = Literal["free", "choice"]
 RewriteMode = Literal["full", "delta"]
+PromptOrder = Literal["role-first", "memory-first"]
 
 
 def _spec(value: Any) -> Any:
@@ -111,6 +112,11 @@ class Context(BaseModel):
     rewrite_mode: RewriteMode = "full"
     """``full`` (the paper: the rewriter writes the whole memory) or ``delta``
     (a few operations on numbered notes, applied by code; ``core.delta``)."""
+    prompt_order: PromptOrder = "role-first"
+    """``role-first``: each role's prompt opens with its instructions (the memory
+    where that role reads it best); ``memory-first``: every prompt opens with
+    the same memory block, so servers with prefix caching (vLLM, SGLang)
+    reuse it across a step's calls (``prompts.memory_first``)."""
     answer_mode: AnswerMode = "free"
     """``free`` (the paper: generate, then parse) or ``choice`` (classification:
     a probability per label, scored by the model; never invalid). A backend or
@@ -176,6 +182,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "feedback": "supervised",
         "answer_mode": "free",
         "rewrite_mode": "full",
+        "prompt_order": "role-first",
     }
 }
 """Named settings. ``paper``: the paper's setting as far as it is known (its
@@ -192,7 +199,8 @@ def describe_preset(name: str) -> str:
         f"budget {values['budget']}; temperature {sampling['temperature']}, top-p "
         f"{sampling['top_p']}, max new tokens {sampling['max_new_tokens']} for every role; "
         f"step mode {values['step_mode']}; feedback {values['feedback']}; "
-        f"answer mode {values['answer_mode']}; rewrite mode {values['rewrite_mode']}"
+        f"answer mode {values['answer_mode']}; rewrite mode {values['rewrite_mode']}; "
+        f"prompt order {values['prompt_order']}"
     )
 
 

@@ -45,6 +45,7 @@ def settings_of(context: Context, budget: int | None = None) -> dict[str, Any]:
         "step_mode": context.step_mode,
         "answer_mode": context.answer_mode,
         "rewrite_mode": context.rewrite_mode,
+        "prompt_order": context.prompt_order,
         "budget": budget,
         "sampling": {role: context.sampling[role].model_dump() for role in ROLES},
         "seed": context.seed,

@@ -259,3 +259,55 @@ def reask_message_ops() -> HumanMessage:
         "Those operations could not be used. Write them again, one per line, exactly as:\n"
         + DELTA_FORMAT
     )
+
+
+MEMORY_FIRST = "The forecaster's memory (the same in every call of this step):"
+"""The opening line of every prompt in ``prompt_order="memory-first"``."""
+
+_TAGGED_MEMORY = re.compile(r"<memory>\n(.*?)\n</memory>", re.S)
+_NOTES_LAST = re.compile(r"\n\nCurrent notes:\n\n(.*)\Z", re.S)
+_NOTES_FIRST = re.compile(r"\ACurrent notes:\n\n(.*?)(?=\n\nStep \d+:\n)", re.S)
+
+
+def memory_first(messages: list[BaseMessage]) -> list[BaseMessage]:
+    """Move a prompt's memory to its very start, in the same words for every role.
+
+    The memory (a ``<memory>`` block, or the ``Current notes:`` of a
+    rewriter's prompt) leaves its place, which then points to the top; the
+    system message opens with ``MEMORY_FIRST`` and the memory block, so the
+    calls of one step share a prefix a server can cache. Prompts without a
+    memory are returned as they are.
+    """
+    if messages and str(messages[0].content).startswith(MEMORY_FIRST):
+        return messages  # already in this order
+    moved: str | None = None
+    out: list[BaseMessage] = []
+    for message in messages:
+        text = message.content if isinstance(message.content, str) else None
+        match = None
+        if moved is None and text is not None:
+            match = (
+                _TAGGED_MEMORY.search(text) or _NOTES_LAST.search(text) or _NOTES_FIRST.search(text)
+            )
+        if match is None or text is None:
+            out.append(message)
+            continue
+        moved = match.group(1)
+        pointer = {
+            _TAGGED_MEMORY: "<memory>(at the top)</memory>",
+            _NOTES_LAST: "\n\nCurrent notes: the memory at the top.",
+            _NOTES_FIRST: "Current notes: the memory at the top.",
+        }[match.re]
+        out.append(type(message)(content=text[: match.start()] + pointer + text[match.end() :]))
+    if moved is None:
+        return messages
+    head = f"{MEMORY_FIRST}\n<memory>\n{moved}\n</memory>"
+    first = out[0]
+    if isinstance(first, SystemMessage) and isinstance(first.content, str):
+        return [SystemMessage(f"{head}\n\n{first.content}"), *out[1:]]
+    return [SystemMessage(head), *out]
+
+
+def ordered(messages: list[BaseMessage], order: str) -> list[BaseMessage]:
+    """Return a prompt in the context's ``prompt_order``."""
+    return memory_first(messages) if order == "memory-first" else messages

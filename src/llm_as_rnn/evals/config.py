@@ -64,7 +64,8 @@ class EvalConfig:
     """``choice``: classification answers as label probabilities (``Context.answer_mode``)."""
     rewrite_mode: str = "full"
     """``delta``: memory updates as operations on numbered notes (``Context.rewrite_mode``)."""
-    """``choice``: classification answers as label probabilities (``Context.answer_mode``)."""
+    prompt_order: str = "role-first"
+    """``memory-first``: every prompt opens with the memory (``Context.prompt_order``)."""
     request_timeout: float = 60.0
     max_attempts: int = 4
     db: str | None = None
@@ -149,6 +150,7 @@ class EvalConfig:
             step_mode=self.step_mode,
             answer_mode=self.answer_mode,
             rewrite_mode=self.rewrite_mode,
+            prompt_order=self.prompt_order,
             timeout=self.request_timeout,
             retries=self.max_attempts,
             max_new_tokens=self.max_new_tokens,
@@ -172,6 +174,7 @@ class EvalConfig:
                 "step_mode": self.step_mode,
                 "answer_mode": self.answer_mode,
                 "rewrite_mode": self.rewrite_mode,
+                "prompt_order": self.prompt_order,
                 "preset": self.preset,
                 "context_window": self.context_window,
                 "prompts": PROMPTS_VERSION,

@@ -154,6 +154,8 @@ def settings_line(cfg: EvalConfig) -> str:
         else "inputs as stored (judge feedback can see earlier steps' truth in them)"
     )
     parts.append(f"step mode {cfg.step_mode}")
+    if cfg.prompt_order != "role-first":
+        parts.append(f"prompt order {cfg.prompt_order}")
     return "; ".join(parts) + "."
 
 

@@ -1,8 +1,9 @@
 """Gathering concurrent calls into batches for one worker.
 
 Calls that wait for the local model while it is busy pile up; when it frees,
-the oldest waiting call and every other waiting call with the same key (the
-same generation settings), up to ``max_batch``, run together. No timer:
+the oldest waiting call and every other waiting call with the same key, up
+to ``max_batch``, run together (the local backend uses one key: its decoder
+gives every row its own settings). No timer:
 a lone call starts at once, so batching never adds waiting to a single
 sequence; it only uses the waiting concurrent sequences already do.
 """

@@ -25,7 +25,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """Generation settings shared by every row of a batch."""
+    """Generation settings of one row (rows of a batch may differ)."""
 
     max_new_tokens: int
     temperature: float = 0.0
@@ -83,13 +83,17 @@ def cache_key(model: Any) -> str:
 def decode(
     model: Any,
     prompts: Sequence[Sequence[int]],
-    settings: DecodeSettings,
+    settings: Sequence[DecodeSettings],
     *,
     end_tokens: set[int],
     pad: int,
     seeds: Sequence[int | None] | None = None,
 ) -> list[Decoded]:
-    """Generate for every prompt in one batch; return each row's tokens."""
+    """Generate for every prompt in one batch; return each row's tokens.
+
+    ``settings`` holds one entry per prompt: each row has its own cap,
+    temperature and top-p, so calls of different roles share a batch.
+    """
     import torch
 
     rows = len(prompts)
@@ -106,11 +110,11 @@ def decode(
             ids[i, width - len(rest) :] = torch.tensor(rest)
             mask[i, shared + width - len(rest) :] = 1
     draws = [
-        None if s is None or not settings.sampled else torch.Generator().manual_seed(s)
-        for s in (seeds or [None] * rows)
+        None if seed is None or not row.sampled else torch.Generator().manual_seed(seed)
+        for seed, row in zip(seeds or [None] * rows, settings, strict=True)
     ]
     tokens: list[list[int]] = [[] for _ in range(rows)]
-    done = [False] * rows
+    done = [row.max_new_tokens <= 0 for row in settings]
     with torch.no_grad():
         cache = None
         if shared:
@@ -121,7 +125,9 @@ def decode(
                 cache.batch_repeat_interleave(rows)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         step_input = ids
-        for _ in range(settings.max_new_tokens):
+        for _ in range(max(row.max_new_tokens for row in settings)):
+            if all(done):
+                break
             out = model(
                 input_ids=step_input,
                 attention_mask=mask,
@@ -136,7 +142,9 @@ def decode(
             for i in range(rows):
                 if not done[i]:
                     tokens[i].append(chosen[i])
-                    done[i] = chosen[i] in end_tokens
+                    done[i] = (
+                        chosen[i] in end_tokens or len(tokens[i]) >= settings[i].max_new_tokens
+                    )
             if all(done):
                 break
             step_input = torch.tensor([[pad if done[i] else chosen[i]] for i in range(rows)])
@@ -151,14 +159,13 @@ def decode(
     ]
 
 
-def pick(logits: Any, settings: DecodeSettings, draws: Sequence[Any]) -> list[int]:
+def pick(logits: Any, settings: Sequence[DecodeSettings], draws: Sequence[Any]) -> list[int]:
     """Choose each row's next token: greedy, or drawn with the row's own generator."""
     import torch
 
-    if not settings.sampled:
-        return [int(t) for t in logits.argmax(dim=-1)]
-    chosen = []
-    for i, generator in enumerate(draws):
-        probs = top_p_filter(torch.softmax(logits[i] / settings.temperature, -1), settings.top_p)
-        chosen.append(int(torch.multinomial(probs, 1, generator=generator)))
+    chosen = [int(t) for t in logits.argmax(dim=-1)]
+    for i, (row, generator) in enumerate(zip(settings, draws, strict=True)):
+        if row.sampled:
+            probs = top_p_filter(torch.softmax(logits[i] / row.temperature, -1), row.top_p)
+            chosen[i] = int(torch.multinomial(probs, 1, generator=generator))
     return chosen

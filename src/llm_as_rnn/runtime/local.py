@@ -3,8 +3,8 @@
 Loading and generation run on one dedicated thread per process. Each thread
 that runs PyTorch gets its own OpenMP pool, and with more pool threads than
 cores decoding slows by about a tenth (``benchmarks/hf_throughput.py``,
-``second_thread_ratio``). Calls that wait for the thread with the same
-settings are generated together, one batch per pass over the weights
+``second_thread_ratio``). Calls that wait for the thread are generated
+together, each with its own settings, one batch per pass over the weights
 (``runtime.batching``, ``runtime.decode``): concurrent sequences share the
 weights' passes instead of queueing (``benchmarks/local_batching.py``).
 
@@ -144,18 +144,17 @@ class LocalHFBackend(ChatBackend):
         return {"settings": settings, "seed": seed}
 
     async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
-        """Queue the call; waiting calls with the same settings are generated together."""
+        """Queue the call; the calls waiting with it are generated together."""
         batcher = for_loop(self, lambda: Batcher(self.run_batch))
         call = LocalCall(messages, kwargs["settings"], kwargs.get("seed"))
-        return await batcher.submit(call.settings, call)
+        return await batcher.submit(None, call)  # every waiting call: rows keep their settings
 
     async def run_batch(self, calls: list[LocalCall]) -> list[AIMessage]:
         """Generate one batch on the torch thread."""
         return await on_torch_thread(self.generate_batch_sync, calls)
 
     def generate_batch_sync(self, calls: Sequence[LocalCall]) -> list[AIMessage]:
-        """Generate for calls sharing one ``DecodeSettings``, together (on the torch thread)."""
-        settings = calls[0].settings
+        """Generate for calls together, each with its own settings (on the torch thread)."""
         if self.model is None:  # a chat model whose weights are out of reach: one by one
             return [self.invoke_chat(call) for call in calls]
         prompts = [
@@ -165,7 +164,7 @@ class LocalHFBackend(ChatBackend):
         rows = decode(
             self.model,
             prompts,
-            settings,
+            [c.settings for c in calls],
             end_tokens=end_tokens(self.model, self.tokenizer),
             pad=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0,
             seeds=[c.row_seed() for c in calls],

@@ -9,6 +9,7 @@ from typing import Any, NoReturn, get_args
 from llm_as_rnn.core.context import (
     PRESETS,
     AnswerMode,
+    PromptOrder,
     RewriteMode,
     StepMode,
     describe_preset,
@@ -127,6 +128,13 @@ def add_model_flags(p: Parser) -> None:
         get_args(RewriteMode),
         "full: the rewriter writes the whole memory (the paper); delta: a few operations "
         "on numbered notes, applied by code (fewer output tokens per step)",
+    )
+    add_choice(
+        p,
+        "--prompt-order",
+        get_args(PromptOrder),
+        "role-first: each role's instructions first; memory-first: every prompt opens with "
+        "the memory, so servers with prefix caching reuse it across a step's calls",
     )
     add_choice(
         p,
