@@ -63,6 +63,43 @@ async def evaluate(**fields: Any) -> Evaluation:
     return Evaluation(summary, timing, steps)
 
 
+EMBEDDED_WEATHER: dict[str, Any] = {
+    "model": "embedded",
+    "tasks": ["weather"],
+    "methods": ["rnn"],
+    "budget": 256,
+    "seed": 4,
+}
+"""The eval settings of the bundled-model benchmarks (small budget: a 135M model)."""
+
+
+def rewrite_prompts(starts: list[int]) -> list[Any]:
+    """Return the weather rewriter's prompt for the day at each start index (h_0, wrong "dry").
+
+    The model writes at length after these, so decoding (not prefill) dominates.
+    """
+    from llm_as_rnn import get_task
+    from llm_as_rnn.core import prompts
+    from llm_as_rnn.data import weather
+
+    task = get_task("weather")
+    chats = []
+    for start in starts:
+        o = weather.window(start, 1)[0]
+        chats.append(
+            prompts.rewrite_messages(
+                task,
+                task.initial_memory(),
+                task.render_input(o["input"]),
+                "dry",
+                f"Predicted dry; the truth was {o['target']}.",
+                256,
+                1,
+            )
+        )
+    return chats
+
+
 def emit(result: dict[str, Any]) -> None:
     """Print the benchmark's single JSON result line."""
     print(json.dumps(result, sort_keys=True))

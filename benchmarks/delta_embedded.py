@@ -21,14 +21,10 @@ STEPS = 10
 
 async def mode(rewrite_mode: str) -> dict[str, Any]:
     run = await common.evaluate(
-        model="embedded",
-        tasks=["weather"],
-        methods=["rnn"],
+        **common.EMBEDDED_WEATHER,
         sequences=1,
         steps=STEPS,
-        budget=256,
         max_new_tokens=96,
-        seed=4,
         rewrite_mode=rewrite_mode,
     )
     steps = [s for s in run.steps if s["method"] == "rnn"]

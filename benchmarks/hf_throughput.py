@@ -24,9 +24,7 @@ from typing import Any
 import common
 import torch
 
-from llm_as_rnn import Context, Sampling, get_task
-from llm_as_rnn.core import prompts
-from llm_as_rnn.data import weather
+from llm_as_rnn import Context, Sampling
 from llm_as_rnn.runtime.backends import role_dicts
 from llm_as_rnn.runtime.local import embedded_dir, load_local, on_torch_thread
 from llm_as_rnn.runtime.resolve import aresolve
@@ -39,20 +37,7 @@ def main() -> None:
     ctx = Context(model="embedded")
     backend = asyncio.run(aresolve(ctx.model, ctx.endpoint()))
     model, tokenizer = load_local(str(embedded_dir()), EMBEDDED_GGUF)
-    task = get_task("weather")
-    # Rewrite prompts: the model writes at length, so decoding (not prefill) dominates.
-    chats = [
-        prompts.rewrite_messages(
-            task,
-            task.initial_memory(),
-            task.render_input(o["input"]),
-            "sun",
-            f"Predicted sun; the truth was {o['target']}: WRONG.",
-            256,
-            1,
-        )
-        for o in weather.window(300, 3)
-    ]
+    chats = common.rewrite_prompts([300, 301, 302])
     greedy = Sampling(temperature=0.0, max_new_tokens=NEW_TOKENS)
 
     def ours(chat: list[Any]) -> tuple[int, float]:

@@ -21,9 +21,7 @@ from typing import Any
 
 import common
 
-from llm_as_rnn import Context, Sampling, get_task
-from llm_as_rnn.core import prompts
-from llm_as_rnn.data import weather
+from llm_as_rnn import Context, Sampling
 from llm_as_rnn.runtime.batching import BATCH_ENV
 from llm_as_rnn.runtime.resolve import aresolve
 
@@ -34,20 +32,7 @@ SIZES = (2, 4, 8)
 async def main() -> None:
     ctx = Context(model="embedded")
     backend = await aresolve(ctx.model, ctx.endpoint())
-    task = get_task("weather")
-    chats = [
-        prompts.rewrite_messages(
-            task,
-            task.initial_memory(),
-            task.render_input(o["input"]),
-            "dry",
-            f"Predicted dry; the truth was {o['target']}.",
-            256,
-            1,
-        )
-        for start in range(0, 8 * 45, 45)
-        for o in weather.window(start, 1)
-    ]
+    chats = common.rewrite_prompts(list(range(0, 8 * 45, 45)))
     greedy = Sampling(temperature=0.0, max_new_tokens=NEW_TOKENS)
     policy = ctx.call_policy()
 

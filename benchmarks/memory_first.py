@@ -73,14 +73,10 @@ def shared_prefix(tokenizer: Any, backend: Any) -> dict[str, Any]:
 
 async def cost(order: str) -> dict[str, Any]:
     run = await common.evaluate(
-        model="embedded",
-        tasks=["weather"],
-        methods=["rnn"],
+        **common.EMBEDDED_WEATHER,
         sequences=2,
         steps=5,
-        budget=256,
         max_new_tokens=64,
-        seed=4,
         answer_mode="choice",
         prompt_order=order,
         concurrency=2,
