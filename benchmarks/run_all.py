@@ -229,7 +229,7 @@ often than full rewrites; this is about the model's instruction following, not a
 
 **batched local generation** (`local_batching.py`): the bundled model, greedy, {b["new_tokens"]}
 new tokens on one rewrite prompt from each of n weather sequences, their calls one at a time vs
-together (the calls waiting for the model run as one left-padded batch, each with its own settings;
+together (the calls waiting for the model with the same settings run as one left-padded batch;
 `LLM_AS_RNN_LOCAL_BATCH`, default 8). Aggregate generated tokens per second:
 
 | sequences | one at a time | batched | batched_over_serial | same answers |

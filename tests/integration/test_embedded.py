@@ -77,6 +77,8 @@ async def test_batched_answers_equal_one_at_a_time(monkeypatch: pytest.MonkeyPat
 
     from llm_as_rnn import Sampling
     from llm_as_rnn.runtime.batching import BATCH_ENV, for_loop
+    from llm_as_rnn.runtime.decode import DecodeSettings, decode
+    from llm_as_rnn.runtime.local import end_tokens
     from llm_as_rnn.runtime.spec import CallPolicy
 
     backend = build_backend(parse_spec("embedded"), Endpoint())
@@ -97,23 +99,22 @@ async def test_batched_answers_equal_one_at_a_time(monkeypatch: pytest.MonkeyPat
         assert [g.text for g in together] == [g.text for g in alone]
         assert [g.completion_tokens for g in together] == [g.completion_tokens for g in alone]
         assert all(g.completion_tokens <= 12 for g in together)
-    # calls of different roles share a batch, each with its own cap and temperature
+    # the decoder gives each row its own cap and temperature
     mixed = [
-        (Sampling(temperature=0.0, max_new_tokens=12), CallPolicy()),
-        (Sampling(temperature=0.7, top_p=0.9, max_new_tokens=5), CallPolicy(seed=5)),
-        (Sampling(temperature=0.3, top_p=0.5, max_new_tokens=9), CallPolicy(seed=1)),
+        DecodeSettings(max_new_tokens=12),
+        DecodeSettings(max_new_tokens=5, temperature=0.7, top_p=0.9),
+        DecodeSettings(max_new_tokens=9, temperature=0.3, top_p=0.5),
     ]
-    monkeypatch.setenv(BATCH_ENV, "1")
-    alone = [await backend.generate(c, s, p) for c, (s, p) in zip(chats, mixed, strict=False)]
-    monkeypatch.setenv(BATCH_ENV, "8")
-    together = await asyncio.gather(
-        *(backend.generate(c, s, p) for c, (s, p) in zip(chats, mixed, strict=False))
-    )
-    assert [g.text for g in together] == [g.text for g in alone]
-    caps = [s.max_new_tokens or 0 for s, _ in mixed]
-    assert [g.completion_tokens for g in together] == [g.completion_tokens for g in alone]
-    assert all(g.completion_tokens <= cap for g, cap in zip(together, caps, strict=True))
+    ids = [
+        backend.tokenizer(backend.chat_prompt(c), add_special_tokens=False).input_ids
+        for c in chats[:3]
+    ]
+    model, ends, seeds = backend.model, end_tokens(backend.model, backend.tokenizer), [None, 5, 1]
+    rows = decode(model, ids, mixed, end_tokens=ends, pad=2, seeds=seeds)
+    for i in range(3):
+        (row,) = decode(model, [ids[i]], [mixed[i]], end_tokens=ends, pad=2, seeds=[seeds[i]])
+        assert rows[i].tokens == row.tokens
+        assert len(row.tokens) <= mixed[i].max_new_tokens
     sizes = for_loop(backend, lambda: None).sizes  # type: ignore[arg-type, return-value]
     assert sizes.count(4) == 2  # two batches of four
-    assert sizes.count(3) == 1  # one of three mixed calls
-    assert sizes.count(1) == 11  # and eleven calls alone
+    assert sizes.count(1) == 8  # and eight calls alone

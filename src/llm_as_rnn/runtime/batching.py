@@ -2,8 +2,8 @@
 
 Calls that wait for the local model while it is busy pile up; when it frees,
 the oldest waiting call and every other waiting call with the same key, up
-to ``max_batch``, run together (the local backend uses one key: its decoder
-gives every row its own settings). No timer:
+to ``max_batch``, run together (the local backend's key: the call's
+generation settings). No timer:
 a lone call starts at once, so batching never adds waiting to a single
 sequence; it only uses the waiting concurrent sequences already do.
 """

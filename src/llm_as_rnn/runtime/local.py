@@ -3,8 +3,8 @@
 Loading and generation run on one dedicated thread per process. Each thread
 that runs PyTorch gets its own OpenMP pool, and with more pool threads than
 cores decoding slows by about a tenth (``benchmarks/hf_throughput.py``,
-``second_thread_ratio``). Calls that wait for the thread are generated
-together, each with its own settings, one batch per pass over the weights
+``second_thread_ratio``). Calls that wait for the thread with the same
+settings are generated together, one batch per pass over the weights
 (``runtime.batching``, ``runtime.decode``): concurrent sequences share the
 weights' passes instead of queueing (``benchmarks/local_batching.py``).
 
@@ -144,17 +144,20 @@ class LocalHFBackend(ChatBackend):
         return {"settings": settings, "seed": seed}
 
     async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
-        """Queue the call; the calls waiting with it are generated together."""
+        """Queue the call; waiting calls with the same settings are generated together."""
         batcher = for_loop(self, lambda: Batcher(self.run_batch))
         call = LocalCall(messages, kwargs["settings"], kwargs.get("seed"))
-        return await batcher.submit(None, call)  # every waiting call: rows keep their settings
+        # Keyed by settings: calls of one role batch together. Mixing roles made
+        # bigger batches but no faster evals (a short answer waits for the
+        # batch's longest): benchmarks/smoke_batching.py, BENCHMARKS.md.
+        return await batcher.submit(call.settings, call)
 
     async def run_batch(self, calls: list[LocalCall]) -> list[AIMessage]:
         """Generate one batch on the torch thread."""
         return await on_torch_thread(self.generate_batch_sync, calls)
 
     def generate_batch_sync(self, calls: Sequence[LocalCall]) -> list[AIMessage]:
-        """Generate for calls together, each with its own settings (on the torch thread)."""
+        """Generate for calls together (on the torch thread)."""
         if self.model is None:  # a chat model whose weights are out of reach: one by one
             return [self.invoke_chat(call) for call in calls]
         prompts = [
