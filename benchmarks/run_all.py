@@ -240,7 +240,15 @@ The smoke evaluation of the README (`smoke_batching.py`: weather and sp500, five
 sequences x 2 steps, budget 256, 96 new tokens, `--concurrency 4`, the bundled model): one call
 at a time {s["serial_s"]:.0f} s, batched {s["batched_s"]:.0f} s, wall_ratio =
 {s["wall_ratio"]:.3f}; batch sizes seen {s["batch_sizes"]}; same predictions in both runs:
-{s["same_predictions"]}. Seeded draws are per call (a generator seeded from the call's seed
+{s["same_predictions"]}. Why the smoke eval barely gains: with `--concurrency 4` at most four
+calls wait at once, and four rows give {b["by_sequences"]["4"]["batched_over_serial"]:.2f}x the
+throughput of one on this CPU (table above), so even perfect batching would leave the wall time
+near 1 / {b["by_sequences"]["4"]["batched_over_serial"]:.2f}; and the eval's calls are of different
+roles and methods (different settings: another batch) and reach the model at different times,
+so most batches hold one call. Batching every waiting call whatever its settings (each row with
+its own cap and temperature; tried) made batches larger but the eval no faster: a short answer
+waits for its batch's longest. Rows joining a running batch (continuous batching) is what
+remains. Seeded draws are per call (a generator seeded from the call's seed
 and prompt), so a batch's other rows do not change them; a padded batch can round differently
 from a single prompt, so a near-tie can in principle go the other way (`runtime/decode.py`).
 
@@ -254,8 +262,12 @@ default order and {m["shared_prefix"]["memory-first"]["shared_with_predict"]} me
 with automatic prefix caching (vLLM, SGLang) computes once. What it costs the bundled 135M model
 (weather, choice answers, 2 x 5 steps, budget 256): role-first {m["cost"]["role-first"]};
 memory-first {m["cost"]["memory-first"]} (log-loss change {m["log_loss_change"]:+.3f} nats).
-Ten steps of a 135M model: this shows whether the order breaks its calls, not which predicts
-better; measure with your model before switching.
+On this model memory-first costs the rewrites: the share rejected rose from
+{m["cost"]["role-first"]["rejected_share"]:.0%} to {m["cost"]["memory-first"]["rejected_share"]:.0%}
+(the rewriter copies the memory best when it comes last); the predictions' log-loss moved by
+{m["log_loss_change"]:+.3f} nats (ten steps, no interval: too few to tell). A 135M model: this
+shows whether the order breaks its calls, not which predicts better; measure with your model
+before switching.
 """
 
 
