@@ -105,20 +105,11 @@ class ChatBackend:
         self, messages: list[BaseMessage], sampling: Sampling, policy: CallPolicy
     ) -> Generation:
         """Call the model with bounded retries on transient errors."""
-        kwargs = self.call_kwargs(sampling, policy.seed)
-        limit = self.call_timeout(policy)
         start = time.perf_counter()
-
-        async def attempt() -> AIMessage:
-            async with asyncio.timeout(limit) if limit is not None else nullcontext():
-                return await self.invoke(messages, kwargs)
-
-        try:
-            reply, attempts = await attempt(), 1
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            reply, attempts = await retry(attempt, exc, policy, time.perf_counter() - start)
+        reply, attempts = await self.attempts(
+            messages, self.call_kwargs(sampling, policy.seed), policy
+        )
+        assert reply is not None  # not refusable: errors raise
         text = message_text(reply)
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
         completion = int(usage.get("output_tokens") or self.count_tokens(text))
@@ -131,6 +122,35 @@ class ChatBackend:
             retries=attempts - 1,
             cut_off=self.was_cut_off(finish, completion, sampling),
         )
+
+    async def attempts(
+        self,
+        messages: list[BaseMessage],
+        kwargs: dict[str, Any],
+        policy: CallPolicy,
+        refusable: bool = False,
+    ) -> tuple[AIMessage | None, int]:
+        """Make the call, each attempt bounded by ``call_timeout``, retrying transient errors.
+
+        Returns the reply and the number of attempts. A non-transient error of
+        the first attempt is raised, or, when ``refusable`` (a call using an
+        optional server feature), answered with a None reply.
+        """
+        limit = self.call_timeout(policy)
+        start = time.perf_counter()
+
+        async def attempt() -> AIMessage:
+            async with asyncio.timeout(limit) if limit is not None else nullcontext():
+                return await self.invoke(messages, kwargs)
+
+        try:
+            return await attempt(), 1
+        except Exception as exc:
+            if not is_transient(exc):
+                if refusable:
+                    return None, 1
+                raise
+            return await retry(attempt, exc, policy, time.perf_counter() - start)
 
     def was_cut_off(self, finish_reason: Any, completion_tokens: int, sampling: Sampling) -> bool:
         """Return whether an answer stopped at its token limit (the server's finish reason)."""
@@ -267,20 +287,8 @@ class OpenAIBackend(ChatBackend):
 
         Transient errors are retried as for any call (and raise when retries run out).
         """
-        limit = self.call_timeout(policy)
-        start = time.perf_counter()
-
-        async def attempt() -> AIMessage:
-            async with asyncio.timeout(limit):
-                return await self.invoke(messages, kwargs)
-
-        try:
-            return await attempt()
-        except Exception as exc:
-            if not is_transient(exc):
-                return None
-            reply, _ = await retry(attempt, exc, policy, time.perf_counter() - start)
-            return reply
+        reply, _ = await self.attempts(messages, kwargs, policy, refusable=True)
+        return reply
 
     def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
         """Pass sampling as request parameters."""

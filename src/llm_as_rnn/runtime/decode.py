@@ -80,6 +80,21 @@ def cache_key(model: Any) -> str:
     return "cache" if "cache" in forward_params(model) else "past_key_values"
 
 
+def prefix_cache(model: Any, ids: Sequence[int], rows: int, **kwargs: Any) -> tuple[Any, Any]:
+    """Run ``ids`` through the model once; return its logits and its key/value cache for ``rows``.
+
+    The cache is repeated ``rows`` times along the batch, so every row of the
+    next forward pass continues from the same prefix.
+    """
+    import torch
+
+    out = model(input_ids=torch.tensor([list(ids)]), use_cache=True, **kwargs)
+    cache = getattr(out, cache_key(model))
+    if rows > 1:
+        cache.batch_repeat_interleave(rows)
+    return out.logits, cache
+
+
 def decode(
     model: Any,
     prompts: Sequence[Sequence[int]],
@@ -118,11 +133,7 @@ def decode(
     with torch.no_grad():
         cache = None
         if shared:
-            head_ids = torch.tensor([list(prompts[0][:shared])])
-            head = model(input_ids=head_ids, use_cache=True, **last_only)
-            cache = getattr(head, key)
-            if rows > 1:
-                cache.batch_repeat_interleave(rows)
+            _, cache = prefix_cache(model, prompts[0][:shared], rows, **last_only)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         step_input = ids
         for _ in range(max(row.max_new_tokens for row in settings)):

@@ -33,7 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.runtime.backends import ChatBackend, role_dicts
 from llm_as_rnn.runtime.batching import Batcher, for_loop
-from llm_as_rnn.runtime.decode import DecodeSettings, cache_key, decode
+from llm_as_rnn.runtime.decode import DecodeSettings, cache_key, decode, prefix_cache
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
 
 T = TypeVar("T")
@@ -234,15 +234,12 @@ class LocalHFBackend(ChatBackend):
         mask = torch.tensor(
             [[1] * (len(prompt_ids) + len(ids)) + [0] * (width - len(ids)) for ids in labels]
         )
-        key = cache_key(model)
         with torch.no_grad():
-            first = model(torch.tensor([prompt_ids]), use_cache=True)
-            cache = getattr(first, key)
-            cache.batch_repeat_interleave(len(labels))
-            rest = model(input_ids=batch, attention_mask=mask, **{key: cache})
+            first, cache = prefix_cache(model, prompt_ids, len(labels))
+            rest = model(input_ids=batch, attention_mask=mask, **{cache_key(model): cache})
         # position 0 of a label is predicted by the prompt's last logits, position j
         # by the label's own position j - 1
-        logits = torch.cat([first.logits[:, -1:].expand(len(labels), -1, -1), rest.logits], 1)
+        logits = torch.cat([first[:, -1:].expand(len(labels), -1, -1), rest.logits], 1)
         logp = torch.log_softmax(logits.float(), dim=-1)
         scores = []
         for i, ids in enumerate(labels):
