@@ -10,6 +10,7 @@ from llm_as_rnn import Context, build_graph, get_task, read_trace, run_sequence
 from llm_as_rnn.core import memory as mem
 from llm_as_rnn.core import prompts
 from llm_as_rnn.data import weather
+from llm_as_rnn.runtime.backends import LabelQuery
 from llm_as_rnn.runtime.local import LocalHFBackend
 from llm_as_rnn.runtime.resolve import build_backend
 from llm_as_rnn.runtime.spec import Endpoint, parse_spec
@@ -53,7 +54,7 @@ async def test_label_scores_equal_a_direct_forward_pass() -> None:
     task = get_task("weather")
     messages = prompts.predict_messages(task, task.initial_memory(), "wind 4 m/s, 0.0 mm", 1)
     continuations = [f" {label}" for label in task.labels]  # " light rain": two tokens
-    scores = await backend.label_logprobs(messages, "Answer:", continuations)
+    scores = await backend.label_logprobs(LabelQuery(messages, "Answer:", continuations))
     assert scores is not None
     model = backend.model
     prompt = backend.chat_prompt(messages) + "Answer:"

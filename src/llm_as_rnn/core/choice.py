@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from langchain_core.messages import BaseMessage
 
 from llm_as_rnn.core.state import Prediction
-from llm_as_rnn.runtime.backends import ChatBackend
+from llm_as_rnn.runtime.backends import ChatBackend, LabelQuery
 from llm_as_rnn.runtime.spec import CallPolicy
 from llm_as_rnn.runtime.usage import Generation
 
@@ -51,7 +51,7 @@ async def score_labels(
 ) -> dict[str, float] | None:
     """Return the predictor's distribution over ``labels``, or None if it cannot score."""
     continuations = [f" {label}" for label in labels]
-    scores = await backend.label_logprobs(messages, PREFIX, continuations, policy)
+    scores = await backend.label_logprobs(LabelQuery(messages, PREFIX, continuations), policy)
     return None if scores is None else distribution(labels, scores)
 
 

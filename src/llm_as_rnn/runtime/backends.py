@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -54,6 +55,16 @@ def role_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return [{"role": roles[type(m)], "content": message_text(m)} for m in messages]
 
 
+@dataclass(frozen=True)
+class LabelQuery:
+    """Labels to score: each continuation's log-probability after the prompt and prefix."""
+
+    messages: list[BaseMessage]
+    prefix: str
+    """The answer's opening, e.g. ``"Answer:"``."""
+    continuations: Sequence[str]
+
+
 class ChatBackend:
     """A chat model with its token counter, sampling translation and retries."""
 
@@ -80,11 +91,7 @@ class ChatBackend:
         return policy.timeout_s * 1.5
 
     async def label_logprobs(
-        self,
-        messages: list[BaseMessage],
-        prefix: str,
-        continuations: Sequence[str],
-        policy: CallPolicy | None = None,
+        self, query: LabelQuery, policy: CallPolicy | None = None
     ) -> list[float] | None:
         """Return log p(continuation | messages, prefix) per continuation, None if unable.
 
@@ -93,7 +100,9 @@ class ChatBackend:
         continuations)`` method (the fake models have one) is asked.
         """
         scorer = getattr(self.chat, "label_logprobs", None)
-        scores = scorer(messages, prefix, list(continuations)) if scorer else None
+        if scorer is None:
+            return None
+        scores = scorer(query.messages, query.prefix, list(query.continuations))
         return None if scores is None else [float(x) for x in scores]
 
     async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
@@ -225,11 +234,7 @@ class OpenAIBackend(ChatBackend):
             raise BadResponseError(f"malformed completion: {type(exc).__name__}: {exc}") from exc
 
     async def label_logprobs(
-        self,
-        messages: list[BaseMessage],
-        prefix: str,
-        continuations: Sequence[str],
-        policy: CallPolicy | None = None,
+        self, query: LabelQuery, policy: CallPolicy | None = None
     ) -> list[float] | None:
         """Score labels from the endpoint's logprobs at the answer (``first_token_scores``).
 
@@ -239,16 +244,17 @@ class OpenAIBackend(ChatBackend):
         """
         kwargs: dict[str, Any] = {"temperature": 0.0, "max_tokens": 16, "logprobs": True}
         kwargs["top_logprobs"] = TOP_LOGPROBS
-        reply = await self.optional_call(messages, kwargs, policy or CallPolicy())
+        reply = await self.optional_call(query.messages, kwargs, policy or CallPolicy())
         if reply is None:
             return None  # a server that refuses logprobs: free mode
         logprobs = (reply.response_metadata or {}).get("logprobs")
         if not isinstance(logprobs, dict):
             return None  # the server ignores logprobs
-        scores = first_token_scores(logprobs.get("content") or [], prefix, continuations)
+        content = logprobs.get("content") or []
+        scores = first_token_scores(content, query.prefix, query.continuations)
         # An empty or broken reply from a server that does give logprobs: no information
         # about the labels, so every label is equally likely (never a free-text answer).
-        return scores if scores is not None else [0.0] * len(continuations)
+        return scores if scores is not None else [0.0] * len(query.continuations)
 
     async def constrained_choice(
         self, messages: list[BaseMessage], labels: Sequence[str], policy: CallPolicy | None = None

@@ -31,7 +31,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
 from llm_as_rnn.errors import ConfigError, first_line
-from llm_as_rnn.runtime.backends import ChatBackend, role_dicts
+from llm_as_rnn.runtime.backends import ChatBackend, LabelQuery, role_dicts
 from llm_as_rnn.runtime.batching import Batcher, for_loop
 from llm_as_rnn.runtime.decode import DecodeSettings, cache_key, decode, prefix_cache
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
@@ -203,14 +203,12 @@ class LocalHFBackend(ChatBackend):
         return result if isinstance(result, AIMessage) else AIMessage(content=str(result))
 
     async def label_logprobs(
-        self,
-        messages: list[BaseMessage],
-        prefix: str,
-        continuations: Sequence[str],
-        policy: CallPolicy | None = None,
+        self, query: LabelQuery, policy: CallPolicy | None = None
     ) -> list[float] | None:
         """Score every continuation exactly, on the torch thread (``label_logprobs_sync``)."""
-        return await on_torch_thread(self.label_logprobs_sync, messages, prefix, continuations)
+        return await on_torch_thread(
+            self.label_logprobs_sync, query.messages, query.prefix, query.continuations
+        )
 
     def label_logprobs_sync(
         self, messages: list[BaseMessage], prefix: str, continuations: Sequence[str]
