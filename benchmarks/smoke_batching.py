@@ -46,7 +46,7 @@ def batch_sizes() -> dict[str, int]:
     """Return how many batches of each size the local backend ran in this process."""
     from llm_as_rnn.runtime.batching import all_sizes
 
-    return {str(k): v for k, v in sorted(Counter(all_sizes()).items())}
+    return {str(k): v for k, v in sorted(all_sizes().items())}
 
 
 def answers(steps: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

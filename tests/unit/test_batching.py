@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 
@@ -27,6 +28,7 @@ async def test_waiting_calls_with_equal_keys_run_together() -> None:
     assert results == [f"C{i}" for i in range(8)]  # each caller gets its own answer
     # the oldest waiting call leads; its equals join, up to three
     assert batches == [["c0", "c2", "c4"], ["c1", "c3", "c5"], ["c6"], ["c7"]]
+    assert batcher.sizes == Counter({3: 2, 1: 2})  # batches counted by size
 
 
 async def test_a_lone_call_runs_at_once_and_late_calls_form_the_next_batch() -> None:

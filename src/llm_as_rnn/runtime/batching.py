@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
+from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -58,8 +59,8 @@ class Batcher(Generic[P, R]):
         self.max_batch = max_batch
         self.waiting: list[_Waiting[P, R]] = []
         self.draining: asyncio.Task[None] | None = None
-        self.sizes: list[int] = []
-        """Size of every batch run so far (for benchmarks and tests)."""
+        self.sizes: Counter[int] = Counter()
+        """How many batches of each size have run (for benchmarks and tests; bounded)."""
 
     async def submit(self, key: Hashable, payload: P) -> R:
         """Queue one call and return its result once its batch has run."""
@@ -84,7 +85,7 @@ class Batcher(Generic[P, R]):
         """Run batches until nothing waits."""
         await asyncio.sleep(0)  # let calls made in the same loop turn join the first batch
         while batch := self.take():
-            self.sizes.append(len(batch))
+            self.sizes[len(batch)] += 1
             try:
                 results = await self.run([w.payload for w in batch])
             except Exception as exc:  # handed to every caller of the batch
@@ -111,6 +112,10 @@ def for_loop(owner: Any, make: Callable[[], Batcher[P, R]]) -> Batcher[P, R]:
     return per_loop[id(owner)]
 
 
-def all_sizes() -> list[int]:
-    """Return the sizes of every batch run by the batchers of live event loops."""
-    return [size for per_loop in _BATCHERS.values() for b in per_loop.values() for size in b.sizes]
+def all_sizes() -> Counter[int]:
+    """Return how many batches of each size the batchers of live event loops have run."""
+    total: Counter[int] = Counter()
+    for per_loop in _BATCHERS.values():
+        for batcher in per_loop.values():
+            total.update(batcher.sizes)
+    return total
