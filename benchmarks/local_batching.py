@@ -22,7 +22,7 @@ from typing import Any
 import common
 
 from llm_as_rnn import Context, Sampling
-from llm_as_rnn.runtime.batching import BATCH_ENV
+from llm_as_rnn.runtime.engine import BATCH_ENV
 from llm_as_rnn.runtime.resolve import aresolve
 
 NEW_TOKENS = 48

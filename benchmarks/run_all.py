@@ -229,8 +229,9 @@ often than full rewrites; this is about the model's instruction following, not a
 
 **batched local generation** (`local_batching.py`): the bundled model, greedy, {b["new_tokens"]}
 new tokens on one rewrite prompt from each of n weather sequences, their calls one at a time vs
-together (the calls waiting for the model with the same settings run as one left-padded batch;
-`LLM_AS_RNN_LOCAL_BATCH`, default 8). Aggregate generated tokens per second:
+together (continuous batching: the calls share one running batch, one pass over the weights per
+new token for all rows, joining and leaving it between passes; `LLM_AS_RNN_LOCAL_BATCH`,
+default 8). Aggregate generated tokens per second:
 
 | sequences | one at a time | batched | batched_over_serial | same answers |
 |---|---|---|---|---|
@@ -239,18 +240,16 @@ together (the calls waiting for the model with the same settings run as one left
 The smoke evaluation of the README (`smoke_batching.py`: weather and sp500, five methods, 2
 sequences x 2 steps, budget 256, 96 new tokens, `--concurrency 4`, the bundled model): one call
 at a time {s["serial_s"]:.0f} s, batched {s["batched_s"]:.0f} s, wall_ratio =
-{s["wall_ratio"]:.3f}; batch sizes seen {s["batch_sizes"]}; same predictions in both runs:
-{s["same_predictions"]}. Why the smoke eval barely gains: with `--concurrency 4` at most four
-calls wait at once, and four rows give {b["by_sequences"]["4"]["batched_over_serial"]:.2f}x the
-throughput of one on this CPU (table above), so even perfect batching would leave the wall time
-near 1 / {b["by_sequences"]["4"]["batched_over_serial"]:.2f}; and the eval's calls are of different
-roles and methods (different settings: another batch) and reach the model at different times,
-so most batches hold one call. Batching every waiting call whatever its settings (each row with
-its own cap and temperature; tried) made batches larger but the eval no faster: a short answer
-waits for its batch's longest. Rows joining a running batch (continuous batching) is what
-remains. Seeded draws are per call (a generator seeded from the call's seed
-and prompt), so a batch's other rows do not change them; a padded batch can round differently
-from a single prompt, so a near-tie can in principle go the other way (`runtime/decode.py`).
+{s["wall_ratio"]:.3f}; rows per decoding pass in the batched run {s["rows_per_pass"]} (mean
+{s["mean_rows_per_pass"]:.2f}); same predictions in both runs: {s["same_predictions"]}. The bound
+on this machine: with `--concurrency 4` at most four calls are in flight, and four rows give
+{b["by_sequences"]["4"]["batched_over_serial"]:.2f}x the throughput of one (table above), so even
+four rows in every pass would leave the wall time near
+1 / {b["by_sequences"]["4"]["batched_over_serial"]:.2f} of the serial run; prompts (prefill) and
+label scoring, which batching does not speed up on a CPU, come on top. Seeded draws are per call
+(a generator seeded from the call's seed and prompt), so a batch's other rows do not change them;
+a padded batch can round differently from a single prompt, so a near-tie can in principle go the
+other way (`runtime/decode.py`).
 
 **memory first** (`memory_first.py`): with `--prompt-order memory-first` every role's prompt
 opens with the same memory block. One weather step with a {m["shared_prefix"]["memory_tokens"]}-token

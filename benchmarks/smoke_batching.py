@@ -5,7 +5,9 @@
 --concurrency 4``, run twice in one process (the model loaded once): local
 calls one at a time (``LLM_AS_RNN_LOCAL_BATCH=1``), then batched (up to 8).
 Reported: each run's wall time, ``wall_ratio`` = batched / one at a time
-(target <= 0.5), the batch sizes seen, and whether both runs made the same
+(target <= 0.5), how many rows the batched run's decoding passes carried
+(``rows_per_pass``: calls join and leave a running batch between passes,
+``runtime.engine``), and whether both runs made the same
 predictions (seeded draws are per call, so they should, up to arithmetic
 near-ties: ``runtime.decode``). No accuracy is claimed from a 135M model.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 import common
 
-from llm_as_rnn.runtime.batching import BATCH_ENV
+from llm_as_rnn.runtime.engine import BATCH_ENV
 
 SMOKE: dict[str, Any] = {
     "model": "embedded",
@@ -42,11 +44,9 @@ async def timed(batch: int) -> tuple[float, list[dict[str, Any]]]:
     return time.perf_counter() - start, run.steps
 
 
-def batch_sizes() -> dict[str, int]:
-    """Return how many batches of each size the local backend ran in this process."""
-    from llm_as_rnn.runtime.batching import all_sizes
-
-    return {str(k): v for k, v in sorted(all_sizes().items())}
+def rows_per_pass(backend: Any) -> Counter[int]:
+    """Return how many decoding passes the local backend ran with each number of rows."""
+    return Counter(backend.engine().passes)
 
 
 def answers(steps: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -59,21 +59,23 @@ async def main() -> None:
     from llm_as_rnn import Context
     from llm_as_rnn.runtime.resolve import aresolve
 
-    await aresolve(Context(model="embedded").model, Context().endpoint())  # load once, untimed
+    backend = await aresolve(Context(model="embedded").model, Context().endpoint())  # untimed
     serial_s, serial_steps = await timed(1)
     print(f"  one at a time: {serial_s:.0f} s", file=sys.stderr)
-    before = batch_sizes()
+    before = rows_per_pass(backend)
     batched_s, batched_steps = await timed(8)
     print(f"  batched: {batched_s:.0f} s", file=sys.stderr)
-    after = Counter({k: v for k, v in batch_sizes().items()})
-    after.subtract(before)
+    passes = rows_per_pass(backend) - before
     common.emit(
         {
             "benchmark": "smoke_batching",
             "serial_s": round(serial_s, 1),
             "batched_s": round(batched_s, 1),
             "wall_ratio": round(batched_s / serial_s, 3),
-            "batch_sizes": {k: v for k, v in after.items() if v},
+            "rows_per_pass": {str(k): v for k, v in sorted(passes.items())},
+            "mean_rows_per_pass": round(
+                sum(k * v for k, v in passes.items()) / max(1, passes.total()), 2
+            ),
             "steps": len(batched_steps),
             "same_predictions": answers(serial_steps) == answers(batched_steps),
             "target": "wall_ratio <= 0.5",

@@ -73,12 +73,13 @@ async def test_label_scores_equal_a_direct_forward_pass() -> None:
 
 
 async def test_batched_answers_equal_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Concurrent calls generate in one batch, with the answers each would get alone."""
+    """Concurrent calls decode in one running batch, with the answers each would get alone."""
     import asyncio
+    from collections import Counter
 
     from llm_as_rnn import Sampling
-    from llm_as_rnn.runtime.batching import BATCH_ENV, for_loop
     from llm_as_rnn.runtime.decode import DecodeSettings, decode
+    from llm_as_rnn.runtime.engine import BATCH_ENV
     from llm_as_rnn.runtime.local import end_tokens
     from llm_as_rnn.runtime.spec import CallPolicy
 
@@ -89,18 +90,25 @@ async def test_batched_answers_equal_one_at_a_time(monkeypatch: pytest.MonkeyPat
         prompts.predict_messages(task, task.initial_memory(), task.render_input(o["input"]), 1)
         for o in weather.window(40, 4)
     ]
+    passes = backend.engine().passes
+    alone_greedy: list[str] = []
     for sampling, policy in [
         (Sampling(temperature=0.0, max_new_tokens=12), CallPolicy()),
         (Sampling(temperature=0.7, top_p=0.9, max_new_tokens=12), CallPolicy(seed=5)),
     ]:
         monkeypatch.setenv(BATCH_ENV, "1")
+        before = Counter(passes)
         alone = [await backend.generate(c, sampling, policy) for c in chats]
+        assert set(passes - before) == {1}  # one row per pass
+        alone_greedy = alone_greedy or [g.text for g in alone]
         monkeypatch.setenv(BATCH_ENV, "8")
+        before = Counter(passes)
         together = await asyncio.gather(*(backend.generate(c, sampling, policy) for c in chats))
+        assert (passes - before)[4] >= 1  # the four calls shared passes
         assert [g.text for g in together] == [g.text for g in alone]
         assert [g.completion_tokens for g in together] == [g.completion_tokens for g in alone]
         assert all(g.completion_tokens <= 12 for g in together)
-    # the decoder gives each row its own cap and temperature
+    # each row has its own cap and temperature; rows join a running batch mid-way
     mixed = [
         DecodeSettings(max_new_tokens=12),
         DecodeSettings(max_new_tokens=5, temperature=0.7, top_p=0.9),
@@ -112,10 +120,13 @@ async def test_batched_answers_equal_one_at_a_time(monkeypatch: pytest.MonkeyPat
     ]
     model, ends, seeds = backend.model, end_tokens(backend.model, backend.tokenizer), [None, 5, 1]
     rows = decode(model, ids, mixed, end_tokens=ends, pad=2, seeds=seeds)
+    greedy = Sampling(temperature=0.0, max_new_tokens=12)
+    first = asyncio.ensure_future(backend.generate(chats[3], greedy, CallPolicy()))
+    await asyncio.sleep(1.0)  # most likely decoding by now: the later calls join it mid-way
+    late = await asyncio.gather(*(backend.generate(c, greedy, CallPolicy()) for c in chats[:3]))
+    assert (await first).text == alone_greedy[3]
+    assert [g.text for g in late] == alone_greedy[:3]
     for i in range(3):
         (row,) = decode(model, [ids[i]], [mixed[i]], end_tokens=ends, pad=2, seeds=[seeds[i]])
         assert rows[i].tokens == row.tokens
         assert len(row.tokens) <= mixed[i].max_new_tokens
-    sizes = for_loop(backend, lambda: None).sizes  # type: ignore[arg-type, return-value]
-    assert sizes[4] == 2  # two batches of four
-    assert sizes[1] == 8  # and eight calls alone

@@ -1,10 +1,12 @@
 """Batched decoding for local causal language models (blocking; run on the torch thread).
 
-``decode`` generates for several prompts at once: left-padded, one forward
-pass per new token for the whole batch, a key/value cache, each row stopping
-at an end token or its cap. The prompts' longest common token prefix is run
-once and its cache shared by every row (the key/value reuse a shared prompt
-prefix allows).
+A ``RunningBatch`` decodes several prompts at once: one forward pass per new
+token for every row, a key/value cache, each row with its own cap,
+temperature and top-p. Rows join between two passes (their prompts are run
+left-padded, the newcomers' longest common prefix once, and their cache is
+merged into the running one) and leave as soon as they end (their rows are
+cut out of the cache), so a short answer never waits for a long one:
+continuous batching. ``decode`` runs a fixed set of prompts to the end.
 
 Reproducibility: a sampled row draws from its own ``torch.Generator``, seeded
 from the row's seed, so its draws do not depend on which other prompts share
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -95,6 +97,189 @@ def prefix_cache(model: Any, ids: Sequence[int], rows: int, **kwargs: Any) -> tu
     return out.logits, cache
 
 
+@dataclass(eq=False)
+class Row:
+    """One prompt being decoded; ``tokens`` grows by one per pass until it is done."""
+
+    prompt: list[int]
+    settings: DecodeSettings
+    seed: int | None = None
+    tokens: list[int] = field(default_factory=list)
+    ended: bool = False
+    """Whether the last token is an end token."""
+    generator: Any = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        """Whether the row has ended or reached its cap."""
+        return self.ended or len(self.tokens) >= self.settings.max_new_tokens
+
+    def result(self) -> Decoded:
+        """Return the row's answer (end tokens left out)."""
+        tokens = self.tokens[:-1] if self.ended else self.tokens
+        return Decoded(tokens=list(tokens), cut_off=not self.ended)
+
+
+def plain_cache(cache: Any) -> bool:
+    """Return whether rows can be merged into ``cache``: every layer a plain growing cache."""
+    layers = list(getattr(cache, "layers", None) or [])
+    return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+
+
+class RunningBatch:
+    """Rows decoding together: they join between passes and leave when done.
+
+    Every row's next input is its last chosen token; the cache holds the rest.
+    Positions come from the attention mask (left padding has mask 0), so rows
+    of any length share one pass. Rows join a non-empty batch only when the
+    model's cache can be merged (``plain_cache``); otherwise they wait until
+    it empties.
+    """
+
+    def __init__(self, model: Any, end_tokens: set[int], pad: int) -> None:
+        self.model = model
+        self.end_tokens = end_tokens
+        self.pad = pad
+        self.key = cache_key(model)
+        self.last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_params(model) else {}
+        self.rows: list[Row] = []
+        self.cache: Any = None
+        self.mask: Any = None  # (rows, cache length): 1 for real tokens
+        self.mergeable = True
+
+    def can_admit(self) -> bool:
+        """Whether new rows may join now."""
+        return not self.rows or self.mergeable
+
+    def admit(self, rows: Sequence[Row]) -> list[Row]:
+        """Run the new rows' prompts, choose their first tokens and add them; return rows done."""
+        import torch
+
+        for row in rows:
+            if row.generator is None and row.seed is not None and row.settings.sampled:
+                row.generator = torch.Generator().manual_seed(row.seed)
+        finished = [r for r in rows if r.settings.max_new_tokens <= 0]
+        rows = [r for r in rows if r.settings.max_new_tokens > 0]
+        if not rows:
+            return finished
+        logits, cache, mask = self.prefill([r.prompt for r in rows])
+        self.choose(rows, logits)
+        if self.rows:
+            self.merge(cache, mask)
+        else:
+            self.cache, self.mask = cache, mask
+            self.mergeable = plain_cache(cache)
+        self.rows += rows
+        return finished + self.retire()
+
+    def step(self) -> list[Row]:
+        """Run one pass for every row (its last token in); return the rows now done."""
+        import torch
+
+        if not self.rows:
+            return []
+        count = len(self.rows)
+        self.mask = torch.cat([self.mask, torch.ones((count, 1), dtype=torch.long)], dim=1)
+        with torch.no_grad():
+            out = self.model(
+                input_ids=torch.tensor([[r.tokens[-1]] for r in self.rows]),
+                attention_mask=self.mask,
+                position_ids=self.mask.sum(-1, keepdim=True) - 1,
+                use_cache=True,
+                **self.last_only,
+                **{self.key: self.cache},
+            )
+        self.cache = getattr(out, self.key)
+        self.choose(self.rows, out.logits[:, -1, :].float())
+        return self.retire()
+
+    def remove(self, rows: Sequence[Row]) -> None:
+        """Drop rows whose callers no longer wait."""
+        gone = {id(r) for r in rows}
+        self.keep([i for i, r in enumerate(self.rows) if id(r) not in gone])
+
+    def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
+        """Run prompts left-padded (their common prefix once); return last logits, cache, mask."""
+        import torch
+
+        count = len(prompts)
+        shared = min(common_prefix(prompts), min(len(p) for p in prompts) - 1)
+        width = max(len(p) for p in prompts) - shared
+        ids = torch.full((count, width), self.pad, dtype=torch.long)
+        mask = torch.zeros((count, shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for i, prompt in enumerate(prompts):
+            rest = list(prompt[shared:])
+            ids[i, width - len(rest) :] = torch.tensor(rest)
+            mask[i, shared + width - len(rest) :] = 1
+        with torch.no_grad():
+            cache = None
+            if shared:
+                _, cache = prefix_cache(self.model, prompts[0][:shared], count, **self.last_only)
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=(mask.cumsum(-1) - 1).clamp(min=0)[:, shared:],
+                use_cache=True,
+                **self.last_only,
+                **({self.key: cache} if cache is not None else {}),
+            )
+        return out.logits[:, -1, :].float(), getattr(out, self.key), mask
+
+    def choose(self, rows: Sequence[Row], logits: Any) -> None:
+        """Append each row's next token (greedy, or drawn with the row's own generator)."""
+        chosen = pick(logits, [r.settings for r in rows], [r.generator for r in rows])
+        for row, token in zip(rows, chosen, strict=True):
+            row.tokens.append(token)
+            row.ended = token in self.end_tokens
+
+    def merge(self, cache: Any, mask: Any) -> None:
+        """Append new rows' cache and mask below the running ones, left-padding the shorter."""
+        import torch
+
+        length = max(self.mask.shape[1], mask.shape[1])
+
+        def padded(tensor: Any, dim: int) -> Any:
+            missing = length - tensor.shape[dim]
+            if not missing:
+                return tensor
+            shape = list(tensor.shape)
+            shape[dim] = missing
+            return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+        for old, new in zip(self.cache.layers, cache.layers, strict=True):
+            old.keys = torch.cat([padded(old.keys, 2), padded(new.keys, 2)], dim=0)
+            old.values = torch.cat([padded(old.values, 2), padded(new.values, 2)], dim=0)
+        self.mask = torch.cat([padded(self.mask, 1), padded(mask, 1)], dim=0)
+
+    def retire(self) -> list[Row]:
+        """Remove the rows that are done and return them."""
+        finished = [r for r in self.rows if r.done]
+        if finished:
+            self.keep([i for i, r in enumerate(self.rows) if not r.done])
+        return finished
+
+    def keep(self, indices: list[int]) -> None:
+        """Keep only the rows at ``indices``, with their cache; trim padding no row needs."""
+        import torch
+
+        if len(indices) == len(self.rows):
+            return
+        self.rows = [self.rows[i] for i in indices]
+        if not self.rows:
+            self.cache = self.mask = None
+            return
+        self.cache.batch_select_indices(torch.tensor(indices))
+        self.mask = self.mask[indices]
+        used = self.mask.sum(0).nonzero()
+        first = int(used[0]) if len(used) else 0
+        if first and self.mergeable:
+            self.mask = self.mask[:, first:]
+            for layer in self.cache.layers:
+                layer.keys = layer.keys[:, :, first:, :]
+                layer.values = layer.values[:, :, first:, :]
+
+
 def decode(
     model: Any,
     prompts: Sequence[Sequence[int]],
@@ -104,70 +289,20 @@ def decode(
     pad: int,
     seeds: Sequence[int | None] | None = None,
 ) -> list[Decoded]:
-    """Generate for every prompt in one batch; return each row's tokens.
+    """Generate for every prompt in one batch; return each row's answer.
 
     ``settings`` holds one entry per prompt: each row has its own cap,
-    temperature and top-p, so calls of different roles share a batch.
+    temperature and top-p.
     """
-    import torch
-
-    rows = len(prompts)
-    key = cache_key(model)
-    last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_params(model) else {}
-    shared = min(common_prefix(prompts), min(len(p) for p in prompts) - 1)
-    width = max(len(p) for p in prompts) - shared
-    ids = torch.full((rows, width), pad, dtype=torch.long)
-    mask = torch.zeros((rows, shared + width), dtype=torch.long)
-    mask[:, :shared] = 1
-    for i, prompt in enumerate(prompts):
-        rest = list(prompt[shared:])
-        if rest:
-            ids[i, width - len(rest) :] = torch.tensor(rest)
-            mask[i, shared + width - len(rest) :] = 1
-    draws = [
-        None if seed is None or not row.sampled else torch.Generator().manual_seed(seed)
-        for seed, row in zip(seeds or [None] * rows, settings, strict=True)
+    rows = [
+        Row(list(p), s, seed)
+        for p, s, seed in zip(prompts, settings, seeds or [None] * len(prompts), strict=True)
     ]
-    tokens: list[list[int]] = [[] for _ in range(rows)]
-    done = [row.max_new_tokens <= 0 for row in settings]
-    with torch.no_grad():
-        cache = None
-        if shared:
-            _, cache = prefix_cache(model, prompts[0][:shared], rows, **last_only)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-        step_input = ids
-        for _ in range(max(row.max_new_tokens for row in settings)):
-            if all(done):
-                break
-            out = model(
-                input_ids=step_input,
-                attention_mask=mask,
-                position_ids=positions,
-                use_cache=True,
-                **last_only,
-                **({key: cache} if cache is not None else {}),
-            )
-            cache = getattr(out, key)
-            logits = out.logits[:, -1, :].float()
-            chosen = pick(logits, settings, draws)
-            for i in range(rows):
-                if not done[i]:
-                    tokens[i].append(chosen[i])
-                    done[i] = (
-                        chosen[i] in end_tokens or len(tokens[i]) >= settings[i].max_new_tokens
-                    )
-            if all(done):
-                break
-            step_input = torch.tensor([[pad if done[i] else chosen[i]] for i in range(rows)])
-            mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], dim=1)
-            positions = positions[:, -1:] + 1
-    return [
-        Decoded(
-            tokens=[t for t in row if t not in end_tokens],
-            cut_off=not (row and row[-1] in end_tokens),
-        )
-        for row in tokens
-    ]
+    batch = RunningBatch(model, end_tokens, pad)
+    batch.admit(rows)
+    while batch.rows:
+        batch.step()
+    return [r.result() for r in rows]
 
 
 def pick(logits: Any, settings: Sequence[DecodeSettings], draws: Sequence[Any]) -> list[int]:

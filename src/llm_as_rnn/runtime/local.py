@@ -3,10 +3,11 @@
 Loading and generation run on one dedicated thread per process. Each thread
 that runs PyTorch gets its own OpenMP pool, and with more pool threads than
 cores decoding slows by about a tenth (``benchmarks/hf_throughput.py``,
-``second_thread_ratio``). Calls that wait for the thread with the same
-settings are generated together, one batch per pass over the weights
-(``runtime.batching``, ``runtime.decode``): concurrent sequences share the
-weights' passes instead of queueing (``benchmarks/local_batching.py``).
+``second_thread_ratio``). Concurrent calls share one running batch, one pass
+over the weights per new token for all of them, joining and leaving it at
+token boundaries (``runtime.engine``, ``runtime.decode``): concurrent
+sequences share the weights' passes instead of queueing
+(``benchmarks/local_batching.py``).
 
 A local call is bounded by its ``max_new_tokens``, never by a wall-clock
 timeout: time spent queueing for the thread, or decoding slowly on a busy
@@ -32,8 +33,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.runtime.backends import ChatBackend, LabelQuery, role_dicts
-from llm_as_rnn.runtime.batching import Batcher, for_loop
-from llm_as_rnn.runtime.decode import DecodeSettings, cache_key, decode, prefix_cache
+from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch, cache_key, prefix_cache
+from llm_as_rnn.runtime.engine import Engine
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
 
 T = TypeVar("T")
@@ -96,8 +97,8 @@ class LocalHFBackend(ChatBackend):
     """A local transformers model, generating in batches on the torch thread.
 
     ``chat`` (a ``ChatHuggingFace``) stays the LangChain face of the model;
-    generation goes through ``runtime.decode`` on ``model`` so that calls
-    waiting together run together. Without ``model`` the chat model is
+    generation goes through ``runtime.decode`` on ``model`` so that
+    concurrent calls decode together. Without ``model`` the chat model is
     called one prompt at a time.
     """
 
@@ -105,6 +106,7 @@ class LocalHFBackend(ChatBackend):
         super().__init__(chat, name)
         self.tokenizer = tokenizer
         self.model = model
+        self.running: Engine[Row] | None = None
 
     def count_tokens(self, text: str) -> int:
         """Count with the model's own tokenizer."""
@@ -144,46 +146,32 @@ class LocalHFBackend(ChatBackend):
         return {"settings": settings, "seed": seed}
 
     async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
-        """Queue the call; waiting calls with the same settings are generated together."""
-        batcher = for_loop(self, lambda: Batcher(self.run_batch))
+        """Queue the call: it joins the running batch of concurrent calls (``runtime.engine``)."""
         call = LocalCall(messages, kwargs["settings"], kwargs.get("seed"))
-        # Keyed by settings: calls of one role batch together. Mixing roles made
-        # bigger batches but no faster evals (a short answer waits for the
-        # batch's longest): benchmarks/smoke_batching.py, BENCHMARKS.md.
-        return await batcher.submit(call.settings, call)
-
-    async def run_batch(self, calls: list[LocalCall]) -> list[AIMessage]:
-        """Generate one batch on the torch thread."""
-        return await on_torch_thread(self.generate_batch_sync, calls)
-
-    def generate_batch_sync(self, calls: Sequence[LocalCall]) -> list[AIMessage]:
-        """Generate for calls together (on the torch thread)."""
         if self.model is None:  # a chat model whose weights are out of reach: one by one
-            return [self.invoke_chat(call) for call in calls]
-        prompts = [
-            self.tokenizer(self.chat_prompt(c.messages), add_special_tokens=False).input_ids
-            for c in calls
-        ]
-        rows = decode(
-            self.model,
-            prompts,
-            [c.settings for c in calls],
-            end_tokens=end_tokens(self.model, self.tokenizer),
-            pad=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0,
-            seeds=[c.row_seed() for c in calls],
+            return await on_torch_thread(self.invoke_chat, call)
+        prompt = self.tokenizer(self.chat_prompt(messages), add_special_tokens=False).input_ids
+        row = await self.engine().submit(Row(prompt, call.settings, call.row_seed()))
+        answer = row.result()
+        return AIMessage(
+            content=self.tokenizer.decode(answer.tokens, skip_special_tokens=True),
+            usage_metadata={
+                "input_tokens": len(prompt),
+                "output_tokens": len(answer.tokens),
+                "total_tokens": len(prompt) + len(answer.tokens),
+            },
+            response_metadata={"finish_reason": "length" if answer.cut_off else "stop"},
         )
-        return [
-            AIMessage(
-                content=self.tokenizer.decode(row.tokens, skip_special_tokens=True),
-                usage_metadata={
-                    "input_tokens": len(prompt),
-                    "output_tokens": len(row.tokens),
-                    "total_tokens": len(prompt) + len(row.tokens),
-                },
-                response_metadata={"finish_reason": "length" if row.cut_off else "stop"},
+
+    def engine(self) -> Engine[Row]:
+        """Return the model's continuous-batching engine (one per backend, made on first use)."""
+        if self.running is None:
+            pad = self.tokenizer.pad_token_id
+            batch = RunningBatch(
+                self.model, end_tokens(self.model, self.tokenizer), pad if pad is not None else 0
             )
-            for prompt, row in zip(prompts, rows, strict=True)
-        ]
+            self.running = Engine(batch, torch_thread())
+        return self.running
 
     def invoke_chat(self, call: LocalCall) -> AIMessage:
         """Generate through the chat model itself (its pipeline's settings)."""

@@ -1,0 +1,209 @@
+"""Continuous batching: rows join a running batch between passes and leave when done.
+
+The engine is tested with a batch made of plain Python rows (each pass adds
+one token to every row); ``test_running_batch.py`` tests the real decoder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pytest
+
+from llm_as_rnn.runtime.engine import BATCH_ENV, Engine, max_batch_from_env
+
+WAIT = 60.0  # generous: a busy machine is slow, never wrong
+
+
+@dataclass(eq=False)
+class FakeRow:
+    name: str
+    length: int
+    tokens: list[str] = field(default_factory=list)
+
+
+class FakeBatch:
+    """Each pass appends ``name + index`` to every row; a row is done at ``length`` tokens."""
+
+    def __init__(self, mergeable: bool = True, fail_on: str | None = None) -> None:
+        self.rows: list[FakeRow] = []
+        self.mergeable = mergeable
+        self.fail_on = fail_on
+        self.passes: list[list[str]] = []  # the rows of every pass, in order
+        self.permits: threading.Semaphore | None = None  # when set, a pass takes one
+        self.stepped = threading.Event()
+        self.finished: list[str] = []  # names, in the order rows finished
+
+    def can_admit(self) -> bool:
+        return not self.rows or self.mergeable
+
+    def admit(self, rows: Sequence[FakeRow]) -> list[FakeRow]:
+        for row in rows:
+            if row.name == self.fail_on:
+                raise RuntimeError("out of memory")
+            row.tokens.append(f"{row.name}0")
+        self.rows += rows
+        return self.retire()
+
+    def step(self) -> list[FakeRow]:
+        if self.permits is not None:
+            assert self.permits.acquire(timeout=WAIT)
+        self.passes.append([r.name for r in self.rows])
+        for row in self.rows:
+            row.tokens.append(f"{row.name}{len(row.tokens)}")
+        self.stepped.set()
+        return self.retire()
+
+    def retire(self) -> list[FakeRow]:
+        done = [r for r in self.rows if len(r.tokens) >= r.length]
+        self.finished += [r.name for r in done]
+        self.rows = [r for r in self.rows if len(r.tokens) < r.length]
+        return done
+
+    def remove(self, rows: Sequence[FakeRow]) -> None:
+        self.rows = [r for r in self.rows if r not in rows]
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(max_workers=1)
+    yield pool
+    pool.shutdown(wait=True)
+
+
+async def wait_for(event: threading.Event) -> None:
+    assert await asyncio.get_running_loop().run_in_executor(None, event.wait, WAIT)
+
+
+async def after_one_pass(
+    executor: ThreadPoolExecutor, rows: list[FakeRow], mergeable: bool = True
+) -> tuple[FakeBatch, Engine[FakeRow], list[asyncio.Task[FakeRow]]]:
+    """Submit ``rows``; return once their first pass ran (the next waits for ``go``)."""
+    batch = FakeBatch(mergeable=mergeable)
+    batch.permits = threading.Semaphore(1)
+    engine = Engine(batch, executor, max_rows=lambda: 8)
+    calls = [asyncio.ensure_future(engine.submit(r)) for r in rows]
+    await wait_for(batch.stepped)
+    return batch, engine, calls
+
+
+async def go(batch: FakeBatch) -> None:
+    """Let the batch run freely (after this loop turn's calls are in)."""
+    await asyncio.sleep(0)
+    assert batch.permits is not None
+    batch.permits.release(1000)
+
+
+async def test_concurrent_rows_share_passes_and_a_short_one_leaves_early(
+    executor: ThreadPoolExecutor,
+) -> None:
+    batch = FakeBatch()
+    engine = Engine(batch, executor, max_rows=lambda: 8)
+    rows = [FakeRow("a", 2), FakeRow("b", 5), FakeRow("c", 3)]
+    done = await asyncio.gather(*(engine.submit(r) for r in rows))
+    assert [r.tokens for r in done] == [
+        ["a0", "a1"],
+        [f"b{i}" for i in range(5)],
+        ["c0", "c1", "c2"],
+    ]
+    # one pass for all three, then "a" leaves; "c" leaves after the next; "b" goes on alone
+    assert batch.passes == [["a", "b", "c"], ["b", "c"], ["b"], ["b"]]
+    assert engine.passes == Counter({3: 1, 2: 1, 1: 2})
+    await asyncio.get_running_loop().run_in_executor(executor, lambda: None)  # the last tick ended
+    assert not engine.running
+    assert not engine.waiting
+    assert not engine.ticking
+
+
+async def test_a_late_call_joins_the_running_batch(executor: ThreadPoolExecutor) -> None:
+    batch, engine, (long,) = await after_one_pass(executor, [FakeRow("long", 6)])
+    short = asyncio.ensure_future(engine.submit(FakeRow("short", 2)))
+    await go(batch)
+    await asyncio.gather(long, short)
+    assert batch.finished == ["short", "long"]  # it did not wait for "long" to end
+    assert ["long", "short"] in batch.passes
+
+
+async def test_the_batch_never_exceeds_its_rows(executor: ThreadPoolExecutor) -> None:
+    batch = FakeBatch()
+    engine = Engine(batch, executor, max_rows=lambda: 2)
+    rows = [FakeRow("a", 2), FakeRow("b", 4), FakeRow("c", 2)]
+    await asyncio.gather(*(engine.submit(r) for r in rows))
+    assert max(len(p) for p in batch.passes) == 2
+    assert batch.passes[:2] == [["a", "b"], ["b", "c"]]  # "c" took the place "a" left
+
+
+async def test_one_row_at_a_time_when_the_cache_cannot_merge(
+    executor: ThreadPoolExecutor,
+) -> None:
+    batch, engine, (first,) = await after_one_pass(executor, [FakeRow("a", 3)], mergeable=False)
+    later = [asyncio.ensure_future(engine.submit(FakeRow(n, 2))) for n in "bc"]
+    await go(batch)
+    await asyncio.gather(first, *later)
+    assert batch.passes == [["a"], ["a"], ["b", "c"]]  # b and c waited, then went together
+
+
+async def test_a_failing_model_fails_the_rows_in_flight_and_the_engine_goes_on(
+    executor: ThreadPoolExecutor,
+) -> None:
+    batch = FakeBatch(fail_on="bad")
+    engine = Engine(batch, executor, max_rows=lambda: 8)
+    results = await asyncio.gather(
+        engine.submit(FakeRow("bad", 3)), engine.submit(FakeRow("ok", 3)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)  # admitted together, failed together
+    after = await engine.submit(FakeRow("next", 2))
+    assert after.tokens == ["next0", "next1"]
+
+
+async def test_a_cancelled_caller_leaves_the_batch(executor: ThreadPoolExecutor) -> None:
+    rows = [FakeRow("gone", 50), FakeRow("kept", 4)]
+    batch, engine, (gone, kept) = await after_one_pass(executor, rows)
+    gone.cancel()
+    await go(batch)
+    assert (await kept).tokens == ["kept0", "kept1", "kept2", "kept3"]
+    # dropped at the next tick (the pass already waiting may still carry it)
+    assert sum(p.count("gone") for p in batch.passes) <= 2
+    assert not engine.running
+
+
+async def test_other_jobs_run_between_passes(executor: ThreadPoolExecutor) -> None:
+    # pass 1 done; the tick of pass 2 is queued or waiting
+    batch, _, (long,) = await after_one_pass(executor, [FakeRow("long", 40)])
+    # a label-scoring job on the same thread runs at the next tick boundary, not after 39 passes
+    job = asyncio.get_running_loop().run_in_executor(executor, lambda: len(batch.passes))
+    await go(batch)
+    assert await job in (1, 2)
+    assert len((await long).tokens) == 40
+
+
+def test_calls_from_two_event_loops_share_one_engine(executor: ThreadPoolExecutor) -> None:
+    batch = FakeBatch()
+    engine = Engine(batch, executor, max_rows=lambda: 8)
+    answers: dict[str, list[str]] = {}
+
+    def caller(name: str) -> None:
+        answers[name] = asyncio.run(engine.submit(FakeRow(name, 3))).tokens
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in ("x", "y")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert answers == {"x": ["x0", "x1", "x2"], "y": ["y0", "y1", "y2"]}
+
+
+def test_batch_size_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BATCH_ENV, raising=False)
+    assert max_batch_from_env() == 8
+    monkeypatch.setenv(BATCH_ENV, "1")
+    assert max_batch_from_env() == 1
+    monkeypatch.setenv(BATCH_ENV, "0")
+    assert max_batch_from_env() == 1
+    monkeypatch.setenv(BATCH_ENV, "many")
+    assert max_batch_from_env() == 8
