@@ -30,14 +30,15 @@ class FakeRow:
 class FakeBatch:
     """Each pass appends ``name + index`` to every row; a row is done at ``length`` tokens."""
 
-    def __init__(self, mergeable: bool = True, fail_on: str | None = None) -> None:
+    def __init__(self, mergeable: bool = True) -> None:
         self.rows: list[FakeRow] = []
         self.mergeable = mergeable
-        self.fail_on = fail_on
+        self.fail_on: str | None = None  # admitting a row of this name raises
         self.passes: list[list[str]] = []  # the rows of every pass, in order
         self.permits: threading.Semaphore | None = None  # when set, a pass takes one
         self.stepped = threading.Event()
         self.finished: list[str] = []  # names, in the order rows finished
+        self.fail_pass: int | None = None  # this pass (1-based) raises, once
 
     def can_admit(self) -> bool:
         return not self.rows or self.mergeable
@@ -54,6 +55,8 @@ class FakeBatch:
         if self.permits is not None:
             assert self.permits.acquire(timeout=WAIT)
         self.passes.append([r.name for r in self.rows])
+        if len(self.passes) == self.fail_pass:
+            raise RuntimeError("out of memory")
         for row in self.rows:
             row.tokens.append(f"{row.name}{len(row.tokens)}")
         self.stepped.set()
@@ -148,15 +151,31 @@ async def test_one_row_at_a_time_when_the_cache_cannot_merge(
     assert batch.passes == [["a"], ["a"], ["b", "c"]]  # b and c waited, then went together
 
 
-async def test_a_failing_model_fails_the_rows_in_flight_and_the_engine_goes_on(
+async def test_a_failing_prompt_fails_its_call_and_the_running_rows_go_on(
     executor: ThreadPoolExecutor,
 ) -> None:
-    batch = FakeBatch(fail_on="bad")
+    batch, engine, (running,) = await after_one_pass(executor, [FakeRow("ok", 4)])
+    batch.fail_on = "bad"
+    bad = asyncio.ensure_future(engine.submit(FakeRow("bad", 3)))
+    await go(batch)
+    results = await asyncio.gather(running, bad, return_exceptions=True)
+    assert isinstance(results[1], RuntimeError)  # its prompt failed ...
+    assert isinstance(results[0], FakeRow)  # ... and the row already decoding was not hurt
+    assert results[0].tokens == ["ok0", "ok1", "ok2", "ok3"]
+    assert not engine.running
+
+
+async def test_a_failing_pass_fails_every_row_in_it_and_the_engine_goes_on(
+    executor: ThreadPoolExecutor,
+) -> None:
+    batch = FakeBatch()
+    batch.fail_pass = 2
     engine = Engine(batch, executor, max_rows=lambda: 8)
     results = await asyncio.gather(
-        engine.submit(FakeRow("bad", 3)), engine.submit(FakeRow("ok", 3)), return_exceptions=True
+        engine.submit(FakeRow("a", 5)), engine.submit(FakeRow("b", 5)), return_exceptions=True
     )
-    assert all(isinstance(r, RuntimeError) for r in results)  # admitted together, failed together
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert not batch.rows
     after = await engine.submit(FakeRow("next", 2))
     assert after.tokens == ["next0", "next1"]
 

@@ -123,24 +123,34 @@ class Engine(Generic[R]):
         """Admit waiting rows, run one pass, return finished rows (on the executor's thread)."""
         try:
             self.drop_cancelled()
-            newcomers = self.take()
-            if newcomers:
-                self.running |= {id(c.row): c for c in newcomers}
-                self.finish(self.batch.admit([c.row for c in newcomers]))
+            self.admit(self.take())
             if self.batch.rows:
                 self.passes[len(self.batch.rows)] += 1
                 self.finish(self.batch.step())
-        except Exception as exc:  # the model failed: every row in flight fails with it
-            calls = list(self.running.values())
-            self.batch.remove(list(self.batch.rows))
-            self.running.clear()
-            for call in calls:
-                self.reply(call, None, exc)
+        except Exception as exc:  # a pass failed: every row in flight fails with it
+            self.fail(list(self.running.values()), exc)
         with self.lock:
             more = bool(self.batch.rows or self.waiting)
             self.ticking = more
         if more:
             self.schedule()
+
+    def admit(self, newcomers: list[_Call[R]]) -> None:
+        """Add new rows to the batch; if their prompts fail, they fail alone."""
+        if not newcomers:
+            return
+        self.running |= {id(c.row): c for c in newcomers}
+        try:
+            self.finish(self.batch.admit([c.row for c in newcomers]))
+        except Exception as exc:  # e.g. a prompt too long: the running rows go on
+            self.fail(newcomers, exc)
+
+    def fail(self, calls: list[_Call[R]], error: Exception) -> None:
+        """Take calls' rows out of the batch and hand them the error."""
+        self.batch.remove([c.row for c in calls])
+        for call in calls:
+            self.running.pop(id(call.row), None)
+            self.reply(call, None, error)
 
     def finish(self, rows: Sequence[R]) -> None:
         """Hand finished rows back to their callers."""
