@@ -2,7 +2,7 @@
 
 The embedded SmolLM2-135M, greedy decoding, 96 new tokens, the rewrite
 prompts of three weather days. ours = ``LocalHFBackend.generate`` (the path a
-node takes: the batcher, our decoder with a batch of one, the torch thread); raw =
+node takes: the engine, our decoder with a batch of one, the torch thread); raw =
 ``model.generate`` on the same chat-templated ids, on the same thread (a
 second thread running PyTorch would slow both: see ``on_torch_thread``).
 Both count generated tokens with the model's tokenizer, and run prompt by

@@ -187,7 +187,7 @@ number of steps (the trace), constant per step.
 
 **hf_throughput** (`hf_throughput.py`): the embedded SmolLM2-135M, greedy, {h["new_tokens"]} new
 tokens on three rewrite prompts, prompt by prompt in rotating order: our backend
-(the batcher and our decoder with a batch of one, on the process's one thread for PyTorch
+(the engine and our decoder with a batch of one, on the process's one thread for PyTorch
 work)
 {h["ours_tokens_per_s"]:.1f} tokens/s vs raw `model.generate` on the same thread
 {h["raw_tokens_per_s"]:.1f} tokens/s; ratio = {h["ratio"]:.3f}. Why one thread: raw generation
@@ -246,7 +246,9 @@ on this machine: with `--concurrency 4` at most four calls are in flight, and fo
 {b["by_sequences"]["4"]["batched_over_serial"]:.2f}x the throughput of one (table above), so even
 four rows in every pass would leave the wall time near
 1 / {b["by_sequences"]["4"]["batched_over_serial"]:.2f} of the serial run; prompts (prefill) and
-label scoring, which batching does not speed up on a CPU, come on top. Seeded draws are per call
+label scoring, which batching does not speed up on a CPU, come on top. (Before continuous
+batching, a batch gathered only calls with equal settings and ran to its longest answer: wall_ratio
+0.974, BENCHMARKS.md at commit 82562a6.) Seeded draws are per call
 (a generator seeded from the call's seed and prompt), so a batch's other rows do not change them;
 a padded batch can round differently from a single prompt, so a near-tie can in principle go the
 other way (`runtime/decode.py`).
