@@ -46,7 +46,7 @@ async def timed(batch: int) -> tuple[float, list[dict[str, Any]]]:
 
 def rows_per_pass(backend: Any) -> Counter[int]:
     """Return how many decoding passes the local backend ran with each number of rows."""
-    return Counter(backend.engine().passes)
+    return Counter(backend.engine.passes)
 
 
 def answers(steps: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -90,7 +90,7 @@ async def test_batched_answers_equal_one_at_a_time(monkeypatch: pytest.MonkeyPat
         prompts.predict_messages(task, task.initial_memory(), task.render_input(o["input"]), 1)
         for o in weather.window(40, 4)
     ]
-    passes = backend.engine().passes
+    passes = backend.engine.passes
     alone_greedy: list[str] = []
     for sampling, policy in [
         (Sampling(temperature=0.0, max_new_tokens=12), CallPolicy()),

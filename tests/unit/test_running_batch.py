@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch, common_prefix, top_p_filter
+from llm_as_rnn.runtime.decode import (
+    DecodeSettings,
+    Row,
+    RunningBatch,
+    common_prefix,
+    decode,
+    top_p_filter,
+)
 
 PAD = 0
 
@@ -51,13 +58,9 @@ SETTINGS = [
 SEEDS = [None, 11, 12, None]
 
 
-def alone(model: Any, i: int, end_tokens: set[int] | None = None) -> list[int]:
-    batch = RunningBatch(model, end_tokens or set(), PAD)
-    row = Row(list(PROMPTS[i]), SETTINGS[i], SEEDS[i])
-    batch.admit([row])
-    while batch.rows:
-        batch.step()
-    return row.result().tokens
+def alone(model: Any, i: int) -> list[int]:
+    (row,) = decode(model, [PROMPTS[i]], [SETTINGS[i]], end_tokens=set(), pad=PAD, seeds=[SEEDS[i]])
+    return row.tokens
 
 
 def rows() -> list[Row]:
@@ -68,8 +71,7 @@ def test_rows_admitted_together_equal_each_alone(model: Any) -> None:
     batch = RunningBatch(model, set(), PAD)
     together = rows()
     batch.admit(together)
-    while batch.rows:
-        batch.step()
+    batch.run_to_end()
     for i, row in enumerate(together):
         assert row.result().tokens == alone(model, i)
         assert len(row.result().tokens) == SETTINGS[i].max_new_tokens
@@ -104,8 +106,7 @@ def test_finished_rows_leave_and_padding_nobody_needs_is_trimmed(model: Any) -> 
     assert batch.mask.shape == (1, 4)
     assert int(batch.mask.sum()) == 4
     assert batch.cache.layers[0].keys.shape[2] == 4
-    while batch.rows:
-        batch.step()
+    batch.run_to_end()
     assert len(short_prompt.result().tokens) == 6
 
 
@@ -115,8 +116,7 @@ def test_an_end_token_ends_a_row_and_is_left_out(model: Any) -> None:
     row = Row(list(PROMPTS[0]), SETTINGS[0])
     batch = RunningBatch(model, {end}, PAD)
     batch.admit([row])
-    while batch.rows:
-        batch.step()
+    batch.run_to_end()
     cut = free.index(end)
     assert row.result().tokens == free[:cut]
     assert not row.result().cut_off
@@ -136,8 +136,7 @@ def test_removed_rows_stop_decoding(model: Any) -> None:
     batch.admit([a, b])
     batch.remove([a])
     assert batch.rows == [b]
-    while batch.rows:
-        batch.step()
+    batch.run_to_end()
     assert len(a.tokens) == 1
     assert len(b.tokens) == 5
 

@@ -193,6 +193,11 @@ class RunningBatch:
         self.choose(self.rows, out.logits[:, -1, :].float())
         return self.retire()
 
+    def run_to_end(self) -> None:
+        """Run passes until every row is done."""
+        while self.rows:
+            self.step()
+
     def remove(self, rows: Sequence[Row]) -> None:
         """Drop rows whose callers no longer wait."""
         gone = {id(r) for r in rows}
@@ -300,8 +305,7 @@ def decode(
     ]
     batch = RunningBatch(model, end_tokens, pad)
     batch.admit(rows)
-    while batch.rows:
-        batch.step()
+    batch.run_to_end()
     return [r.result() for r in rows]
 
 

@@ -106,7 +106,6 @@ class LocalHFBackend(ChatBackend):
         super().__init__(chat, name)
         self.tokenizer = tokenizer
         self.model = model
-        self.running: Engine[Row] | None = None
 
     def count_tokens(self, text: str) -> int:
         """Count with the model's own tokenizer."""
@@ -151,7 +150,7 @@ class LocalHFBackend(ChatBackend):
         if self.model is None:  # a chat model whose weights are out of reach: one by one
             return await on_torch_thread(self.invoke_chat, call)
         prompt = self.tokenizer(self.chat_prompt(messages), add_special_tokens=False).input_ids
-        row = await self.engine().submit(Row(prompt, call.settings, call.row_seed()))
+        row = await self.engine.submit(Row(prompt, call.settings, call.row_seed()))
         answer = row.result()
         return AIMessage(
             content=self.tokenizer.decode(answer.tokens, skip_special_tokens=True),
@@ -163,15 +162,14 @@ class LocalHFBackend(ChatBackend):
             response_metadata={"finish_reason": "length" if answer.cut_off else "stop"},
         )
 
+    @functools.cached_property
     def engine(self) -> Engine[Row]:
-        """Return the model's continuous-batching engine (one per backend, made on first use)."""
-        if self.running is None:
-            pad = self.tokenizer.pad_token_id
-            batch = RunningBatch(
-                self.model, end_tokens(self.model, self.tokenizer), pad if pad is not None else 0
-            )
-            self.running = Engine(batch, torch_thread())
-        return self.running
+        """The model's continuous-batching engine (one per backend, made on first use)."""
+        pad = self.tokenizer.pad_token_id
+        batch = RunningBatch(
+            self.model, end_tokens(self.model, self.tokenizer), pad if pad is not None else 0
+        )
+        return Engine(batch, torch_thread())
 
     def invoke_chat(self, call: LocalCall) -> AIMessage:
         """Generate through the chat model itself (its pipeline's settings)."""
@@ -194,13 +192,9 @@ class LocalHFBackend(ChatBackend):
         self, query: LabelQuery, policy: CallPolicy | None = None
     ) -> list[float] | None:
         """Score every continuation exactly, on the torch thread (``label_logprobs_sync``)."""
-        return await on_torch_thread(
-            self.label_logprobs_sync, query.messages, query.prefix, query.continuations
-        )
+        return await on_torch_thread(self.label_logprobs_sync, query)
 
-    def label_logprobs_sync(
-        self, messages: list[BaseMessage], prefix: str, continuations: Sequence[str]
-    ) -> list[float]:
+    def label_logprobs_sync(self, query: LabelQuery) -> list[float]:
         """Return the exact log-probability of each continuation after the prompt and prefix.
 
         The chat-templated prompt plus ``prefix`` runs through the model once; its
@@ -211,9 +205,9 @@ class LocalHFBackend(ChatBackend):
         import torch
 
         model = self.model
-        prompt = self.chat_prompt(messages) + prefix
+        prompt = self.chat_prompt(query.messages) + query.prefix
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
-        labels = [self.continuation_ids(prompt, prompt_ids, c) for c in continuations]
+        labels = [self.continuation_ids(prompt, prompt_ids, c) for c in query.continuations]
         width = max(len(ids) for ids in labels)
         pad = self.tokenizer.pad_token_id or 0
         batch = torch.tensor([ids + [pad] * (width - len(ids)) for ids in labels])
