@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from llm_as_rnn import ConfigError, build_graph, run_sequence
-from llm_as_rnn.core.identity import differences
+from llm_as_rnn import ConfigError, Context, build_graph, run_sequence
+from llm_as_rnn.core.identity import (
+    NOT_RESULTS,
+    differences,
+    prompts_digest,
+    settings_of,
+    task_definition,
+)
 from llm_as_rnn.data import weather
-from tests.conftest import make_context
+from llm_as_rnn.evals.config import NOT_RESULTS as EVAL_NOT_RESULTS
+from llm_as_rnn.evals.config import SELECTION, EvalConfig
+from llm_as_rnn.tasks.weather import WeatherTask
+from tests.conftest import make_context, task_class
+
+
+def make_ctx(**fields: Any) -> Context:
+    return Context(**{"model": "fake", **fields})
+
 
 CLI = [sys.executable, "-m", "llm_as_rnn"]
 DAYS = weather.window(0, 4)
@@ -71,8 +88,8 @@ def test_cli_resume_with_another_task_or_model_is_one_line(tmp_path: Path) -> No
                     "--thread", "t")  # fmt: skip
     assert first.returncode == 0, first.stderr
     for flags, says in (
-        (["--model", "fake:1"], 'models.predictor: "fake" -> "fake:1"'),
-        (["--task", "sp500", "--model", "fake"], 'task: "weather" -> "sp500"'),
+        (["--model", "fake:1"], 'models.critic.name: "0" -> "1"'),
+        (["--task", "sp500", "--model", "fake"], 'task.name: "weather" -> "sp500"'),
         (["--model", "fake", "--start", "3"], "data: step 1 had another input"),
     ):
         out = run_cli("run", *flags, "--steps", "3", "--db", db, "--thread", "t")
@@ -118,3 +135,169 @@ def test_evals_with_other_settings_in_one_db_never_share_steps(tmp_path: Path) -
     assert c.returncode == 0, c.stderr
     assert rows() == written  # identical settings: every step found, no model call
     assert [s["prediction_text"] for s in steps("c")] == predicted
+
+
+# --- The identity is derived: every setting is in it unless allow-listed. ---
+
+ANOTHER_VALUE: dict[str, Any] = {
+    "task": "sp500",
+    "model": "fake:9",
+    "critic_model": "fake:8",
+    "rewriter_model": "fake:7",
+    "base_url": "http://127.0.0.1:9/v1",  # reaches the identity through an openai: model
+    "tokenizer": "/some/tokenizer",  # likewise
+    "sampling": {"critic": {"temperature": 0.1}},
+    "feedback": "judge",
+    "budget": 777,
+    "compress_attempts": 5,
+    "reask_attempts": 3,
+    "max_attempts": 9,
+    "request_timeout": 5.0,
+    "max_retry_seconds": 9.0,
+    "seed": 12345,
+    "step_mode": "fused",
+    "rewrite_mode": "delta",
+    "prompt_order": "memory-first",
+    "answer_mode": "choice",
+    "max_shrink": 0.5,
+}
+"""A valid value other than the default for every ``Context`` field: a new field
+fails ``test_every_context_field_is_hashed_or_allow_listed`` until it has one."""
+
+
+def test_every_context_field_is_hashed_or_allow_listed() -> None:
+    assert set(ANOTHER_VALUE) == set(Context.model_fields), "give the new field a value here"
+    base = {"model": "openai:m", "base_url": "http://127.0.0.1:8/v1"}
+    reference = settings_of(make_ctx(**base))
+    for name, value in ANOTHER_VALUE.items():
+        changed = settings_of(make_ctx(**{**base, name: value})) != reference
+        assert changed == (name not in NOT_RESULTS), name
+    assert set(Context.model_fields) >= NOT_RESULTS
+
+
+def test_credentials_never_reach_the_identity() -> None:
+    ctx = make_ctx(model="openai:m", base_url="http://user:s3cr3t-value@127.0.0.1:8/v1")
+    text = json.dumps(settings_of(ctx))
+    assert "s3cr3t-value" not in text
+    assert "user" not in text
+    assert "http://127.0.0.1:8/v1" in text
+
+
+def test_tasks_differing_in_labels_or_prompt_wording_are_other_identities() -> None:
+    from llm_as_rnn.tasks.generic import GenericClassification
+
+    two = GenericClassification(("a", "b"), "f")
+    three = GenericClassification(("a", "b", "c"), "f")
+    assert task_definition(two) != task_definition(three)
+    reworded = task_class("Reworded", WeatherTask, description="Another description.")()
+    assert settings_of(make_ctx(task=reworded)) != settings_of(make_ctx(task=WeatherTask()))
+
+
+def test_a_changed_prompt_template_is_another_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_as_rnn.core import prompts
+
+    task = WeatherTask()
+    before = prompts_digest(task)
+    original = prompts.critique_messages
+
+    @functools.wraps(original)
+    def reworded(*args: Any, **kwargs: Any) -> list[Any]:
+        messages = original(*args, **kwargs)
+        messages[-1].content += " Be brief."
+        return messages
+
+    monkeypatch.setattr(prompts, "critique_messages", reworded)
+    assert prompts_digest(task) != before
+    monkeypatch.undo()
+    assert prompts_digest(task) == before
+    monkeypatch.setattr(prompts, "DATA_RULE", prompts.DATA_RULE + " (reworded)")
+    assert prompts_digest(task) != before
+
+
+def test_every_eval_option_is_in_the_unit_key_unless_allow_listed() -> None:
+    other: dict[str, Any] = {
+        "out": "elsewhere",
+        "model": "fake:3",
+        "tasks": ["sp500"],
+        "methods": ["rnn"],
+        "sequences": 9,
+        "steps": 9,
+        "seed": 5,
+        "budget": 333,
+        "budgets": [64],
+        "preset": "paper",
+        "truth_free": True,
+        "concurrency": 9,
+        "context_window": 999,
+        "max_new_tokens": 17,
+        "base_url": "http://127.0.0.1:7/v1",
+        "data": "other.csv",
+        "task_type": "regression",
+        "labels": ["x", "y"],
+        "mimic_dir": "elsewhere",
+        "step_mode": "lazy",
+        "answer_mode": "choice",
+        "rewrite_mode": "delta",
+        "prompt_order": "memory-first",
+        "request_timeout": 5.0,
+        "max_attempts": 9,
+        "db": "other.db",
+        "shard": (0, 2),
+        "workers": 3,
+    }
+    assert set(other) == {f.name for f in dataclasses.fields(EvalConfig)}, "add the new option"
+    task, data = WeatherTask(), weather.window(0, 2)
+    reference = EvalConfig(out="o")
+    key = reference.unit_key(task, "rnn", data)
+    for name, value in other.items():
+        cfg = dataclasses.replace(reference, **{name: value})
+        assert (name in cfg.identity()) == (name not in EVAL_NOT_RESULTS), name
+        changed = cfg.unit_key(task, "rnn", data) != key
+        assert changed == (name not in EVAL_NOT_RESULTS | SELECTION), name
+    assert reference.unit_key(task, "rnn", weather.window(1, 2)) != key  # the data
+    assert reference.unit_key(task, "rnn-judge", data) != key  # the method's context
+
+
+LABELLED = "sequence_id,step,input,target\n" + "".join(
+    f"s1,{t},reading {t},{'up' if t % 2 else 'down'}\n" for t in (1, 2, 3)
+)
+
+
+def test_evals_differing_only_in_labels_never_share_a_step(tmp_path: Path) -> None:
+    data = tmp_path / "f.csv"
+    data.write_text(LABELLED)
+    db = str(tmp_path / "shared.db")
+
+    def accuracy(out: str, labels: str) -> float:
+        done = run_cli("eval", "--data", str(data), "--task-type", "classification",
+                       "--labels", labels, "--methods", "zero-shot", "--sequences", "1",
+                       "--steps", "3", "--model", "fake", "--db", db, "--out",
+                       str(tmp_path / out))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        summary = json.loads((tmp_path / out / "summary.json").read_text())
+        return float(summary["results"]["f"]["zero-shot"]["metrics"]["accuracy"]["mean"])
+
+    wide = accuracy("wide", "up,down,sideways,flat")
+    fresh = run_cli("eval", "--data", str(data), "--task-type", "classification",
+                    "--labels", "up,down", "--methods", "zero-shot", "--sequences", "1",
+                    "--steps", "3", "--model", "fake",
+                    "--out", str(tmp_path / "fresh"))  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+    alone = json.loads((tmp_path / "fresh" / "summary.json").read_text())
+    expected = float(alone["results"]["f"]["zero-shot"]["metrics"]["accuracy"]["mean"])
+    assert accuracy("narrow", "up,down") == expected  # not the wide eval's steps
+    assert wide == accuracy("wide-again", "up,down,sideways,flat")
+
+
+def test_run_resumed_with_other_labels_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "f.csv"
+    data.write_text(LABELLED)
+    db = str(tmp_path / "run.db")
+    args = ["run", "--data", str(data), "--task-type", "classification", "--model", "fake",
+            "--db", db, "--thread", "t"]  # fmt: skip
+    first = run_cli(*args, "--labels", "up,down", "--steps", "2")
+    assert first.returncode == 0, first.stderr
+    other = run_cli(*args, "--labels", "up,down,flat", "--steps", "3")
+    assert other.returncode == 2, other.stderr
+    assert "task.attributes" in other.stderr
+    assert "resuming" not in other.stderr

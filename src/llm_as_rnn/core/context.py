@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from llm_as_rnn.core.state import ROLES, Role
+from llm_as_rnn.core.state import MAX_BUDGET, ROLES, Role
 from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.runtime.spec import CallPolicy, Endpoint, ModelSpec, Sampling, parse_spec
 from llm_as_rnn.tasks import Task, get_task
@@ -32,6 +32,11 @@ StepMode = Literal["three-call", "fused", "lazy"]
 AnswerMode = Literal["free", "choice"]
 RewriteMode = Literal["full", "delta"]
 PromptOrder = Literal["role-first", "memory-first"]
+
+MAX_SEED = 2**63 - 1
+"""The largest seed accepted: what every backend and database can hold."""
+MAX_SECONDS = 7 * 24 * 3600.0
+"""The longest timeout accepted (a week): beyond it is a typo, and overflows timers."""
 
 
 def _spec(value: Any) -> Any:
@@ -90,7 +95,7 @@ class Context(BaseModel):
     feedback: FeedbackMode = "supervised"
     """``supervised`` (target known), ``judge`` (LLM critic, no target) or
     ``deferred`` (pause after predicting until the target arrives)."""
-    budget: int = Field(4096, ge=1)
+    budget: int = Field(4096, ge=1, le=MAX_BUDGET)
     """Default memory budget lambda in predictor tokens (the paper's 4096)."""
     compress_attempts: int = Field(2, ge=0, le=10)
     """Compress calls tried when a rewrite is over budget, before truncation."""
@@ -98,12 +103,12 @@ class Context(BaseModel):
     """Re-asks when an answer cannot be parsed, before the node's fallback."""
     max_attempts: int = Field(4, ge=1, le=20)
     """Attempts per model call on transient errors (timeouts, 429, 5xx)."""
-    request_timeout: float = Field(60.0, gt=0)
+    request_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS)
     """Seconds before one request to an endpoint times out (local models are
     bounded by their token limits instead)."""
-    max_retry_seconds: float = Field(120.0, gt=0)
+    max_retry_seconds: float = Field(120.0, gt=0, le=MAX_SECONDS)
     """Upper bound on the time spent retrying one model call."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     """Seed for sampling: local models draw deterministically per prompt."""
     step_mode: StepMode = "three-call"
     """``three-call`` (the paper: predict, critique, rewrite), ``fused`` (critique
@@ -237,7 +242,7 @@ def make_context(
         fields["max_attempts"] = retries
     if timeout is not None or retries is not None:
         seconds = fields.get("request_timeout", 60.0) * fields.get("max_attempts", 4)
-        fields["max_retry_seconds"] = max(30.0, seconds)
+        fields["max_retry_seconds"] = min(MAX_SECONDS, max(30.0, seconds))
     if max_new_tokens is not None:
         sampling = dict(fields.get("sampling", {}))
         fields["sampling"] = {

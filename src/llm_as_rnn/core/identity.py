@@ -1,61 +1,191 @@
 """A thread's identity: the settings and data its results depend on, checked on resume.
 
-At a thread's first step its settings are recorded in the store (task,
-model per role, feedback and step mode, budget, sampling, seed, guard
-limits, prompts version). Resuming with other settings, or with data whose
-finished steps differ from the ones recorded in the trace (an edited file,
-another start), is refused with one ``ConfigError`` naming each difference,
-unless the caller continues deliberately (``allow_new_settings``).
+The identity is *derived*, not listed: every field of the run ``Context``
+(``Context.model_fields``) is part of it unless it is in ``NOT_RESULTS``, a
+short allow-list of fields that cannot change results (how long to wait,
+how often to retry). A new field is therefore in the identity by default.
+Three fields are replaced by what they resolve to:
+
+- ``task``: the task's full definition (``task_definition``): its class, every
+  public attribute (label set, synonyms, sections, unit, prompts' wording
+  such as ``description`` and ``question``) and its initial memory h_0;
+- ``model`` / ``critic_model`` / ``rewriter_model``: each role's resolved
+  model (``model_identity``), with its endpoint and tokenizer for ``openai:``
+  models, the URL without credentials;
+- ``prompts``: a digest of every prompt the graph sends, each builder of
+  ``core.prompts`` rendered on a fixed probe (``prompts_digest``), so a
+  changed template is a changed identity without anyone bumping a version.
+
+At a thread's first step this identity is recorded in the store. Resuming
+with other settings, or with data whose finished steps differ from the ones
+recorded in the trace (an edited file, another start), is refused with one
+``ConfigError`` naming each difference, unless the caller continues
+deliberately (``allow_new_settings``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from langgraph.store.base import BaseStore
 
+from llm_as_rnn.core import prompts
 from llm_as_rnn.core.context import Context
-from llm_as_rnn.core.state import ROLES, Observation, StepRecord
+from llm_as_rnn.core.state import ROLES, Observation, Role, StepRecord
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime import namespaces
-from llm_as_rnn.tasks import get_task
-
-PROMPTS_VERSION = "2"
-"""Bump when a prompt's wording changes what a model is asked."""
+from llm_as_rnn.tasks import Task, get_task
 
 KEY = "settings"
 """The store key of a thread's recorded settings."""
+
+NOT_RESULTS = frozenset({"max_attempts", "request_timeout", "max_retry_seconds"})
+"""``Context`` fields that cannot change a thread's results: patience, not settings."""
+
+RESOLVED = frozenset({"task", "model", "critic_model", "rewriter_model", "base_url", "tokenizer"})
+"""``Context`` fields replaced by what they resolve to (the task's definition,
+each role's model with its endpoint and tokenizer)."""
+
+_PROBE: dict[str, Any] = {
+    "memory": "## PROBE\n- memory",
+    "notes": "## PROBE\n- n1: note",
+    "observation": "probe observation",
+    "prediction": "Answer: probe",
+    "truth": "probe truth",
+    "outcome": "probe outcome",
+    "feedback": "probe feedback",
+    "fact": "probe fact",
+    "budget": 123,
+    "tokens": 456,
+    "step": 7,
+}
+"""Arguments every prompt builder is rendered with for ``prompts_digest``."""
 
 
 def settings_of(context: Context, budget: int | None = None) -> dict[str, Any]:
     """Return what a thread's results depend on, as plain JSON.
 
-    ``budget`` is the one asked for (a run's input or ``Context.budget`` set
-    explicitly); None when the thread is to keep its own.
+    Every ``Context`` field but ``NOT_RESULTS``; ``RESOLVED`` ones as what they
+    resolve to. ``budget`` is the one asked for (a run's input or
+    ``Context.budget`` set explicitly); None when the thread is to keep its own.
     """
     if budget is None and "budget" in context.model_fields_set:
         budget = context.budget
-    return {
-        "task": get_task(context.task).name,
-        "models": {role: str(context.model_for(role)) for role in ROLES},
-        "feedback": context.feedback,
-        "step_mode": context.step_mode,
-        "answer_mode": context.answer_mode,
-        "rewrite_mode": context.rewrite_mode,
-        "prompt_order": context.prompt_order,
+    task = get_task(context.task)
+    fields = context.model_dump(mode="json", exclude=set(NOT_RESULTS | RESOLVED))
+    return {  # the most telling first: differences lists them in this order
+        "task": task_definition(task),
+        "models": {role: model_identity(context, role) for role in ROLES},
+        **fields,
         "budget": budget,
-        "sampling": {role: context.sampling[role].model_dump() for role in ROLES},
-        "seed": context.seed,
-        "guard": {
-            "compress_attempts": context.compress_attempts,
-            "reask_attempts": context.reask_attempts,
-            "max_shrink": context.max_shrink,
-        },
-        "prompts": PROMPTS_VERSION,
+        "prompts": prompts_digest(task),
     }
+
+
+def task_definition(task: Task) -> dict[str, Any]:
+    """Return a task's full definition: its class, public attributes and initial memory.
+
+    Attributes are found, not listed: every public, non-callable attribute
+    (labels, synonyms, sections, description, question, answer format, unit,
+    a plugin's own), so a task that differs in any of them is another task.
+    """
+    attributes: dict[str, Any] = {}
+    for name in dir(task):
+        if name.startswith("_"):
+            continue
+        value = getattr(task, name)
+        if not callable(value):
+            attributes[name] = _plain(value)
+    kind = type(task)
+    return {
+        "name": task.name,
+        "class": f"{kind.__module__}.{kind.__qualname__}",
+        "attributes": attributes,
+        "initial_memory": task.initial_memory(),
+    }
+
+
+def model_identity(context: Context, role: Role) -> dict[str, Any]:
+    """Return the model serving ``role`` as plain JSON, without credentials.
+
+    The spec as resolved (``fake`` and ``fake:0`` are one model); an
+    ``openai:`` model adds its endpoint's URL and the tokenizer counting its
+    budget tokens; a chat model instance, its class.
+    """
+    spec = context.model_for(role)
+    out: dict[str, Any] = {
+        f.name: getattr(spec, f.name)
+        for f in dataclasses.fields(spec)
+        if f.name not in ("chat", "text", "latency_ms")  # objects, spelling, speed
+    }
+    if spec.chat is not None:
+        out["class"] = f"{type(spec.chat).__module__}.{type(spec.chat).__qualname__}"
+    if spec.kind == "openai":
+        endpoint = context.endpoint()
+        url = endpoint.url()
+        out["endpoint"] = without_credentials(url) if url else None
+        out["tokenizer"] = endpoint.tokenizer
+    return out
+
+
+def without_credentials(url: str) -> str:
+    """Return a URL without the user and password it may carry."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def prompts_digest(task: Task) -> str:
+    """Return a digest of every prompt the graph may send for ``task``.
+
+    Each builder of ``core.prompts`` (``*_messages``, ``reask_message*``) is
+    rendered on the fixed ``_PROBE`` arguments, also in memory-first order; a
+    builder taking an argument the probe lacks is a ``TypeError`` (give the
+    probe a value for it).
+    """
+    rendered: list[Any] = []
+    for name, builder in sorted(vars(prompts).items()):
+        if not callable(builder) or getattr(builder, "__module__", None) != prompts.__name__:
+            continue
+        if not (name.endswith("_messages") or name.startswith("reask_message")):
+            continue
+        out = builder(**_arguments(builder, task))
+        messages = out if isinstance(out, list) else [out]
+        if name.endswith("_messages"):
+            messages = prompts.memory_first(messages) + messages
+        rendered.append([name, [[m.type, m.content] for m in messages]])
+    return digest(rendered)
+
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _arguments(builder: Any, task: Task) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    for parameter in inspect.signature(builder).parameters.values():
+        if parameter.name == "task":
+            arguments["task"] = task
+        elif parameter.name in _PROBE:
+            arguments[parameter.name] = _PROBE[parameter.name]
+        elif parameter.default is inspect.Parameter.empty and parameter.kind not in _VARIADIC:
+            raise TypeError(f"prompts.{builder.__name__}: no probe value for {parameter.name!r}")
+    return arguments
+
+
+def _plain(value: Any) -> Any:
+    """Return a value as JSON would hold it (tuples as lists, objects as text)."""
+    return json.loads(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def differences(
@@ -63,10 +193,11 @@ def differences(
 ) -> list[str]:
     """Return ``name: recorded -> current`` for each setting that differs (nested: a.b).
 
-    A budget of None (keep the thread's own) differs from nothing.
+    In the order of ``current`` (then names it lacks). A budget of None (keep
+    the thread's own) differs from nothing.
     """
     out = []
-    for name in sorted(set(recorded) | set(current)):
+    for name in [*current, *(k for k in recorded if k not in current)]:
         old, new = recorded.get(name), current.get(name)
         if name == "budget" and new is None:
             continue
@@ -75,6 +206,12 @@ def differences(
         elif old != new:
             out.append(f"{prefix}{name}: {_short(old)} -> {_short(new)}")
     return out
+
+
+def listed(changes: Sequence[str], most: int = 4) -> str:
+    """Return changes joined by ``; ``, the first ``most`` of them and how many more."""
+    shown = "; ".join(changes[:most])
+    return shown + (f"; and {len(changes) - most} more" if len(changes) > most else "")
 
 
 def _short(value: Any) -> str:
@@ -132,7 +269,7 @@ async def check_thread(
         changed.append(f"data: step {step} had another input or target (an edited file?)")
     if changed and not allow_new_settings:
         raise ConfigError(
-            f"thread {thread_id!r} was run with other settings ({'; '.join(changed)}): "
+            f"thread {thread_id!r} was run with other settings ({listed(changed)}): "
             "use another thread (--thread), or continue it deliberately "
             "(--allow-new-settings / allow_new_settings=True)"
         )

@@ -15,10 +15,12 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from pydantic import ValidationError
 
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.identity import check_thread, record_settings
-from llm_as_rnn.core.state import Observation, StepRecord
+from llm_as_rnn.core.state import RUN_INPUT, Observation, StepRecord
+from llm_as_rnn.errors import from_validation
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.leases import holding
 from llm_as_rnn.runtime.storage import leases_of, read_records
@@ -77,6 +79,7 @@ async def run_sequence(
     ``ThreadBusyError`` (a ``ConfigError``) naming this one.
     """
     context = coerce_context(context)
+    check_input(observations, budget)
     config = _config(thread_id)
     total = len(observations) if steps is None else min(steps, len(observations))
     result = SequenceResult(thread_id=thread_id, memory="", steps_done=0)
@@ -129,6 +132,21 @@ async def run_sequence(
         result.memory = values.get("memory", "")
         result.steps_done = values.get("step", 0)
     return result
+
+
+def check_input(observations: Sequence[Observation], budget: int | None = None) -> None:
+    """Raise a one-line ``ConfigError`` for a run input the graph would refuse mid-run.
+
+    Checked before any step (and any model call): an empty input, a malformed
+    observation or an out-of-range budget is the caller's to fix.
+    """
+    payload: dict[str, Any] = {"observations": list(observations)}
+    if budget is not None:
+        payload["budget"] = budget
+    try:
+        RUN_INPUT.validate_python(payload)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
 
 
 async def read_trace(store: Any, thread_id: str) -> list[StepRecord]:

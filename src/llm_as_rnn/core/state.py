@@ -11,9 +11,10 @@ trace lives in the store (see ``nodes.rewrite``) and in checkpoint history.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import TypeAdapter
+from pydantic import AfterValidator, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from llm_as_rnn.runtime.usage import Usage
@@ -22,10 +23,37 @@ Role = Literal["predictor", "critic", "rewriter"]
 ROLES: tuple[Role, ...] = ("predictor", "critic", "rewriter")
 
 
+MAX_BUDGET = 2**20
+"""The largest memory budget accepted (tokens): beyond any model's context."""
+
+
+def blank(value: Any) -> bool:
+    """Return whether an input shows nothing: None, blank text, or containers of blanks.
+
+    ``""``, ``"  "``, ``{}``, ``[]``, ``{"a": ""}`` and ``[None]`` are blank;
+    ``0``, ``False`` and ``"0"`` are not (they are values).
+    """
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, Mapping):
+        return all(blank(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(blank(v) for v in value)
+    return False
+
+
+def _shown(value: Any) -> Any:
+    if blank(value):
+        raise ValueError("the input is empty: give each step something to predict from")
+    return value
+
+
 class Observation(TypedDict):
     """One timestep's input x_t and, when known, its target y_t."""
 
-    input: Any
+    input: Annotated[Any, AfterValidator(_shown)]
     """The task's raw input for this timestep (text or a mapping of fields)."""
     target: NotRequired[Any]
     """Ground truth; absent in judge mode or until it arrives (deferred mode)."""
@@ -117,7 +145,11 @@ class InputState(TypedDict, total=False):
     """What a run accepts: observations to process, optionally a new budget."""
 
     observations: list[Observation]
-    budget: int
+    budget: Annotated[int, Field(ge=1, le=MAX_BUDGET)]
+
+
+RUN_INPUT = TypeAdapter(InputState)
+"""Checks a run's input (``run_sequence`` and the nodes use it before any work)."""
 
 
 OBSERVATIONS = TypeAdapter(list[Observation])

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from llm_as_rnn.core.state import Observation
+from llm_as_rnn.core.state import Observation, blank
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.tasks import Task, get_task
 from llm_as_rnn.tasks.generic import GenericClassification, GenericRegression
@@ -86,8 +86,8 @@ def read_sequences(path: str | Path, check: Callable[[Any, int], Any]) -> Sequen
             raise ConfigError(f"{file} row {n}: step {step} of sequence {sid!r} appears twice")
         seen.add((sid, step))
         text = row["input"]
-        if text is None or (isinstance(text, str) and not text.strip()):
-            raise ConfigError(f"{file} row {n}: empty input")
+        if blank(text):
+            raise ConfigError(f"{file} row {n}: empty input ({json.dumps(text)})")
         target: Any = row["target"]
         if target is None or str(target).strip() == "":
             raise ConfigError(f"{file} row {n}: empty target")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm_as_rnn.core.context import Context, make_context
-from llm_as_rnn.core.identity import PROMPTS_VERSION, digest
+from llm_as_rnn.core.identity import digest, settings_of
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.tasks import Task
@@ -20,6 +20,15 @@ BASELINES = ("zero-shot", "fhc", "memprompt")
 """The model methods that do not run the graph."""
 MEMORY_METHODS = ("rnn", "rnn-judge")
 """The methods with a memory under a budget (``--budgets`` runs them once per budget)."""
+
+NOT_RESULTS = frozenset(
+    {"out", "db", "shard", "workers", "concurrency", "request_timeout", "max_attempts"}
+)
+"""``EvalConfig`` fields that cannot change results: where they go, how patiently."""
+
+SELECTION = frozenset({"tasks", "methods", "sequences", "steps", "budgets", "data", "mimic_dir"})
+"""``EvalConfig`` fields that choose which units run, not how one runs: a unit's
+key hashes its own task, method (budget included), context and observations."""
 
 
 def base_method(method: str) -> str:
@@ -76,19 +85,8 @@ class EvalConfig:
     """Worker processes on this machine, each a shard ``i/workers`` sharing the database."""
 
     def identity(self) -> dict[str, Any]:
-        """Return what determines the results (not where they go, nor how patiently)."""
-        fields = asdict(self)
-        for name in (
-            "out",
-            "concurrency",
-            "request_timeout",
-            "max_attempts",
-            "db",
-            "shard",
-            "workers",
-        ):
-            fields.pop(name)
-        return fields
+        """Return what determines the results: every field but ``NOT_RESULTS``."""
+        return {k: v for k, v in asdict(self).items() if k not in NOT_RESULTS}
 
     def model_methods(self) -> list[str]:
         """Return the model methods to run, each memory method once per swept budget."""
@@ -156,31 +154,21 @@ class EvalConfig:
             max_new_tokens=self.max_new_tokens,
         )
 
-    def sequence_key(self, task: str, observations: list[Observation]) -> str:
-        """Return the key of one sequence's steps in the state database.
+    def unit_key(self, task: Task, method: str, observations: list[Observation]) -> str:
+        """Return the key of one (task, method, sequence) unit's steps in the state database.
 
-        It hashes what a method's results on that sequence depend on (model,
-        budget, seed, token cap, step mode, context window, prompts version,
-        the task and the sequence's data), so evals with other settings, or a
-        data file edited in place, never reuse each other's steps, while an
-        identical eval (a resume, another shard) finds them.
+        Derived, not listed: it hashes every option but ``NOT_RESULTS`` and
+        ``SELECTION``, the method's whole run context (``core.identity``: the
+        task's definition with its labels and prompts, each role's model and
+        endpoint, sampling, budget...) and the sequence's data. Evals with other
+        settings, or a data file edited in place, never reuse each other's
+        steps, while an identical eval (a resume, another shard or process)
+        finds them.
         """
+        ctx = self.context(task, method)
+        options = {k: v for k, v in self.identity().items() if k not in SELECTION}
         return digest(
-            {
-                "model": self.model,
-                "budget": self.budget,
-                "seed": self.seed,
-                "max_new_tokens": self.max_new_tokens,
-                "step_mode": self.step_mode,
-                "answer_mode": self.answer_mode,
-                "rewrite_mode": self.rewrite_mode,
-                "prompt_order": self.prompt_order,
-                "preset": self.preset,
-                "context_window": self.context_window,
-                "prompts": PROMPTS_VERSION,
-                "task": task,
-                "data": observations,
-            }
+            {"options": options, "context": settings_of(ctx, ctx.budget), "data": observations}
         )
 
     def state_db(self) -> str:

@@ -126,7 +126,7 @@ async def collect(
                     if applies(data.task, method):
                         records += reference_records(data.task, method, seq.id, seq.observations)
                     continue
-                key = cfg.sequence_key(data.task.name, seq.observations)
+                key = cfg.unit_key(data.task, method, seq.observations)
                 if method in BASELINES:
                     namespace = namespaces.eval_records(data.task.name, method, seq.id, key)
                     records += await read_records(store, namespace)
@@ -171,7 +171,7 @@ async def run_units(
         async with gate:
             ctx = cfg.context(data.task, method)
             step = lambda: advance(method)  # noqa: E731
-            key = cfg.sequence_key(data.task.name, seq.observations)
+            key = cfg.unit_key(data.task, method, seq.observations)
             if method in BASELINES:
                 await run_baseline(method, data, seq, ctx, backend, store, cfg, key, step)
             else:
