@@ -25,8 +25,9 @@ from llm_as_rnn.evals.references import applies, reference_records
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.journal import forget
+from llm_as_rnn.runtime.leases import ThreadBusyError, holding
 from llm_as_rnn.runtime.resolve import aresolve
-from llm_as_rnn.runtime.storage import read_records
+from llm_as_rnn.runtime.storage import leases_of, read_records
 from llm_as_rnn.runtime.usage import of_calls
 
 Advance = Callable[[str], None]
@@ -36,9 +37,20 @@ Unit = tuple[EvalData, str, EvalSequence]
 """One (task data, method, sequence) to run."""
 
 
+BUSY_RETRY_S = 0.5
+"""How often a unit that another process is computing is tried again."""
+
+
 def rnn_thread(task: str, method: str, sequence: str, key: str) -> str:
     """Return the thread of an LLM-as-RNN method's sequence under one settings key."""
     return ":".join(("eval", task, method, sequence, key))
+
+
+def unit_name(task: str, method: str, sequence: str, key: str) -> str:
+    """Return the name a unit is leased under: its thread (LLM-as-RNN) or its records."""
+    if method in BASELINES:
+        return ":".join(namespaces.eval_records(task, method, sequence, key))
+    return rnn_thread(task, method, sequence, key)
 
 
 async def run_baseline(
@@ -55,7 +67,7 @@ async def run_baseline(
     """Run (or resume) one baseline on one sequence (settings ``key``), committing each step."""
     task = data.task
     namespace = namespaces.eval_records(task.name, method, seq.id, key)
-    journal_thread = ":".join(namespace)
+    journal_thread = unit_name(task.name, method, seq.id, key)
     done = await read_records(store, namespace)
     predictor_cap = ctx.sampling["predictor"].max_new_tokens or ctx.budget
     for index in range(len(done), len(seq.observations)):
@@ -166,16 +178,27 @@ async def run_units(
 ) -> float:
     """Run (or resume) this worker's units, ``cfg.concurrency`` at once; return seconds."""
     gate = asyncio.Semaphore(cfg.concurrency)
+    leases = leases_of(store)
 
     async def unit(data: EvalData, method: str, seq: EvalSequence) -> None:
-        async with gate:
-            ctx = cfg.context(data.task, method)
-            step = lambda: advance(method)  # noqa: E731
-            key = cfg.unit_key(data.task, method, seq.observations)
-            if method in BASELINES:
-                await run_baseline(method, data, seq, ctx, backend, store, cfg, key, step)
-            else:
-                await run_rnn(method, data, seq, ctx, graph, key, step)
+        ctx = cfg.context(data.task, method)
+        step = lambda: advance(method)  # noqa: E731
+        key = cfg.unit_key(data.task, method, seq.observations)
+        name = unit_name(data.task.name, method, seq.id, key)
+        while True:
+            async with gate:
+                try:  # one writer per unit: another process may be computing it
+                    async with holding(leases, name):
+                        if method in BASELINES:
+                            await run_baseline(
+                                method, data, seq, ctx, backend, store, cfg, key, step
+                            )
+                        else:
+                            await run_rnn(method, data, seq, ctx, graph, key, step)
+                    return
+                except ThreadBusyError:
+                    pass  # give the slot to another unit, come back for its results
+            await asyncio.sleep(BUSY_RETRY_S)
 
     settle_heap()
     started = time.perf_counter()
