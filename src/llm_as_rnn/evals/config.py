@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from llm_as_rnn.core.context import Context, make_context
 from llm_as_rnn.core.identity import digest, settings_of
+from llm_as_rnn.core.memory import TokenCounter, fit_to_budget
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.tasks import Task
@@ -20,6 +22,9 @@ BASELINES = ("zero-shot", "fhc", "memprompt")
 """The model methods that do not run the graph."""
 MEMORY_METHODS = ("rnn", "rnn-judge")
 """The methods with a memory under a budget (``--budgets`` runs them once per budget)."""
+
+MAX_WORKERS = 256
+"""The most worker processes one machine runs (``--workers``)."""
 
 NOT_RESULTS = frozenset(
     {"out", "db", "shard", "workers", "concurrency", "request_timeout", "max_attempts"}
@@ -132,8 +137,29 @@ class EvalConfig:
             )
         if not self.data and not self.tasks:
             raise ConfigError("no --tasks given")
+        if self.workers > MAX_WORKERS:
+            raise ConfigError(f"--workers {self.workers} is more than {MAX_WORKERS}: lower it")
         if self.workers > 1 and self.shard is not None:
             raise ConfigError("--workers and --shard do not mix: give one of them")
+
+    def check(self, tasks: Sequence[Task], count: TokenCounter | None = None) -> None:
+        """Raise one-line ``ConfigError`` for any method's settings, before any step.
+
+        Builds every method's context for every task (the bounds ``run`` checks
+        at its start: budget, seed, sampling...) and, given the predictor's
+        token counter, checks each memory method's budget holds the task's
+        section headers.
+        """
+        for task in tasks:
+            for method in self.model_methods():
+                ctx = self.context(task, method)
+                if count is None or base_method(method) not in MEMORY_METHODS:
+                    continue
+                try:
+                    fit_to_budget(task.initial_memory(), task.sections, ctx.budget, count)
+                except ValueError as exc:
+                    flag = "--budgets" if method_budget(method) else "--budget"
+                    raise ConfigError(f"{flag}: {exc} (task {task.name})") from None
 
     def context(self, task: Task, method: str) -> Context:
         """Return the run context of one method (``rnn@1024``: at budget 1024)."""

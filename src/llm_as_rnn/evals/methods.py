@@ -154,7 +154,9 @@ async def collect(
 async def load_backend(cfg: EvalConfig, datasets: list[EvalData]) -> ChatBackend:
     """Load the model every method of the evaluation calls."""
     probe = cfg.context(datasets[0].task, "rnn")
-    return await aresolve(probe.model, probe.endpoint())
+    backend = await aresolve(probe.model, probe.endpoint())
+    cfg.check([d.task for d in datasets], backend.count_tokens)
+    return backend
 
 
 def units(

@@ -108,6 +108,7 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
     """
     cfg.validate()
     datasets = load_data(cfg)
+    cfg.check([d.task for d in datasets])
     console = console or Console(stderr=True)
     out = Path(cfg.out)
     backend: ChatBackend | None = None

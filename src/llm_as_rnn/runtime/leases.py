@@ -203,4 +203,7 @@ async def holding(leases: Leases | None, thread: str, ttl: float = TTL_S) -> Asy
         renewing.cancel()
         with suppress(asyncio.CancelledError):
             await renewing
-        await leases.release(thread, mine)
+        # A full disk or a lost connection must not hide the block's own error:
+        # a lease that cannot be released expires after its TTL.
+        with suppress(Exception):
+            await leases.release(thread, mine)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.frontends.cli.eval import eval_command
 from llm_as_rnn.frontends.cli.flags import EXIT_USAGE
+from llm_as_rnn.frontends.cli.output import report_failure
 from llm_as_rnn.frontends.cli.parser import build_parser, parse_args
 from llm_as_rnn.frontends.cli.run import run_command
 from llm_as_rnn.frontends.cli.trace import trace_command
@@ -42,6 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`--json | head -n 1`): stop quietly; finished steps are saved.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # anything else, from any path (cleanup included): one line
+        if os.environ.get("LLM_AS_RNN_DEBUG"):
+            raise
+        report_failure(exc, "finished steps are saved")
+        return 1
     return 0
 
 

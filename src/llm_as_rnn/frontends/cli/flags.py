@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any, NoReturn, get_args
 
 from llm_as_rnn.core.context import (
+    MAX_SECONDS,
+    MAX_SEED,
     PRESETS,
     AnswerMode,
     PromptOrder,
@@ -48,8 +50,9 @@ def bounded(
     *,
     above: float | None = None,
     at_least: float | None = None,
+    at_most: float | None = None,
 ) -> Callable[[str], Any]:
-    """Return an argparse type: ``convert``, then check a lower bound."""
+    """Return an argparse type: ``convert``, then check its bounds."""
 
     def parse(text: str) -> Any:
         try:
@@ -60,18 +63,25 @@ def bounded(
             raise argparse.ArgumentTypeError(f"must be > {above}, got {value}")
         if at_least is not None and value < at_least:
             raise argparse.ArgumentTypeError(f"must be >= {at_least}, got {value}")
+        if at_most is not None and value > at_most:
+            raise argparse.ArgumentTypeError(f"must be <= {at_most}, got {text}")
         return value
 
     return parse
 
 
-positive = bounded(int, "an integer", above=0)
-"""An argparse type accepting integers > 0."""
+MAX_COUNT = 2**31 - 1
+"""The largest count a flag takes (steps, sequences, workers...): past it is a typo."""
 
-non_negative = bounded(int, "an integer", at_least=0)
-"""An argparse type accepting integers >= 0."""
-seconds = bounded(float, "a number of seconds", above=0)
-"""An argparse type accepting a positive number of seconds."""
+positive = bounded(int, "an integer", above=0, at_most=MAX_COUNT)
+"""An argparse type accepting integers from 1 to ``MAX_COUNT``."""
+
+non_negative = bounded(int, "an integer", at_least=0, at_most=MAX_COUNT)
+"""An argparse type accepting integers from 0 to ``MAX_COUNT``."""
+seconds = bounded(float, "a number of seconds", above=0, at_most=MAX_SECONDS)
+"""An argparse type accepting a positive number of seconds, up to a week."""
+seed = bounded(int, "an integer", at_least=0, at_most=MAX_SEED)
+"""An argparse type accepting a sampling seed."""
 
 
 def csv_list(text: str) -> list[str]:

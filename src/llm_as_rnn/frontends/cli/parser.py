@@ -22,6 +22,7 @@ from llm_as_rnn.frontends.cli.flags import (
     csv_list,
     int_list,
     non_negative,
+    seed,
 )
 
 
@@ -87,7 +88,7 @@ def build_parser() -> Parser:
         help="continue a thread with settings (model, budget, ...) other than those it was "
         "run with, deliberately (e.g. after a model upgrade)",
     )
-    run.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible draws)")
+    run.add_argument("--seed", type=seed, default=None, help="sampling seed (reproducible draws)")
     add_model_flags(run)
     run.add_argument(
         "--json", action="store_true", help="print one JSON object per step, nothing else"
@@ -146,7 +147,7 @@ def build_parser() -> Parser:
         "and the report plots metric and tokens against the budget",
     )
     ev.add_argument(
-        "--seed", type=int, default=0, help="seed of the sequence draw and sampling (0)"
+        "--seed", type=seed, default=0, help="seed of the sequence draw and sampling (0)"
     )
     add_positive(
         ev,
