@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -118,20 +117,12 @@ def load_file(
 ) -> tuple[Task, Sequences]:
     """Read a file of sequences and the task it defines (generic classification or regression)."""
     file = Path(path)
+    if task_type == "regression":  # each target read by the task's number grammar
+        task = GenericRegression(file.stem)
+        return task, load_task_file(file, task)
     wanted = tuple(dict.fromkeys(normalize(label) for label in labels)) if labels else None
 
     def check(target: Any, n: int) -> Any:
-        if task_type == "regression":
-            try:
-                value = float(target)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"{file} row {n}: target {target!r} is not a number "
-                    "(regression needs numeric targets)"
-                ) from None
-            if not math.isfinite(value):
-                raise ConfigError(f"{file} row {n}: target {target!r} is not finite")
-            return value
         label = normalize(str(target))
         if wanted is not None and label not in wanted:
             raise ConfigError(
@@ -140,8 +131,6 @@ def load_file(
         return label
 
     sequences = read_sequences(file, check)
-    if task_type == "regression":
-        return GenericRegression(file.stem), sequences
     found = tuple(sorted({str(o["target"]) for _, seq in sequences for o in seq}))
     return GenericClassification(wanted or found, file.stem), sequences
 

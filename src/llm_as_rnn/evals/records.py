@@ -14,6 +14,7 @@ from llm_as_rnn.core.state import StepRecord
 from llm_as_rnn.runtime.usage import Usage, total
 from llm_as_rnn.tasks import Task
 from llm_as_rnn.tasks.mimic import TOP_K, MimicTask, icd_category, icd_chapter
+from llm_as_rnn.tasks.numbers import number
 
 
 def step_metrics(
@@ -47,7 +48,7 @@ def step_metrics(
         # answer is never scored as some forecast (a 0 would flatter MAE).
         if answer is None:
             return {"coverage": 0.0}
-        truth, guess = task.validate_target(target), float(answer)
+        truth, guess = task.validate_target(target), number(answer)
         return {
             "abs_error": abs(guess - truth),
             "sq_error": (guess - truth) ** 2,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.tasks.labels import normalize, read_label
+from llm_as_rnn.tasks.numbers import number, read_number
 
 
 @dataclass(frozen=True)
@@ -201,22 +201,15 @@ class ClassificationTask(Task):
         return label
 
 
-_NUMBER = r"[-+−]?\d+(?:[.,]\d+)?"
-_NUMBER_MARK = re.compile(
-    rf"(?:answer|prediction|forecast|return)\s*(?:is|:|=|-|of)?\s*[*_`\"']*\s*({_NUMBER})\s*%?",
-    re.I,
-)
-
-
-def _to_float(text: str) -> float:
-    return float(text.replace("−", "-").replace(",", "."))
-
-
 class RegressionTask(Task):
     """A task whose answer is one number."""
 
     kind = "regression"
     unit: ClassVar[str] = ""
+    """The unit, for the prompts (``"percent, e.g. -0.42"``)."""
+    percent: ClassVar[bool] = False
+    """Whether the numbers are percent: ``12%`` then reads as 12 (else it is refused as
+    ambiguous, 12 or 0.12)."""
 
     @property
     def answer_format(self) -> str:
@@ -229,18 +222,17 @@ class RegressionTask(Task):
         return "What is your numeric prediction?"
 
     def parse(self, text: str) -> float | None:
-        """Return the number after an answer marker, else the only number in the text."""
-        match = _NUMBER_MARK.search(text)
-        if match:
-            return _to_float(match.group(1))
-        numbers = re.findall(_NUMBER, text)
-        return _to_float(numbers[0]) if len(numbers) == 1 else None
+        """Return the number the reply answers with (``numbers.read_number``), else None.
+
+        An unreadable or ambiguous number is None, never some other value.
+        """
+        return read_number(text, percent=self.percent)
 
     def score(self, answer: Any, target: Any) -> Score:
         """Absolute error; an unreadable answer has none (never a silent 0 forecast)."""
         if target is None or answer is None:
             return Score(None, None)
-        return Score(None, abs(float(answer) - self.validate_target(target)))
+        return Score(None, abs(number(answer) - self.validate_target(target)))
 
     def outcome(self, score: Score) -> str:
         """Describe the absolute error."""
@@ -249,11 +241,8 @@ class RegressionTask(Task):
         return f"absolute error {score.error:.3f}"
 
     def validate_target(self, target: Any) -> float:
-        """Accept a finite number."""
+        """Accept a number of the grammar (``numbers.number``): finite, within ±1e150."""
         try:
-            value = float(target)
-        except (TypeError, ValueError):
-            raise ValueError(f"target {target!r} is not a number") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"target {target!r} is not a finite number")
-        return value
+            return number(target, percent=self.percent)
+        except ValueError as exc:
+            raise ValueError(f"target {exc}") from None

@@ -13,7 +13,7 @@ from typing import Any
 
 from llm_as_rnn.tasks.base import RegressionTask
 
-_RETURN = re.compile(r"close [\d.]+, return ([-+]?\d+(?:\.\d+)?)%")
+_RETURN = re.compile(r"close \S+, return ([^%\s]+%)")
 
 
 class SP500Task(RegressionTask):
@@ -21,6 +21,7 @@ class SP500Task(RegressionTask):
 
     name = "sp500"
     unit = "percent, e.g. -0.42"
+    percent = True
     description = (
         "You forecast the S&P 500 index. Each step gives the last five trading days; "
         "predict the NEXT day's close-to-close return in percent."
@@ -34,4 +35,7 @@ class SP500Task(RegressionTask):
     def last_observed(self, value: Any) -> float | None:
         """The newest daily return shown in the input (the previous step's truth)."""
         found = _RETURN.findall(value) if isinstance(value, str) else []
-        return float(found[-1]) if found else None
+        try:
+            return self.validate_target(found[-1]) if found else None
+        except ValueError:  # a user's file may show something else there
+            return None
