@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from llm_as_rnn.runtime import scoring
 from llm_as_rnn.runtime.backends import LabelQuery
 from llm_as_rnn.runtime.decode import DecodeSettings, Row
 from llm_as_rnn.runtime.local import LocalHFBackend
@@ -81,10 +82,13 @@ def forward_rows(model: Any) -> tuple[list[int], Any]:
     return rows, model.register_forward_pre_hook(hook, with_kwargs=True)
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared cache", "copied cache"])
 @pytest.mark.parametrize("count", [1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 1])
 async def test_chunked_scores_equal_unchunked_and_direct_scores(
-    backend: LocalHFBackend, count: int, monkeypatch: pytest.MonkeyPatch
+    backend: LocalHFBackend, count: int, shared: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if not shared:  # as for a cache that cannot be shared (sliding window, recurrent state)
+        monkeypatch.setattr(scoring, "plain_cache", lambda _: False)
     q = query(count)
     assert len({len(c) for c in q.continuations}) > 1 or count == 1  # labels of several lengths
     monkeypatch.setenv(LABEL_CHUNK_ENV, str(CHUNK))
