@@ -18,12 +18,12 @@ attention).
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from llm_as_rnn.runtime.decode import cache_key, last_logits_only, plain_cache, prefix_cache
+from llm_as_rnn.runtime.engine import count_from_env
 
 LABEL_CHUNK_ENV = "LLM_AS_RNN_LABEL_CHUNK"
 DEFAULT_LABEL_CHUNK = 8
@@ -31,12 +31,7 @@ DEFAULT_LABEL_CHUNK = 8
 
 def label_chunk() -> int:
     """Return the most labels scored in one pass: ``LLM_AS_RNN_LABEL_CHUNK`` (default 8)."""
-    raw = os.environ.get(LABEL_CHUNK_ENV, "").strip()
-    try:
-        value = int(raw) if raw else DEFAULT_LABEL_CHUNK
-    except ValueError:
-        value = DEFAULT_LABEL_CHUNK
-    return max(1, value)
+    return count_from_env(LABEL_CHUNK_ENV, DEFAULT_LABEL_CHUNK)
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -49,7 +44,7 @@ class ScoredPrompt:
     """A prompt run through the model once, ready for its continuations to be scored."""
 
     cache: Any
-    """Its key/value cache, one row (never changed: each chunk scores on a copy)."""
+    """Its key/value cache, one row (never changed: chunks read it through ``shared_rows``)."""
     next_logprobs: Any
     """Log-probabilities over the vocabulary of the token after the prompt."""
 
