@@ -44,3 +44,23 @@ def task_class(class_name: str, base: type | None = None, **attrs: Any) -> type:
 
     question = property(lambda self: "?")
     return type(class_name, (base or ClassificationTask,), {"question": question, **attrs})
+
+
+def tiny_llama() -> Any:
+    """A tiny randomly initialised Llama (built here, nothing downloaded; skips without torch)."""
+    pytest.importorskip("torch", reason="local models need torch (the hf extra)")
+    pytest.importorskip("transformers", reason="local models need transformers (the hf extra)")
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=97,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    )
+    return LlamaForCausalLM(config).eval()

@@ -1,6 +1,6 @@
 """The decoder: rows joining and leaving a running batch get the answers they would alone.
 
-A tiny randomly initialised Llama (built here, nothing downloaded) stands in
+A tiny randomly initialised Llama (``tests/conftest.py``, nothing downloaded) stands in
 for a real model: what is tested is the cache surgery (merging newcomers'
 caches, cutting out finished rows, trimming padding), not language.
 """
@@ -19,28 +19,14 @@ from llm_as_rnn.runtime.decode import (
     decode,
     top_p_filter,
 )
+from tests.conftest import tiny_llama
 
 PAD = 0
 
 
 @pytest.fixture(scope="module")
 def model() -> Any:
-    pytest.importorskip("torch", reason="decoding needs torch (the hf extra)")
-    pytest.importorskip("transformers", reason="decoding needs transformers (the hf extra)")
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=97,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama()
 
 
 PROMPTS = [

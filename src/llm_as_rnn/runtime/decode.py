@@ -82,6 +82,11 @@ def cache_key(model: Any) -> str:
     return "cache" if "cache" in forward_params(model) else "past_key_values"
 
 
+def last_logits_only(model: Any) -> dict[str, Any]:
+    """Return the keyword that makes a forward pass keep only the last position's logits."""
+    return {"logits_to_keep": 1} if "logits_to_keep" in forward_params(model) else {}
+
+
 def prefix_cache(model: Any, ids: Sequence[int], rows: int, **kwargs: Any) -> tuple[Any, Any]:
     """Run ``ids`` through the model once; return its logits and its key/value cache for ``rows``.
 
@@ -141,7 +146,7 @@ class RunningBatch:
         self.end_tokens = end_tokens
         self.pad = pad
         self.key = cache_key(model)
-        self.last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_params(model) else {}
+        self.last_only = last_logits_only(model)
         self.rows: list[Row] = []
         self.cache: Any = None
         self.mask: Any = None  # (rows, cache length): 1 for real tokens

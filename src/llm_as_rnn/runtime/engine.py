@@ -28,14 +28,19 @@ BATCH_ENV = "LLM_AS_RNN_LOCAL_BATCH"
 DEFAULT_MAX_BATCH = 8
 
 
+def count_from_env(name: str, default: int) -> int:
+    """Return environment variable ``name`` as a count, at least 1 (``default`` if unset or bad)."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        value = default
+    return max(1, value)
+
+
 def max_batch_from_env() -> int:
     """Return the most rows in a batch: ``LLM_AS_RNN_LOCAL_BATCH`` (default 8; 1 = none)."""
-    raw = os.environ.get(BATCH_ENV, "").strip()
-    try:
-        value = int(raw) if raw else DEFAULT_MAX_BATCH
-    except ValueError:
-        value = DEFAULT_MAX_BATCH
-    return max(1, value)
+    return count_from_env(BATCH_ENV, DEFAULT_MAX_BATCH)
 
 
 R = TypeVar("R")

@@ -33,8 +33,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.runtime.backends import ChatBackend, LabelQuery, role_dicts
-from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch, cache_key, prefix_cache
+from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch
 from llm_as_rnn.runtime.engine import Engine
+from llm_as_rnn.runtime.scoring import ScoredPrompt, chunks, label_chunk, run_prompt, score_chunk
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
 
 T = TypeVar("T")
@@ -191,40 +192,26 @@ class LocalHFBackend(ChatBackend):
     async def label_logprobs(
         self, query: LabelQuery, policy: CallPolicy | None = None
     ) -> list[float] | None:
-        """Score every continuation exactly, on the torch thread (``label_logprobs_sync``)."""
-        return await on_torch_thread(self.label_logprobs_sync, query)
+        """Score every continuation exactly: the prompt once, then the labels in chunks.
 
-    def label_logprobs_sync(self, query: LabelQuery) -> list[float]:
-        """Return the exact log-probability of each continuation after the prompt and prefix.
-
-        The chat-templated prompt plus ``prefix`` runs through the model once; its
-        key/value cache is then shared by every continuation, all scored in one
-        batched forward pass (right-padded). A continuation's log-probability
-        is the sum over its tokens: the probability of the whole label string.
+        A continuation's score is the sum of its tokens' log-probabilities after
+        the prompt and prefix: the probability of the whole label string. Each
+        chunk is one job on the torch thread (``runtime.scoring``), so the
+        running batch's decoding passes go on between chunks, and memory holds
+        one chunk's cache whatever the number of labels.
         """
-        import torch
+        prompt, labels = await on_torch_thread(self.label_prompt, query)
+        scores: list[float] = []
+        for chunk in chunks(labels, label_chunk()):
+            scores += await on_torch_thread(score_chunk, self.model, prompt, chunk)
+        return scores
 
-        model = self.model
+    def label_prompt(self, query: LabelQuery) -> tuple[ScoredPrompt, list[list[int]]]:
+        """Run the chat-templated prompt and prefix once; return it and each label's tokens."""
         prompt = self.chat_prompt(query.messages) + query.prefix
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
         labels = [self.continuation_ids(prompt, prompt_ids, c) for c in query.continuations]
-        width = max(len(ids) for ids in labels)
-        pad = self.tokenizer.pad_token_id or 0
-        batch = torch.tensor([ids + [pad] * (width - len(ids)) for ids in labels])
-        mask = torch.tensor(
-            [[1] * (len(prompt_ids) + len(ids)) + [0] * (width - len(ids)) for ids in labels]
-        )
-        with torch.no_grad():
-            first, cache = prefix_cache(model, prompt_ids, len(labels))
-            rest = model(input_ids=batch, attention_mask=mask, **{cache_key(model): cache})
-        # position 0 of a label is predicted by the prompt's last logits, position j
-        # by the label's own position j - 1
-        logits = torch.cat([first[:, -1:].expand(len(labels), -1, -1), rest.logits], 1)
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        scores = []
-        for i, ids in enumerate(labels):
-            scores.append(float(sum(logp[i, j, t] for j, t in enumerate(ids))))
-        return scores
+        return run_prompt(self.model, prompt_ids), labels
 
     def chat_prompt(self, messages: list[BaseMessage]) -> str:
         """Return the chat-templated prompt as the model sees it, ready for the answer."""
