@@ -10,6 +10,7 @@ from llm_as_rnn.core.context import Context, make_context
 from llm_as_rnn.core.identity import PROMPTS_VERSION, digest
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.runtime.secrets import public_url
 from llm_as_rnn.tasks import Task
 
 REFERENCES = ("persistence", "prior", "zero")
@@ -88,6 +89,8 @@ class EvalConfig:
             "workers",
         ):
             fields.pop(name)
+        if self.base_url is not None:
+            fields["base_url"] = public_url(self.base_url)  # credentials never change results
         return fields
 
     def model_methods(self) -> list[str]:
