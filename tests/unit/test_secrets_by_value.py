@@ -110,6 +110,7 @@ def test_the_environment_s_credentials_are_redacted(monkeypatch: pytest.MonkeyPa
 def test_short_and_ordinary_values_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "unused")  # a local server's dummy key
     Secret("EMPTY")
+    register("%73%75%6E%6E%79")  # long when encoded, "sunny" when decoded
     text = "the unused EMPTY memory: sunny after rain"
     assert redact(text) == text
 

@@ -58,14 +58,15 @@ def forms(value: str) -> set[str]:
     """Return the ways a value may be written: raw, JSON- and HTML-escaped, %-encoded, decoded."""
     if len(value) < MIN_LENGTH:
         return set()
-    return {
+    written = (
         value,
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
         html.escape(value),
         quote(value, safe=""),
-        unquote(value),
-    }
+        unquote(value),  # a URL's password is given encoded, and may be shown decoded
+    )
+    return {form for form in written if len(form) >= MIN_LENGTH}
 
 
 def register(value: str) -> None:
