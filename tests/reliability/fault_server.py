@@ -18,6 +18,8 @@ logprobs (``token_logprobs``), unless the server runs with ``--no-logprobs``.
 A ``json_schema`` ``response_format`` whose ``answer`` is an enum is obeyed
 (``{"answer": <the rule-based label>}``), or refused with HTTP 400 under
 ``--no-structured``.
+``--echo-credentials`` makes injected HTTP errors quote the request's
+``Authorization`` header, as a careless proxy might (secrets tests).
 ``--hostile RATE`` replaces that share of answers with hostile ones (empty,
 ten times the budget, wrong format, unicode garbage, prompt injection).
 An answer longer than the request's ``max_tokens`` is cut there, with
@@ -257,7 +259,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _fault(self, kind: str) -> None:
         if kind in ("500", "502", "503"):
-            self._send(int(kind), json.dumps({"error": {"message": f"injected {kind}"}}).encode())
+            message = f"injected {kind}"
+            if self.server.state.args.echo_credentials:
+                message += f" for {self.headers.get('Authorization')}"
+            self._send(int(kind), json.dumps({"error": {"message": message}}).encode())
         elif kind == "429":
             self._send(
                 429,
@@ -317,6 +322,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--lifetime", type=float, default=600.0)
     parser.add_argument("--no-logprobs", action="store_true", help="ignore logprobs requests")
+    parser.add_argument(
+        "--echo-credentials", action="store_true", help="injected errors quote Authorization"
+    )
     parser.add_argument(
         "--no-structured", action="store_true", help="refuse response_format (HTTP 400)"
     )

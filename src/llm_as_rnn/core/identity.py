@@ -31,7 +31,6 @@ import inspect
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from langgraph.store.base import BaseStore
 
@@ -40,6 +39,7 @@ from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.state import ROLES, Observation, Role, StepRecord
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime.secrets import public_url
 from llm_as_rnn.tasks import Task, get_task
 
 KEY = "settings"
@@ -129,21 +129,9 @@ def model_identity(context: Context, role: Role) -> dict[str, Any]:
     if spec.kind == "openai":
         endpoint = context.endpoint()
         url = endpoint.url()
-        out["endpoint"] = without_credentials(url) if url else None
+        out["endpoint"] = public_url(url) if url else None
         out["tokenizer"] = endpoint.tokenizer
     return out
-
-
-def without_credentials(url: str) -> str:
-    """Return a URL without the user and password it may carry."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def prompts_digest(task: Task) -> str:

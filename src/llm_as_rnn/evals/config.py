@@ -12,6 +12,7 @@ from llm_as_rnn.core.identity import digest, settings_of
 from llm_as_rnn.core.memory import TokenCounter, fit_to_budget
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.runtime.secrets import public_url
 from llm_as_rnn.tasks import Task
 
 REFERENCES = ("persistence", "prior", "zero")
@@ -90,8 +91,14 @@ class EvalConfig:
     """Worker processes on this machine, each a shard ``i/workers`` sharing the database."""
 
     def identity(self) -> dict[str, Any]:
-        """Return what determines the results: every field but ``NOT_RESULTS``."""
-        return {k: v for k, v in asdict(self).items() if k not in NOT_RESULTS}
+        """Return what determines the results: every field but ``NOT_RESULTS``.
+
+        The base URL without its credentials: they never change results.
+        """
+        fields = {k: v for k, v in asdict(self).items() if k not in NOT_RESULTS}
+        if self.base_url is not None:
+            fields["base_url"] = public_url(self.base_url)
+        return fields
 
     def model_methods(self) -> list[str]:
         """Return the model methods to run, each memory method once per swept budget."""

@@ -32,6 +32,7 @@ from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.datasets import load_data
 from llm_as_rnn.evals.methods import Advance, load_backend, run_units
 from llm_as_rnn.runtime.quiet import quiet_libraries
+from llm_as_rnn.runtime.secrets import redact_output
 
 ORPHAN_CHECK_S = 0.5
 
@@ -118,6 +119,7 @@ async def _collect(
 
 def _worker(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
     """Entry point of a worker process: run one shard, report over ``events``."""
+    redact_output()
     quiet_libraries()
     assert cfg.shard is not None
     index, count = cfg.shard

@@ -21,6 +21,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from llm_as_rnn.runtime.retry import BadResponseError, is_transient, retry
+from llm_as_rnn.runtime.secrets import scrub
 from llm_as_rnn.runtime.spec import CallPolicy, Sampling
 from llm_as_rnn.runtime.usage import Generation
 
@@ -149,8 +150,12 @@ class ChatBackend:
         start = time.perf_counter()
 
         async def attempt() -> AIMessage:
-            async with asyncio.timeout(limit) if limit is not None else nullcontext():
-                return await self.invoke(messages, kwargs)
+            try:
+                async with asyncio.timeout(limit) if limit is not None else nullcontext():
+                    return await self.invoke(messages, kwargs)
+            except Exception as exc:
+                scrub(exc)  # a server's error may quote the key: hidden before it travels
+                raise
 
         try:
             return await attempt(), 1

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
-import os
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from pydantic import SecretStr
 
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.backends import CappedBackend, ChatBackend, OpenAIBackend
@@ -30,6 +31,7 @@ from llm_as_rnn.runtime.local import (
     local_backend,
     on_torch_thread,
 )
+from llm_as_rnn.runtime.secrets import env_secret
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_NAME, Endpoint, ModelSpec
 
 
@@ -48,14 +50,14 @@ _OPENAI_NO_LOOP: dict[Any, OpenAIBackend] = {}
 
 def _openai_backend(spec: ModelSpec, endpoint: Endpoint) -> OpenAIBackend:
     base_url = endpoint.url()
-    key = os.environ.get("OPENAI_API_KEY")
-    if not key:
+    key: SecretStr | None = env_secret("OPENAI_API_KEY")
+    if key is None:
         if base_url is None:
             raise ConfigError(
                 "openai: models need OPENAI_API_KEY, or a local server via --base-url "
                 "/ OPENAI_BASE_URL"
             )
-        key = "not-needed"  # local servers accept any key
+        key = SecretStr("not-needed")  # local servers accept any key; no secret to hide
     try:
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
@@ -66,7 +68,6 @@ def _openai_backend(spec: ModelSpec, endpoint: Endpoint) -> OpenAIBackend:
     if cache_key not in cache:
         import openai
         from langchain_openai import ChatOpenAI
-        from pydantic import SecretStr
 
         # The SDK's own client class, on the HTTP library the installed SDK
         # speaks; its pool costs less CPU per call under concurrency.
@@ -74,7 +75,7 @@ def _openai_backend(spec: ModelSpec, endpoint: Endpoint) -> OpenAIBackend:
         chat = ChatOpenAI(
             model=spec.name,
             base_url=base_url,
-            api_key=SecretStr(key),
+            api_key=key,
             max_retries=0,
             timeout=endpoint.timeout_s,
             http_async_client=client,

@@ -17,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.runtime.secrets import register_url
 
 SpecKind = Literal["embedded", "hf", "openai", "fake", "instance"]
 
@@ -127,6 +128,10 @@ class Endpoint:
     """Seconds per request."""
     tokenizer: str | None = None
     """Local tokenizer (dir or cached id) counting budget tokens, else approximate."""
+
+    def __post_init__(self) -> None:
+        if self.base_url is not None:
+            register_url(self.base_url)  # its credentials are redacted wherever we write
 
     def url(self) -> str | None:
         """Return the base URL in force (given, else ``OPENAI_BASE_URL``)."""

@@ -32,6 +32,7 @@ from langgraph.store.sqlite import SqliteStore
 
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.runtime import leases
+from llm_as_rnn.runtime.secrets import public_url, register_url
 
 LEASES: weakref.WeakKeyDictionary[BaseStore, leases.Leases] = weakref.WeakKeyDictionary()
 """The thread leases of each store ``open_storage`` opened."""
@@ -177,6 +178,7 @@ async def open_storage(
     file; a bad location is a one-line ``ConfigError``.
     """
     if is_postgres(db):
+        register_url(db)  # its password is redacted wherever we write
         async with _open_postgres(db) as opened:
             yield opened
         return
@@ -280,7 +282,7 @@ async def _open_postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver[An
         lock = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         first = first_line(exc) or type(exc).__name__
-        raise ConfigError(f"cannot connect to {_safe(url)} ({first}): check --db") from None
+        raise ConfigError(f"cannot connect to {public_url(url)} ({first}): check --db") from None
     async with (
         lock,
         AsyncPostgresSaver.from_conn_string(url) as saver,
@@ -323,10 +325,3 @@ def _postgres_query(conn: Any) -> leases.Query:
             return list(rows), cursor.rowcount
 
     return query
-
-
-def _safe(url: str) -> str:
-    """Return a database URL without its password."""
-    import re
-
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

@@ -20,10 +20,12 @@ from llm_as_rnn.frontends.cli.parser import build_parser, parse_args
 from llm_as_rnn.frontends.cli.run import run_command
 from llm_as_rnn.frontends.cli.trace import trace_command
 from llm_as_rnn.runtime.quiet import quiet_libraries
+from llm_as_rnn.runtime.secrets import redact_output
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    redact_output()
     quiet_libraries()
     try:
         args = parse_args(argv)

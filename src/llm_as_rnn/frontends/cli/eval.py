@@ -28,20 +28,6 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return int(index), int(count)
 
 
-def redact(words: Sequence[str]) -> list[str]:
-    """Return command words with the value of ``--api-key`` hidden."""
-    out, hide = [], False
-    for word in words:
-        if hide:
-            out.append("REDACTED")
-        elif word.startswith("--api-key="):
-            out.append("--api-key=REDACTED")
-        else:
-            out.append(word)
-        hide = word == "--api-key"
-    return out
-
-
 async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """Run (or resume) an evaluation; return the exit code."""
     given = {f.name for f in fields(EvalConfig)} & set(vars(args)) - {"shard", "tasks"}
@@ -56,7 +42,7 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
     cfg.validate()
     await check_models(make_context(**model_options(args)))
     words = sys.argv[1:] if argv is None else list(argv)
-    command = "llm-as-rnn " + " ".join(shlex.quote(w) for w in redact(words))
+    command = shlex.join(["llm-as-rnn", *words])  # its secrets are redacted where it is written
     try:
         summary = await run_eval(cfg, command, err)
     except ConfigError:

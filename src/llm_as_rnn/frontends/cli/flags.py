@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, get_args
 
 from llm_as_rnn.core.context import (
@@ -16,6 +16,7 @@ from llm_as_rnn.core.context import (
     StepMode,
     describe_preset,
 )
+from llm_as_rnn.runtime.secrets import Secret
 
 EXIT_USAGE = 2
 """Exit code of every error a user can fix."""
@@ -24,20 +25,32 @@ EXIT_USAGE = 2
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and exit 2.
 
-    It remembers its flags' destinations and its subcommands, so config files
+    Flags must be spelled out: an abbreviation (``--api`` for ``--api-key``)
+    is refused, so every flag a command takes has exactly one spelling. It
+    remembers its flags' destinations and its subcommands, so config files
     are checked against them without argparse's private attributes.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.dests: set[str] = set()  # before super(), which adds --help
         self.commands: dict[str, Parser] = {}
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         """Add a flag, remembering its destination."""
         action = super().add_argument(*args, **kwargs)
         self.dests.add(action.dest)
         return action
+
+    def parse_args(  # type: ignore[override]  # one signature of the overloads is enough
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """Parse flags; name unknown ones without the words after them (a value may be a key)."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            flags = [word.split("=")[0] for word in extra if word.startswith("-")]
+            self.error(f"unrecognized arguments: {' '.join(flags or extra)}")
+        return parsed
 
     def error(self, message: str) -> NoReturn:
         """Print one line and exit 2."""
@@ -119,6 +132,7 @@ def add_model_flags(p: Parser) -> None:
     )
     p.add_argument(
         "--api-key",
+        type=Secret,
         default=None,
         help="API key (else OPENAI_API_KEY; prefer the variable: flags show in process lists)",
     )

@@ -216,5 +216,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         sub.set_defaults(**load_config(args.config, sub))
         args = parser.parse_args(argv)
     if getattr(args, "api_key", None):
-        os.environ["OPENAI_API_KEY"] = args.api_key  # this process only; never stored
+        # This process and its workers only; the value stays registered for redaction.
+        os.environ["OPENAI_API_KEY"] = args.api_key.get_secret_value()
     return args

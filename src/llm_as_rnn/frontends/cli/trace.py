@@ -14,6 +14,7 @@ from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.frontends.html import render_html
 from llm_as_rnn.frontends.terminal import step_panel
 from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime.secrets import write_redacted
 from llm_as_rnn.runtime.storage import is_postgres, open_storage, sqlite_path
 
 
@@ -37,7 +38,7 @@ async def trace_command(args: argparse.Namespace) -> int:
             f"{args.db}` to list its threads"
         )
     if args.html:
-        Path(args.html).write_text(render_html(records, args.thread), encoding="utf-8")
+        write_redacted(Path(args.html), render_html(records, args.thread))
         print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
         return 0
     console = Console()
