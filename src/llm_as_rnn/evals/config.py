@@ -20,6 +20,8 @@ BASELINES = ("zero-shot", "fhc", "memprompt")
 """The model methods that do not run the graph."""
 MEMORY_METHODS = ("rnn", "rnn-judge")
 """The methods with a memory under a budget (``--budgets`` runs them once per budget)."""
+STATE_DB = "state.db"
+"""The state database's name in ``--out`` when no ``--db`` is given."""
 
 
 def base_method(method: str) -> str:
@@ -185,4 +187,4 @@ class EvalConfig:
 
     def state_db(self) -> str:
         """Return the evaluation's state database (``OUT/state.db`` by default)."""
-        return self.db or str(Path(self.out) / "state.db")
+        return self.db or str(Path(self.out) / STATE_DB)
