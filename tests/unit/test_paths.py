@@ -13,10 +13,12 @@ import pytest
 from llm_as_rnn import open_storage
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.evals.config import EvalConfig
+from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.paths import (
     DATABASE,
     INPUT_FILE,
     INPUT_FOLDER,
+    MODEL,
     OUTPUT_FILE,
     READ_DATABASE,
     Paths,
@@ -89,6 +91,19 @@ def test_an_output_inside_an_input_folder_is_refused(here: Path) -> None:
         "give --out a path outside it"
     )
     refusal(("--mimic-dir", "mimic", INPUT_FOLDER), ("--out", "mimic", EVAL_OUT))
+
+
+def test_a_local_model_folder_is_an_input(here: Path) -> None:
+    (here / "models" / "m").mkdir(parents=True)
+    (here / "models" / "m" / "config.json").write_text("{}")
+    assert "--out models/m is the same folder as --model models/m" in refusal(
+        ("--model", "hf:models/m", MODEL), ("--out", "models/m", EVAL_OUT)
+    )
+    assert "inside --model models/m" in refusal(
+        ("--model", "hf:models/m#w.gguf", MODEL), ("--out", "models/m/run", EVAL_OUT)
+    )
+    for spec in ("hf:org/not-here", "openai:m", "fake", "embedded"):
+        assert declare(("--model", spec, MODEL)).places == []
 
 
 def test_an_input_inside_an_output_folder_is_refused_only_when_written(here: Path) -> None:
@@ -253,12 +268,12 @@ async def test_a_reader_refuses_a_foreign_database_and_leaves_it_unchanged(
 async def test_a_reader_reads_our_database_without_writing(tmp_path: Path) -> None:
     db = tmp_path / "ours.db"
     async with open_storage(str(db)) as (_, store):
-        await store.aput(("traces", "t"), "0001", {"step": 1})
+        await store.aput(namespaces.trace("t"), "0001", {"step": 1})
     before, files = sha(db), sorted(os.listdir(tmp_path))
     async with open_storage(f"sqlite:///{db}", read_only=True) as (saver, store):
-        assert [item.value for item in await store.asearch(("traces", "t"))] == [{"step": 1}]
+        assert [item.value for item in await store.asearch(namespaces.trace("t"))] == [{"step": 1}]
         assert await saver.aget_tuple({"configurable": {"thread_id": "t"}}) is None
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            await store.aput(("traces", "t"), "0002", {"step": 2})
+            await store.aput(namespaces.trace("t"), "0002", {"step": 2})
     assert sha(db) == before
     assert sorted(os.listdir(tmp_path)) == files

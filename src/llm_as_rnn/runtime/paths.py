@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.runtime.spec import parse_spec
 from llm_as_rnn.runtime.storage import is_postgres, sqlite_path
 
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -43,7 +44,7 @@ SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 class Role:
     """What a command does with a path flag's value."""
 
-    kind: Literal["file", "folder", "database"]
+    kind: Literal["file", "folder", "database", "model"]
     writes: bool = False
     """The command writes there (a database is read, and written unless ``writes`` is False)."""
     files: tuple[str, ...] = ()
@@ -58,6 +59,8 @@ OUTPUT_FILE = Role("file", writes=True)
 DATABASE = Role("database", writes=True)
 READ_DATABASE = Role("database")
 """A database the command only reads (``trace``): it is opened read-only."""
+MODEL = Role("model")
+"""A model spec: ``hf:`` with a local folder or file reads it (a hub id or endpoint has no path)."""
 
 
 def output_folder(files: Iterable[str], databases: Iterable[str] = ()) -> Role:
@@ -120,6 +123,11 @@ class Paths:
         """Declare a flag's path (a PostgreSQL or in-memory database has none)."""
         if role.kind == "database":
             self.database(f"{flag} {value}", flag, value, writes=role.writes)
+            return
+        if role.kind == "model":
+            spec = parse_spec(value)
+            if spec.kind == "hf" and os.path.exists(spec.name):
+                self.add(flag, spec.name, INPUT_FOLDER if os.path.isdir(spec.name) else INPUT_FILE)
             return
         kind: Literal["file", "folder"] = role.kind
         self.places.append(

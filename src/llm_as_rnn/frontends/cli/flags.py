@@ -14,7 +14,7 @@ from llm_as_rnn.core.context import (
     StepMode,
     describe_preset,
 )
-from llm_as_rnn.runtime.paths import INPUT_FILE, Paths, Role
+from llm_as_rnn.runtime.paths import INPUT_FILE, MODEL, Paths, Role
 
 EXIT_USAGE = 2
 """Exit code of every error a user can fix."""
@@ -117,6 +117,7 @@ def add_model_flags(p: Parser) -> None:
     p.add_argument(
         "--model",
         default="embedded",
+        path=MODEL,
         help="embedded | hf:<dir or id>[#file.gguf] | openai:<model> | fake[:seed[:latency_ms]]",
     )
     p.add_argument(
