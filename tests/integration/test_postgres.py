@@ -86,3 +86,31 @@ async def test_leases_on_postgres_refuse_a_busy_thread_and_take_over_a_dead_one(
             dead = Holder("dead", me().host, int(gone.stdout), time.time())
             assert await leases.take("dead.thread", dead, ttl=3600) is None
             assert await leases.take("dead.thread", me()) is None
+
+
+async def test_trace_reads_postgres_without_creating_tables() -> None:
+    import psycopg
+
+    from llm_as_rnn import open_storage
+    from llm_as_rnn.runtime import namespaces
+
+    async def tables(url: str) -> set[str]:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            cursor = await conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+            return {row[0] for row in await cursor.fetchall()}
+
+    trace = [sys.executable, "-m", "llm_as_rnn", "trace", "--db"]
+    with postgres_server() as url:
+        out = subprocess.run([*trace, url], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.strip().endswith("holds no llm-as-rnn tables: give the --db of a run")
+        assert await tables(url) == set()  # a reader ran no migrations
+        async with open_storage(url) as (_, store):
+            await store.aput(namespaces.trace("user.42"), "0001", {"step": 1})
+        created = await tables(url)
+        listed = subprocess.run([*trace, url], capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.split() == ["user.42"]
+        assert await tables(url) == created

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -331,3 +333,127 @@ def test_missing_optional_dependency_names_the_extra() -> None:
     with pytest.raises(ConfigError, match=r"pip install 'llm-as-rnn\[evals\]'"):
         require("surely_not_installed_pkg.sub", "evals")
     assert require("json", "evals").dumps([1]) == "[1]"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_line_refusal(out: subprocess.CompletedProcess[str], *parts: str) -> None:
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ")
+    for part in parts:
+        assert part in lines[0]
+
+
+@pytest.fixture(scope="module")
+def traced_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database holding one finished thread ``T``."""
+    db = tmp_path_factory.mktemp("traced") / "x.db"
+    out = run_cli("run", "--model", "fake", "--steps", "2", "--budget", "96", "--db", str(db),
+                  "--thread", "T", "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return db
+
+
+@pytest.mark.parametrize(
+    ("db", "html"),
+    [
+        ("{db}", "{db}"),
+        ("sqlite:///{dir}/link.db", "{dir}/./x.db"),
+        ("{db}", "{db}-wal"),
+    ],
+)
+def test_trace_never_writes_its_page_over_the_database(traced_db: Path, db: str, html: str) -> None:
+    folder = traced_db.parent
+    if not (folder / "link.db").exists():
+        (folder / "link.db").symlink_to(traced_db)
+    before, files = sha256(traced_db), sorted(folder.iterdir())
+    db, html = (s.format(db=traced_db, dir=folder) for s in (db, html))
+    out = run_cli("trace", "--db", db, "--thread", "T", "--html", html)
+    one_line_refusal(out, f"--html {html} is the same file as", "give --html another path")
+    assert sha256(traced_db) == before
+    assert sorted(folder.iterdir()) == files
+    assert run_cli("trace", "--db", str(traced_db)).stdout.split() == ["T"]
+
+
+def test_trace_refuses_a_foreign_database_unchanged(tmp_path: Path) -> None:
+    db = tmp_path / "accounts.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER, owner TEXT)")
+    conn.close()
+    before = sha256(db)
+    out = run_cli("trace", "--db", str(db))
+    one_line_refusal(out, f"{db} is a SQLite database of another program")
+    assert sha256(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.db"]  # no -wal, no .lock
+
+
+def test_trace_html_where_no_file_can_go_is_one_line(traced_db: Path, tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text("previous")
+    (tmp_path / "taken").mkdir()
+    for html, message in (
+        ("missing/page.html", "folder {dir}/missing does not exist: create it first"),
+        ("page.html/deeper.html", "page.html is a file, not a folder"),
+        ("taken", "--html {dir}/taken is a folder: give a file path"),
+    ):
+        target = str(tmp_path / html)
+        out = run_cli("trace", "--db", str(traced_db), "--thread", "T", "--html", target)
+        one_line_refusal(out, message.format(dir=tmp_path))
+    assert (tmp_path / "page.html").read_text() == "previous"
+    written = run_cli("trace", "--db", str(traced_db), "--thread", "T",
+                      "--html", str(tmp_path / "page.html"))  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    assert "<!doctype html>" in (tmp_path / "page.html").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html", "taken"]  # no temp file
+
+
+EVAL = ["eval", "--model", "fake", "--task-type", "classification", "--sequences", "1",
+        "--steps", "2", "--methods", "zero-shot"]  # fmt: skip
+
+
+JSONL = "".join(
+    json.dumps({"sequence_id": "s", "step": t, "input": f"day {t}", "target": "sun"}) + "\n"
+    for t in (1, 2, 3)
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "flags", "message"),
+    [
+        ("d.jsonl", ["--out", "d.jsonl"], "--out d.jsonl is the same file as --data d.jsonl"),
+        ("out/steps.jsonl", ["--out", "out"],
+         "out/steps.jsonl (in --out out) is the same file as --data out/steps.jsonl"),
+        ("d.jsonl", ["--out", "linked"],
+         "linked/steps.jsonl (in --out linked) is the same file as --data d.jsonl"),
+        ("d.jsonl", ["--out", "o", "--db", "d.jsonl"], "--db d.jsonl is the same file as --data"),
+    ],
+)  # fmt: skip
+def test_eval_never_writes_over_its_data(
+    tmp_path: Path, data: str, flags: list[str], message: str
+) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / data).write_text(JSONL)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "steps.jsonl").symlink_to(tmp_path / "d.jsonl")
+    before, files = sha256(tmp_path / data), sorted(tmp_path.rglob("*"))
+    args = [*EVAL, "--data", data, *flags]
+    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    one_line_refusal(out, message)
+    assert sha256(tmp_path / data) == before
+    assert sorted(tmp_path.rglob("*")) == files
+
+
+def test_eval_writes_only_the_files_it_declares(tmp_path: Path) -> None:
+    from llm_as_rnn.evals.report import OUT_FILES
+
+    data = write_user_file(tmp_path / "d.csv")
+    out = run_cli(*EVAL[:-1], "rnn", "--answer-mode", "choice", "--budgets", "200,400",
+                  "--data", str(data), "--out", str(tmp_path / "o"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    written = {p.name for p in (tmp_path / "o").iterdir()}
+    assert {"report.md", "reliability.png", "metric_vs_budget.png"} <= written
+    assert written - {"state.db", "state.db.lock"} <= set(OUT_FILES)

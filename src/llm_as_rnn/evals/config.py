@@ -23,6 +23,8 @@ BASELINES = ("zero-shot", "fhc", "memprompt")
 """The model methods that do not run the graph."""
 MEMORY_METHODS = ("rnn", "rnn-judge")
 """The methods with a memory under a budget (``--budgets`` runs them once per budget)."""
+STATE_DB = "state.db"
+"""The state database's name in ``--out`` when no ``--db`` is given."""
 
 MAX_WORKERS = 256
 """The most worker processes one machine runs (``--workers``)."""
@@ -206,4 +208,4 @@ class EvalConfig:
 
     def state_db(self) -> str:
         """Return the evaluation's state database (``OUT/state.db`` by default)."""
-        return self.db or str(Path(self.out) / "state.db")
+        return self.db or str(Path(self.out) / STATE_DB)

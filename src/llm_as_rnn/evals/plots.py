@@ -9,8 +9,19 @@ from typing import Any
 from llm_as_rnn.errors import require
 from llm_as_rnn.evals.config import REFERENCES, base_method, method_budget
 from llm_as_rnn.evals.metrics import curve
+from llm_as_rnn.runtime.paths import replacing
 
 LABELS = {"accuracy": "accuracy", "abs_error": "absolute error", "acc1_code": "Acc@1 (code)"}
+PLOTS = (
+    "metric_vs_step.png",
+    "prompt_tokens_vs_step.png",
+    "memory_tokens_vs_step.png",
+    "metric_vs_budget.png",
+    "tokens_vs_budget.png",
+    "reliability.png",
+    "lift_vs_step.png",
+)
+"""Every plot's file name: ``eval`` declares them as outputs, ``save`` writes no other."""
 
 
 def primary_metric(task_summary: dict[str, Any]) -> tuple[str, str]:
@@ -71,11 +82,10 @@ def plot_curves(
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
-        fig.tight_layout()
         if drawn:
-            fig.savefig(out / filename, dpi=110)
-            plots.append(filename)
-        plt.close(fig)
+            plots.append(save(plt, fig, out / filename))
+        else:
+            plt.close(fig)
     return plots
 
 
@@ -157,10 +167,15 @@ def plot_budgets(out: Path, results: dict[str, Any]) -> list[str]:
 
 
 def save(plt: Any, fig: Any, path: Path) -> str:
-    """Write a figure as PNG, close it, and return its file name."""
+    """Write a figure as PNG (whole or not at all), close it, and return its file name."""
+    if path.name not in PLOTS:
+        raise ValueError(f"plot {path.name} is not in PLOTS: declare it there")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with replacing(path) as handle:
+            fig.savefig(handle, format="png", dpi=110)
+    finally:
+        plt.close(fig)
     return path.name
 
 

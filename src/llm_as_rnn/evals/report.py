@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from llm_as_rnn.evals.config import EvalConfig
-from llm_as_rnn.evals.plots import plot_budgets, plot_choice, plot_curves
-from llm_as_rnn.runtime.secrets import write_redacted
+from llm_as_rnn.evals.plots import PLOTS, plot_budgets, plot_choice, plot_curves
+from llm_as_rnn.runtime.paths import write_atomic
+
+OUT_FILES = ("config.json", "steps.jsonl", "summary.json", "timing.json", "report.md", *PLOTS)
+"""Every file an evaluation writes in ``--out`` besides its state database."""
 
 PACKAGES = (
     "llm-as-rnn",
@@ -183,9 +186,9 @@ def write_outputs(
 ) -> None:
     """Write every output file of an evaluation."""
     steps = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
-    write_redacted(out / "steps.jsonl", steps)
-    write_redacted(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_redacted(out / "timing.json", json.dumps(timing, indent=2, sort_keys=True) + "\n")
+    write_atomic(out / "steps.jsonl", steps)
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_atomic(out / "timing.json", json.dumps(timing, indent=2, sort_keys=True) + "\n")
     plots = plot_curves(out, records, summary["results"], cfg.budget)
     plots += plot_budgets(out, summary["results"])
     plots += plot_choice(out, records, summary["results"])
@@ -235,4 +238,4 @@ def write_outputs(
         *(f"![{p}]({p})" for p in plots),
         "",
     ]
-    write_redacted(out / "report.md", "\n".join(lines))
+    write_atomic(out / "report.md", "\n".join(lines))

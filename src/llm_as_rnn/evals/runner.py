@@ -26,7 +26,7 @@ from llm_as_rnn.evals.metrics import summarize
 from llm_as_rnn.evals.report import write_outputs
 from llm_as_rnn.evals.workers import run_workers
 from llm_as_rnn.runtime.backends import ChatBackend
-from llm_as_rnn.runtime.secrets import write_redacted
+from llm_as_rnn.runtime.paths import write_atomic
 from llm_as_rnn.runtime.storage import open_storage
 
 
@@ -95,7 +95,7 @@ def check_identity(out: Path, cfg: EvalConfig) -> None:
             raise ConfigError(f"--out {out} is a file: give a folder")
         try:
             out.mkdir(parents=True, exist_ok=True)
-            write_redacted(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
+            write_atomic(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
         except OSError as exc:
             raise ConfigError(f"cannot write to --out {out}: {first_line(exc)}") from None
 

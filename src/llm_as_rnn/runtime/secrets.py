@@ -20,7 +20,6 @@ import json
 import os
 import re
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote, unquote, urlsplit
 
@@ -172,8 +171,3 @@ def redact_output() -> None:
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, RedactingStream):
             setattr(sys, name, RedactingStream(stream))
-
-
-def write_redacted(path: Path, text: str) -> None:
-    """Write ``text`` to a file (UTF-8), every secret in it redacted."""
-    path.write_text(redact(text), encoding="utf-8")

@@ -12,33 +12,29 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    CheckpointTuple,
-    DeltaChannelHistory,
-)
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.store.base import BaseStore, Op, Result
-from langgraph.store.sqlite import SqliteStore
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
 
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.runtime import leases
 from llm_as_rnn.runtime.secrets import public_url, register_url
+from llm_as_rnn.runtime.sqlite import (
+    InlineSqliteSaver,
+    InlineSqliteStore,
+    check_ours,
+    connect,
+    read_only_uri,
+    tune,
+    unusable,
+)
 
 LEASES: weakref.WeakKeyDictionary[BaseStore, leases.Leases] = weakref.WeakKeyDictionary()
 """The thread leases of each store ``open_storage`` opened."""
-
-BUSY_TIMEOUT_MS = 30_000
-
 
 POSTGRES = ("postgresql://", "postgres://")
 
@@ -62,109 +58,12 @@ def sqlite_path(db: str) -> str:
     return db
 
 
-class _InlineSqliteSaver(SqliteSaver):
-    """The SQLite checkpointer, its async methods run inline on the event loop.
-
-    A checkpoint statement takes tens of microseconds; handing it to a worker
-    thread and back, as ``AsyncSqliteSaver`` does, costs more than that
-    (measured in BENCHMARKS.md). Writes are serialised by one lock either way.
-    """
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self.get_tuple(config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        for item in self.list(config, filter=filter, before=before, limit=limit):
-            yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return self.put(config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self.put_writes(config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        self.delete_thread(thread_id)
-
-    async def aget_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        return self.get_delta_channel_history(config=config, channels=channels)
-
-
-class _InlineSqliteStore(SqliteStore):
-    """The SQLite store, async on the event loop, with write-first transactions.
-
-    The stock store opens deferred transactions (``BEGIN``) that read, then
-    write. Under WAL, when another connection (another process) has written in
-    between, the upgrade to a write lock fails at once with "database is
-    locked" instead of waiting for the busy timeout. ``BEGIN IMMEDIATE`` takes
-    the write lock first, so the busy timeout applies.
-    """
-
-    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        return self.batch(ops)
-
-    @contextmanager
-    def _cursor(self, *, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
-        if not self.is_setup:
-            self.setup()
-        with self.lock:
-            if transaction:
-                self.conn.execute("BEGIN IMMEDIATE")
-            cur = self.conn.cursor()
-            try:
-                yield cur
-            except BaseException:
-                if transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            else:
-                if transaction:
-                    self.conn.execute("COMMIT")
-            finally:
-                cur.close()
-
-
-def _connect(path: str, *, autocommit: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        path,
-        check_same_thread=False,
-        isolation_level=None if autocommit else "DEFERRED",
-        timeout=BUSY_TIMEOUT_MS / 1000,
-    )
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    return conn
-
-
-def _tune(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+Opened = tuple[BaseCheckpointSaver[Any], BaseStore]
+"""A database's checkpointer and trace store."""
 
 
 @asynccontextmanager
-async def open_storage(
-    db: str,
-) -> AsyncIterator[tuple[BaseCheckpointSaver[Any], BaseStore]]:
+async def open_storage(db: str, *, read_only: bool = False) -> AsyncIterator[Opened]:
     """Open (creating if needed) the checkpointer and store of a database.
 
     ``db`` is a file path, ``sqlite:///path``, ``:memory:`` or a
@@ -176,13 +75,24 @@ async def open_storage(
     SQLite files are opened in WAL mode with a busy timeout and set up one
     process at a time, so several processes may run different threads on one
     file; a bad location is a one-line ``ConfigError``.
+
+    ``read_only=True`` is for readers (``trace``): nothing is created, set up
+    or written, and a database that is missing or not ours is a ``ConfigError``
+    that leaves it as it was.
     """
     if is_postgres(db):
         register_url(db)  # its password is redacted wherever we write
-        async with _open_postgres(db) as opened:
+        async with _open_postgres(db, read_only=read_only) as opened:
             yield opened
         return
     path = sqlite_path(db)
+    opener = _read_sqlite if read_only else _open_sqlite
+    async with opener(db, path) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def _open_sqlite(db: str, path: str) -> AsyncIterator[Opened]:
     if path != ":memory:":
         location = Path(path).expanduser()
         if location.is_dir():
@@ -193,22 +103,22 @@ async def open_storage(
             raise ConfigError(
                 f"cannot create the folder of database {db}: {first_line(exc)}"
             ) from None
-    with _unusable(db):
+    with unusable(db):
         # The checkpointer commits after each write; the store opens its own transactions.
-        saver_conn, store_conn = _connect(path, autocommit=False), _connect(path, autocommit=True)
-        lease_conn = _connect(path, autocommit=True)
+        saver_conn, store_conn = connect(path, autocommit=False), connect(path, autocommit=True)
+        lease_conn = connect(path, autocommit=True)
     try:
-        saver = _InlineSqliteSaver(saver_conn)
-        store = _InlineSqliteStore(store_conn)
+        saver = InlineSqliteSaver(saver_conn)
+        store = InlineSqliteStore(store_conn)
         async with _setup_lock(path):
             # Switching to WAL needs an exclusive lock that the busy timeout
             # does not wait for: do it (and the schema) one process at a time.
-            with _unusable(db):
-                _tune(saver_conn)
-                _tune(store_conn)
+            with unusable(db):
+                tune(saver_conn)
+                tune(store_conn)
                 saver.setup()
                 store.setup()
-                _tune(lease_conn)  # synchronous=NORMAL is per connection: no fsync per commit
+                tune(lease_conn)  # synchronous=NORMAL is per connection: no fsync per commit
                 lease_conn.execute(leases.SCHEMA)
         LEASES[store] = leases.Leases(_sqlite_query(lease_conn))
         yield saver, store
@@ -216,6 +126,23 @@ async def open_storage(
         saver_conn.close()
         store_conn.close()
         lease_conn.close()
+
+
+@asynccontextmanager
+async def _read_sqlite(db: str, path: str) -> AsyncIterator[Opened]:
+    uri = read_only_uri(path, db)
+    with unusable(db):
+        saver_conn = connect(uri, autocommit=False, uri=True)
+        store_conn = connect(uri, autocommit=True, uri=True)
+    try:
+        check_ours(store_conn, db)
+        yield (
+            InlineSqliteSaver(saver_conn, read_only=True),
+            InlineSqliteStore(store_conn, read_only=True),
+        )
+    finally:
+        saver_conn.close()
+        store_conn.close()
 
 
 def _sqlite_query(conn: sqlite3.Connection) -> leases.Query:
@@ -231,20 +158,6 @@ def _sqlite_query(conn: sqlite3.Connection) -> leases.Query:
 def leases_of(store: BaseStore | None) -> leases.Leases | None:
     """Return the thread leases of a store opened by ``open_storage`` (None for others)."""
     return LEASES.get(store) if store is not None else None
-
-
-@contextmanager
-def _unusable(db: str) -> Iterator[None]:
-    """Turn SQLite's refusal of a file (not a database, unwritable) into a ``ConfigError``."""
-    try:
-        yield
-    except sqlite3.DatabaseError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise  # another process holds it: transient
-        raise ConfigError(
-            f"cannot use {db} as a SQLite database ({first_line(exc)}): "
-            "give another --db, or check its permissions"
-        ) from None
 
 
 @asynccontextmanager
@@ -269,7 +182,7 @@ async def _setup_lock(path: str) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def _open_postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver[Any], BaseStore]]:
+async def _open_postgres(url: str, *, read_only: bool) -> AsyncIterator[Opened]:
     try:
         import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -288,6 +201,18 @@ async def _open_postgres(url: str) -> AsyncIterator[tuple[BaseCheckpointSaver[An
         AsyncPostgresSaver.from_conn_string(url) as saver,
         AsyncPostgresStore.from_conn_string(url) as store,
     ):
+        if read_only:
+            # A reader runs no migrations: a database without our tables is not ours.
+            cursor = await lock.execute(
+                "SELECT to_regclass('store') IS NOT NULL AND to_regclass('checkpoints') IS NOT NULL"
+            )
+            row = await cursor.fetchone()
+            if not (row and row[0]):
+                raise ConfigError(
+                    f"{public_url(url)} holds no llm-as-rnn tables: give the --db of a run"
+                )
+            yield saver, store
+            return
         # Workers starting together would race in the migrations: one at a time.
         # Poll with pg_try_advisory_lock: a session blocked in pg_advisory_lock
         # would hold a snapshot that the migrations' CREATE INDEX CONCURRENTLY

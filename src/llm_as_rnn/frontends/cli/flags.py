@@ -16,6 +16,7 @@ from llm_as_rnn.core.context import (
     StepMode,
     describe_preset,
 )
+from llm_as_rnn.runtime.paths import INPUT_FILE, MODEL, Paths, Role
 from llm_as_rnn.runtime.secrets import Secret
 
 EXIT_USAGE = 2
@@ -28,18 +29,23 @@ class Parser(argparse.ArgumentParser):
     Flags must be spelled out: an abbreviation (``--api`` for ``--api-key``)
     is refused, so every flag a command takes has exactly one spelling. It
     remembers its flags' destinations and its subcommands, so config files
-    are checked against them without argparse's private attributes.
+    are checked against them without argparse's private attributes, and what
+    each path flag is (``path=``), so every command's paths are checked before
+    it runs (``runtime.paths``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.dests: set[str] = set()  # before super(), which adds --help
+        self.paths: dict[str, tuple[str, Role]] = {}
         self.commands: dict[str, Parser] = {}
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        """Add a flag, remembering its destination."""
+    def add_argument(self, *args: Any, path: Role | None = None, **kwargs: Any) -> argparse.Action:
+        """Add a flag, remembering its destination and, for a path, its ``Role``."""
         action = super().add_argument(*args, **kwargs)
         self.dests.add(action.dest)
+        if path is not None:
+            self.paths[action.dest] = (action.option_strings[0], path)
         return action
 
     def parse_args(  # type: ignore[override]  # one signature of the overloads is enough
@@ -51,6 +57,15 @@ class Parser(argparse.ArgumentParser):
             flags = [word.split("=")[0] for word in extra if word.startswith("-")]
             self.error(f"unrecognized arguments: {' '.join(flags or extra)}")
         return parsed
+
+    def declared(self, args: argparse.Namespace) -> Paths:
+        """Return the paths that parsed ``args`` of this command read and write."""
+        found = Paths()
+        for dest, (flag, role) in self.paths.items():
+            value = getattr(args, dest)
+            if value:  # an empty value means the flag's feature is off
+                found.add(flag, value, role)
+        return found
 
     def error(self, message: str) -> NoReturn:
         """Print one line and exit 2."""
@@ -125,6 +140,7 @@ def add_model_flags(p: Parser) -> None:
     p.add_argument(
         "--model",
         default="embedded",
+        path=MODEL,
         help="embedded | hf:<dir or id>[#file.gguf] | openai:<model> | fake[:seed[:latency_ms]]",
     )
     p.add_argument(
@@ -180,12 +196,19 @@ def add_model_flags(p: Parser) -> None:
         help="drop the input fields that show an earlier step's truth (today's weather is "
         "yesterday's target), so judge feedback sees no truth at all",
     )
-    p.add_argument("--config", default=None, help="TOML file of options (flags override it)")
+    p.add_argument(
+        "--config", default=None, path=INPUT_FILE, help="TOML file of options (flags override it)"
+    )
 
 
 def add_data_flags(p: Parser, task_flag: str) -> None:
     """Flags that read a user's file of sequences instead of bundled data."""
-    p.add_argument("--data", default=None, help="your CSV/JSONL: sequence_id, step, input, target")
+    p.add_argument(
+        "--data",
+        default=None,
+        path=INPUT_FILE,
+        help="your CSV/JSONL: sequence_id, step, input, target",
+    )
     p.add_argument(
         "--task-type",
         choices=["classification", "regression"],

@@ -13,6 +13,8 @@ from typing import Any, get_args
 
 from llm_as_rnn.core.context import FeedbackMode
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.evals.config import STATE_DB
+from llm_as_rnn.evals.report import OUT_FILES
 from llm_as_rnn.frontends.cli.flags import (
     Parser,
     add_choice,
@@ -23,6 +25,14 @@ from llm_as_rnn.frontends.cli.flags import (
     int_list,
     non_negative,
     seed,
+)
+from llm_as_rnn.runtime.paths import (
+    DATABASE,
+    INPUT_FILE,
+    INPUT_FOLDER,
+    OUTPUT_FILE,
+    READ_DATABASE,
+    output_folder,
 )
 
 
@@ -81,7 +91,9 @@ def build_parser() -> Parser:
         default=None,
         help="thread id (default: TASK-startK-FEEDBACK, or FILE-SEQUENCE-startK-FEEDBACK)",
     )
-    run.add_argument("--db", default="llm-as-rnn.db", help="SQLite database (llm-as-rnn.db)")
+    run.add_argument(
+        "--db", default="llm-as-rnn.db", path=DATABASE, help="SQLite database (llm-as-rnn.db)"
+    )
     run.add_argument(
         "--allow-new-settings",
         action="store_true",
@@ -118,10 +130,16 @@ def build_parser() -> Parser:
     add_positive(ev, "--sequences", 2, "sequences per task (2)")
     add_positive(ev, "--steps", 5, "steps per sequence, L (5)")
     add_positive(ev, "--concurrency", 4, "sequences at once (4)")
-    ev.add_argument("--out", required=True, help="output folder (holds the resumable state)")
+    ev.add_argument(
+        "--out",
+        required=True,
+        path=output_folder(OUT_FILES, databases=[STATE_DB]),
+        help="output folder (holds the resumable state)",
+    )
     ev.add_argument(
         "--db",
         default=None,
+        path=DATABASE,
         help="state database: OUT/state.db (default), a file, or a postgresql:// URL "
         "that workers share",
     )
@@ -156,7 +174,12 @@ def build_parser() -> Parser:
         "model context in tokens; FHC drops its oldest steps to fit (8192)",
     )
     add_data_flags(ev, "--tasks")
-    ev.add_argument("--mimic-dir", default=None, help="your MIMIC-IV directory (hosp/, note/)")
+    ev.add_argument(
+        "--mimic-dir",
+        default=None,
+        path=INPUT_FOLDER,
+        help="your MIMIC-IV directory (hosp/, note/)",
+    )
     add_model_flags(ev)
 
     tr: Parser = commands.add_parser(
@@ -167,9 +190,16 @@ def build_parser() -> Parser:
         "timeline, side-by-side memory diffs and plots. Without --thread, list the threads.",
     )
     tr.add_argument("--thread", default=None, help="thread id (omit to list the threads)")
-    tr.add_argument("--db", default="llm-as-rnn.db", help="SQLite database (llm-as-rnn.db)")
-    tr.add_argument("--html", default=None, help="write the page to this file")
-    tr.add_argument("--config", default=None, help="TOML file of options (flags override it)")
+    tr.add_argument(
+        "--db",
+        default="llm-as-rnn.db",
+        path=READ_DATABASE,
+        help="SQLite database (llm-as-rnn.db), opened read-only",
+    )
+    tr.add_argument("--html", default=None, path=OUTPUT_FILE, help="write the page to this file")
+    tr.add_argument(
+        "--config", default=None, path=INPUT_FILE, help="TOML file of options (flags override it)"
+    )
     parser.commands = {"run": run, "eval": ev, "trace": tr}
     return parser
 
@@ -208,13 +238,18 @@ def load_config(path: str, parser: Parser) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse flags, with defaults from ``--config`` when given."""
+    """Parse flags, with defaults from ``--config`` when given; check the command's paths.
+
+    Every path flag's role is declared where the flag is (``path=``), so an
+    output that would clobber an input is refused here, before any file opens.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    sub = parser.commands[args.command]
     if getattr(args, "config", None):
-        sub = parser.commands[args.command]
         sub.set_defaults(**load_config(args.config, sub))
         args = parser.parse_args(argv)
+    sub.declared(args).check()
     if getattr(args, "api_key", None):
         # This process and its workers only; the value stays registered for redaction.
         os.environ["OPENAI_API_KEY"] = args.api_key.get_secret_value()

@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.panel import Panel
 
 from llm_as_rnn.core.sequence import read_trace
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.frontends.html import render_html
 from llm_as_rnn.frontends.terminal import step_panel
 from llm_as_rnn.runtime import namespaces
-from llm_as_rnn.runtime.secrets import write_redacted
-from llm_as_rnn.runtime.storage import is_postgres, open_storage, sqlite_path
+from llm_as_rnn.runtime.paths import write_atomic
+from llm_as_rnn.runtime.storage import open_storage
 
 
 async def trace_command(args: argparse.Namespace) -> int:
-    """Print a thread's trace, list threads, or write the HTML page."""
-    location = None if is_postgres(args.db) else Path(sqlite_path(args.db))
-    if location is not None and location.is_dir():
-        raise ConfigError(f"database {args.db} is a directory: give a file path")
-    if location is not None and not location.is_file():
-        raise ConfigError(f"database {args.db} not found: give the --db of a run")
-    async with open_storage(args.db) as (_, store):
+    """Print a thread's trace, list threads, or write the HTML page.
+
+    The database is opened read-only: a wrong ``--db`` is refused unchanged.
+    """
+    async with open_storage(args.db, read_only=True) as (_, store):
         if args.thread is None:
             spaces = await store.alist_namespaces(prefix=namespaces.TRACES, limit=10_000)
             threads = sorted(namespaces.decode(ns[len(namespaces.TRACES)]) for ns in spaces)
@@ -38,7 +35,10 @@ async def trace_command(args: argparse.Namespace) -> int:
             f"{args.db}` to list its threads"
         )
     if args.html:
-        write_redacted(Path(args.html), render_html(records, args.thread))
+        try:
+            write_atomic(args.html, render_html(records, args.thread))
+        except OSError as exc:  # a full disk, a folder without write permission
+            raise ConfigError(f"cannot write --html {args.html}: {first_line(exc)}") from None
         print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
         return 0
     console = Console()
