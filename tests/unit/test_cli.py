@@ -380,6 +380,21 @@ def test_trace_never_writes_its_page_over_the_database(traced_db: Path, db: str,
     assert run_cli("trace", "--db", str(traced_db)).stdout.split() == ["T"]
 
 
+def test_trace_html_never_replaces_a_file_it_did_not_write(traced_db: Path, tmp_path: Path) -> None:
+    other, data = tmp_path / "other.db", tmp_path / "sales.csv"
+    other.write_bytes(traced_db.read_bytes())  # another run's database, not this --db
+    data.write_text("sequence_id,step,input,target\ns,1,x,up\n")
+    for victim in (other, data):
+        before = sha256(victim)
+        out = run_cli("trace", "--db", str(traced_db), "--thread", "T", "--html", str(victim))
+        one_line_refusal(out, "exists and is not what llm-as-rnn writes there")
+        assert sha256(victim) == before
+    page = tmp_path / "page.html"
+    for _ in range(2):  # a page it wrote is replaced
+        out = run_cli("trace", "--db", str(traced_db), "--thread", "T", "--html", str(page))
+        assert out.returncode == 0, out.stderr
+
+
 def test_trace_refuses_a_foreign_database_unchanged(tmp_path: Path) -> None:
     db = tmp_path / "accounts.db"
     with sqlite3.connect(db) as conn:
@@ -393,7 +408,7 @@ def test_trace_refuses_a_foreign_database_unchanged(tmp_path: Path) -> None:
 
 
 def test_trace_html_where_no_file_can_go_is_one_line(traced_db: Path, tmp_path: Path) -> None:
-    (tmp_path / "page.html").write_text("previous")
+    (tmp_path / "page.html").write_text("<!doctype html>previous")
     (tmp_path / "taken").mkdir()
     for html, message in (
         ("missing/page.html", "folder {dir}/missing does not exist: create it first"),
@@ -403,7 +418,7 @@ def test_trace_html_where_no_file_can_go_is_one_line(traced_db: Path, tmp_path: 
         target = str(tmp_path / html)
         out = run_cli("trace", "--db", str(traced_db), "--thread", "T", "--html", target)
         one_line_refusal(out, message.format(dir=tmp_path))
-    assert (tmp_path / "page.html").read_text() == "previous"
+    assert (tmp_path / "page.html").read_text() == "<!doctype html>previous"
     written = run_cli("trace", "--db", str(traced_db), "--thread", "T",
                       "--html", str(tmp_path / "page.html"))  # fmt: skip
     assert written.returncode == 0, written.stderr

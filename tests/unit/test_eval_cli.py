@@ -251,3 +251,23 @@ def test_an_out_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     out = run_eval("--model", "fake", "--steps", "2", "--sequences", "1", "--out", str(out_file))
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == f"error: --out {out_file} is a file: give a folder"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("sequence_id,step,input,target\ndesk,1,Password reset, link expired,resolve\n",
+         'row 2: has 5 fields, the header has 4: quote a field that holds a comma'),
+        ("sequence_id,step,input,target\ndesk,1,x\n",
+         "row 2: has 3 fields, the header has 4: give every column a value"),
+    ],
+)  # fmt: skip
+def test_a_row_of_another_width_is_refused_not_shifted(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    data = write(tmp_path / "t.csv", content)
+    out = run_eval("--data", str(data), "--task-type", "classification", "--model", "fake",
+                   "--sequences", "1", "--out", str(tmp_path / "o"))  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert out.stderr.count("\n") == 1

@@ -147,6 +147,16 @@ def test_booleans_are_never_numbers(value: bool, answer: str) -> None:
         ("Answer: 10k", None),
         ("Answer: 1e200", None),  # beyond the grammar's range: unreadable, not 1
         ("Answer: 12%", None),  # not a percent task
+        ("Answer: 1_000", None),  # underscores are refused in answers as in targets, never 1
+        ("Answer: 1_000.5", None),
+        ("Answer: _1.5_", 1.5),  # markdown italics
+        ("Answer: –0.42", None),  # a sign the grammar does not read: never 0.42
+        ("Answer: - 0.42", None),
+        ("Answer: －5", None),
+        ("Answer: --5", None),
+        ("Answer: 1×10^3", None),  # never 1
+        ("Answer: 1⁄2", None),
+        ("Answer: 1'000", None),
     ],
 )
 def test_answers_read_their_number_or_none(reply: str, value: float | None) -> None:

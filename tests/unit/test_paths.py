@@ -19,16 +19,18 @@ from llm_as_rnn.runtime.paths import (
     INPUT_FILE,
     INPUT_FOLDER,
     MODEL,
-    OUTPUT_FILE,
     READ_DATABASE,
     Paths,
     Role,
+    output_file,
     output_folder,
     replacing,
 )
 
-EVAL_OUT = output_folder(["report.md", "steps.jsonl"], databases=["state.db"])
+EVAL_OUT = output_folder(["report.md", "steps.jsonl"], databases=["state.db"], marker="report.md")
 """An output folder like eval's: two files and its state database."""
+OUTPUT_FILE = output_file(b"<!doctype html")
+"""An output file like trace's page."""
 
 
 def declare(*flags: tuple[str, str, Role]) -> Paths:
@@ -277,3 +279,20 @@ async def test_a_reader_reads_our_database_without_writing(tmp_path: Path) -> No
             await store.aput(namespaces.trace("t"), "0002", {"step": 2})
     assert sha(db) == before
     assert sorted(os.listdir(tmp_path)) == files
+
+
+def test_an_output_replaces_only_what_the_command_wrote(tmp_path: Path) -> None:
+    page, other = tmp_path / "page.html", tmp_path / "other.db"
+    page.write_text("<!DOCTYPE html><p>an earlier page</p>")
+    declare(("--html", str(page), OUTPUT_FILE)).check()  # a page written before: replaced
+    for content in (b"SQLite format 3\x00 rest", b"sequence_id,step,input,target\n", b""):
+        other.write_bytes(content)
+        message = refusal(("--html", str(other), OUTPUT_FILE))
+        assert "exists and is not what llm-as-rnn writes there" in message
+        assert other.read_bytes() == content
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "steps.jsonl").write_text("a user's own file")
+    assert "holds steps.jsonl but no report.md" in refusal(("--out", str(mine), EVAL_OUT))
+    (mine / "report.md").write_text("# an earlier eval")
+    declare(("--out", str(mine), EVAL_OUT)).check()  # an earlier output of ours

@@ -26,6 +26,7 @@ from llm_as_rnn.runtime.secrets import (
     redact,
     redact_output,
     register,
+    register_url,
     scrub,
 )
 from llm_as_rnn.runtime.spec import Endpoint
@@ -98,6 +99,14 @@ def test_url_credentials_are_redacted_in_any_text(url: str, public: str) -> None
     said = redact(f"cannot reach {url!r} (ConnectError); see {url}")
     assert "planted" not in said
     assert said.count(public.split("//")[1].split("/")[0]) == 2  # the host stays readable
+
+
+def test_a_url_s_basic_auth_header_is_redacted() -> None:
+    import base64
+
+    register_url("http://bob:pw-planted-BASIC-5@127.0.0.1:9/v1")
+    header = base64.b64encode(b"bob:pw-planted-BASIC-5").decode()
+    assert header not in redact(f"401: bad credentials in 'Authorization: Basic {header}'")
 
 
 def test_the_environment_s_credentials_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:

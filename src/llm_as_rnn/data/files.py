@@ -42,7 +42,23 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                         f"{path} row 1 (header): missing column '{missing[0]}': "
                         f"the file needs columns {', '.join(COLUMNS)}"
                     )
-                return [(n, dict(row)) for n, row in enumerate(reader, start=2)]
+                rows = []
+                for n, row in enumerate(reader, start=2):
+                    if None in row or None in row.values():  # extra or missing fields
+                        given = len(row.get(None) or []) + sum(
+                            1 for k, v in row.items() if k is not None and v is not None
+                        )
+                        fix = (
+                            'quote a field that holds a comma ("Password reset, link expired")'
+                            if None in row
+                            else "give every column a value"
+                        )
+                        raise ConfigError(
+                            f"{path} row {n}: has {given} fields, the header has "
+                            f"{len(reader.fieldnames or [])}: {fix}"
+                        )
+                    rows.append((n, dict(row)))
+                return rows
             if suffix in (".jsonl", ".ndjson"):
                 rows = []
                 for n, line in enumerate(handle, start=1):
@@ -52,6 +68,8 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                         value = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise ConfigError(f"{path} row {n}: invalid JSON ({exc.msg})") from None
+                    except ValueError:  # an integer of more than 4300 digits
+                        raise ConfigError(f"{path} row {n}: a number too long to read") from None
                     if not isinstance(value, dict):
                         raise ConfigError(f"{path} row {n}: expected a JSON object")
                     rows.append((n, value))

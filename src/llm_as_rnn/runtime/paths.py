@@ -52,11 +52,14 @@ class Role:
     """An output folder's files: the names the command writes inside it."""
     databases: tuple[str, ...] = ()
     """An output folder's databases: read and written inside it."""
+    signature: bytes = b""
+    """What an existing file must start with to be replaced (an output file: what the
+    command writes; an output folder: its marker file's name, which must exist
+    beside any of ``files`` already there): anything else is someone else's."""
 
 
 INPUT_FILE = Role("file")
 INPUT_FOLDER = Role("folder")
-OUTPUT_FILE = Role("file", writes=True)
 DATABASE = Role("database", writes=True)
 READ_DATABASE = Role("database")
 """A database the command only reads (``trace``): it is opened read-only."""
@@ -64,9 +67,26 @@ MODEL = Role("model")
 """A model spec: ``hf:`` with a local folder or file reads it (a hub id or endpoint has no path)."""
 
 
-def output_folder(files: Iterable[str], databases: Iterable[str] = ()) -> Role:
-    """Return the role of a folder the command creates and writes ``files`` in."""
-    return Role("folder", writes=True, files=tuple(files), databases=tuple(databases))
+def output_file(signature: bytes) -> Role:
+    """Return the role of a file the command writes, replacing only one starting with ``signature``.
+
+    An existing file that does not (a database, a data file, a page of
+    another program) is refused: writing would destroy it.
+    """
+    return Role("file", writes=True, signature=signature)
+
+
+def output_folder(files: Iterable[str], databases: Iterable[str] = (), marker: str = "") -> Role:
+    """Return the role of a folder the command creates and writes ``files`` in.
+
+    An existing folder already holding some of ``files`` is refused unless it
+    also holds ``marker`` (the file the command writes first): those files
+    are someone else's.
+    """
+    files = tuple(files)
+    return Role(
+        "folder", writes=True, files=files, databases=tuple(databases), signature=marker.encode()
+    )
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,8 @@ class Place:
     database: bool = False
     in_output: bool = False
     """Its folder is an output folder of the command, created before it is written."""
+    role: Role | None = None
+    """The role it was declared with (an output's ``signature``, ``files``)."""
 
 
 def resolved(path: str) -> str:
@@ -140,6 +162,7 @@ class Paths:
                 kind,
                 reads=not role.writes,
                 writes=role.writes,
+                role=role,
             )
         )
         for name in role.files:
@@ -223,6 +246,7 @@ def check_shape(out: Place) -> None:
         raise ConfigError(f"{out.label} is a folder: give a file path")
     elif os.path.exists(out.real) and not stat.S_ISREG(os.stat(out.real).st_mode):
         raise ConfigError(f"{out.label} is not a regular file: give a file path")
+    check_owner(out)
     if out.in_output:
         return  # its folder is checked as an output itself, and created before it is written
     parent = Path(out.real).parent
@@ -238,6 +262,31 @@ def check_shape(out: Place) -> None:
         raise ConfigError(
             f"{out.label}: folder {folder} does not exist: create it first "
             f"(mkdir -p {folder}) or give {out.flag} another path"
+        )
+
+
+def check_owner(out: Place) -> None:
+    """Refuse an output that would replace a file the command did not write."""
+    role = out.role
+    if role is None or not role.signature or not os.path.exists(out.real):
+        return
+    if out.kind == "file":
+        with open(out.real, "rb") as handle:
+            head = handle.read(len(role.signature) + 64).lstrip().lower()
+        if not head.startswith(role.signature):
+            raise ConfigError(
+                f"{out.label} exists and is not what llm-as-rnn writes there: writing would "
+                f"destroy it; remove it or give {out.flag} another path"
+            )
+        return
+    marker = role.signature.decode()
+    if os.path.exists(os.path.join(out.real, marker)):
+        return
+    theirs = [name for name in role.files if os.path.exists(os.path.join(out.real, name))]
+    if theirs:
+        raise ConfigError(
+            f"{out.label} holds {', '.join(theirs[:3])} but no {marker}: not an output of "
+            f"llm-as-rnn, writing would replace them; give {out.flag} another folder"
         )
 
 

@@ -15,6 +15,7 @@ variable or error message carried it.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -83,7 +84,9 @@ def url_credentials(url: str) -> list[str]:
     except ValueError:  # not a URL after all (a bad port, say)
         return []
     userinfo = parts.netloc.rpartition("@")[0]
-    return [value for value in (userinfo, password) if value]
+    # HTTP clients send user:password as Basic auth, base64-encoded: an error may echo it.
+    basic = base64.b64encode(unquote(userinfo).encode()).decode() if password else ""
+    return [value for value in (userinfo, password, basic) if value]
 
 
 def register_url(url: str) -> str:

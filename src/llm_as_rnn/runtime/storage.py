@@ -48,7 +48,7 @@ def sqlite_path(db: str) -> str:
     """Return the SQLite file path of a ``--db`` value, or raise ``ConfigError``."""
     if db.startswith("sqlite:///"):
         db = db.removeprefix("sqlite:///")
-    elif "://" in db:
+    elif "://" in db or db.startswith("file:"):  # SQLite would open a file: URI elsewhere
         raise ConfigError(
             f"unsupported database URL {db!r}: use a file path, sqlite:///path or "
             "postgresql://user@host:port/db"

@@ -55,7 +55,7 @@ _TOKEN = re.compile(
     # Everything number-like, greedily, so that "0,5", "1.2.3", "3-4", "1 234" or
     # "2M" is read as one malformed numeral, never as a well-formed piece of it.
     rf"(?P<numeral>[{_SIGN}]?(?:[0-9]|[.,](?=[0-9]))"
-    rf"(?:[0-9]|[.,](?=[0-9])|\.?[eE][{_SIGN}]?(?=[0-9])|[{_SIGN}](?=[0-9])"
+    rf"(?:[0-9]|[.,_](?=[0-9])|\.?[eE][{_SIGN}]?(?=[0-9])|[{_SIGN}](?=[0-9])"
     r"|[ \u00a0\u2009\u202f](?=[0-9]{3}(?![0-9])))*"
     r"[^\W\d_]*)"  # letters glued on: a multiplier (10k, 2M), a unit (5mm), hex (0x1A)?
     r"(?P<percent>\.?[ \t]*(?:%|per ?cent\b))?",  # "5.%": a trailing point, then %
@@ -69,6 +69,11 @@ _GAP = re.compile(r"(?:\W|_)*(?:(?:is|of)\b(?:\W|_)*)?", re.I)
 """What may stand between an answer marker and its number (``: **``, `` is ``)."""
 _ALTERNATIVE = re.compile(rf"[ \t]*(?:[-–—/~]|to|or|and)[ \t]*[{_SIGN}]?[.,]?[0-9]", re.I)
 """A second number joined to the first (``3 to 4``, ``0.2 or 0.3``): a range, ambiguous."""
+_ATTACHED = re.compile(r"[-‐-―−﹘﹣－+]\s*\Z")
+"""A dash or sign right before a numeral that has none of its own (``– 0.42``, ``--5``):
+a sign the grammar does not read, so the value is unknown, never the unsigned number."""
+_JOINED = re.compile(r"\s*[×x*^⁄/'’]\s*[0-9]")
+"""An operator joining the numeral to more digits (``1×10^3``, ``1⁄2``, ``1'000``)."""
 _HINT = "write it as 1234.5, -1.5e-3 or 1,234,567.8"
 
 
@@ -168,7 +173,9 @@ def read_number(text: str, *, percent: bool = False) -> float | None:
         if after is not None and _GAP.fullmatch(text[mark.end() : after.start()]):
             (answers if mark.group(1).lower() == "answer" else others).append(after)
     chosen = answers or others or (tokens if len(tokens) == 1 else [])
-    if any(_ALTERNATIVE.match(text, t.end()) for t in chosen):
+    if any(_ALTERNATIVE.match(text, t.end()) or _JOINED.match(text, t.end()) for t in chosen):
+        return None
+    if any(_ATTACHED.search(text, 0, t.start()) for t in chosen):
         return None
     values = {_reading(t, percent) for t in chosen}
     return values.pop() if len(values) == 1 else None

@@ -30,8 +30,8 @@ from llm_as_rnn.runtime.paths import (
     DATABASE,
     INPUT_FILE,
     INPUT_FOLDER,
-    OUTPUT_FILE,
     READ_DATABASE,
+    output_file,
     output_folder,
 )
 
@@ -133,7 +133,7 @@ def build_parser() -> Parser:
     ev.add_argument(
         "--out",
         required=True,
-        path=output_folder(OUT_FILES, databases=[STATE_DB]),
+        path=output_folder(OUT_FILES, databases=[STATE_DB], marker="config.json"),
         help="output folder (holds the resumable state)",
     )
     ev.add_argument(
@@ -196,7 +196,12 @@ def build_parser() -> Parser:
         path=READ_DATABASE,
         help="SQLite database (llm-as-rnn.db), opened read-only",
     )
-    tr.add_argument("--html", default=None, path=OUTPUT_FILE, help="write the page to this file")
+    tr.add_argument(
+        "--html",
+        default=None,
+        path=output_file(b"<!doctype html"),
+        help="write the page to this file (replaces only a page written before)",
+    )
     tr.add_argument(
         "--config", default=None, path=INPUT_FILE, help="TOML file of options (flags override it)"
     )
