@@ -301,3 +301,22 @@ def test_run_resumed_with_other_labels_is_refused(tmp_path: Path) -> None:
     assert other.returncode == 2, other.stderr
     assert "task.attributes" in other.stderr
     assert "resuming" not in other.stderr
+
+
+def test_a_changed_baseline_prompt_is_another_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_as_rnn.evals import baselines
+
+    task, data, cfg = WeatherTask(), weather.window(0, 2), EvalConfig(out="o")
+    keys = {m: cfg.unit_key(task, m, data) for m in ("zero-shot", "fhc", "memprompt", "rnn")}
+    monkeypatch.setattr(baselines, "DATA_RULE", baselines.DATA_RULE + " (reworded)")
+    for method in ("zero-shot", "fhc", "memprompt"):
+        assert cfg.unit_key(task, method, data) != keys[method], method
+    assert cfg.unit_key(task, "rnn", data) == keys["rnn"]  # the graph's prompts are its own
+    monkeypatch.undo()
+    original = baselines.history_entry
+
+    def reworded(task: Any, record: Any) -> str:
+        return original(task, record) + " (reworded)"
+
+    monkeypatch.setattr(baselines, "history_entry", reworded)
+    assert cfg.unit_key(task, "fhc", data) != keys["fhc"]

@@ -51,6 +51,8 @@ def one_line(done: subprocess.CompletedProcess[str], says: str) -> None:
         (["--steps", str(10**22)], "--steps: must be <= 2147483647"),
         (["--workers", "100000"], "--workers 100000 is more than 256"),
         (["--timeout", "1e308"], "--timeout: must be <= 604800.0"),
+        (["--timeout", "1e-300"], "--timeout: must be >= 0.01"),
+        (["--timeout", "nan"], "--timeout: must be a number of seconds"),
     ],
 )
 def test_eval_refuses_bad_bounds_before_any_step(
@@ -131,3 +133,27 @@ def test_a_full_disk_during_run_is_one_line(
     assert err.count("\n") == 1, err
     assert err.startswith("error: OperationalError: database or disk is full")
     assert "re-run the same command to resume" in err
+
+
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ('truth-free = "false"', "truth-free takes true or false, got 'false'"),
+        ("steps = true", "steps takes a value, not true/false, got True"),
+        ("[eval]\nseed = false", "seed takes a value, not true/false"),
+        ("eval = 5", "eval must be a table ([eval])"),
+    ],
+)
+def test_config_file_types_are_checked(tmp_path: Path, toml: str, says: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(toml + "\n")
+    one_line(cli(*EVAL, "--config", str(config), "--out", str(tmp_path / "o")), says)
+
+
+def test_library_integers_refuse_booleans_and_text() -> None:
+    from llm_as_rnn import Context
+
+    for fields in ({"budget": True}, {"seed": True}, {"budget": "512"},
+                   {"sampling": {"predictor": {"max_new_tokens": True}}}):  # fmt: skip
+        with pytest.raises(ValueError, match="valid integer"):
+            Context(**fields)

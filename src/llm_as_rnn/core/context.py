@@ -24,7 +24,7 @@ from pydantic import (
 
 from llm_as_rnn.core.state import MAX_BUDGET, ROLES, Role
 from llm_as_rnn.errors import ConfigError, from_validation
-from llm_as_rnn.runtime.spec import CallPolicy, Endpoint, ModelSpec, Sampling, parse_spec
+from llm_as_rnn.runtime.spec import CallPolicy, Count, Endpoint, ModelSpec, Sampling, parse_spec
 from llm_as_rnn.tasks import Task, get_task
 
 FeedbackMode = Literal["supervised", "judge", "deferred"]
@@ -95,20 +95,20 @@ class Context(BaseModel):
     feedback: FeedbackMode = "supervised"
     """``supervised`` (target known), ``judge`` (LLM critic, no target) or
     ``deferred`` (pause after predicting until the target arrives)."""
-    budget: int = Field(4096, ge=1, le=MAX_BUDGET)
+    budget: Count = Field(4096, ge=1, le=MAX_BUDGET)
     """Default memory budget lambda in predictor tokens (the paper's 4096)."""
-    compress_attempts: int = Field(2, ge=0, le=10)
+    compress_attempts: Count = Field(2, ge=0, le=10)
     """Compress calls tried when a rewrite is over budget, before truncation."""
-    reask_attempts: int = Field(1, ge=0, le=5)
+    reask_attempts: Count = Field(1, ge=0, le=5)
     """Re-asks when an answer cannot be parsed, before the node's fallback."""
-    max_attempts: int = Field(4, ge=1, le=20)
+    max_attempts: Count = Field(4, ge=1, le=20)
     """Attempts per model call on transient errors (timeouts, 429, 5xx)."""
     request_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS)
     """Seconds before one request to an endpoint times out (local models are
     bounded by their token limits instead)."""
     max_retry_seconds: float = Field(120.0, gt=0, le=MAX_SECONDS)
     """Upper bound on the time spent retrying one model call."""
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    seed: Count | None = Field(None, ge=0, le=MAX_SEED)
     """Seed for sampling: local models draw deterministically per prompt."""
     step_mode: StepMode = "three-call"
     """``three-call`` (the paper: predict, critique, rewrite), ``fused`` (critique

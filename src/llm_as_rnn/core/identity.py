@@ -30,6 +30,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 from langgraph.store.base import BaseStore
@@ -64,6 +65,12 @@ _PROBE: dict[str, Any] = {
     "budget": 123,
     "tokens": 456,
     "step": 7,
+    "history": [  # more past steps than any builder shows, so a changed k shows too
+        {"step": s, "input_text": f"probe input {s}", "target": "t", "prediction": "p"}
+        for s in range(1, 9)
+    ],
+    "count": len,
+    "limit": 10**6,
 }
 """Arguments every prompt builder is rendered with for ``prompts_digest``."""
 
@@ -134,21 +141,29 @@ def model_identity(context: Context, role: Role) -> dict[str, Any]:
     return out
 
 
-def prompts_digest(task: Task) -> str:
-    """Return a digest of every prompt the graph may send for ``task``.
+def prompts_digest(task: Task, module: ModuleType = prompts) -> str:
+    """Return a digest of every prompt ``module`` may send for ``task``.
 
-    Each builder of ``core.prompts`` (``*_messages``, ``reask_message*``) is
-    rendered on the fixed ``_PROBE`` arguments, also in memory-first order; a
-    builder taking an argument the probe lacks is a ``TypeError`` (give the
-    probe a value for it).
+    Each of its builders (``*_messages``, ``reask_message*``: ``core.prompts``
+    for the graph, ``evals.baselines`` for the baselines) is rendered on the
+    fixed ``_PROBE`` arguments, also in memory-first order; a builder taking an
+    argument the probe lacks is a ``TypeError`` (give the probe a value for it).
     """
     rendered: list[Any] = []
-    for name, builder in sorted(vars(prompts).items()):
-        if not callable(builder) or getattr(builder, "__module__", None) != prompts.__name__:
+    for name, builder in sorted(vars(module).items()):
+        if not callable(builder) or getattr(builder, "__module__", None) != module.__name__:
             continue
         if not (name.endswith("_messages") or name.startswith("reask_message")):
             continue
-        out = builder(**_arguments(builder, task))
+        try:
+            out = builder(**_arguments(builder, task))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            if isinstance(exc, TypeError) and "no probe value" in str(exc):
+                raise
+            rendered.append([name, f"not renderable on the probe: {type(exc).__name__}"])
+            continue
+        if isinstance(out, tuple):  # a prompt with a figure (FHC: how many steps it dropped)
+            out = out[0]
         messages = out if isinstance(out, list) else [out]
         if name.endswith("_messages"):
             messages = prompts.memory_first(messages) + messages

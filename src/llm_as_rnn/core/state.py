@@ -145,7 +145,7 @@ class InputState(TypedDict, total=False):
     """What a run accepts: observations to process, optionally a new budget."""
 
     observations: list[Observation]
-    budget: Annotated[int, Field(ge=1, le=MAX_BUDGET)]
+    budget: Annotated[int, Field(ge=1, le=MAX_BUDGET, strict=True)]
 
 
 RUN_INPUT = TypeAdapter(InputState)

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm_as_rnn.core.context import Context, make_context
-from llm_as_rnn.core.identity import digest, settings_of
+from llm_as_rnn.core.identity import digest, prompts_digest, settings_of
 from llm_as_rnn.core.memory import TokenCounter, fit_to_budget
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.evals import baselines
 from llm_as_rnn.runtime.secrets import public_url
 from llm_as_rnn.tasks import Task
 
@@ -202,9 +203,10 @@ class EvalConfig:
         """
         ctx = self.context(task, method)
         options = {k: v for k, v in self.identity().items() if k not in SELECTION}
-        return digest(
-            {"options": options, "context": settings_of(ctx, ctx.budget), "data": observations}
-        )
+        unit = {"options": options, "context": settings_of(ctx, ctx.budget), "data": observations}
+        if method in BASELINES:  # their prompts are their own
+            unit["baseline_prompts"] = prompts_digest(task, baselines)
+        return digest(unit)
 
     def state_db(self) -> str:
         """Return the evaluation's state database (``OUT/state.db`` by default)."""

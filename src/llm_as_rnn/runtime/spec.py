@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.secrets import register_url
@@ -87,6 +87,10 @@ def parse_spec(spec: str | ModelSpec | BaseChatModel) -> ModelSpec:
     )
 
 
+Count = Annotated[int, Strict()]
+"""An integer setting: ``True`` or ``"512"`` is refused, never read as 1 or 512."""
+
+
 class Sampling(BaseModel):
     """Sampling parameters of one role."""
 
@@ -94,7 +98,7 @@ class Sampling(BaseModel):
 
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
-    max_new_tokens: int | None = Field(256, ge=1, le=32768)
+    max_new_tokens: Count | None = Field(256, ge=1, le=32768)
     """Cap on generated tokens; None (the rewriter's default) follows the memory budget."""
 
     def capped(self, limit: int) -> Sampling:

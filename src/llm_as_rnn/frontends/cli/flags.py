@@ -36,6 +36,7 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.dests: set[str] = set()  # before super(), which adds --help
+        self.switches: set[str] = set()
         self.paths: dict[str, tuple[str, Role]] = {}
         self.commands: dict[str, Parser] = {}
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
@@ -44,6 +45,8 @@ class Parser(argparse.ArgumentParser):
         """Add a flag, remembering its destination and, for a path, its ``Role``."""
         action = super().add_argument(*args, **kwargs)
         self.dests.add(action.dest)
+        if action.nargs == 0 and action.const is True:  # store_true: a switch
+            self.switches.add(action.dest)
         if path is not None:
             self.paths[action.dest] = (action.option_strings[0], path)
         return action
@@ -87,6 +90,8 @@ def bounded(
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+        if value != value:  # NaN passes every comparison
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}")
         if above is not None and value <= above:
             raise argparse.ArgumentTypeError(f"must be > {above}, got {value}")
         if at_least is not None and value < at_least:
@@ -106,8 +111,8 @@ positive = bounded(int, "an integer", above=0, at_most=MAX_COUNT)
 
 non_negative = bounded(int, "an integer", at_least=0, at_most=MAX_COUNT)
 """An argparse type accepting integers from 0 to ``MAX_COUNT``."""
-seconds = bounded(float, "a number of seconds", above=0, at_most=MAX_SECONDS)
-"""An argparse type accepting a positive number of seconds, up to a week."""
+seconds = bounded(float, "a number of seconds", at_least=0.01, at_most=MAX_SECONDS)
+"""An argparse type accepting a number of seconds from 0.01 (a request takes longer) to a week."""
 seed = bounded(int, "an integer", at_least=0, at_most=MAX_SEED)
 """An argparse type accepting a sampling seed."""
 

@@ -226,13 +226,19 @@ def load_config(path: str, parser: Parser) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
     command = parser.prog.split()[-1]
     values = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    values |= data.get(command, {})
+    table = data.get(command, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: {command} must be a table ([{command}])")
+    values |= table
     known = parser.dests
     out: dict[str, Any] = {}
     for key, value in values.items():
         dest = key.replace("-", "_")
         if dest not in known or dest in ("config", "help"):
             raise ConfigError(f"config file {path}: unknown option {key!r} for {command}")
+        if (dest in parser.switches) != isinstance(value, bool):  # "false" is true to argparse
+            wanted = "true or false" if dest in parser.switches else "a value, not true/false"
+            raise ConfigError(f"config file {path}: {key} takes {wanted}, got {value!r}")
         if isinstance(value, bool):
             out[dest] = value
         elif isinstance(value, list):
