@@ -198,7 +198,7 @@ def test_other_settings_in_the_same_out_are_refused(tmp_path: Path) -> None:
         str(out),
     )
     assert again.returncode == 2
-    assert "holds an evaluation with other settings (steps)" in again.stderr
+    assert "holds an evaluation with other settings (steps: 2 -> 3)" in again.stderr
 
 
 def test_report_numbers_equal_summary(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.datasets import EvalData, load_data
@@ -84,10 +85,10 @@ def check_identity(out: Path, cfg: EvalConfig) -> None:
     identity = cfg.identity()
     if path.exists():
         previous = json.loads(path.read_text())
-        if previous != identity:
-            changed = sorted(k for k in identity if previous.get(k) != identity[k])
+        changed = differences(previous, json.loads(json.dumps(identity)))
+        if changed:
             raise ConfigError(
-                f"{out} holds an evaluation with other settings ({', '.join(changed)}): "
+                f"{out} holds an evaluation with other settings ({listed(changed)}): "
                 "re-run it with the same options, or use another --out"
             )
     else:
