@@ -6,6 +6,7 @@ paths (releasing a lease on a full disk) never add a traceback.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -157,3 +158,43 @@ def test_library_integers_refuse_booleans_and_text() -> None:
                    {"sampling": {"predictor": {"max_new_tokens": True}}}):  # fmt: skip
         with pytest.raises(ValueError, match="valid integer"):
             Context(**fields)
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        ({"sequence_id": None}, "sequence_id null is not a name"),
+        ({"sequence_id": ["s"]}, 'sequence_id ["s"] is not a name'),
+        ({"step": "1_0"}, 'step "1_0" is not an integer'),
+        ({"step": "١٢"}, 'step "\\u0661\\u0662" is not an integer'),
+        ({"step": True}, "step true is not an integer"),
+        ({"input": "\u200b"}, "empty input"),
+        ({"input": "\u0000"}, "empty input"),
+        ({"target": True}, "target true is not a label"),
+        ({"target": {"a": 1}}, 'target {"a": 1} is not a label'),
+        ({"target": []}, "empty target"),
+        ({"target": "\ufeff"}, "empty target"),
+    ],
+)
+def test_odd_data_values_are_refused_not_turned_into_labels(
+    tmp_path: Path, row: dict[str, object], says: str
+) -> None:
+    data = tmp_path / "f.jsonl"
+    fields = {"sequence_id": "s", "step": 1, "input": "x", "target": "a", **row}
+    data.write_text(json.dumps(fields) + "\n")
+    common = ["--data", str(data), "--task-type", "classification", "--model", "fake"]
+    one_line(cli("run", *common, "--db", str(tmp_path / "r.db")), f"row 1: {says}")
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--methods", "rnn,rnn"], "--methods names rnn twice"),
+        (["--labels", "x,y"], "--labels goes with --data FILE"),
+        (["--task-type", "regression"], "--task-type goes with --data FILE"),
+    ],
+)
+def test_eval_options_that_would_be_ignored_are_refused(
+    tmp_path: Path, flags: list[str], says: str
+) -> None:
+    one_line(cli("eval", "--model", "fake", *flags, "--out", str(tmp_path / "o")), says)

@@ -30,13 +30,13 @@ MAX_BUDGET = 2**20
 def blank(value: Any) -> bool:
     """Return whether an input shows nothing: None, blank text, or containers of blanks.
 
-    ``""``, ``"  "``, ``{}``, ``[]``, ``{"a": ""}`` and ``[None]`` are blank;
+    ``""``, ``"  "``, ``"\u200b"``, ``{}``, ``[]``, ``{"a": ""}`` and ``[None]`` are blank;
     ``0``, ``False`` and ``"0"`` are not (they are values).
     """
     if value is None:
         return True
-    if isinstance(value, str):
-        return not value.strip()
+    if isinstance(value, str):  # zero-width and control characters show nothing either
+        return not any(ch.isprintable() and not ch.isspace() for ch in value)
     if isinstance(value, Mapping):
         return all(blank(v) for v in value.values())
     if isinstance(value, list | tuple | set | frozenset):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,8 @@ from llm_as_rnn.tasks.generic import GenericClassification, GenericRegression
 from llm_as_rnn.tasks.labels import normalize
 
 COLUMNS = ("sequence_id", "step", "input", "target")
+STEP = re.compile(r"[-+]?[0-9]{1,18}")
+"""A step number: ASCII digits (``int`` would also take ``1_0`` and other scripts' digits)."""
 
 Sequences = list[tuple[str, list[Observation]]]
 """``(sequence id, observations in step order)`` pairs, sorted by id."""
@@ -92,13 +95,19 @@ def read_sequences(path: str | Path, check: Callable[[Any, int], Any]) -> Sequen
         for column in COLUMNS:
             if column not in row:
                 raise ConfigError(f"{file} row {n}: missing column '{column}'")
-        sid = str(row["sequence_id"]).strip()
-        if not sid:
-            raise ConfigError(f"{file} row {n}: empty sequence_id")
-        try:
-            step = int(str(row["step"]).strip())
-        except ValueError:
-            raise ConfigError(f"{file} row {n}: step {row['step']!r} is not an integer") from None
+        raw_id = row["sequence_id"]
+        if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or blank(str(raw_id)):
+            raise ConfigError(
+                f"{file} row {n}: sequence_id {json.dumps(raw_id)} is not a name: give text"
+            )
+        sid = str(raw_id).strip()
+        step_text = str(row["step"]).strip()
+        if isinstance(row["step"], bool) or not STEP.fullmatch(step_text):
+            raise ConfigError(
+                f"{file} row {n}: step {json.dumps(row['step'])} is not an integer "
+                "(ASCII digits, e.g. 3)"
+            )
+        step = int(step_text)
         if (sid, step) in seen:
             raise ConfigError(f"{file} row {n}: step {step} of sequence {sid!r} appears twice")
         seen.add((sid, step))
@@ -106,8 +115,8 @@ def read_sequences(path: str | Path, check: Callable[[Any, int], Any]) -> Sequen
         if blank(text):
             raise ConfigError(f"{file} row {n}: empty input ({json.dumps(text)})")
         target: Any = row["target"]
-        if target is None or str(target).strip() == "":
-            raise ConfigError(f"{file} row {n}: empty target")
+        if blank(target):
+            raise ConfigError(f"{file} row {n}: empty target ({json.dumps(target)})")
         observation = Observation(input=text, target=check(target, n), id=f"{sid}:{step}")
         sequences[sid].append((step, observation))
     return [
@@ -135,12 +144,18 @@ def load_file(
 ) -> tuple[Task, Sequences]:
     """Read a file of sequences and the task it defines (generic classification or regression)."""
     file = Path(path)
+    if task_type == "regression" and labels:
+        raise ConfigError("labels (--labels) go with classification, not regression: drop them")
     if task_type == "regression":  # each target read by the task's number grammar
         task = GenericRegression(file.stem)
         return task, load_task_file(file, task)
     wanted = tuple(dict.fromkeys(normalize(label) for label in labels)) if labels else None
 
     def check(target: Any, n: int) -> Any:
+        if isinstance(target, bool) or not isinstance(target, str | int | float):
+            raise ConfigError(
+                f"{file} row {n}: target {json.dumps(target)} is not a label: give text"
+            )
         label = normalize(str(target))
         if wanted is not None and label not in wanted:
             raise ConfigError(

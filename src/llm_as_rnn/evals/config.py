@@ -129,6 +129,12 @@ class EvalConfig:
             raise ConfigError(f"--budgets must be positive integers, got {self.budgets}")
         if not self.methods:
             raise ConfigError("no --methods given")
+        repeated = sorted({m for m in self.methods if self.methods.count(m) > 1})
+        if repeated:
+            raise ConfigError(f"--methods names {repeated[0]} twice: give each method once")
+        if not self.data and (self.labels is not None or self.task_type is not None):
+            flag = "--labels" if self.labels is not None else "--task-type"
+            raise ConfigError(f"{flag} goes with --data FILE")
         for name, value in (
             ("--sequences", self.sequences),
             ("--steps", self.steps),

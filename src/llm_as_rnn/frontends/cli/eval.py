@@ -28,6 +28,18 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return int(index), int(count)
 
 
+def hide_key(words: Sequence[str]) -> list[str]:
+    """Return command words with the value of ``--api-key`` hidden (flags are never abbreviated)."""
+    out: list[str] = []
+    for word in words:
+        if out and out[-1] == "--api-key":
+            word = "REDACTED"
+        elif word.startswith("--api-key="):
+            word = "--api-key=REDACTED"
+        out.append(word)
+    return out
+
+
 async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """Run (or resume) an evaluation; return the exit code."""
     given = {f.name for f in fields(EvalConfig)} & set(vars(args)) - {"shard", "tasks"}
@@ -42,7 +54,9 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
     cfg.validate()
     await check_models(make_context(**model_options(args)))
     words = sys.argv[1:] if argv is None else list(argv)
-    command = shlex.join(["llm-as-rnn", *words])  # its secrets are redacted where it is written
+    # Its secrets are redacted by value where it is written; a key too short to
+    # redact by value (a local server's dummy) is hidden by its place too.
+    command = shlex.join(["llm-as-rnn", *hide_key(words)])
     try:
         summary = await run_eval(cfg, command, err)
     except ConfigError:
