@@ -67,7 +67,7 @@ GOOD_CSV = "sequence_id,step,input,target\n" + "".join(
             "f.csv",
             "sequence_id,step,input,target\ns1,one,x,a\n",
             "classification",
-            "row 2: step 'one' is not an integer",
+            'row 2: step "one" is not an integer',
         ),
     ],
 )
