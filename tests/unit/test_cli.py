@@ -87,7 +87,7 @@ BAD_INPUTS = [
     (["--start", "1459", "--steps", "5"], "outside the data", {}),
     (["--feedback", "maybe"], "invalid choice: 'maybe'", {}),
     (["--db", "ftp://x/y"], "unsupported database URL", {}),
-    (["--timeout", "0"], "argument --timeout: must be > 0", {}),
+    (["--timeout", "0"], "argument --timeout: must be >= 0.01", {}),
     (["--retries", "0"], "argument --retries: must be > 0", {}),
     (["--step-mode", "twice"], "invalid choice: 'twice'", {}),
     (["--config", "/nonexistent.toml"], "config file /nonexistent.toml not found", {}),
