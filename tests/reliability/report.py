@@ -22,7 +22,7 @@ def main() -> int:
         (
             r["kind"],
             str(r["runs"]),
-            str(r["survived"]),
+            str(r.get("survived", "-")),  # a row written without it
             str(r["steps_lost"]),
             str(r["duplicate_calls"]),
             str(r["kills"]),
