@@ -8,14 +8,23 @@ The public surface:
   ``read_trace``, ``open_storage`` (checkpointer and store for a path or URL),
   ``OnlineLearner`` (predict now, learn when the truth arrives);
 - tasks: ``Task``, ``ClassificationTask``, ``RegressionTask``, ``Score`` to
-  define your own, ``get_task`` to look one up by name (plugins included).
+  define your own, ``get_task`` to look one up by name (plugins included);
+- errors: ``LlmAsRnnError`` and under it ``ConfigError`` (``DataError``),
+  ``StateError``, ``LeaseError``, ``EndpointError`` (see ``llm_as_rnn.errors``).
 """
 
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.sequence import SequenceResult, read_trace, run_sequence
 from llm_as_rnn.core.state import Feedback, Observation, Prediction, State, StepRecord
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import (
+    ConfigError,
+    DataError,
+    EndpointError,
+    LeaseError,
+    LlmAsRnnError,
+    StateError,
+)
 from llm_as_rnn.frontends.online import OnlineLearner
 from llm_as_rnn.runtime.spec import Sampling
 from llm_as_rnn.runtime.storage import open_storage
@@ -25,7 +34,11 @@ __all__ = [
     "ClassificationTask",
     "ConfigError",
     "Context",
+    "DataError",
+    "EndpointError",
     "Feedback",
+    "LeaseError",
+    "LlmAsRnnError",
     "Observation",
     "OnlineLearner",
     "Prediction",
@@ -34,6 +47,7 @@ __all__ = [
     "Score",
     "SequenceResult",
     "State",
+    "StateError",
     "StepRecord",
     "Task",
     "build_graph",

@@ -1,4 +1,18 @@
-"""Errors a user can fix: the CLI prints them as one line and exits with 2."""
+"""The package's errors: one hierarchy an application can catch.
+
+``LlmAsRnnError`` is the base of every error raised on purpose. Under it:
+
+- ``ConfigError``: bad input or configuration (a flag, a ``Context`` field, an
+  argument). Fix the call; nothing was written. The CLI exits with 2.
+- ``DataError`` (a ``ConfigError``): a data value or file is malformed (a target
+  that is not a label, a bad row). Fix the data; nothing was written.
+- ``StateError``: a call out of order on a thread (predict twice, learn with no
+  pending prediction). Call what the message names (``learn``, ``discard``).
+- ``LeaseError``: another process is writing the thread (or eval unit). Retry
+  later, or use another thread. The CLI exits with 2.
+- ``EndpointError``: the model failed after its retries (server down, broken
+  replies). Finished steps are saved: retry later to resume. The CLI exits with 1.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +22,32 @@ from types import ModuleType
 from pydantic import ValidationError
 
 
-class ConfigError(ValueError):
+class LlmAsRnnError(Exception):
+    """Base of every error this package raises on purpose; the message says what to do."""
+
+
+class ConfigError(LlmAsRnnError, ValueError):
     """Bad input or configuration; the message names the problem and the fix."""
+
+
+class DataError(ConfigError):
+    """A data value or file is malformed; the message names the value and the fix."""
+
+
+class StateError(LlmAsRnnError, RuntimeError):
+    """A call out of order on a thread; the message names the call to make first."""
+
+
+class LeaseError(LlmAsRnnError):
+    """Another process holds the thread's (or eval unit's) lease; retry later."""
+
+
+class EndpointError(LlmAsRnnError):
+    """The model failed after its retries; finished steps are saved, retry to resume."""
+
+
+USER_ERRORS: tuple[type[LlmAsRnnError], ...] = (ConfigError, LeaseError, StateError)
+"""Errors the caller resolves (fix the input, wait, call in order): the CLI exits with 2."""
 
 
 def from_validation(exc: ValidationError) -> ConfigError:

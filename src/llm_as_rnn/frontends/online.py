@@ -33,13 +33,14 @@ from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import check_thread, record_settings
 from llm_as_rnn.core.sequence import read_trace
 from llm_as_rnn.core.state import Observation, Prediction, StepRecord
+from llm_as_rnn.errors import StateError
 from llm_as_rnn.runtime.storage import open_storage
 from llm_as_rnn.tasks import get_task
 
 T = TypeVar("T")
 
 
-class LearnerStateError(RuntimeError):
+class LearnerStateError(StateError):
     """A call out of order: predict twice without learning, or learn without a prediction."""
 
 

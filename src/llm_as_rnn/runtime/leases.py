@@ -22,7 +22,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import LeaseError
 
 TTL_S = 30.0
 """Seconds a lease lives without renewal (the longest wait for a dead holder elsewhere)."""
@@ -155,7 +155,7 @@ class Leases:
         )
 
 
-class ThreadBusyError(ConfigError):
+class ThreadBusyError(LeaseError):
     """Another live process runs this thread."""
 
 

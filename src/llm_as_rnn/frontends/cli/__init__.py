@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import USER_ERRORS
 from llm_as_rnn.frontends.cli.eval import eval_command
 from llm_as_rnn.frontends.cli.flags import EXIT_USAGE
 from llm_as_rnn.frontends.cli.output import report_failure
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(eval_command(args, argv))
         if args.command == "trace":
             return asyncio.run(trace_command(args))
-    except ConfigError as exc:
+    except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ from dataclasses import fields
 from rich.console import Console
 
 from llm_as_rnn.core.context import make_context
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import USER_ERRORS, ConfigError
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.runner import run_eval
 from llm_as_rnn.frontends.cli.output import report_failure
@@ -59,7 +59,7 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
     command = shlex.join(["llm-as-rnn", *hide_key(words)])
     try:
         summary = await run_eval(cfg, command, err)
-    except ConfigError:
+    except USER_ERRORS:
         raise
     except Exception as exc:
         report_failure(exc, "finished steps are saved")

@@ -27,7 +27,7 @@ from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
 from llm_as_rnn.data import bundled_window, without_lagged_truth
 from llm_as_rnn.data.files import Sequences, load_sequences
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import USER_ERRORS, ConfigError
 from llm_as_rnn.frontends.cli.output import emit_json, report_failure
 from llm_as_rnn.frontends.cli.preflight import context_from_args, prepare
 from llm_as_rnn.frontends.terminal import run_summary, step_json, step_panel
@@ -154,7 +154,9 @@ async def run_command(args: argparse.Namespace) -> int:
                         on_step=on_step,
                         allow_new_settings=args.allow_new_settings,
                     )
-            except (ConfigError, BrokenPipeError):
+            except USER_ERRORS:
+                raise
+            except BrokenPipeError:
                 raise
             except Exception as exc:  # a dead endpoint after its retries, and the like
                 report_failure(exc, "progress is saved")
