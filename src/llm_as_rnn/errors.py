@@ -64,6 +64,11 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def counted(n: int, noun: str) -> str:
+    """Return ``n`` and a noun, plural unless n is 1 (``1 sequence``, ``2 sequences``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def describe(exc: BaseException) -> str:
     """Return an error as one line: its type, then its message's first line."""
     return f"{type(exc).__name__}: {first_line(exc)}".rstrip(": ")

@@ -51,7 +51,8 @@ def test_no_leakage(mimic_dir: Path) -> None:
 
 
 def test_too_few_patients(mimic_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="only 1 patients have >= 3 admissions"):
+    message = r"1 patient with >= 3 admissions .*fewer than --sequences 2: lower --sequences"
+    with pytest.raises(ConfigError, match=message):
         load_mimic(mimic_dir, sequences=2, steps=3)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_as_rnn.core.state import Observation
-from llm_as_rnn.errors import ConfigError, require
+from llm_as_rnn.errors import ConfigError, counted, require
 from llm_as_rnn.tasks.mimic import (
     ALLOWED_SECTIONS,
     NOTE_CHARS,
@@ -109,8 +109,9 @@ def load_mimic(
     eligible = sorted(int(s) for s in counts[counts >= steps].index)
     if len(eligible) < sequences:
         raise ConfigError(
-            f"only {len(eligible)} patients have >= {steps} admissions with a primary "
-            f"diagnosis: lower --sequences or --steps"
+            f"{counted(len(eligible), 'patient')} with >= {counted(steps, 'admission')} "
+            f"(each with a primary diagnosis), fewer than --sequences {sequences}: "
+            "lower --sequences or --steps"
         )
     random.Random(seed).shuffle(eligible)
     out = []

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.data import bundled, without_lagged_truth
 from llm_as_rnn.data.files import Sequences, load_sequences
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, counted
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.tasks import Task, get_task
 
@@ -42,8 +42,8 @@ def window_starts(usable: int, sequences: int, length: int, seed: int) -> list[i
     candidates = list(range(0, usable - length + 1, length))
     if len(candidates) < sequences:
         raise ConfigError(
-            f"{sequences} sequences of {length} steps do not fit in {usable} days: "
-            "lower --sequences or --steps"
+            f"{counted(usable, 'day')} cannot hold {counted(sequences, 'sequence')} of "
+            f"{counted(length, 'step')}: lower --sequences or --steps"
         )
     random.Random(seed).shuffle(candidates)
     return sorted(candidates[:sequences])
@@ -71,7 +71,8 @@ def file_sequences(
     """Return the first ``sequences`` sequences of a user's file, each cut to ``length``."""
     if len(pairs) < sequences:
         raise ConfigError(
-            f"{path} holds {len(pairs)} sequences, fewer than --sequences {sequences}"
+            f"{path} holds {counted(len(pairs), 'sequence')}, fewer than --sequences "
+            f"{sequences}: pass --sequences {len(pairs)} or fewer"
         )
     return EvalData(task, [EvalSequence(sid, obs[:length]) for sid, obs in pairs[:sequences]])
 

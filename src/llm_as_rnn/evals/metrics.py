@@ -254,3 +254,16 @@ def curve(records: Iterable[dict[str, Any]], field: str) -> dict[int, float]:
         if value is not None:
             sums[r["step"]].append(float(value))
     return {t: sum(v) / len(v) for t, v in sorted(sums.items())}
+
+
+def trailing_mean(points: dict[int, float], window: int) -> dict[int, float]:
+    """Return each point as the mean of itself and the ``window - 1`` points before it.
+
+    The first points average what there is (a window of 3 gives t=1 alone, then t=1..2).
+    """
+    values = list(points.values())
+    out = {}
+    for i, t in enumerate(points):
+        part = values[max(0, i - window + 1) : i + 1]
+        out[t] = sum(part) / len(part)
+    return out

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from llm_as_rnn.errors import require
+from llm_as_rnn.evals.columns import headline
 from llm_as_rnn.evals.config import REFERENCES, base_method, method_budget
-from llm_as_rnn.evals.metrics import curve
+from llm_as_rnn.evals.metrics import curve, trailing_mean
 from llm_as_rnn.runtime.paths import replacing
 
-LABELS = {"accuracy": "accuracy", "abs_error": "absolute error", "acc1_code": "Acc@1 (code)"}
 PLOTS = (
     "metric_vs_step.png",
     "prompt_tokens_vs_step.png",
@@ -24,19 +24,6 @@ PLOTS = (
 """Every plot's file name: ``eval`` declares them as outputs, ``save`` writes no other."""
 
 
-def primary_metric(task_summary: dict[str, Any]) -> tuple[str, str]:
-    """Return (summary metric, per-step metric) to headline for a task."""
-    names = next(iter(task_summary.values()))["metrics"].keys() if task_summary else []
-    for summary_name, step_name in (
-        ("accuracy", "accuracy"),
-        ("acc1_code", "acc1_code"),
-        ("mae", "abs_error"),
-    ):
-        if summary_name in names:
-            return summary_name, step_name
-    return "", ""
-
-
 def pyplot() -> Any:
     """Return matplotlib's pyplot on the file-only backend."""
     matplotlib = require("matplotlib", "evals")
@@ -46,47 +33,119 @@ def pyplot() -> Any:
     return plt
 
 
+SMOOTHING = 5
+"""Steps in the trailing mean of the per-step metric and lift plots."""
+REFERENCE_STYLE = dict(zip(REFERENCES, ("--", ":", "-."), strict=True))
+"""Reference rows are grey lines in these styles, so the methods stand out against them."""
+
+
+def smoothing(records: list[dict[str, Any]]) -> int:
+    """Return the trailing-mean window: ``SMOOTHING`` steps, fewer for shorter sequences."""
+    return min(SMOOTHING, max((r["step"] for r in records), default=1))
+
+
+def draw_steps(
+    ax: Any,
+    records: list[dict[str, Any]],
+    task: str,
+    methods: list[str],
+    field: str,
+    window: int = 1,
+    references: bool = True,
+) -> list[str]:
+    """Plot each method's per-step mean of ``field`` (trailing mean over ``window`` steps).
+
+    Reference rows are grey lines; each model method keeps its colour in every plot.
+    Return the methods drawn.
+    """
+    models = [m for m in methods if m not in REFERENCE_STYLE]
+    drawn = []
+    for method in methods:
+        style: dict[str, Any]
+        if method in REFERENCE_STYLE:
+            if not references:
+                continue
+            style = {"color": "grey", "linestyle": REFERENCE_STYLE[method]}
+        else:
+            style = {"color": f"C{models.index(method) % 10}", "marker": "o", "markersize": 3}
+        rows = (r for r in records if r["task"] == task and r["method"] == method)
+        points = trailing_mean(curve(rows, field), window)
+        if points:
+            ax.plot(list(points), list(points.values()), label=method, **style)
+            drawn.append(method)
+    return drawn
+
+
+def budget_marks(ax: Any, budgets: list[int]) -> None:
+    """Draw each memory budget as a labelled line when near the data, else name it in the legend.
+
+    The axis fits the memories: a budget far above them would flatten them to a line.
+    """
+    top = ax.get_ylim()[1]
+    style = {"color": "grey", "linestyle": "--", "linewidth": 1}
+    for budget in budgets:
+        if budget <= 1.5 * top:
+            ax.axhline(budget, label=f"budget {budget}", **style)
+        else:  # a legend entry only
+            ax.plot([], [], label=f"budget {budget} (above)", **style)
+
+
+def step_axis(ax: Any, title: str, ylabel: str) -> None:
+    """Title, integer timestep axis, grid and legend of a per-step plot."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set(title=title, xlabel="timestep t", ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:  # outside: eight methods would hide the lines
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+
+
+def smoothed(title: str, window: int) -> str:
+    """Return a title that says its curve is a trailing mean (when it is one)."""
+    return f"{title}\nrunning mean of the last {window} steps or fewer" if window > 1 else title
+
+
 def plot_curves(
     out: Path, records: list[dict[str, Any]], results: dict[str, Any], budget: int | None = None
 ) -> list[str]:
-    """Draw metric, prompt tokens and memory tokens against the timestep; return file names."""
-    plt = pyplot()
-    from matplotlib.ticker import MaxNLocator
+    """Draw the task metric, prompt tokens and memory tokens against t; return file names.
 
+    The metric is smoothed and drawn with the reference rows; tokens show model methods.
+    """
+    plt = pyplot()
     tasks = list(results)
-    plots = []
-    specs: list[tuple[str, str, Callable[[str], str]]] = [
-        ("metric_vs_step.png", "task metric", lambda t: f"metrics.{primary_metric(results[t])[1]}"),
-        ("prompt_tokens_vs_step.png", "prompt tokens per step", lambda t: "prompt_tokens"),
-        ("memory_tokens_vs_step.png", "memory tokens", lambda t: "memory_tokens"),
-    ]
-    for filename, ylabel, field in specs:
-        fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
+    window = smoothing(records)
+    written = []
+    for filename in (
+        "metric_vs_step.png",
+        "prompt_tokens_vs_step.png",
+        "memory_tokens_vs_step.png",
+    ):
+        fig, axes = plt.subplots(1, len(tasks), figsize=(6.8 * len(tasks), 3.8), squeeze=False)
         drawn = False
         for ax, task in zip(axes[0], tasks, strict=True):
-            for method in results[task]:
-                points = curve(
-                    (r for r in records if r["task"] == task and r["method"] == method), field(task)
-                )
-                if points:
-                    ax.plot(list(points), list(points.values()), marker="o", label=method)
-                    drawn = True
-            step_metric = primary_metric(results[task])[1]
-            name = LABELS.get(step_metric, step_metric) if filename.startswith("metric") else ylabel
-            if filename.startswith("memory") and budget is not None:
-                ax.axhline(budget, color="grey", linestyle="--", linewidth=1, label="budget")
-            ax.set_title(f"{task}: {name}")
-            ax.set_xlabel("timestep t")
-            ax.set_ylabel(name)
-            ax.grid(alpha=0.3)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=8)
+            methods = list(results[task])
+            column = headline(results[task])
+            if filename == "metric_vs_step.png" and column:
+                field = f"metrics.{column.step_metric}"
+                drawn |= bool(draw_steps(ax, records, task, methods, field, window))
+                step_axis(ax, smoothed(f"{task}: {column.header}", window), column.header)
+            elif filename != "metric_vs_step.png":  # tokens: references have none
+                field = filename.removesuffix("_vs_step.png")
+                shown = draw_steps(ax, records, task, methods, field, references=False)
+                if field == "memory_tokens":  # a swept method's own budget, else --budget
+                    budgets = {method_budget(m) or budget for m in shown}
+                    budget_marks(ax, sorted(b for b in budgets if b is not None))
+                drawn |= bool(shown)
+                ax.set_ylim(bottom=0)
+                name = field.replace("_", " ")
+                step_axis(ax, f"{task}: {name} per step", name)
         if drawn:
-            plots.append(save(plt, fig, out / filename))
+            written.append(save(plt, fig, out / filename))
         else:
             plt.close(fig)
-    return plots
+    return written
 
 
 def budget_points(
@@ -136,12 +195,13 @@ def plot_budgets(out: Path, results: dict[str, Any]) -> list[str]:
     written = []
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        name = primary_metric(results[task])[0]
+        column = headline(results[task])
+        name = column.metric if column and column.metric else ""
         for method, (xs, stats) in budget_points(results[task], metric_of(name)).items():
             means = [st["mean"] if st and st["mean"] is not None else float("nan") for st in stats]
             errors = [st["ci95"] or 0.0 if st else 0.0 for st in stats]
             ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=method)
-        for style, reference in zip(("--", ":", "-."), REFERENCES, strict=True):
+        for reference, style in REFERENCE_STYLE.items():
             stat = results[task].get(reference, {}).get("metrics", {}).get(name)
             if stat and stat["mean"] is not None:
                 ax.axhline(stat["mean"], color="grey", linestyle=style, label=reference)
@@ -181,8 +241,6 @@ def save(plt: Any, fig: Any, path: Path) -> str:
 
 def plot_choice(out: Path, records: list[dict[str, Any]], results: dict[str, Any]) -> list[str]:
     """Draw the reliability diagram and the memory's lift against t (choice mode)."""
-    from matplotlib.ticker import MaxNLocator
-
     tasks = [t for t, ms in results.items() if any(s.get("calibration") for s in ms.values())]
     if not tasks:
         return []
@@ -206,24 +264,15 @@ def plot_choice(out: Path, records: list[dict[str, Any]], results: dict[str, Any
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     written.append(save(plt, fig, out / "reliability.png"))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
+    window = smoothing(records)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.8 * len(tasks), 3.8), squeeze=False)
     drawn = False
     for ax, task in zip(axes[0], tasks, strict=True):
         ax.axhline(0, color="grey", linewidth=1)
-        for method in results[task]:
-            points = curve(
-                (r for r in records if r["task"] == task and r["method"] == method),
-                "metrics.lift_nats",
-            )
-            if points:
-                ax.plot(list(points), list(points.values()), marker="o", label=method)
-                drawn = True
-        ax.set(title=f"{task}: memory lift", xlabel="timestep t")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(ylabel="log p(truth | h_t-1) - log p(truth | h_0), nats")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        lift = "metrics.lift_nats"
+        drawn |= bool(draw_steps(ax, records, task, list(results[task]), lift, window))
+        ylabel = "log p(truth | h_t-1) - log p(truth | h_0), nats"
+        step_axis(ax, smoothed(f"{task}: memory lift", window), ylabel)
     if drawn:
         written.append(save(plt, fig, out / "lift_vs_step.png"))
     else:

@@ -9,6 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from llm_as_rnn.errors import counted
+from llm_as_rnn.evals.columns import interval, markdown_table
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.plots import PLOTS, plot_budgets, plot_choice, plot_curves
 from llm_as_rnn.runtime.paths import write_atomic
@@ -25,57 +27,6 @@ PACKAGES = (
     "transformers",
     "torch",
 )
-
-
-def _fmt(stat: dict[str, Any] | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "–"
-    ci = f" ± {stat['ci95']:.3f}" if stat.get("ci95") is not None else ""
-    return f"{stat['mean']:.3f}{ci}"
-
-
-def _num(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def results_table(results: dict[str, Any]) -> list[str]:
-    """Return the Markdown results: one table per task, one row per method."""
-    lines: list[str] = []
-    for task, methods in results.items():
-        names = sorted({n for m in methods.values() for n in m["metrics"]})
-        head = [
-            "method",
-            *names,
-            "error correction",
-            "calls/step",
-            "prompt tokens/step",
-            "memory tokens",
-            "drift",
-            "collapse",
-            "invalid",
-            *(["ECE"] if any(m.get("calibration") for m in methods.values()) else []),
-        ]
-        lines += [f"### {task}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for method, s in methods.items():
-            ec = s["error_correction"]
-            counts = f" ({ec['wrong_then_right']}/{ec['wrong_steps_followed']})"
-            cells = [
-                method,
-                *(_fmt(s["metrics"].get(n)) for n in names),
-                _num(ec["rate"], 3) + (counts if ec["rate"] is not None else ""),
-                _num(s["cost_per_step"]["calls"], 2),
-                _num(s["cost_per_step"]["prompt_tokens"]),
-                _num(s["memory_tokens"]),
-                _num(s["memory_drift"], 3),
-                _num(s.get("memory_collapse"), 3),
-                _num(s["invalid_rate"], 2),
-            ]
-            if head[-1] == "ECE":
-                calibration = s.get("calibration")
-                cells.append(_num(calibration["ece"], 3) if calibration else "–")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    return lines
 
 
 PAPER_SETTING: dict[str, tuple[str, str, str, str]] = {
@@ -118,7 +69,7 @@ def lift_section(results: dict[str, Any]) -> list[str]:
             lift = stats["metrics"].get("lift_nats")
             if lift and lift.get("mean") is not None:
                 raised = stats["metrics"]["lift_positive"]["mean"]
-                rows.append(f"| {task} | {method} | {_fmt(lift)} | {100 * raised:.0f}% |")
+                rows.append(f"| {task} | {method} | {interval(lift)} | {100 * raised:.0f}% |")
     if not rows:
         return []
     return [
@@ -201,7 +152,7 @@ def write_outputs(
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         "",
-        f"{cfg.sequences} sequences x {cfg.steps} steps per task; "
+        f"{counted(cfg.sequences, 'sequence')} x {counted(cfg.steps, 'step')} per task; "
         f"memory budget {cfg.budget} tokens; "
         f"seed {cfg.seed}. Metrics: mean ± 95% t-interval over sequences. Error correction: "
         "P(right at t+1 | wrong at t), pooled (counts in brackets). Regression steps count as "
@@ -215,9 +166,11 @@ def write_outputs(
         "Reference rows make no model call: `persistence` repeats the newest truth visible "
         "at the step, `prior` the running majority (mean for a number), `zero` forecasts 0. "
         "A method that does not beat them has learned nothing the data did not give away. "
-        "Regression errors are over readable answers only; `coverage` is their share.",
+        "Columns: the task's metric first, then which answers count, the task's other "
+        "metrics, calibration, learning, and cost. Regression errors are over readable "
+        "answers only; `coverage` is their share.",
         "",
-        *results_table(summary["results"]),
+        *markdown_table(summary["results"]),
         "## What matches the paper",
         "",
         *paper_table(list(summary["results"])),

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from llm_as_rnn.core.context import make_context
 from llm_as_rnn.errors import USER_ERRORS, ConfigError
+from llm_as_rnn.evals.columns import terminal_table
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.runner import run_eval
 from llm_as_rnn.frontends.cli.output import report_failure
@@ -64,6 +65,8 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
     except Exception as exc:
         report_failure(exc, "finished steps are saved")
         return 1
+    for line in terminal_table(summary["results"]):
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     rows = sum(len(methods) for methods in summary["results"].values())
     err.print(f"wrote {args.out}/report.md ({rows} result rows), summary.json, steps.jsonl")
     return 0
