@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_as_rnn.evals.columns import COLUMNS
 from llm_as_rnn.evals.config import REFERENCES
 
 CLI = [sys.executable, "-m", "llm_as_rnn", "eval"]
@@ -95,6 +96,25 @@ def test_broken_user_file_is_one_line_exit_2(
     assert lines[0].startswith(f"error: {data} row")
     assert message in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("held", "asked", "message"),
+    [
+        (1, None, "holds 1 sequence, fewer than --sequences 2: pass --sequences 1 or fewer"),
+        (3, "5", "holds 3 sequences, fewer than --sequences 5: pass --sequences 3 or fewer"),
+    ],
+)
+def test_a_file_with_fewer_sequences_names_the_flag_and_the_count(
+    tmp_path: Path, held: int, asked: str | None, message: str
+) -> None:
+    rows = "".join(f"s{s},1,reading,up\n" for s in range(held))
+    data = write(tmp_path / "few.csv", "sequence_id,step,input,target\n" + rows)
+    flags = ["--sequences", asked] if asked else []  # None: the default, 2
+    out = run_eval("--data", str(data), "--task-type", "classification", "--model", "fake",
+                   *flags, "--out", str(tmp_path / "o"))  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == f"error: {data} {message}\n"
 
 
 def test_user_file_eval_runs(tmp_path: Path) -> None:
@@ -203,27 +223,36 @@ def test_other_settings_in_the_same_out_are_refused(tmp_path: Path) -> None:
 
 def test_report_numbers_equal_summary(tmp_path: Path) -> None:
     out = tmp_path / "r"
-    assert run_eval(*ARGS, "--model", "fake", "--out", str(out)).returncode == 0
+    done = run_eval(*ARGS, "--model", "fake", "--out", str(out))
+    assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())["results"]
     report = (out / "report.md").read_text()
+    metric_of = {c.header: c.metric for c in COLUMNS}
     rows = 0
     for task, methods in summary.items():
         section = report.split(f"### {task}\n")[1].split("##")[0]
         table = [line for line in section.splitlines() if line.startswith("|")]
         header = [c.strip() for c in table[0].strip("|").split("|")]
+        assert header[1] == {"weather": "accuracy", "sp500": "MAE"}[task]
+        assert "Intervals over 2 sequences are wide" in section
         for line in table[2:]:
             cells = [c.strip() for c in line.strip("|").split("|")]
             method = cells[0]
             stats = methods[method]
             rows += 1
-            for name, cell in zip(header[1:], cells[1:], strict=False):
-                if name in stats["metrics"]:
-                    mean = stats["metrics"][name]["mean"]
+            for name, cell in zip(header[1:], cells[1:], strict=True):
+                if metric_of.get(name) in stats["metrics"]:
+                    mean = stats["metrics"][metric_of[name]]["mean"]
                     assert float(re.split(r" ± ", cell)[0]) == pytest.approx(mean, abs=6e-4)
             assert float(cells[header.index("calls/step")]) == pytest.approx(
                 stats["cost_per_step"]["calls"], abs=5e-3
             )
+            # the terminal table at the end of eval shows the same headline cell, with n
+            shown = [t.split() for t in done.stderr.splitlines() if t.startswith(f"  {method} ")]
+            assert [cells[0], *cells[1].split(), "2"] in shown
     assert rows == 15  # 5 model methods per task, 2 reference rows (weather), 3 (sp500)
+    assert "weather: accuracy, mean ± 95% interval over n sequences" in done.stderr
+    assert "sp500: MAE, mean ± 95% interval over n sequences" in done.stderr
     assert len(list(out.glob("*.png"))) >= 2
 
 

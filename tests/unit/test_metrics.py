@@ -97,6 +97,13 @@ def test_curve() -> None:
     assert m.curve(records, "x.y") == {1: 2.0, 2: 5.0}
 
 
+def test_trailing_mean_averages_up_to_a_window_of_steps() -> None:
+    points = {1: 1.0, 2: 0.0, 3: 1.0, 5: 0.0}  # a missing step is skipped, not zero
+    assert m.trailing_mean(points, 2) == {1: 1.0, 2: 0.5, 3: 0.5, 5: 0.5}
+    assert m.trailing_mean(points, 1) == points
+    assert m.trailing_mean({}, 3) == {}
+
+
 def test_mostly_unreadable_answers_are_warned_about() -> None:
     from llm_as_rnn.evals.runner import invalid_warnings
 
