@@ -35,7 +35,7 @@ class Column:
     step_metric: str | None = None
     """The per-step metric (``steps.jsonl`` ``metrics`` key) whose mean is ``metric``."""
     better: str = ""
-    """"higher" or "lower" for a headline metric."""
+    """Which way a headline metric is better: "higher" or "lower"."""
 
 
 def interval(stat: dict[str, Any] | None) -> str | None:
