@@ -43,6 +43,7 @@ class Parser(argparse.ArgumentParser):
         self.switches: set[str] = set()
         self.paths: dict[str, tuple[str, Role]] = {}
         self.commands: dict[str, Parser] = {}
+        self.family: dict[str, Parser] = {}  # a command's siblings: they share config files
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def add_argument(self, *args: Any, path: Role | None = None, **kwargs: Any) -> argparse.Action:

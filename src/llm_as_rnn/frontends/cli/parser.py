@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, get_args
 
@@ -210,19 +210,19 @@ def build_parser() -> Parser:
         "--config", default=None, path=INPUT_FILE, help="TOML file of options (flags override it)"
     )
     parser.commands = {"run": run, "eval": ev, "trace": tr}
+    for command in parser.commands.values():
+        command.family = parser.commands
     return parser
 
 
-def load_config(
-    path: str, parser: Parser, commands: Mapping[str, Parser] | None = None
-) -> dict[str, Any]:
+def load_config(path: str, parser: Parser) -> dict[str, Any]:
     """Read a TOML config: top-level options and/or a ``[run]`` / ``[eval]`` / ``[trace]`` table.
 
     Values become the parser's defaults as strings, so they are checked by the
     same types as flags; flags given on the command line override them. One
-    file may serve every command in ``commands``: a top-level option that only
-    another command takes (``thread`` in an ``eval``) is left to it, and its
-    table ignored; a key or table no command takes is refused.
+    file may serve every command (``parser.family``): a top-level option that
+    only another command takes (``thread`` in an ``eval``) is left to it, and
+    its table ignored; a key or table no command takes is refused.
     """
     import tomllib
 
@@ -234,7 +234,7 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
     command = parser.prog.split()[-1]
-    commands = commands or {command: parser}
+    commands = parser.family or {command: parser}
     for name, value in data.items():
         if isinstance(value, dict) and name not in commands:
             raise ConfigError(
@@ -278,7 +278,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     sub = parser.commands[args.command]
     if getattr(args, "config", None):
-        sub.set_defaults(**load_config(args.config, sub, parser.commands))
+        sub.set_defaults(**load_config(args.config, sub))
         args = parser.parse_args(argv)
     sub.declared(args).check()
     if getattr(args, "api_key", None):
