@@ -80,15 +80,15 @@ def test_human_view_shows_steps_and_diffs(tmp_path: Path) -> None:
 BAD_INPUTS = [
     (["--task", "nope"], "unknown task 'nope'", {}),
     (["--model", "gpt4"], "unknown model spec 'gpt4'", {}),
-    (["--budget", "0"], "argument --budget: must be > 0", {}),
-    (["--budget", "-5"], "argument --budget: must be > 0", {}),
+    (["--budget", "0"], "argument --budget: must be >= 1", {}),
+    (["--budget", "-5"], "argument --budget: must be >= 1", {}),
     (["--budget", "abc"], "argument --budget: must be an integer", {}),
     (["--budget", "3"], "budget 3 is too small", {}),
     (["--start", "1459", "--steps", "5"], "outside the data", {}),
     (["--feedback", "maybe"], "invalid choice: 'maybe'", {}),
     (["--db", "ftp://x/y"], "unsupported database URL", {}),
     (["--timeout", "0"], "argument --timeout: must be >= 0.01", {}),
-    (["--retries", "0"], "argument --retries: must be > 0", {}),
+    (["--retries", "0"], "argument --retries: must be >= 1", {}),
     (["--step-mode", "twice"], "invalid choice: 'twice'", {}),
     (["--config", "/nonexistent.toml"], "config file /nonexistent.toml not found", {}),
 ]

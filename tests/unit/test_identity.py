@@ -88,7 +88,7 @@ def test_cli_resume_with_another_task_or_model_is_one_line(tmp_path: Path) -> No
                     "--thread", "t")  # fmt: skip
     assert first.returncode == 0, first.stderr
     for flags, says in (
-        (["--model", "fake:1"], 'models.critic.name: "0" -> "1"'),
+        (["--model", "fake:1"], 'models.{predictor,critic,rewriter}.name: "0" -> "1"'),
         (["--task", "sp500", "--model", "fake"], 'task.name: "weather" -> "sp500"'),
         (["--model", "fake", "--start", "3"], "data: step 1 had another input"),
     ):

@@ -196,18 +196,32 @@ def differences(
 ) -> list[str]:
     """Return ``name: recorded -> current`` for each setting that differs (nested: a.b).
 
-    In the order of ``current`` (then names it lacks). A budget of None (keep
-    the thread's own) differs from nothing.
+    In the order of ``current`` (then names it lacks). Members of a mapping
+    that changed alike are named once (``models.{critic,predictor}.name: ...``,
+    not once per role). A budget of None (keep the thread's own) differs from
+    nothing.
     """
-    out = []
+    found: list[str | tuple[str, ...]] = []  # a line, or the inner changes of some members
+    alike: dict[tuple[str, ...], list[str]] = {}
     for name in [*current, *(k for k in recorded if k not in current)]:
         old, new = recorded.get(name), current.get(name)
         if name == "budget" and new is None:
             continue
         if isinstance(old, Mapping) and isinstance(new, Mapping):
-            out += differences(old, new, f"{prefix}{name}.")
+            if inner := tuple(differences(old, new)):
+                if inner not in alike:
+                    found.append(inner)
+                alike.setdefault(inner, []).append(name)
         elif old != new:
-            out.append(f"{prefix}{name}: {_short(old)} -> {_short(new)}")
+            found.append(f"{prefix}{name}: {_short(old)} -> {_short(new)}")
+    out: list[str] = []
+    for item in found:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        names = alike[item]
+        member = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+        out += [f"{prefix}{member}.{change}" for change in item]
     return out
 
 
@@ -264,21 +278,27 @@ async def check_thread(
     if store is None:
         return None
     current = settings_of(context, budget)
-    item = await store.aget(namespaces.settings(thread_id), KEY)
-    if item is None:
+    before = await recorded_settings(store, thread_id)
+    if before is None:
         return {**current, "budget": current["budget"] or context.budget}
-    changed = differences(item.value, current)
+    changed = differences(before, current)
     if observations is not None and (step := first_changed_step(observations, records, context)):
         changed.append(f"data: step {step} had another input or target (an edited file?)")
     if changed and not allow_new_settings:
         raise ConfigError(
             f"thread {thread_id!r} was run with other settings ({listed(changed)}): "
-            "use another thread (--thread), or continue it deliberately "
-            "(--allow-new-settings / allow_new_settings=True)"
+            "start a new thread (--thread NEW, thread_id=NEW), or continue this one "
+            "deliberately (--allow-new-settings, allow_new_settings=True)"
         )
     if not changed:
         return None
-    return {**current, "budget": current["budget"] or item.value.get("budget")}
+    return {**current, "budget": current["budget"] or before.get("budget")}
+
+
+async def recorded_settings(store: BaseStore, thread_id: str) -> dict[str, Any] | None:
+    """Return the settings recorded for a thread (None before its first finished step)."""
+    item = await store.aget(namespaces.settings(thread_id), KEY)
+    return None if item is None else dict(item.value)
 
 
 async def record_settings(

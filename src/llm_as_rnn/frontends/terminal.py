@@ -77,6 +77,20 @@ def diff_text(before: str, after: str) -> Text:
     return text
 
 
+def verdict(record: StepRecord) -> Text:
+    """Return how a step scored: right or wrong, a regression's absolute error, or why not."""
+    if record["correct"] is not None:
+        if record["correct"]:
+            return Text("right", style="bold green")
+        return Text("wrong", style="bold red")
+    error = record["feedback"].get("error")
+    if error is not None:
+        return Text(f"error {error:.4g}", style="bold")
+    if record["target"] is None:
+        return Text("no truth", style="yellow")
+    return Text("no readable answer to score", style="yellow")
+
+
 def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
     """Return the live view of one finished step."""
     value = record["input"]
@@ -87,14 +101,6 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
     answer = (
         prediction["answer"] if prediction["valid"] else f"invalid ({prediction['text'][:60]!r})"
     )
-    if record["correct"] is None:
-        verdict = Text("no truth", style="yellow")
-    else:
-        verdict = (
-            Text("right", style="bold green")
-            if record["correct"]
-            else Text("wrong", style="bold red")
-        )
     head = Text.assemble(
         ("input      ", "bold"),
         shown[:300],
@@ -105,7 +111,7 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
         ("truth ", "bold"),
         str(record["target"]),
         "   ",
-        verdict,
+        verdict(record),
         "\n",
         *distribution_line(record),
         ("critique   ", "bold"),
@@ -133,11 +139,18 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
 
 
 def run_summary(records: Sequence[StepRecord]) -> RenderableType:
-    """Return the one-screen summary of a thread's steps: accuracy, log-loss, lift, rewrites."""
+    """Return the one-screen summary of a thread's steps: accuracy or MAE, log-loss, rewrites."""
     scored = [r for r in records if r["correct"] is not None]
-    right = sum(bool(r["correct"]) for r in scored)
-    invalid = sum(not r["prediction"]["valid"] for r in records)
-    lines = [f"steps {len(records)} · right {right} of {len(scored)} scored · invalid {invalid}"]
+    errors = [
+        e for r in records if r["correct"] is None and (e := r["feedback"].get("error")) is not None
+    ]
+    head = [f"steps {len(records)}"]
+    if scored or not errors:
+        head.append(f"right {sum(bool(r['correct']) for r in scored)} of {len(scored)} scored")
+    if errors:  # regression: the mean absolute error of the readable answers
+        head.append(f"MAE {sum(errors) / len(errors):.4g} over {len(errors)} answers")
+    head.append(f"invalid {sum(not r['prediction']['valid'] for r in records)}")
+    lines = [" · ".join(head)]
     choice = [r for r in records if r["prediction"].get("distribution") and r["target"] is not None]
     if choice:  # the eval's own per-step formulas (evals.records)
         scores = [

@@ -58,6 +58,18 @@ def sqlite_path(db: str) -> str:
     return db
 
 
+def holds_threads(db: str) -> bool:
+    """Return whether a ``--db`` value may already hold threads (a missing file holds none).
+
+    A PostgreSQL database may; ``:memory:`` and a SQLite file not yet created
+    do not, so a command can check a thread there without creating the file.
+    """
+    if is_postgres(db):
+        return True
+    path = sqlite_path(db)
+    return path != ":memory:" and Path(path).expanduser().exists()
+
+
 Opened = tuple[BaseCheckpointSaver[Any], BaseStore]
 """A database's checkpointer and trace store."""
 

@@ -6,11 +6,14 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, get_args
 
+from pydantic import BaseModel
+
 from llm_as_rnn.core.context import (
     MAX_SECONDS,
     MAX_SEED,
     PRESETS,
     AnswerMode,
+    Context,
     PromptOrder,
     RewriteMode,
     StepMode,
@@ -18,6 +21,7 @@ from llm_as_rnn.core.context import (
 )
 from llm_as_rnn.runtime.paths import INPUT_FILE, MODEL, Paths, Role
 from llm_as_rnn.runtime.secrets import Secret
+from llm_as_rnn.runtime.spec import Sampling
 
 EXIT_USAGE = 2
 """Exit code of every error a user can fix."""
@@ -39,6 +43,7 @@ class Parser(argparse.ArgumentParser):
         self.switches: set[str] = set()
         self.paths: dict[str, tuple[str, Role]] = {}
         self.commands: dict[str, Parser] = {}
+        self.family: dict[str, Parser] = {}  # a command's siblings: they share config files
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def add_argument(self, *args: Any, path: Role | None = None, **kwargs: Any) -> argparse.Action:
@@ -54,11 +59,15 @@ class Parser(argparse.ArgumentParser):
     def parse_args(  # type: ignore[override]  # one signature of the overloads is enough
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> argparse.Namespace:
-        """Parse flags; name unknown ones without the words after them (a value may be a key)."""
+        """Parse flags; name unknown ones without the words after them (a value may be a key).
+
+        The error points to the help of the command they were given to.
+        """
         parsed, extra = self.parse_known_args(args, namespace)
         if extra:
             flags = [word.split("=")[0] for word in extra if word.startswith("-")]
-            self.error(f"unrecognized arguments: {' '.join(flags or extra)}")
+            owner = self.commands.get(getattr(parsed, "command", None) or "", self)
+            owner.error(f"unrecognized arguments: {' '.join(flags or extra)}")
         return parsed
 
     def declared(self, args: argparse.Namespace) -> Paths:
@@ -101,6 +110,20 @@ def bounded(
         return value
 
     return parse
+
+
+def within(model: type[BaseModel], field: str) -> Callable[[str], Any]:
+    """Return an argparse type for integers that ``model.field`` accepts (its declared bounds).
+
+    So a flag that sets a field is refused in the flag's name (``argument
+    --retries: must be <= 20``), never later in the field's.
+    """
+    metadata = model.model_fields[field].metadata
+
+    def limit(name: str) -> Any:
+        return next((getattr(m, name) for m in metadata if hasattr(m, name)), None)
+
+    return bounded(int, "an integer", above=limit("gt"), at_least=limit("ge"), at_most=limit("le"))
 
 
 MAX_COUNT = 2**31 - 1
@@ -158,8 +181,18 @@ def add_model_flags(p: Parser) -> None:
         help="API key (else OPENAI_API_KEY; prefer the variable: flags show in process lists)",
     )
     p.add_argument("--timeout", type=seconds, default=60.0, help="seconds per model request (60)")
-    add_positive(p, "--retries", 4, "attempts per model call on timeouts, 429 and 5xx (4)")
-    add_positive(p, "--max-new-tokens", None, "cap on generated tokens per call, every role")
+    p.add_argument(
+        "--retries",
+        type=within(Context, "max_attempts"),
+        default=4,
+        help="attempts per model call on timeouts, 429 and 5xx (4)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=within(Sampling, "max_new_tokens"),
+        default=None,
+        help="cap on generated tokens per call, every role",
+    )
     add_choice(
         p,
         "--step-mode",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, get_args
 
-from llm_as_rnn.core.context import FeedbackMode
+from llm_as_rnn.core.context import Context, FeedbackMode
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.evals.config import STATE_DB
 from llm_as_rnn.evals.report import OUT_FILES
@@ -25,6 +25,7 @@ from llm_as_rnn.frontends.cli.flags import (
     int_list,
     non_negative,
     seed,
+    within,
 )
 from llm_as_rnn.runtime.paths import (
     DATABASE,
@@ -73,11 +74,11 @@ def build_parser() -> Parser:
     run.add_argument(
         "--start", type=non_negative, default=0, help="first step of the sequence, from 0 (0)"
     )
-    add_positive(
-        run,
+    run.add_argument(
         "--budget",
-        None,
-        "memory budget in predictor tokens (4096; a resumed thread keeps its own)",
+        type=within(Context, "budget"),
+        default=None,
+        help="memory budget in predictor tokens (4096; a resumed thread keeps its own)",
     )
     add_choice(
         run,
@@ -89,7 +90,8 @@ def build_parser() -> Parser:
     run.add_argument(
         "--thread",
         default=None,
-        help="thread id (default: TASK-startK-FEEDBACK, or FILE-SEQUENCE-startK-FEEDBACK)",
+        help="thread id (default: TASK-startK-FEEDBACK or FILE-SEQUENCE-startK-FEEDBACK; "
+        "with -HASH of the settings when that thread was run with others)",
     )
     run.add_argument(
         "--db", default="llm-as-rnn.db", path=DATABASE, help="SQLite database (llm-as-rnn.db)"
@@ -156,7 +158,9 @@ def build_parser() -> Parser:
         "worker processes on this machine sharing the state (1); one per core "
         "when an endpoint answers faster than one process can send",
     )
-    add_positive(ev, "--budget", 4096, "memory budget (4096)")
+    ev.add_argument(
+        "--budget", type=within(Context, "budget"), default=4096, help="memory budget (4096)"
+    )
     ev.add_argument(
         "--budgets",
         type=int_list,
@@ -206,14 +210,19 @@ def build_parser() -> Parser:
         "--config", default=None, path=INPUT_FILE, help="TOML file of options (flags override it)"
     )
     parser.commands = {"run": run, "eval": ev, "trace": tr}
+    for command in parser.commands.values():
+        command.family = parser.commands
     return parser
 
 
 def load_config(path: str, parser: Parser) -> dict[str, Any]:
-    """Read a TOML config: top-level options and/or a ``[run]`` / ``[eval]`` table.
+    """Read a TOML config: top-level options and/or a ``[run]`` / ``[eval]`` / ``[trace]`` table.
 
     Values become the parser's defaults as strings, so they are checked by the
-    same types as flags; flags given on the command line override them.
+    same types as flags; flags given on the command line override them. One
+    file may serve every command (``parser.family``): a top-level option that
+    only another command takes (``thread`` in an ``eval``) is left to it, and
+    its table ignored; a key or table no command takes is refused.
     """
     import tomllib
 
@@ -225,7 +234,18 @@ def load_config(path: str, parser: Parser) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
     command = parser.prog.split()[-1]
-    values = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    commands = parser.family or {command: parser}
+    for name, value in data.items():
+        if isinstance(value, dict) and name not in commands:
+            raise ConfigError(
+                f"config file {path}: unknown table [{name}]: use {', '.join(commands)}"
+            )
+    elsewhere = {dest for other in commands.values() for dest in other.dests} - parser.dests
+    values = {
+        k: v
+        for k, v in data.items()
+        if not isinstance(v, dict) and k.replace("-", "_") not in elsewhere
+    }
     table = data.get(command, {})
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: {command} must be a table ([{command}])")

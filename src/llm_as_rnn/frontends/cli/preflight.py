@@ -1,7 +1,8 @@
-"""Checks before a command touches a database: options, models, endpoint, budget.
+"""Checks before a command runs: options, models, endpoint; then loading the models.
 
 Everything a user can fix fails here as one ``ConfigError`` line, before any
-checkpoint is written.
+checkpoint is written. Nothing here but ``load_models`` loads a model, so a
+command checks a thread's identity between the two (``run``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from llm_as_rnn.core.context import Context, make_context
 from llm_as_rnn.core.memory import fit_to_budget
 from llm_as_rnn.core.state import ROLES
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.resolve import aresolve, check_endpoint, check_spec
-from llm_as_rnn.tasks import Task, get_task
+from llm_as_rnn.tasks import ClassificationTask, Task, get_task
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -42,7 +42,19 @@ def context_from_args(args: argparse.Namespace, task: str | Task) -> Context:
     options = model_options(args) | {"task": task, "feedback": args.feedback}
     if args.budget is not None:
         options["budget"] = args.budget
-    return make_context(**options)
+    ctx = make_context(**options)
+    check_answer_mode(ctx)
+    return ctx
+
+
+def check_answer_mode(ctx: Context) -> None:
+    """Refuse choice answers for a task without a label set to score (else they'd be free)."""
+    task = get_task(ctx.task)
+    if ctx.answer_mode == "choice" and not isinstance(task, ClassificationTask):
+        raise ConfigError(
+            f"--answer-mode choice scores a fixed label set, and task {task.name!r} "
+            f"({task.kind}) has none: use --answer-mode free"
+        )
 
 
 async def check_models(ctx: Context) -> None:
@@ -54,10 +66,9 @@ async def check_models(ctx: Context) -> None:
         await check_endpoint(ctx.endpoint().url())
 
 
-async def prepare(ctx: Context, err: Console) -> tuple[Task, ChatBackend]:
-    """Check and load everything a run needs; return its task and predictor."""
+async def load_models(ctx: Context, err: Console) -> None:
+    """Load every role's model; refuse a budget too small for the task's initial memory."""
     task = get_task(ctx.task)
-    await check_models(ctx)
     with err.status(f"loading {ctx.model} ..."):
         predictor = await aresolve(ctx.model_for("predictor"), ctx.endpoint())
         for role in ROLES[1:]:
@@ -66,4 +77,3 @@ async def prepare(ctx: Context, err: Console) -> tuple[Task, ChatBackend]:
         fit_to_budget(task.initial_memory(), task.sections, ctx.budget, predictor.count_tokens)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return task, predictor

@@ -8,8 +8,12 @@ included) or a generic one (``--task-type``).
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
 from pathlib import Path
 
+from langgraph.store.base import BaseStore
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import (
@@ -21,18 +25,33 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.identity import check_thread
+from llm_as_rnn.core.identity import (
+    check_thread,
+    differences,
+    digest,
+    listed,
+    recorded_settings,
+    settings_of,
+)
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
 from llm_as_rnn.data import bundled_window, without_lagged_truth
 from llm_as_rnn.data.files import Sequences, load_sequences
 from llm_as_rnn.errors import USER_ERRORS, ConfigError
 from llm_as_rnn.frontends.cli.output import emit_json, report_failure
-from llm_as_rnn.frontends.cli.preflight import context_from_args, prepare
+from llm_as_rnn.frontends.cli.preflight import check_models, context_from_args, load_models
 from llm_as_rnn.frontends.terminal import run_summary, step_json, step_panel
 from llm_as_rnn.runtime.leases import holding
-from llm_as_rnn.runtime.storage import leases_of, open_storage
+from llm_as_rnn.runtime.secrets import public_url
+from llm_as_rnn.runtime.storage import (
+    holds_threads,
+    is_postgres,
+    leases_of,
+    open_storage,
+    sqlite_path,
+)
 from llm_as_rnn.tasks import Task, get_task
 
 DEFAULT_STEPS = 5
@@ -88,6 +107,45 @@ def sequence_of(args: argparse.Namespace) -> tuple[Task, list[Observation], str]
     return task, observations, f"{task.name}-start{args.start}"
 
 
+async def default_thread(
+    store: BaseStore, name: str, ctx: Context, budget: int | None, err: Console
+) -> str:
+    """Return the thread a run without ``--thread`` goes on: ``name``, or one for its settings.
+
+    ``name`` (file or task, sequence, start, feedback) while that thread is new
+    or was run with these settings, so threads of earlier versions resume;
+    else ``name-DIGEST``, DIGEST a hash of the settings derived by
+    ``identity.settings_of``: other settings (model, answer mode, any
+    ``Context`` field) make another thread, never a refusal after a load.
+    """
+    before = await recorded_settings(store, name)
+    changed = differences(before, settings_of(ctx, budget)) if before else []
+    if not changed:
+        return name
+    thread = f"{name}-{digest(settings_of(ctx, budget or ctx.budget))[:8]}"
+    err.print(
+        f"thread {name!r} was run with other settings ({listed(changed)}): "
+        f"these go on thread {thread!r}",
+        markup=False,
+        highlight=False,
+    )
+    return thread
+
+
+def trace_hint(db: str, thread: str) -> str:
+    """Return a run's last line: where its trace is and the command that opens it."""
+    if is_postgres(db):
+        shown = public_url(db)  # credentials are never shown: PGUSER, PGPASSWORD, ~/.pgpass
+    elif (path := sqlite_path(db)) == ":memory:":
+        return (
+            f"trace: thread {thread} was in memory only (--db :memory:); use --db FILE to keep it"
+        )
+    else:
+        shown = os.path.expanduser(path)  # quoted, a ~ would not be expanded by the shell
+    command = ["llm-as-rnn", "trace", f"--db={shown}", f"--thread={thread}", "--html=trace.html"]
+    return f"trace: {shown} (thread {thread}) -- open it with: {shlex.join(command)}"
+
+
 async def run_command(args: argparse.Namespace) -> int:
     """Run (or resume) a sequence; return the exit code."""
     err = Console(stderr=True)
@@ -97,9 +155,17 @@ async def run_command(args: argparse.Namespace) -> int:
         observations = without_lagged_truth(task, observations)
         name += "-truthfree"
     ctx = context_from_args(args, task)
-    await prepare(ctx, err)
-    thread = args.thread or f"{name}-{ctx.feedback}"
+    await check_models(ctx)
+    # A database that may hold the thread is checked before any model loads (a
+    # thread run with other settings is refused at once); a new one is created
+    # only once the models loaded and the budget fits, so a refusal leaves no file.
+    fresh = not holds_threads(args.db)
+    if fresh:
+        await load_models(ctx, err)
     async with open_storage(args.db) as (checkpointer, store):
+        thread = args.thread or await default_thread(
+            store, f"{name}-{ctx.feedback}", ctx, args.budget, err
+        )
         graph = build_graph(checkpointer, store)
         async with holding(leases_of(store), thread):  # refuse a busy thread first
             done = (await graph.aget_state({"configurable": {"thread_id": thread}})).values.get(
@@ -120,7 +186,10 @@ async def run_command(args: argparse.Namespace) -> int:
                     f"thread {thread!r} already has {done} steps: nothing to do "
                     "(raise --steps, or use another --thread / --db)"
                 )
+                say_where(args, thread)
                 return 0
+            if not fresh:
+                await load_models(ctx, err)
             if done:
                 err.print(f"resuming thread {thread!r} after step {done}")
             progress = Progress(
@@ -167,4 +236,10 @@ async def run_command(args: argparse.Namespace) -> int:
             Panel(result.memory, title=f"memory after step {result.steps_done}", title_align="left")
         )
         out.print(run_summary(records))
+    say_where(args, thread)
     return 0
+
+
+def say_where(args: argparse.Namespace, thread: str) -> None:
+    """Print the run's last line, ``trace_hint``, plain (no wrapping: it is a command to copy)."""
+    print(trace_hint(args.db, thread), file=sys.stderr if args.json else sys.stdout)
