@@ -14,7 +14,7 @@ from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.evals import baselines
 from llm_as_rnn.runtime.secrets import public_url
-from llm_as_rnn.tasks import Task
+from llm_as_rnn.tasks import ClassificationTask, Task
 
 REFERENCES = ("persistence", "prior", "zero")
 """Methods that make no model call (``evals.references``); every report has them."""
@@ -176,6 +176,22 @@ class EvalConfig:
                 except ValueError as exc:
                     flag = "--budgets" if method_budget(method) else "--budget"
                     raise ConfigError(f"{flag}: {exc} (task {task.name})") from None
+
+    def free_answers(self, tasks: Sequence[Task]) -> list[str]:
+        """Return a warning line per task that ``--answer-mode choice`` cannot serve.
+
+        Choice mode scores a fixed label set: a task without one (regression)
+        answers in free text; when no task has one, the flag is a mistake.
+        """
+        if self.answer_mode != "choice":
+            return []
+        free = [t.name for t in tasks if not isinstance(t, ClassificationTask)]
+        if free and len(free) == len(tasks):
+            raise ConfigError(
+                f"--answer-mode choice scores a fixed label set, and {', '.join(free)} "
+                "has none: use --answer-mode free"
+            )
+        return [f"warning: {name} has no label set: its answers are free text" for name in free]
 
     def context(self, task: Task, method: str) -> Context:
         """Return the run context of one method (``rnn@1024``: at budget 1024)."""

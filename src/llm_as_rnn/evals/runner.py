@@ -79,8 +79,8 @@ def invalid_warnings(records: list[dict[str, Any]], limit: float = 0.5) -> list[
     return lines
 
 
-def check_identity(out: Path, cfg: EvalConfig) -> None:
-    """Record the settings of a new evaluation; refuse to resume one with other settings."""
+def check_identity(out: Path, cfg: EvalConfig, record: bool = True) -> None:
+    """Refuse to resume an evaluation with other settings; record a new one's (``record``)."""
     path = out / "config.json"
     identity = cfg.identity()
     if path.exists():
@@ -91,9 +91,9 @@ def check_identity(out: Path, cfg: EvalConfig) -> None:
                 f"{out} holds an evaluation with other settings ({listed(changed)}): "
                 "re-run it with the same options, or use another --out"
             )
-    else:
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--out {out} is a file: give a folder")
+    elif out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: give a folder")
+    elif record:
         try:
             out.mkdir(parents=True, exist_ok=True)
             write_atomic(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
@@ -112,7 +112,10 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
     datasets = load_data(cfg)
     cfg.check([d.task for d in datasets])
     console = console or Console(stderr=True)
+    for line in cfg.free_answers([d.task for d in datasets]):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     out = Path(cfg.out)
+    check_identity(out, cfg, record=False)  # before loading: a refusal costs no load
     backend: ChatBackend | None = None
     models = bool(cfg.model_methods())  # reference rows alone need no model
     if cfg.workers == 1 and models:
