@@ -35,7 +35,7 @@ def test_the_plugins_variable_chooses_the_plugins() -> None:
         "import os\n"
         "from llm_as_rnn import ConfigError, get_task\n"
         "from llm_as_rnn.tasks import PLUGINS_VARIABLE, plugins\n"
-        "for chosen in ['off', 'helpdesk', ' helpdesk, broken ', '']:\n"
+        "for chosen in [' OFF', 'helpdesk', ' helpdesk, broken ', '']:\n"
         "    os.environ[PLUGINS_VARIABLE] = chosen\n"
         "    print(repr(chosen), sorted(plugins()))\n"
         "os.environ[PLUGINS_VARIABLE] = 'off'\n"
@@ -45,7 +45,7 @@ def test_the_plugins_variable_chooses_the_plugins() -> None:
         "    print(exc)\n"
     )
     assert python(code, as_installed()).splitlines() == [
-        "'off' []",
+        "' OFF' []",
         "'helpdesk' ['helpdesk']",
         "' helpdesk, broken ' ['broken', 'helpdesk']",
         "'' []",
@@ -56,18 +56,9 @@ def test_the_plugins_variable_chooses_the_plugins() -> None:
 
 def test_the_tests_that_list_tasks_pass_with_a_plugin_installed() -> None:
     """Re-run every test marked ``registry`` where a plugin is installed."""
+    pytest_args = ["-q", "-p", "no:cacheprovider", "-m", "registry", "tests/unit"]
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-m",
-            "registry",
-            "tests/unit",
-        ],
+        [sys.executable, "-m", "pytest", *pytest_args],
         capture_output=True,
         text=True,
         env=as_installed(),

@@ -61,7 +61,7 @@ def plugins() -> dict[str, EntryPoint]:
     chosen = os.environ.get(PLUGINS_VARIABLE)
     if chosen is None:
         return found
-    wanted = set() if chosen.strip() == "off" else {n.strip() for n in chosen.split(",")}
+    wanted = set() if chosen.strip().lower() == "off" else {n.strip() for n in chosen.split(",")}
     return {name: ep for name, ep in found.items() if name in wanted}
 
 
