@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from llm_as_rnn import Context, build_graph
+from llm_as_rnn import Context, build_graph, tasks
 from llm_as_rnn.frontends.cli.parser import build_parser
 from llm_as_rnn.tasks import TASKS, task_names
 from tests.conftest import ROOT
@@ -51,10 +51,13 @@ def options() -> dict[str, set[str]]:
     }
 
 
-def test_the_readme_task_row_lists_every_built_in_task() -> None:
+def test_the_readme_and_the_registry_list_every_built_in_task() -> None:
     row = next(line for cell, line in table_rows(README).items() if cell == "`--task`")
     named = re.findall(r"`([a-z0-9-]+)`", row.split("|")[2])
     assert sorted(named) == sorted(TASKS)
+    listed = re.search(r"Built-in tasks are (.*?)\.", " ".join((tasks.__doc__ or "").split()))
+    assert listed
+    assert sorted(re.findall(r"``([a-z0-9-]+)``", listed.group(1))) == sorted(TASKS)
 
 
 def test_help_lists_every_task_and_the_default_model() -> None:
