@@ -1,10 +1,17 @@
-"""Shared fixtures: deterministic models and graphs with in-memory persistence."""
+"""Shared fixtures: deterministic models and graphs with in-memory persistence.
+
+The suite sees only the built-in tasks: task plugins installed in the
+environment are switched off here (``LLM_AS_RNN_PLUGINS=off``, inherited by
+every process a test starts), so installing one cannot change a result. A
+test that wants a plugin names it (``plugin_env``).
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +20,14 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from llm_as_rnn import Context, build_graph
+from llm_as_rnn.tasks import PLUGINS_VARIABLE
 from llm_as_rnn.testing import FunctionChatModel, rule_based
 
+ROOT = Path(__file__).resolve().parents[1]
+HELPDESK_PLUGIN = ROOT / "tests" / "fixtures" / "helpdesk_plugin"
+"""A folder holding a task plugin package and its dist-info: on ``PYTHONPATH``, it is installed."""
+
+os.environ[PLUGINS_VARIABLE] = "off"  # before any test module asks for a task
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore", module="vega_datasets")
 
@@ -36,6 +49,12 @@ def persisted_graph() -> tuple[Any, InMemorySaver, InMemoryStore]:
     """A graph with its own in-memory checkpointer and store."""
     saver, store = InMemorySaver(), InMemoryStore()
     return build_graph(saver, store), saver, store
+
+
+def plugin_env(*names: str, site: Path = HELPDESK_PLUGIN) -> dict[str, str]:
+    """Return an environment where the plugins ``names`` of ``site`` are installed and used."""
+    path = os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, PLUGINS_VARIABLE: ",".join(names)}
 
 
 def task_class(class_name: str, base: type | None = None, **attrs: Any) -> type:

@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
-from llm_as_rnn import ClassificationTask, ConfigError, Context, RegressionTask, get_task
-from tests.conftest import task_class
+from llm_as_rnn import ConfigError, Context, RegressionTask, get_task
+from tests.conftest import plugin_env, task_class
+from tests.fixtures.helpdesk_plugin.helpdesk_plugin import HelpdeskTask as Helpdesk
 
 ROOT = Path(__file__).resolve().parents[2]
-
-HELPDESK = """
-from llm_as_rnn import ClassificationTask
-
-
-class HelpdeskTask(ClassificationTask):
-    name = "helpdesk"
-    labels = ("escalate", "resolve")
-    description = "You triage helpdesk tickets: escalate or resolve each one."
-
-    @property
-    def question(self) -> str:
-        return "Escalate or resolve?"
-
-
-def broken():
-    raise RuntimeError("the plugin's own bug")
-"""
-
-
-PLUGIN: dict[str, object] = {}
-exec(HELPDESK, PLUGIN)  # the plugin's own source, here as a class of this test too
-Helpdesk: type[ClassificationTask] = PLUGIN["HelpdeskTask"]  # type: ignore[assignment]
 
 
 def test_a_complete_task_builds_and_parses() -> None:
     task = Helpdesk()
-    assert task.parse("Answer: escalate") == "escalate"
-    assert task.score("resolve", "Resolve").correct is True
+    assert task.parse("Answer: bug") == "bug"
+    assert task.score("billing", "Invoice").correct is True  # a synonym, any case
 
 
 def test_missing_description_fails_at_construction() -> None:
@@ -92,6 +66,7 @@ def test_missing_name_and_bad_sections_fail() -> None:
         Repeated()
 
 
+@pytest.mark.registry
 def test_unknown_task_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="unknown task 'helpdesk': choose one of mimic"):
         get_task("helpdesk")
@@ -115,64 +90,20 @@ def test_the_custom_task_example_runs() -> None:
     assert "## RECENT ERRORS" in out.stdout
 
 
-def build_wheel(folder: Path) -> Path:
-    """Write a wheel of a package registering two tasks in the entry point group."""
-    files = {
-        "helpdesk_plugin/__init__.py": HELPDESK,
-        "helpdesk_plugin-0.1.dist-info/METADATA": (
-            "Metadata-Version: 2.1\nName: helpdesk-plugin\nVersion: 0.1\n"
-        ),
-        "helpdesk_plugin-0.1.dist-info/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-        "helpdesk_plugin-0.1.dist-info/entry_points.txt": (
-            "[llm_as_rnn.tasks]\nhelpdesk = helpdesk_plugin:HelpdeskTask\n"
-            "broken = helpdesk_plugin:broken\nmissing = helpdesk_plugin_gone:Task\n"
-        ),
-    }
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
-    record.append("helpdesk_plugin-0.1.dist-info/RECORD,,")
-    files["helpdesk_plugin-0.1.dist-info/RECORD"] = "\n".join(record) + "\n"
-    wheel = folder / "helpdesk_plugin-0.1-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return wheel
-
-
-@pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder where pip installed the plugin package (on PYTHONPATH for subprocesses)."""
-    folder = tmp_path_factory.mktemp("plugin")
-    site = folder / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--target", str(site), str(build_wheel(folder))],
-        check=True,
-        timeout=300,
-    )  # fmt: skip
-    return site
-
-
-def with_plugin(
-    site: Path, *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+def with_plugin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run Python with the fixture's plugins installed and used."""
     return subprocess.run(
         [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
+        env=plugin_env("helpdesk", "broken", "missing"),
         cwd=cwd,
         check=False,
     )
 
 
-def test_an_installed_plugin_task_is_found_by_name(plugin_site: Path) -> None:
+def test_an_installed_plugin_task_is_found_by_name() -> None:
     code = (
         "from llm_as_rnn import get_task, Context\n"
         "from llm_as_rnn.tasks import task_names\n"
@@ -184,52 +115,53 @@ def test_an_installed_plugin_task_is_found_by_name(plugin_site: Path) -> None:
         "from langgraph.checkpoint.memory import InMemorySaver\n"
         "from llm_as_rnn import build_graph\n"
         "run = build_graph(InMemorySaver()).ainvoke(\n"
-        "    {'observations': [{'input': 'Site down', 'target': 'escalate'}]},\n"
+        "    {'observations': [{'input': 'Site down', 'target': 'bug'}]},\n"
         "    {'configurable': {'thread_id': 't'}},\n"
         "    context={'task': 'helpdesk', 'model': 'fake'},\n"
         ")\n"
         "out = asyncio.run(run)\n"
-        "print('step', out['step'], out['last_step']['target'], '## PATTERNS' in out['memory'])\n"
+        "memory = out['memory']\n"
+        "print('step', out['step'], out['last_step']['target'], '## ROUTING RULES' in memory)\n"
     )
-    out = with_plugin(plugin_site, "-c", code)
+    out = with_plugin("-c", code)
     assert out.returncode == 0, out.stderr
-    assert "helpdesk_plugin ('escalate', 'resolve')" in out.stdout
+    assert "helpdesk_plugin ('billing', 'bug', 'account', 'other')" in out.stdout
     assert "'helpdesk'" in out.stdout
     assert "'weather'" in out.stdout
-    assert "step 1 escalate True" in out.stdout
+    assert "step 1 bug True" in out.stdout
 
 
-def test_run_reaches_a_plugin_task_with_the_users_file(plugin_site: Path, tmp_path: Path) -> None:
+def test_run_reaches_a_plugin_task_with_the_users_file(tmp_path: Path) -> None:
     data = tmp_path / "tickets.v2.csv"
     data.write_text(
         "sequence_id,step,input,target\n"
-        "desk.eu,1,Password reset link expired,resolve\n"
-        "desk.eu,2,Checkout returns HTTP 500 for all,Escalate\n"
-        "desk.eu,3,How do I export invoices?,resolve\n"
-        "other,1,Printer jam,resolve\n"
+        "desk.eu,1,Password reset link expired,account\n"
+        "desk.eu,2,Checkout returns HTTP 500 for all,Bug\n"
+        "desk.eu,3,How do I export invoices?,invoice\n"
+        "other,1,Printer jam,other\n"
     )
     db = tmp_path / "runs.db"
     run = ["-m", "llm_as_rnn", "run", "--task", "helpdesk", "--data", str(data)]
-    out = with_plugin(plugin_site, *run, "--model", "fake", "--db", str(db), "--json")
+    out = with_plugin(*run, "--model", "fake", "--db", str(db), "--json")
     assert out.returncode == 0, out.stderr
     steps = [json.loads(line) for line in out.stdout.splitlines()]
     assert [s["step"] for s in steps] == [1, 2, 3]
-    assert [s["target"] for s in steps] == ["resolve", "escalate", "resolve"]
-    assert all(s["prediction"] in ("escalate", "resolve") for s in steps)
-    trace = with_plugin(plugin_site, "-m", "llm_as_rnn", "trace", "--db", str(db))
+    assert [s["target"] for s in steps] == ["account", "bug", "billing"]
+    assert all(s["prediction"] in Helpdesk.labels for s in steps)
+    trace = with_plugin("-m", "llm_as_rnn", "trace", "--db", str(db))
     assert trace.stdout.split() == ["tickets.v2-desk.eu-start0-supervised"]
 
 
-def test_a_bad_target_for_a_plugin_task_names_the_row(plugin_site: Path, tmp_path: Path) -> None:
+def test_a_bad_target_for_a_plugin_task_names_the_row(tmp_path: Path) -> None:
     data = tmp_path / "tickets.csv"
-    data.write_text("sequence_id,step,input,target\ns,1,x,resolve\ns,2,y,ignore\n")
+    data.write_text("sequence_id,step,input,target\ns,1,x,bug\ns,2,y,ignore\n")
     db = tmp_path / "runs.db"
     run = ["-m", "llm_as_rnn", "run", "--task", "helpdesk", "--data", str(data)]
-    out = with_plugin(plugin_site, *run, "--model", "fake", "--db", str(db))
+    out = with_plugin(*run, "--model", "fake", "--db", str(db))
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
     assert "row 3" in out.stderr
-    assert "'ignore' is not one of escalate, resolve" in out.stderr
+    assert "'ignore' is not one of billing, bug, account, other" in out.stderr
     assert not db.exists()
 
 
@@ -237,8 +169,8 @@ def test_a_bad_target_for_a_plugin_task_names_the_row(plugin_site: Path, tmp_pat
     ("name", "message"),
     [("broken", "the plugin's own bug"), ("missing", "cannot be loaded")],
 )
-def test_a_broken_plugin_is_a_one_line_error(plugin_site: Path, name: str, message: str) -> None:
-    out = with_plugin(plugin_site, "-m", "llm_as_rnn", "run", "--task", name, "--model", "fake")
+def test_a_broken_plugin_is_a_one_line_error(name: str, message: str) -> None:
+    out = with_plugin("-m", "llm_as_rnn", "run", "--task", name, "--model", "fake")
     assert out.returncode == 2
     assert out.stderr.startswith("error: ")
     assert out.stderr.strip().count("\n") == 0

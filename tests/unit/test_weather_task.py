@@ -107,6 +107,7 @@ def test_initial_memory_has_every_section() -> None:
         assert f"## {name}" in h0.splitlines()
 
 
+@pytest.mark.registry
 def test_unknown_task() -> None:
     with pytest.raises(ConfigError, match="unknown task 'nope': choose one of"):
         get_task("nope")

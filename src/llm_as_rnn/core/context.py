@@ -74,7 +74,9 @@ def _default_sampling() -> dict[Role, Sampling]:
 class Context(BaseModel):
     """Parameters of a run: task, models per role, sampling, feedback, budget."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True
+    )
 
     task: str | Task = "weather"
     """Task name (built in, or a plugin's entry point) or a ``Task`` instance."""

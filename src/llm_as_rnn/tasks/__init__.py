@@ -9,12 +9,15 @@ returning a task)::
     helpdesk = "my_package.tasks:HelpdeskTask"
 
 after which ``get_task("helpdesk")``, ``llm-as-rnn run --task helpdesk`` and
-Studio's context ``{"task": "helpdesk"}`` all reach it.
+Studio's context ``{"task": "helpdesk"}`` all reach it. The environment variable
+``LLM_AS_RNN_PLUGINS`` limits which installed plugins are used: ``off`` for none
+(only built-in tasks, as the test suite runs), or a comma-separated list of names.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from importlib.metadata import EntryPoint, entry_points
 
 from llm_as_rnn.errors import ConfigError, describe, first_line
@@ -35,14 +38,31 @@ TASKS: dict[str, type[Task]] = {
 """The built-in tasks."""
 
 
+PLUGINS_VARIABLE = "LLM_AS_RNN_PLUGINS"
+"""The environment variable limiting the task plugins used: ``off`` for none, or the
+comma-separated names of those to use; unset, every installed one."""
+
+
 @functools.cache
-def plugins() -> dict[str, EntryPoint]:
-    """Return the installed task entry points by name (built-in names win).
+def installed() -> dict[str, EntryPoint]:
+    """Return every installed task entry point by name.
 
     Read once per process: a package installed later is found by the next process.
     """
-    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    return {name: ep for name, ep in found.items() if name not in TASKS}
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def plugins() -> dict[str, EntryPoint]:
+    """Return the task entry points in use by name.
+
+    Built-in names win; ``LLM_AS_RNN_PLUGINS`` (``PLUGINS_VARIABLE``) limits the rest.
+    """
+    found = {name: ep for name, ep in installed().items() if name not in TASKS}
+    chosen = os.environ.get(PLUGINS_VARIABLE)
+    if chosen is None:
+        return found
+    wanted = set() if chosen.strip().lower() == "off" else {n.strip() for n in chosen.split(",")}
+    return {name: ep for name, ep in found.items() if name in wanted}
 
 
 def task_names() -> list[str]:
@@ -57,18 +77,17 @@ def get_task(name: str | Task) -> Task:
     """
     if isinstance(name, Task):
         return name
+    if name not in TASKS and name not in plugins():
+        chosen = os.environ.get(PLUGINS_VARIABLE)
+        limit = f" ({PLUGINS_VARIABLE}={chosen} limits the plugins)" if chosen is not None else ""
+        raise ConfigError(f"unknown task {name!r}: choose one of {', '.join(task_names())}{limit}")
     return named(name)
 
 
 @functools.cache
 def named(name: str) -> Task:
-    """Return the task called ``name``, built once per process (tasks hold no state)."""
-    if name in TASKS:
-        return TASKS[name]()
-    entry = plugins().get(name)
-    if entry is None:
-        raise ConfigError(f"unknown task {name!r}: choose one of {', '.join(task_names())}")
-    return load_plugin(entry)
+    """Return the known task called ``name``, built once per process (tasks hold no state)."""
+    return TASKS[name]() if name in TASKS else load_plugin(installed()[name])
 
 
 def load_plugin(entry: EntryPoint) -> Task:
@@ -93,6 +112,7 @@ def load_plugin(entry: EntryPoint) -> Task:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PLUGINS_VARIABLE",
     "TASKS",
     "ClassificationTask",
     "RegressionTask",

@@ -140,10 +140,18 @@ class Task(metaclass=TaskMeta):
 
 
 class ClassificationTask(Task):
-    """A task whose answer is one label of a fixed set."""
+    """A task whose answer is one label of a fixed set.
+
+    Labels are matched case-insensitively and normalised (``labels.normalize``):
+    answers, targets, labels and synonyms are compared after Unicode NFKC
+    normalisation, lower-casing, collapsing white space and dropping the emoji
+    variation selector, so ``"Escalate "`` is the label ``escalate``. A reply's
+    label is matched whole, the longest first (``labels.read_label``).
+    """
 
     kind = "classification"
     labels: ClassVar[tuple[str, ...]]
+    """The answers it may give: lower-case, distinct after normalisation."""
     synonyms: ClassVar[dict[str, str]] = {}
     """Extra words mapped to a label (``"sunny": "sun"``)."""
 

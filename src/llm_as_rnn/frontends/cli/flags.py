@@ -169,7 +169,8 @@ def add_model_flags(p: Parser) -> None:
         "--model",
         default="embedded",
         path=MODEL,
-        help="embedded | hf:<dir or id>[#file.gguf] | openai:<model> | fake[:seed[:latency_ms]]",
+        help="embedded | hf:<dir or id>[#file.gguf] | openai:<model> | fake[:seed[:latency_ms]] "
+        "(%(default)s)",
     )
     p.add_argument(
         "--base-url", default=None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"

@@ -35,6 +35,7 @@ from llm_as_rnn.runtime.paths import (
     output_file,
     output_folder,
 )
+from llm_as_rnn.tasks import ENTRY_POINT_GROUP, task_names
 
 
 def version() -> str:
@@ -63,8 +64,8 @@ def build_parser() -> Parser:
     run.add_argument(
         "--task",
         default=None,
-        help="task name: built in (weather, sp500, mimic) or a plugin's (entry point group "
-        "llm_as_rnn.tasks); default weather",
+        help=f"task name: {', '.join(task_names())} (built in, or a plugin's: entry point "
+        f"group {ENTRY_POINT_GROUP}); default weather",
     )
     add_data_flags(run, "--task")
     run.add_argument(
@@ -119,8 +120,8 @@ def build_parser() -> Parser:
         "--tasks",
         type=csv_list,
         default=None,
-        help="weather,sp500,mimic or plugin tasks (weather); with --data, the one task "
-        "that reads the file",
+        help=f"comma-separated, of {', '.join(task_names())} (weather); with --data, the one "
+        "task that reads the file",
     )
     ev.add_argument(
         "--methods",
