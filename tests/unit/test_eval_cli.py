@@ -300,3 +300,41 @@ def test_a_row_of_another_width_is_refused_not_shifted(
     assert out.returncode == 2, out.stderr
     assert message in out.stderr
     assert out.stderr.count("\n") == 1
+
+
+def test_a_refused_resume_loads_no_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llm_as_rnn.evals import runner
+    from llm_as_rnn.frontends.cli import main
+
+    out = tmp_path / "o"
+    common = ["eval", "--tasks", "weather", "--model", "fake", "--sequences", "1"]
+    assert main([*common, "--steps", "2", "--out", str(out)]) == 0
+
+    async def no_load(*args: object) -> None:
+        raise AssertionError("a model was loaded before the identity check")
+
+    monkeypatch.setattr(runner, "load_backend", no_load)
+    capsys.readouterr()
+    assert main([*common, "--steps", "3", "--out", str(out)]) == 2
+    assert "other settings (steps: 2 -> 3)" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"  # a new folder is only recorded once the model has loaded
+    assert main([*common, "--steps", "3", "--out", str(fresh)]) == 1
+    assert not (fresh / "config.json").exists()
+
+
+def test_choice_answers_need_a_task_with_labels(tmp_path: Path) -> None:
+    common = ["--model", "fake", "--sequences", "1", "--steps", "2", "--answer-mode", "choice"]
+    alone = run_eval("--tasks", "sp500", *common, "--out", str(tmp_path / "a"))
+    assert alone.returncode == 2, alone.stderr
+    assert alone.stderr.strip().splitlines() == [
+        "error: --answer-mode choice scores a fixed label set, and sp500 has none: "
+        "use --answer-mode free"
+    ]
+    assert not (tmp_path / "a").exists()
+    mixed = run_eval(
+        "--tasks", "sp500,weather", "--methods", "rnn", *common, "--out", str(tmp_path / "b")
+    )
+    assert mixed.returncode == 0, mixed.stderr
+    assert "warning: sp500 has no label set: its answers are free text" in mixed.stderr
