@@ -19,11 +19,12 @@ from pydantic import ValidationError
 
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.identity import check_thread, record_settings
-from llm_as_rnn.core.state import RUN_INPUT, Observation, StepRecord
+from llm_as_rnn.core.state import RUN_INPUT, Observation, StepRecord, check_targets
 from llm_as_rnn.errors import from_validation
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.leases import holding
 from llm_as_rnn.runtime.storage import leases_of, read_records
+from llm_as_rnn.tasks import get_task
 
 OnStep = Callable[[StepRecord], Awaitable[None] | None]
 
@@ -80,6 +81,8 @@ async def run_sequence(
     """
     context = coerce_context(context)
     check_input(observations, budget)
+    # Every target now, before any step: a bad one mid-sequence would stop the run there.
+    check_targets(get_task(context.task), observations, required=context.feedback != "judge")
     config = _config(thread_id)
     total = len(observations) if steps is None else min(steps, len(observations))
     result = SequenceResult(thread_id=thread_id, memory="", steps_done=0)

@@ -11,13 +11,15 @@ trace lives in the store (see ``nodes.rewrite``) and in checkpoint history.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import AfterValidator, Field, TypeAdapter
 from typing_extensions import TypedDict
 
+from llm_as_rnn.errors import DataError
 from llm_as_rnn.runtime.usage import Usage
+from llm_as_rnn.tasks import Task
 
 Role = Literal["predictor", "critic", "rewriter"]
 ROLES: tuple[Role, ...] = ("predictor", "critic", "rewriter")
@@ -153,3 +155,24 @@ RUN_INPUT = TypeAdapter(InputState)
 
 
 OBSERVATIONS = TypeAdapter(list[Observation])
+
+
+def check_targets(task: Task, observations: Sequence[Observation], *, required: bool) -> None:
+    """Raise a one-line ``DataError`` for the first target ``task`` refuses (or lacks).
+
+    ``required``: every observation must carry its target (supervised and
+    deferred feedback learn from it; only the judge does without).
+    """
+    for n, observation in enumerate(observations):
+        target = observation.get("target")
+        if target is None:
+            if required:
+                raise DataError(
+                    f"invalid observations.{n}: no target (this feedback mode learns "
+                    "from the truth: give each a target, or use judge feedback)"
+                )
+            continue
+        try:
+            task.validate_target(target)
+        except DataError as exc:
+            raise DataError(f"invalid observations.{n}: {exc}") from None
