@@ -11,6 +11,7 @@ trace lives in the store (see ``nodes.rewrite``) and in checkpoint history.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -49,6 +50,12 @@ def blank(value: Any) -> bool:
 def _shown(value: Any) -> Any:
     if blank(value):
         raise ValueError("the input is empty: give each step something to predict from")
+    try:  # checkpoints, stores and Studio hold plain JSON
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "the input is not plain JSON: give text, numbers, lists or mappings of them"
+        ) from None
     return value
 
 
@@ -118,6 +125,17 @@ class StepRecord(TypedDict):
     """Per-role usage of this step."""
 
 
+class DiscardRecord(TypedDict):
+    """A step dropped before its truth arrived (``OnlineLearner.discard``)."""
+
+    step: int
+    """The step it would have been; the next prediction takes its place."""
+    id: str | None
+    input: Any
+    prediction: Prediction | None
+    """None when the step was cut short before its prediction."""
+
+
 class State(TypedDict, total=False):
     """The recurrent state of one sequence (one thread)."""
 
@@ -154,6 +172,8 @@ RUN_INPUT = TypeAdapter(InputState)
 """Checks a run's input (``run_sequence`` and the nodes use it before any work)."""
 
 
+OBSERVATION = TypeAdapter(Observation)
+"""Checks one observation (``OnlineLearner.predict``)."""
 OBSERVATIONS = TypeAdapter(list[Observation])
 
 
