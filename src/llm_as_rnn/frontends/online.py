@@ -39,9 +39,9 @@ from pydantic import ValidationError
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import check_thread, record_settings
-from llm_as_rnn.core.sequence import read_trace
+from llm_as_rnn.core.sequence import read_trace, thread_name
 from llm_as_rnn.core.state import OBSERVATION, DiscardRecord, Observation, Prediction, StepRecord
-from llm_as_rnn.errors import ConfigError, StateError, from_validation
+from llm_as_rnn.errors import StateError, from_validation
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.journal import forget
 from llm_as_rnn.runtime.storage import open_storage, read_records
@@ -165,9 +165,10 @@ class OnlineLearner:
 
     async def _state(self, thread: str) -> tuple[RunnableConfig, StateSnapshot]:
         """Return a thread's config and current state; ``ConfigError`` for a bad thread name."""
-        if not isinstance(thread, str):
-            raise ConfigError(f"thread {thread!r} is not a name: give text")
-        config: RunnableConfig = {"configurable": {"thread_id": thread}, "recursion_limit": 32}
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread_name(thread)},
+            "recursion_limit": 32,
+        }
         return config, await self.graph.aget_state(config)
 
     async def _settings(self, thread: str) -> dict[str, Any] | None:
