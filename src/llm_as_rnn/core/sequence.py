@@ -78,7 +78,7 @@ async def run_sequence(
 
     With a database from ``open_storage``, the run holds the thread's lease:
     another process running the same thread meanwhile gets a
-    ``ThreadBusyError`` (a ``ConfigError``) naming this one.
+    ``ThreadBusyError`` (a ``LeaseError``) naming this one.
     """
     if not isinstance(graph, CompiledStateGraph) or graph.checkpointer is None:
         raise ConfigError(
