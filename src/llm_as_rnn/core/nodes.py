@@ -40,6 +40,7 @@ from llm_as_rnn.core.state import (
     State,
     StepRecord,
     check_targets,
+    checked_target,
 )
 from llm_as_rnn.errors import DataError, first_line
 from llm_as_rnn.runtime import namespaces, usage
@@ -135,14 +136,9 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if ctx.feedback == "deferred" and observation.get("target") is None:
         # Interrupt first thing in the node: on resume it re-runs from here,
         # so the prediction (made by the previous node) is never recomputed.
-        observation["target"] = truth(
-            task,
-            {
-                "step": state.get("step", 0) + 1,
-                "input": observation["input"],
-                "prediction": prediction,
-            },
-        )
+        step = state.get("step", 0) + 1
+        question = {"step": step, "input": observation["input"], "prediction": prediction}
+        observation["target"] = truth(task, question)
     target = observation.get("target")
     if target is not None:
         target = task.validate_target(target)
@@ -204,7 +200,7 @@ def truth(task: Task, question: dict[str, Any]) -> Any:
     while True:
         target = interrupt(question)
         try:
-            return task.validate_target(target)
+            return checked_target(task, target)
         except DataError as exc:
             question = {**question, "error": first_line(exc)}
 

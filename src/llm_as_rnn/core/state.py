@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import AfterValidator, Field, TypeAdapter
 from typing_extensions import TypedDict
 
-from llm_as_rnn.errors import DataError
+from llm_as_rnn.errors import DataError, first_line
 from llm_as_rnn.runtime.usage import Usage
 from llm_as_rnn.tasks import Task
 
@@ -193,6 +193,19 @@ def check_targets(task: Task, observations: Sequence[Observation], *, required: 
                 )
             continue
         try:
-            task.validate_target(target)
+            checked_target(task, target)
         except DataError as exc:
             raise DataError(f"invalid observations.{n}: {exc}") from None
+
+
+def checked_target(task: Task, target: Any) -> Any:
+    """Return the target as ``task.validate_target`` reads it, or raise ``DataError``.
+
+    Plugins written before the hierarchy raise a plain ``ValueError``: it becomes a ``DataError``.
+    """
+    try:
+        return task.validate_target(target)
+    except DataError:
+        raise
+    except ValueError as exc:
+        raise DataError(first_line(exc)) from None

@@ -40,7 +40,14 @@ from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import check_thread, record_settings
 from llm_as_rnn.core.sequence import read_trace, thread_name
-from llm_as_rnn.core.state import OBSERVATION, DiscardRecord, Observation, Prediction, StepRecord
+from llm_as_rnn.core.state import (
+    OBSERVATION,
+    DiscardRecord,
+    Observation,
+    Prediction,
+    StepRecord,
+    checked_target,
+)
 from llm_as_rnn.errors import StateError, from_validation
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.journal import forget
@@ -51,7 +58,7 @@ T = TypeVar("T")
 
 
 class LearnerStateError(StateError):
-    """A call out of order: predict twice without learning, or learn without a prediction."""
+    """A call out of order: predict with a step pending, learn or discard with none pending."""
 
 
 class _LoopThread:
@@ -204,7 +211,7 @@ class OnlineLearner:
             raise LearnerStateError(
                 f"no prediction of thread {thread!r} waits for its truth{cut}: call predict() first"
             )
-        target = self.task.validate_target(target)  # a DataError naming what is expected
+        target = checked_target(self.task, target)  # a DataError naming what is expected
         settings = await self._settings(thread)
         result = await self.graph.ainvoke(
             Command(resume=target), config, context=self.context, durability="exit"
