@@ -13,7 +13,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
-from llm_as_rnn import read_trace, run_sequence
+from llm_as_rnn import ConfigError, EndpointError, read_trace, run_sequence
 from llm_as_rnn.core import memory as mem
 from llm_as_rnn.core.graph import build_graph, graph
 from llm_as_rnn.data import weather
@@ -146,7 +146,7 @@ async def test_invariant_holds_for_any_rewrite(rewrite: str, budget: int, step_m
 
 async def test_budget_too_small_is_refused(persisted_graph: Any) -> None:
     g, _, _ = persisted_graph
-    with pytest.raises(ValueError, match="too small"):
+    with pytest.raises(ConfigError, match="too small"):
         await g.ainvoke({"observations": [SEQ[0]], "budget": 3}, cfg(), context=make_context())
 
 
@@ -247,8 +247,9 @@ async def test_crash_mid_step_then_resume_matches_uninterrupted(at_call: int) ->
     store = InMemoryStore()
     g = build_graph(InMemorySaver(), store)
     ctx = make_context(make_model(crashing_once(at_call)))
-    with pytest.raises(Crash):
+    with pytest.raises(EndpointError, match=f"Crash: crash at call {at_call}") as caught:
         await run_sequence(g, SEQ[:6], thread_id="s", context=ctx)
+    assert isinstance(caught.value.__cause__, Crash)  # the model's error, kept as the cause
     resumed = await run_sequence(g, SEQ[:6], thread_id="s", context=ctx)
     assert resumed.steps_done == 6
     assert resumed.memory == reference.memory

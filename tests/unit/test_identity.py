@@ -70,7 +70,7 @@ async def test_resume_with_edited_data_is_refused() -> None:
     graph = build_graph(InMemorySaver(), InMemoryStore())
     await run_sequence(graph, DAYS, thread_id="t", context=make_context(), steps=2)
     edited = [dict(d) for d in DAYS]
-    edited[1]["target"] = "snow" if DAYS[1]["target"] != "snow" else "sun"
+    edited[1]["target"] = "dry" if DAYS[1]["target"] != "dry" else "heavy rain"
     with pytest.raises(ConfigError, match="data: step 2 had another input or target"):
         await run_sequence(graph, edited, thread_id="t", context=make_context())  # type: ignore[arg-type]
     shifted = weather.window(1, 4)

@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from llm_as_rnn import Context
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, EndpointError
 from llm_as_rnn.runtime.backends import ChatBackend, approx_tokens
 from llm_as_rnn.runtime.resolve import Resolver, build_backend
 from llm_as_rnn.runtime.retry import is_transient, retry_after_seconds
@@ -88,7 +88,7 @@ async def test_retries_are_bounded() -> None:
     backend = ChatBackend(FunctionChatModel(respond=flaky), "down")
     ctx = Context(max_attempts=3)
     start = time.monotonic()
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(EndpointError, match=r"^down: ConnectError: down after 3 attempts$"):
         await backend.generate([HumanMessage("hi")], ctx.sampling["predictor"], ctx.call_policy())
     assert flaky.calls == 3
     assert time.monotonic() - start < 10
@@ -98,7 +98,7 @@ async def test_one_attempt_means_no_retry() -> None:
     flaky = Flaky(1, httpx.ConnectError("reset"))
     backend = ChatBackend(FunctionChatModel(respond=flaky), "flaky")
     ctx = Context(max_attempts=1)
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(EndpointError, match=r"^flaky: ConnectError: reset after 1 attempt$"):
         await backend.generate([HumanMessage("hi")], ctx.sampling["predictor"], ctx.call_policy())
     assert flaky.calls == 1
 
@@ -106,7 +106,7 @@ async def test_one_attempt_means_no_retry() -> None:
 async def test_permanent_errors_are_not_retried() -> None:
     flaky = Flaky(100, ValueError("bad request"))
     backend = ChatBackend(FunctionChatModel(respond=flaky), "bad")
-    with pytest.raises(ValueError, match="bad request"):
+    with pytest.raises(EndpointError, match=r"^bad: ValueError: bad request \(not retried\)$"):
         await backend.generate([HumanMessage("hi")], Context().sampling["predictor"], CallPolicy())
     assert flaky.calls == 1
 

@@ -35,7 +35,7 @@ def test_sync_api_and_order_errors() -> None:
     with pytest.raises(LearnerStateError, match="call predict\\(\\) first"):
         learner.learn("u", "dry")
     learner.predict("u", "a dry day")
-    with pytest.raises(LearnerStateError, match="waits for the truth of step 1"):
+    with pytest.raises(LearnerStateError, match="pending step 1: call learn"):
         learner.predict("u", "another day")
     learner.learn("u", "dry")
     learner.predict("u", "another day")

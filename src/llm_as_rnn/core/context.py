@@ -12,19 +12,25 @@ from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
     WithJsonSchema,
     field_validator,
 )
 
 from llm_as_rnn.core.state import MAX_BUDGET, ROLES, Role
-from llm_as_rnn.errors import ConfigError, from_validation
-from llm_as_rnn.runtime.spec import CallPolicy, Count, Endpoint, ModelSpec, Sampling, parse_spec
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.runtime.spec import (
+    CallPolicy,
+    Checked,
+    Count,
+    Endpoint,
+    ModelSpec,
+    Sampling,
+    parse_spec,
+)
 from llm_as_rnn.tasks import Task, get_task
 
 FeedbackMode = Literal["supervised", "judge", "deferred"]
@@ -71,7 +77,7 @@ def _default_sampling() -> dict[Role, Sampling]:
     }
 
 
-class Context(BaseModel):
+class Context(Checked):
     """Parameters of a run: task, models per role, sampling, feedback, budget."""
 
     model_config = ConfigDict(
@@ -250,7 +256,4 @@ def make_context(
         fields["sampling"] = {
             role: {**sampling.get(role, {}), "max_new_tokens": max_new_tokens} for role in ROLES
         }
-    try:
-        return Context(**fields)
-    except ValidationError as exc:
-        raise from_validation(exc) from None
+    return Context(**fields)

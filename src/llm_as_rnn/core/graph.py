@@ -17,6 +17,7 @@ from langgraph.store.base import BaseStore
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.nodes import critique, predict, rewrite
 from llm_as_rnn.core.state import InputState, State
+from llm_as_rnn.errors import ConfigError
 
 
 def build_graph(
@@ -35,6 +36,10 @@ def build_graph(
         checkpointer: Persists each sequence (thread) so it resumes after a crash.
         store: Receives the full step-by-step trace of each thread.
     """
+    if not isinstance(checkpointer, BaseCheckpointSaver | None):
+        raise ConfigError(f"checkpointer {checkpointer!r} is not a LangGraph checkpointer")
+    if not isinstance(store, BaseStore | None):
+        raise ConfigError(f"store {store!r} is not a LangGraph store")
     builder = StateGraph(State, context_schema=Context, input_schema=InputState)
     builder.add_node("predict", predict, destinations=("critique", END))
     builder.add_node("critique", critique)

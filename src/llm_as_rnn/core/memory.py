@@ -20,6 +20,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from llm_as_rnn.errors import ConfigError
+
 TokenCounter = Callable[[str], int]
 
 _DECORATION = " \t#*_:=-`>[]"
@@ -154,10 +156,10 @@ def truncate(memory: str, sections: Sequence[str], budget: int, count: TokenCoun
 
     Each section keeps its first ``c`` words, with ``c`` the largest cap that
     fits (binary search), so no section is starved for another. Raises
-    ``ValueError`` when even the headers alone exceed the budget.
+    ``ConfigError`` when even the headers alone exceed the budget.
     """
     if budget < min_budget(sections, count):
-        raise ValueError(f"budget {budget} cannot hold the section headers")
+        raise ConfigError(f"budget {budget} cannot hold the section headers")
     bodies = parse_sections(memory, sections)
     canonical = render_memory(bodies, sections)
     if count(canonical) <= budget:
@@ -179,12 +181,12 @@ def truncate(memory: str, sections: Sequence[str], budget: int, count: TokenCoun
 def fit_to_budget(memory: str, sections: Sequence[str], budget: int, count: TokenCounter) -> str:
     """Return the memory within budget (truncating if needed).
 
-    Raises ``ValueError`` naming the smallest usable budget when the section
+    Raises ``ConfigError`` naming the smallest usable budget when the section
     headers alone do not fit.
     """
     floor = min_budget(sections, count)
     if budget < floor:
-        raise ValueError(
+        raise ConfigError(
             f"budget {budget} is too small: the memory's section headers alone need "
             f"{floor} tokens; use a budget of at least {floor}"
         )

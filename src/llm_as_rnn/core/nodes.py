@@ -39,7 +39,10 @@ from llm_as_rnn.core.state import (
     Role,
     State,
     StepRecord,
+    check_targets,
+    checked_target,
 )
+from llm_as_rnn.errors import DataError, first_line
 from llm_as_rnn.runtime import namespaces, usage
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.journal import forget
@@ -97,6 +100,7 @@ async def predict(
     observation = queue[0]
     ctx = context_of(runtime)
     task = get_task(ctx.task)
+    check_targets(task, queue, required=ctx.feedback == "supervised")  # before any model call
     predictor = await model(ctx, "predictor")
     budget = state.get("budget") or ctx.budget
     memory = fit(state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens)
@@ -132,13 +136,9 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if ctx.feedback == "deferred" and observation.get("target") is None:
         # Interrupt first thing in the node: on resume it re-runs from here,
         # so the prediction (made by the previous node) is never recomputed.
-        observation["target"] = interrupt(
-            {
-                "step": state.get("step", 0) + 1,
-                "input": observation["input"],
-                "prediction": prediction,
-            }
-        )
+        step = state.get("step", 0) + 1
+        question = {"step": step, "input": observation["input"], "prediction": prediction}
+        observation["target"] = truth(task, question)
     target = observation.get("target")
     if target is not None:
         target = task.validate_target(target)
@@ -189,6 +189,20 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             state.get("step_usage") or {}, {"critic": usage.of_calls(gens)}
         ),
     }
+
+
+def truth(task: Task, question: dict[str, Any]) -> Any:
+    """Pause for the truth (deferred feedback); return it once the task accepts it.
+
+    A refused one (sent by a plain ``Command(resume=...)``) gets another pause naming
+    the problem: LangGraph replays a node's resume values, so an error would recur.
+    """
+    while True:
+        target = interrupt(question)
+        try:
+            return checked_target(task, target)
+        except DataError as exc:
+            question = {**question, "error": first_line(exc)}
 
 
 async def rewrite(

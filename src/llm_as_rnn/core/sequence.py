@@ -14,16 +14,18 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 from langgraph.types import Command
 from pydantic import ValidationError
 
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.identity import check_thread, record_settings
-from llm_as_rnn.core.state import RUN_INPUT, Observation, StepRecord
-from llm_as_rnn.errors import from_validation
+from llm_as_rnn.core.state import RUN_INPUT, Observation, StepRecord, check_targets
+from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.leases import holding
 from llm_as_rnn.runtime.storage import leases_of, read_records
+from llm_as_rnn.tasks import get_task
 
 OnStep = Callable[[StepRecord], Awaitable[None] | None]
 
@@ -76,10 +78,20 @@ async def run_sequence(
 
     With a database from ``open_storage``, the run holds the thread's lease:
     another process running the same thread meanwhile gets a
-    ``ThreadBusyError`` (a ``ConfigError``) naming this one.
+    ``ThreadBusyError`` (a ``LeaseError``) naming this one.
     """
+    if not isinstance(graph, CompiledStateGraph) or graph.checkpointer is None:
+        raise ConfigError(
+            "run_sequence needs a graph compiled with a checkpointer: "
+            "build_graph(checkpointer, store), e.g. from open_storage"
+        )
+    thread_id = thread_name(thread_id)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise ConfigError(f"invalid steps: {steps!r} is not a count (0 or more, or None for all)")
     context = coerce_context(context)
     check_input(observations, budget)
+    # Every target now, before any step: a bad one mid-sequence would stop the run there.
+    check_targets(get_task(context.task), observations, required=context.feedback != "judge")
     config = _config(thread_id)
     total = len(observations) if steps is None else min(steps, len(observations))
     result = SequenceResult(thread_id=thread_id, memory="", steps_done=0)
@@ -149,6 +161,17 @@ def check_input(observations: Sequence[Observation], budget: int | None = None) 
         raise from_validation(exc) from None
 
 
-async def read_trace(store: Any, thread_id: str) -> list[StepRecord]:
+async def read_trace(store: BaseStore, thread_id: str) -> list[StepRecord]:
     """Return every step record of a thread from the store, in step order."""
-    return await read_records(store, namespaces.trace(thread_id))
+    if not isinstance(store, BaseStore):
+        raise ConfigError(
+            f"read_trace needs a LangGraph store (e.g. from open_storage), not {store!r}"
+        )
+    return await read_records(store, namespaces.trace(thread_name(thread_id)))
+
+
+def thread_name(value: Any) -> str:
+    """Return a thread id, or raise ``ConfigError`` when it is not text (any text is a name)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"thread {value!r} is not a name: give text")
+    return value

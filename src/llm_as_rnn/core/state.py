@@ -11,13 +11,16 @@ trace lives in the store (see ``nodes.rewrite``) and in checkpoint history.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import AfterValidator, Field, TypeAdapter
 from typing_extensions import TypedDict
 
+from llm_as_rnn.errors import DataError, first_line
 from llm_as_rnn.runtime.usage import Usage
+from llm_as_rnn.tasks import Task
 
 Role = Literal["predictor", "critic", "rewriter"]
 ROLES: tuple[Role, ...] = ("predictor", "critic", "rewriter")
@@ -47,6 +50,12 @@ def blank(value: Any) -> bool:
 def _shown(value: Any) -> Any:
     if blank(value):
         raise ValueError("the input is empty: give each step something to predict from")
+    try:  # checkpoints, stores and Studio hold plain JSON
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "the input is not plain JSON: give text, numbers, lists or mappings of them"
+        ) from None
     return value
 
 
@@ -116,6 +125,17 @@ class StepRecord(TypedDict):
     """Per-role usage of this step."""
 
 
+class DiscardRecord(TypedDict):
+    """A step dropped before its truth arrived (``OnlineLearner.discard``)."""
+
+    step: int
+    """The step it would have been; the next prediction takes its place."""
+    id: str | None
+    input: Any
+    prediction: Prediction | None
+    """None when the step was cut short before its prediction."""
+
+
 class State(TypedDict, total=False):
     """The recurrent state of one sequence (one thread)."""
 
@@ -152,4 +172,40 @@ RUN_INPUT = TypeAdapter(InputState)
 """Checks a run's input (``run_sequence`` and the nodes use it before any work)."""
 
 
+OBSERVATION = TypeAdapter(Observation)
+"""Checks one observation (``OnlineLearner.predict``)."""
 OBSERVATIONS = TypeAdapter(list[Observation])
+
+
+def check_targets(task: Task, observations: Sequence[Observation], *, required: bool) -> None:
+    """Raise a one-line ``DataError`` for the first target ``task`` refuses (or lacks).
+
+    ``required``: every observation must carry its target (supervised and
+    deferred feedback learn from it; only the judge does without).
+    """
+    for n, observation in enumerate(observations):
+        target = observation.get("target")
+        if target is None:
+            if required:
+                raise DataError(
+                    f"invalid observations.{n}: no target (this feedback mode learns "
+                    "from the truth: give each a target, or use judge feedback)"
+                )
+            continue
+        try:
+            checked_target(task, target)
+        except DataError as exc:
+            raise DataError(f"invalid observations.{n}: {exc}") from None
+
+
+def checked_target(task: Task, target: Any) -> Any:
+    """Return the target as ``task.validate_target`` reads it, or raise ``DataError``.
+
+    Plugins written before the hierarchy raise a plain ``ValueError``: it becomes a ``DataError``.
+    """
+    try:
+        return task.validate_target(target)
+    except DataError:
+        raise
+    except ValueError as exc:
+        raise DataError(first_line(exc)) from None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm_as_rnn.core.state import Observation, blank
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, DataError
 from llm_as_rnn.tasks import Task, get_task
 from llm_as_rnn.tasks.generic import GenericClassification, GenericRegression
 from llm_as_rnn.tasks.labels import normalize
@@ -41,7 +41,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 reader = csv.DictReader(handle)
                 missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
                 if missing:
-                    raise ConfigError(
+                    raise DataError(
                         f"{path} row 1 (header): missing column '{missing[0]}': "
                         f"the file needs columns {', '.join(COLUMNS)}"
                     )
@@ -56,7 +56,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                             if None in row
                             else "give every column a value"
                         )
-                        raise ConfigError(
+                        raise DataError(
                             f"{path} row {n}: has {given} fields, the header has "
                             f"{len(reader.fieldnames or [])}: {fix}"
                         )
@@ -70,15 +70,15 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                     try:
                         value = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise ConfigError(f"{path} row {n}: invalid JSON ({exc.msg})") from None
+                        raise DataError(f"{path} row {n}: invalid JSON ({exc.msg})") from None
                     except ValueError:  # an integer of more than 4300 digits
-                        raise ConfigError(f"{path} row {n}: a number too long to read") from None
+                        raise DataError(f"{path} row {n}: a number too long to read") from None
                     if not isinstance(value, dict):
-                        raise ConfigError(f"{path} row {n}: expected a JSON object")
+                        raise DataError(f"{path} row {n}: expected a JSON object")
                     rows.append((n, value))
                 return rows
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise DataError(f"{path}: not UTF-8 text") from None
     raise ConfigError(f"{path}: unsupported file type {suffix!r}: use .csv or .jsonl")
 
 
@@ -88,35 +88,35 @@ def read_sequences(path: str | Path, check: Callable[[Any, int], Any]) -> Sequen
     rows = read_rows(file)
     if not rows:
         first = 2 if file.suffix.lower() == ".csv" else 1
-        raise ConfigError(f"{file} row {first}: no data rows: the file needs at least one sequence")
+        raise DataError(f"{file} row {first}: no data rows: the file needs at least one sequence")
     sequences: dict[str, list[tuple[int, Observation]]] = defaultdict(list)
     seen: set[tuple[str, int]] = set()
     for n, row in rows:
         for column in COLUMNS:
             if column not in row:
-                raise ConfigError(f"{file} row {n}: missing column '{column}'")
+                raise DataError(f"{file} row {n}: missing column '{column}'")
         raw_id = row["sequence_id"]
         if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or blank(str(raw_id)):
-            raise ConfigError(
+            raise DataError(
                 f"{file} row {n}: sequence_id {json.dumps(raw_id)} is not a name: give text"
             )
         sid = str(raw_id).strip()
         step_text = str(row["step"]).strip()
         if isinstance(row["step"], bool) or not STEP.fullmatch(step_text):
-            raise ConfigError(
+            raise DataError(
                 f"{file} row {n}: step {json.dumps(row['step'])} is not an integer "
                 "(ASCII digits, e.g. 3)"
             )
         step = int(step_text)
         if (sid, step) in seen:
-            raise ConfigError(f"{file} row {n}: step {step} of sequence {sid!r} appears twice")
+            raise DataError(f"{file} row {n}: step {step} of sequence {sid!r} appears twice")
         seen.add((sid, step))
         text = row["input"]
         if blank(text):
-            raise ConfigError(f"{file} row {n}: empty input ({json.dumps(text)})")
+            raise DataError(f"{file} row {n}: empty input ({json.dumps(text)})")
         target: Any = row["target"]
         if blank(target):
-            raise ConfigError(f"{file} row {n}: empty target ({json.dumps(target)})")
+            raise DataError(f"{file} row {n}: empty target ({json.dumps(target)})")
         observation = Observation(input=text, target=check(target, n), id=f"{sid}:{step}")
         sequences[sid].append((step, observation))
     return [
@@ -132,7 +132,7 @@ def load_task_file(path: str | Path, task: Task) -> Sequences:
         try:
             return task.validate_target(target)
         except ValueError as exc:
-            raise ConfigError(f"{path} row {n}: {exc} (task {task.name!r})") from None
+            raise DataError(f"{path} row {n}: {exc} (task {task.name!r})") from None
 
     return read_sequences(path, check)
 
@@ -153,12 +153,12 @@ def load_file(
 
     def check(target: Any, n: int) -> Any:
         if isinstance(target, bool) or not isinstance(target, str | int | float):
-            raise ConfigError(
+            raise DataError(
                 f"{file} row {n}: target {json.dumps(target)} is not a label: give text"
             )
         label = normalize(str(target))
         if wanted is not None and label not in wanted:
-            raise ConfigError(
+            raise DataError(
                 f"{file} row {n}: target {label!r} is not one of the labels {', '.join(wanted)}"
             )
         return label

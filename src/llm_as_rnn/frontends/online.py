@@ -7,10 +7,17 @@ stream (a user, a ticker, a patient):
   (a LangGraph interrupt, checkpointed: the pause survives restarts);
 - ``learn(thread, target)`` resumes it with the truth, minutes or days later:
   the critique and the rewrite update the thread's memory;
+- ``discard(thread)`` drops the pending step instead (the truth never came):
+  the thread is back where it was before that ``predict``, and the dropped
+  step is kept in ``discarded(thread)``;
 - ``memory(thread)`` and ``history(thread)`` read the state and the trace.
 
-Every method has an async twin (``apredict``, ``alearn``, ...). Use one style
-per learner: the sync methods run on a private event loop thread.
+Every argument is checked before the graph runs: a bad one (a target that is
+not one of the task's labels, a blank input) is a ``ConfigError`` (a
+``DataError`` for data values) and leaves the thread exactly as it was; a call
+out of order is a ``LearnerStateError`` (a ``StateError``) naming the call to
+make. Every method has an async twin (``apredict``, ``alearn``, ...). Use one
+style per learner: the sync methods run on a private event loop thread.
 """
 
 from __future__ import annotations
@@ -26,22 +33,32 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
+from pydantic import ValidationError
 
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import check_thread, record_settings
-from llm_as_rnn.core.sequence import read_trace
-from llm_as_rnn.core.state import Observation, Prediction, StepRecord
-from llm_as_rnn.errors import StateError
-from llm_as_rnn.runtime.storage import open_storage
+from llm_as_rnn.core.sequence import read_trace, thread_name
+from llm_as_rnn.core.state import (
+    OBSERVATION,
+    DiscardRecord,
+    Observation,
+    Prediction,
+    StepRecord,
+    checked_target,
+)
+from llm_as_rnn.errors import StateError, from_validation
+from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime.journal import forget
+from llm_as_rnn.runtime.storage import open_storage, read_records
 from llm_as_rnn.tasks import get_task
 
 T = TypeVar("T")
 
 
 class LearnerStateError(StateError):
-    """A call out of order: predict twice without learning, or learn without a prediction."""
+    """A call out of order: predict with a step pending, learn or discard with none pending."""
 
 
 class _LoopThread:
@@ -78,8 +95,8 @@ class OnlineLearner:
         unless ``allow_new_settings`` (e.g. after a deliberate model upgrade).
         """
         self.allow_new_settings = allow_new_settings
-        self._pending: dict[str, dict[str, Any]] = {}
         self.context = coerce_context(context).model_copy(update={"feedback": "deferred"})
+        self.task = get_task(self.context.task)
         self.store = store if store is not None else InMemoryStore()
         self.graph = build_graph(checkpointer or InMemorySaver(), self.store)
         self._loop: _LoopThread | None = None
@@ -89,24 +106,52 @@ class OnlineLearner:
 
     @classmethod
     @asynccontextmanager
-    async def aopen(cls, db: str, context: Context | None = None) -> AsyncIterator[OnlineLearner]:
-        """Open a learner on a SQLite database (async context manager)."""
+    async def aopen(
+        cls,
+        db: str,
+        context: Context | dict[str, Any] | None = None,
+        *,
+        allow_new_settings: bool = False,
+    ) -> AsyncIterator[OnlineLearner]:
+        """Open a learner on a database (``open_storage``; async context manager)."""
+        context = coerce_context(context)  # a bad one is refused before the file is touched
         async with open_storage(db) as (checkpointer, store):
-            yield cls(context, checkpointer=checkpointer, store=store)
+            yield cls(
+                context,
+                checkpointer=checkpointer,
+                store=store,
+                allow_new_settings=allow_new_settings,
+            )
 
     @classmethod
-    def open(cls, db: str, context: Context | None = None) -> OnlineLearner:
-        """Open a learner on a SQLite database for the sync methods; ``close()`` it after."""
+    def open(
+        cls,
+        db: str,
+        context: Context | dict[str, Any] | None = None,
+        *,
+        allow_new_settings: bool = False,
+    ) -> OnlineLearner:
+        """Open a learner on a database for the sync methods; ``close()`` it after."""
+        context = coerce_context(context)
         loop = _LoopThread()
 
         async def enter() -> OnlineLearner:
-            stack = AsyncExitStack()
-            checkpointer, store = await stack.enter_async_context(open_storage(db))
-            learner = cls(context, checkpointer=checkpointer, store=store)
-            learner._exit = stack
-            return learner
+            async with AsyncExitStack() as stack:
+                checkpointer, store = await stack.enter_async_context(open_storage(db))
+                learner = cls(
+                    context,
+                    checkpointer=checkpointer,
+                    store=store,
+                    allow_new_settings=allow_new_settings,
+                )
+                learner._exit = stack.pop_all()
+                return learner
 
-        learner = loop.run(enter())
+        try:
+            learner = loop.run(enter())
+        except BaseException:
+            loop.stop()
+            raise
         learner._loop = loop
         return learner
 
@@ -125,26 +170,33 @@ class OnlineLearner:
 
     # ------------------------------------------------------------ async API
 
-    def _config(self, thread: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": thread}, "recursion_limit": 32}
+    async def _state(self, thread: str) -> tuple[RunnableConfig, StateSnapshot]:
+        """Return a thread's config and current state; ``ConfigError`` for a bad thread name."""
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread_name(thread)},
+            "recursion_limit": 32,
+        }
+        return config, await self.graph.aget_state(config)
 
-    async def apredict(self, thread: str, input: Any, *, id: str | None = None) -> Prediction:
-        """Predict the outcome of ``input``; the step waits for ``learn``."""
-        config = self._config(thread)
-        state = await self.graph.aget_state(config)
-        if state.next:
-            step = state.values.get("step", 0) + 1
-            raise LearnerStateError(
-                f"thread {thread!r} waits for the truth of step {step}: call learn() first"
-            )
-        pending = await check_thread(
+    async def _settings(self, thread: str) -> dict[str, Any] | None:
+        return await check_thread(
             self.store, thread, self.context, allow_new_settings=self.allow_new_settings
         )
-        if pending is not None:
-            self._pending[thread] = pending  # recorded when the step is learned
-        observation = Observation(input=input)
-        if id is not None:
-            observation["id"] = id
+
+    async def apredict(self, thread: str, input: Any, *, id: str | None = None) -> Prediction:
+        """Predict the outcome of ``input``; the step waits for ``learn`` (or ``discard``)."""
+        fields: dict[str, Any] = {"input": input} if id is None else {"input": input, "id": id}
+        try:
+            observation: Observation = OBSERVATION.validate_python(fields)
+        except ValidationError as exc:
+            raise from_validation(exc) from None
+        config, state = await self._state(thread)
+        if state.next:
+            raise LearnerStateError(
+                f"thread {thread!r} has a pending step {_step(state)}: call learn() "
+                "with its truth, or discard() to drop it, first"
+            )
+        await self._settings(thread)  # refuse other settings before any model call
         result = await self.graph.ainvoke(
             {"observations": [observation]}, config, context=self.context, durability="exit"
         )
@@ -153,28 +205,72 @@ class OnlineLearner:
 
     async def alearn(self, thread: str, target: Any) -> StepRecord:
         """Give the truth of the pending prediction; return the finished step's record."""
-        config = self._config(thread)
-        state = await self.graph.aget_state(config)
+        config, state = await self._state(thread)
         if not state.interrupts:
+            cut = " (its step was cut short: call discard() to drop it)" if state.next else ""
             raise LearnerStateError(
-                f"no prediction of thread {thread!r} waits for its truth: call predict() first"
+                f"no prediction of thread {thread!r} waits for its truth{cut}: call predict() first"
             )
+        target = checked_target(self.task, target)  # a DataError naming what is expected
+        settings = await self._settings(thread)
         result = await self.graph.ainvoke(
             Command(resume=target), config, context=self.context, durability="exit"
         )
         record: StepRecord = result["last_step"]
-        if thread in self._pending:
-            await record_settings(self.store, thread, self._pending.pop(thread))
+        if settings is not None:  # a new thread's, or new ones allowed: from this step on
+            await record_settings(self.store, thread, settings)
+        return record
+
+    async def adiscard(self, thread: str) -> DiscardRecord:
+        """Drop the pending step: the thread goes back to before its ``predict``.
+
+        The memory and history are unchanged; the dropped step is recorded
+        (``discarded``). Works on any unfinished step, also one cut short by
+        an error. Raises ``LearnerStateError`` when no step is pending.
+        """
+        config, state = await self._state(thread)
+        if not state.next:
+            raise LearnerStateError(f"no step of thread {thread!r} is pending: nothing to discard")
+        before = None  # the last finished state: the thread as it was before that predict
+        async for snapshot in self.graph.aget_state_history(config):
+            if not snapshot.next:
+                before = snapshot
+                break
+        step = _step(state)
+        values = state.values
+        predicted = state.next[0] != "predict"  # else cut short before its prediction
+        shown = values.get("current") if predicted else (values.get("observations") or [{}])[0]
+        record = DiscardRecord(
+            step=step,
+            id=(shown or {}).get("id"),
+            input=(shown or {}).get("input"),
+            prediction=values.get("prediction") if predicted else None,
+        )
+        key = f"{step:06d}:{state.config['configurable']['checkpoint_id']}"  # a retry rewrites it
+        await self.store.aput(namespaces.discarded(thread), key, dict(record), index=False)
+        await forget(self.store, thread, step + 1)  # its journaled calls
+        if before is None:  # a new thread: back to nothing
+            checkpointer = self.graph.checkpointer
+            assert isinstance(checkpointer, BaseCheckpointSaver)  # set by __init__
+            await checkpointer.adelete_thread(thread)
+        else:  # time travel: a copy of the finished checkpoint becomes the latest
+            await self.graph.aupdate_state(before.config, None, as_node="__copy__")
         return record
 
     async def amemory(self, thread: str) -> str:
         """Return the thread's current memory (the task's h_0 before any step)."""
-        values = (await self.graph.aget_state(self._config(thread))).values
-        return str(values.get("memory") or get_task(self.context.task).initial_memory())
+        _, state = await self._state(thread)
+        return str(state.values.get("memory") or self.task.initial_memory())
 
     async def ahistory(self, thread: str) -> list[StepRecord]:
         """Return the records of the thread's finished steps, oldest first."""
+        await self._state(thread)
         return await read_trace(self.store, thread)
+
+    async def adiscarded(self, thread: str) -> list[DiscardRecord]:
+        """Return the thread's discarded steps, oldest first."""
+        await self._state(thread)
+        return await read_records(self.store, namespaces.discarded(thread))
 
     # ------------------------------------------------------------ sync API
 
@@ -186,6 +282,10 @@ class OnlineLearner:
         """Sync ``alearn``."""
         return self._run(self.alearn(thread, target))
 
+    def discard(self, thread: str) -> DiscardRecord:
+        """Sync ``adiscard``."""
+        return self._run(self.adiscard(thread))
+
     def memory(self, thread: str) -> str:
         """Sync ``amemory``."""
         return self._run(self.amemory(thread))
@@ -193,3 +293,12 @@ class OnlineLearner:
     def history(self, thread: str) -> list[StepRecord]:
         """Sync ``ahistory``."""
         return self._run(self.ahistory(thread))
+
+    def discarded(self, thread: str) -> list[DiscardRecord]:
+        """Sync ``adiscarded``."""
+        return self._run(self.adiscarded(thread))
+
+
+def _step(state: StateSnapshot) -> int:
+    """Return the number of a thread's pending step."""
+    return int(state.values.get("step") or 0) + 1

@@ -20,6 +20,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from llm_as_rnn.errors import EndpointError, LlmAsRnnError, describe
 from llm_as_rnn.runtime.retry import BadResponseError, is_transient, retry
 from llm_as_rnn.runtime.secrets import scrub
 from llm_as_rnn.runtime.spec import CallPolicy, Sampling
@@ -142,9 +143,11 @@ class ChatBackend:
     ) -> tuple[AIMessage | None, int]:
         """Make the call, each attempt bounded by ``call_timeout``, retrying transient errors.
 
-        Returns the reply and the number of attempts. A non-transient error of
-        the first attempt is raised, or, when ``refusable`` (a call using an
-        optional server feature), answered with a None reply.
+        Returns the reply and the number of attempts. A call that finally
+        fails is an ``EndpointError`` naming the model and the last error; a
+        non-transient error of the first attempt is not retried, and when
+        ``refusable`` (a call using an optional server feature) it is answered
+        with a None reply instead.
         """
         limit = self.call_timeout(policy)
         start = time.perf_counter()
@@ -159,12 +162,14 @@ class ChatBackend:
 
         try:
             return await attempt(), 1
+        except LlmAsRnnError:
+            raise  # already says what to do
         except Exception as exc:
             if not is_transient(exc):
                 if refusable:
                     return None, 1
-                raise
-            return await retry(attempt, exc, policy, time.perf_counter() - start)
+                raise EndpointError(f"{self.name}: {describe(exc)} (not retried)") from exc
+            return await retry(attempt, exc, policy, time.perf_counter() - start, self.name)
 
     def was_cut_off(self, finish_reason: Any, completion_tokens: int, sampling: Sampling) -> bool:
         """Return whether an answer stopped at its token limit (the server's finish reason)."""

@@ -48,6 +48,11 @@ def settings(thread_id: str) -> tuple[str, ...]:
     return (ROOT, "settings", encode(thread_id))
 
 
+def discarded(thread_id: str) -> tuple[str, ...]:
+    """Return the namespace of a thread's discarded steps (``OnlineLearner.discard``)."""
+    return (ROOT, "discarded", encode(thread_id))
+
+
 def journal(thread_id: str) -> tuple[str, ...]:
     """Return the namespace of a thread's call journal."""
     return (ROOT, "calls", encode(thread_id))

@@ -19,6 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from llm_as_rnn.errors import EndpointError, LlmAsRnnError, describe
 from llm_as_rnn.runtime.spec import CallPolicy
 
 T = TypeVar("T")
@@ -78,8 +79,12 @@ async def retry(
     failure: BaseException,
     policy: CallPolicy,
     elapsed: float,
+    name: str,
 ) -> tuple[T, int]:
     """Retry a call whose first attempt failed with ``failure``: (result, attempts).
+
+    When the attempts run out, an ``EndpointError`` names the model (``name``),
+    the last error and the attempts made.
 
     Tenacity's first attempt re-raises that failure, so its backoff, attempt
     and time bounds count the attempt already made. (Most calls succeed at
@@ -93,10 +98,16 @@ async def retry(
         wait=Backoff(cap=min(30.0, policy.max_retry_s)),
         reraise=True,
     )
-    async for trial in retrying:
-        with trial:
-            attempts += 1
-            if attempts == 1:
-                raise failure
-            result = await attempt()
+    try:
+        async for trial in retrying:
+            with trial:
+                attempts += 1
+                if attempts == 1:
+                    raise failure
+                result = await attempt()
+    except LlmAsRnnError:
+        raise
+    except Exception as exc:
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        raise EndpointError(f"{name}: {describe(exc)} after {tries}") from exc
     return result, attempts

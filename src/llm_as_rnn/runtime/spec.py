@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.runtime.secrets import register_url
 
 SpecKind = Literal["embedded", "hf", "openai", "fake", "instance"]
@@ -91,7 +91,22 @@ Count = Annotated[int, Strict()]
 """An integer setting: ``True`` or ``"512"`` is refused, never read as 1 or 512."""
 
 
-class Sampling(BaseModel):
+class Checked(BaseModel):
+    """A settings model whose invalid construction is a one-line ``ConfigError`` naming the field.
+
+    LangGraph builds a ``context_schema`` from a dict with ``Context(**context)``,
+    so Studio's and the SDK's contexts are checked the same way.
+    """
+
+    def __init__(self, **data: Any) -> None:
+        """Validate the fields; the first problem is a ``ConfigError`` naming its field."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise from_validation(exc) from None
+
+
+class Sampling(Checked):
     """Sampling parameters of one role."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

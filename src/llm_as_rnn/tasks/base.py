@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.errors import ConfigError, DataError
 from llm_as_rnn.tasks.labels import normalize, read_label
-from llm_as_rnn.tasks.numbers import number, read_number
+from llm_as_rnn.tasks.numbers import number, quoted, read_number
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,11 @@ class Task(metaclass=TaskMeta):
 
     @abstractmethod
     def validate_target(self, target: Any) -> Any:
-        """Return the target in canonical form or raise ``ValueError``."""
+        """Return the target in canonical form, or raise ``DataError`` saying what is expected.
+
+        Every path checks targets with it before any model call (``OnlineLearner.learn``,
+        ``run_sequence``, the graph's nodes), so a bad target never reaches a step.
+        """
 
     def outcome(self, score: Score) -> str:
         """Describe a score in words for the critic (``CORRECT`` / ``WRONG``)."""
@@ -202,10 +206,14 @@ class ClassificationTask(Task):
         return Score(correct, 0.0 if correct else 1.0)
 
     def validate_target(self, target: Any) -> str:
-        """Accept a label (or a synonym), case-insensitively."""
-        label = self.names.get(normalize(str(target))) if target is not None else None
+        """Accept a label (or a synonym), case-insensitively and Unicode-normalised."""
+        text = isinstance(target, str | int | float) and not isinstance(target, bool)
+        label = self.names.get(normalize(str(target))) if text else None
         if label is None:
-            raise ValueError(f"target {target!r} is not one of {', '.join(self.labels)}")
+            raise DataError(
+                f"target {quoted(target)} is not one of {', '.join(self.labels)} "
+                "(labels match case-insensitively)"
+            )
         return label
 
 
@@ -253,4 +261,4 @@ class RegressionTask(Task):
         try:
             return number(target, percent=self.percent)
         except ValueError as exc:
-            raise ValueError(f"target {exc}") from None
+            raise DataError(f"target {exc}") from None

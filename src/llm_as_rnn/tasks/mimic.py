@@ -22,7 +22,9 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from llm_as_rnn.errors import DataError
 from llm_as_rnn.tasks.base import Score, Task
+from llm_as_rnn.tasks.numbers import quoted
 
 ALLOWED_SECTIONS = (
     "chief complaint",
@@ -177,10 +179,18 @@ class MimicTask(Task):
 
     def validate_target(self, target: Any) -> dict[str, Any]:
         """Accept ``{"code", "version", "title", "chapter"}`` (chapter derived if missing)."""
-        if not isinstance(target, dict) or "code" not in target:
-            raise ValueError(f"target {target!r} is not a diagnosis with a code")
-        version = int(target.get("version", 10))
-        code = normalize_code(str(target["code"]))
+        if not isinstance(target, dict) or not isinstance(target.get("code"), str):
+            raise DataError(
+                f"target {quoted(target)} is not a diagnosis: give "
+                '{"code": "I10", "version": 10} (title and chapter optional)'
+            )
+        given = target.get("version", 10)
+        version = 9 if str(given) == "9" else 10 if str(given) == "10" else None
+        if version is None or isinstance(given, bool):
+            raise DataError(f"target version {quoted(given)} is not an ICD version: give 9 or 10")
+        code = normalize_code(target["code"])
+        if not code:
+            raise DataError(f"target code {quoted(target['code'])} is empty: give an ICD code")
         return {
             "code": code,
             "version": version,

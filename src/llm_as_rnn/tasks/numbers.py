@@ -77,7 +77,7 @@ _JOINED = re.compile(r"\s*[×x*^⁄/'’]\s*[0-9]")
 _HINT = "write it as 1234.5, -1.5e-3 or 1,234,567.8"
 
 
-def _shown(value: object) -> str:
+def quoted(value: object) -> str:
     """Return a value as an error message quotes it: its repr, cut short."""
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:37]}..."
@@ -97,7 +97,7 @@ def _bounded(value: float, shown: str) -> float:
 
 def _value(token: re.Match[str], percent: bool) -> float:
     """Return the value of a numeral found by ``_TOKEN``; ``ValueError`` saying why not."""
-    numeral, shown = token["numeral"], _shown(token.group(0))
+    numeral, shown = token["numeral"], quoted(token.group(0))
     if not _NUMERAL.fullmatch(numeral):
         if "," in numeral:
             raise ValueError(
@@ -133,18 +133,18 @@ def number(value: object, *, percent: bool = False) -> float:
     if isinstance(value, str):
         tokens = list(_TOKEN.finditer(value))
         if len(tokens) != 1:
-            raise ValueError(f"{_shown(value)} is not a number ({_HINT})")
+            raise ValueError(f"{quoted(value)} is not a number ({_HINT})")
         before, after = value[: tokens[0].start()], value[tokens[0].end() :]
         if before.strip(_DECORATION) or after.strip(_DECORATION + "."):
-            raise ValueError(f"{_shown(value)} is not a number ({_HINT})")
+            raise ValueError(f"{quoted(value)} is not a number ({_HINT})")
         return _value(tokens[0], percent)
     if isinstance(value, Real | Decimal):
         try:
             converted = float(value)
         except OverflowError:  # an int or a fraction too large for a float
             converted = math.inf
-        return _bounded(converted, _shown(value))
-    raise ValueError(f"{_shown(value)} is not a number")
+        return _bounded(converted, quoted(value))
+    raise ValueError(f"{quoted(value)} is not a number")
 
 
 def _reading(token: re.Match[str], percent: bool) -> float | None:
