@@ -122,16 +122,21 @@ def _line(text: str, pattern: str) -> str:
 def _terms(prompt: str, seed: int) -> dict[str, str]:
     """Return the task's own words in a prompt: prediction, truth, an input field, a section.
 
-    The section is the one the fake rewriter writes lessons under (the second).
+    The field is one of the observation's ``name: value`` lines (``seen``: the
+    line itself); the section is the one the fake rewriter writes lessons
+    under (the second).
     """
-    fields = re.findall(r"^([^:\n]{1,60}):", _between(prompt, "observation"), re.M)
+    observation = _between(prompt, "observation")
+    fields = re.findall(r"^([^:\n]{1,60}): *(.*)$", observation, re.M)
+    name, value = fields[_digest(str(seed), prompt) % len(fields)] if fields else ("", "")
     sections = re.findall(r"^## (.+)$", _between(prompt, "memory") or _notes_in(prompt), re.M)
     notes = re.findall(r"^- (.+)$", _between(prompt, "memory"), re.M)
     truth = _line(prompt, r"^Truth: (.*)$") or _line(prompt, r"the truth was (.*?): ")
     return {
         "prediction": _between(prompt, "prediction") or "?",
         "truth": truth,
-        "field": fields[_digest(str(seed), prompt) % len(fields)] if fields else "the input",
+        "field": name or "the input",
+        "seen": f"{name} is {value[:40]}" if name else f"the input reads {observation[:40]!r}",
         "section": sections[1 if len(sections) > 1 else 0] if sections else "the notes",
         "note": f"'- {notes[0]}'" if notes else "none",
     }
@@ -143,10 +148,10 @@ def _notes_in(prompt: str) -> str:
 
 def _lesson(terms: dict[str, str]) -> str:
     """A critic's lesson in the task's terms (its input fields, labels or numbers, sections)."""
-    field, truth, section = terms["field"], terms["truth"], terms["section"]
+    seen, truth, section = terms["seen"], terms["truth"], terms["section"]
     if truth == terms["prediction"]:
-        return f"When {field} looks like this, {truth} held: keep it under {section}."
-    return f"When {field} looks like this, expect {truth}: write it under {section}."
+        return f"When {seen}, {truth} held: keep it under {section}."
+    return f"When {seen}, expect {truth}: write it under {section}."
 
 
 def _judged(terms: dict[str, str], verdict: str) -> str:
