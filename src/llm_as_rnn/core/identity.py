@@ -264,10 +264,10 @@ async def check_thread(
     if store is None:
         return None
     current = settings_of(context, budget)
-    item = await store.aget(namespaces.settings(thread_id), KEY)
-    if item is None:
+    recorded = await recorded_settings(store, thread_id)
+    if recorded is None:
         return {**current, "budget": current["budget"] or context.budget}
-    changed = differences(item.value, current)
+    changed = differences(recorded, current)
     if observations is not None and (step := first_changed_step(observations, records, context)):
         changed.append(f"data: step {step} had another input or target (an edited file?)")
     if changed and not allow_new_settings:
@@ -278,7 +278,7 @@ async def check_thread(
         )
     if not changed:
         return None
-    return {**current, "budget": current["budget"] or item.value.get("budget")}
+    return {**current, "budget": current["budget"] or recorded.get("budget")}
 
 
 async def record_settings(
@@ -287,3 +287,9 @@ async def record_settings(
     """Record the settings a thread's steps are computed with."""
     if store is not None:
         await store.aput(namespaces.settings(thread_id), KEY, settings)
+
+
+async def recorded_settings(store: BaseStore, thread_id: str) -> dict[str, Any] | None:
+    """Return the settings recorded for a thread (``settings_of``); None when none were."""
+    item = await store.aget(namespaces.settings(thread_id), KEY)
+    return None if item is None else dict(item.value)
