@@ -130,7 +130,7 @@ def _setting(value: Any) -> str:
 
 
 def model_label(identity: Mapping[str, Any]) -> tuple[str, str]:
-    """Return a role's model as (spec, details): ``fake:0``; its endpoint, tokenizer and flags."""
+    """Return a role's model as (``kind: name``, its endpoint, tokenizer, file and flags)."""
     name, kind = identity.get("name"), identity.get("kind")
     spec = f"{kind}: {name}" if name and name != kind else str(kind)
     details = [
@@ -177,7 +177,7 @@ def settings_section(settings: Mapping[str, Any] | None) -> str:
             + "".join(f"<br>{k}: {e(_setting(v))}" for k, v in shown.items()),
         ),
         *(
-            (name, e(_setting(value)))
+            (e(name), e(_setting(value)))
             for name, value in settings.items()
             if name not in (*ROLE_PARTS, "task")
         ),
@@ -186,7 +186,7 @@ def settings_section(settings: Mapping[str, Any] | None) -> str:
     return (
         "<section class='settings' id='settings'><h2>Settings</h2><p class='sub'>As recorded "
         "at the thread's first step (or when it was continued with new settings).</p>"
-        "<table class='models'><tr><th>role</th><th>model</th><th>endpoint, tokenizer</th>"
+        "<table class='models'><tr><th>role</th><th>model</th><th>endpoint and details</th>"
         f"<th>sampling</th></tr>{''.join(rows)}</table>"
         "<table class='facts'>"
         + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
