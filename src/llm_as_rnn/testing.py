@@ -114,12 +114,66 @@ def _notes(messages: list[BaseMessage]) -> str:
     return last.partition("Current notes:\n\n")[2]
 
 
+def _line(text: str, pattern: str) -> str:
+    match = re.search(pattern, text, re.M)
+    return match.group(1).strip() if match else ""
+
+
+def _terms(prompt: str, seed: int) -> dict[str, str]:
+    """Return the task's own words in a prompt: prediction, truth, an input field, a section.
+
+    The field is one of the observation's ``name: value`` lines (``seen``: the
+    line itself); the section is the one the fake rewriter writes lessons
+    under (the second).
+    """
+    observation = _between(prompt, "observation")
+    fields = re.findall(r"^([^:\n]{1,60}): *(.*)$", observation, re.M)
+    name, value = fields[_digest(str(seed), prompt) % len(fields)] if fields else ("", "")
+    sections = re.findall(r"^## (.+)$", _between(prompt, "memory") or _notes_in(prompt), re.M)
+    notes = re.findall(r"^- (.+)$", _between(prompt, "memory"), re.M)
+    truth = _line(prompt, r"^Truth: (.*)$") or _line(prompt, r"the truth was (.*?): ")
+    return {
+        "prediction": _between(prompt, "prediction") or "?",
+        "truth": truth,
+        "field": name or "the input",
+        "seen": f"{name} is {value[:40]}" if name else f"the input reads {observation[:40]!r}",
+        "section": sections[1 if len(sections) > 1 else 0] if sections else "the notes",
+        "note": f"'- {notes[0]}'" if notes else "none",
+    }
+
+
+def _notes_in(prompt: str) -> str:
+    return prompt.partition("Current notes:\n\n")[2]
+
+
+def _lesson(terms: dict[str, str]) -> str:
+    """A critic's lesson in the task's terms (its input fields, labels or numbers, sections)."""
+    seen, truth, section = terms["seen"], terms["truth"], terms["section"]
+    if truth == terms["prediction"]:
+        return f"When {seen}, {truth} held: keep it under {section}."
+    return f"When {seen}, expect {truth}: write it under {section}."
+
+
+def _judged(terms: dict[str, str], verdict: str) -> str:
+    """A judge's four lines in the task's terms."""
+    field, prediction = terms["field"], terms["prediction"]
+    return (
+        f"Verdict: {verdict}\nWrong if: {field} points away from {prediction}\n"
+        f"Relied on: {terms['note']}\n"
+        f"Lesson: check {field} before answering {prediction}; note under {terms['section']} "
+        "what it showed."
+    )
+
+
 def rule_based(seed: int = 0, long_memories: bool = False) -> Responder:
     """Return a deterministic responder that plays predictor, critic and rewriter.
 
-    - predictor: picks one of the offered labels by a hash of the prompt;
-    - critic / judge: a one-sentence lesson / a verdict derived from the prompt;
-    - rewriter: the old memory with the newest feedback as a bullet under the
+    Every reply is built from the prompt's own words (the task's labels or
+    numbers, input fields and memory sections), so it speaks any task's terms.
+
+    - predictor: picks one of the offered labels (a number) by a hash of the prompt;
+    - critic / judge: a one-sentence lesson / a verdict with the judge's lines;
+    - rewriter: the old memory with the newest lesson as a bullet under the
       second section (oldest bullets dropped past five per section); with
       ``long_memories``, three long bullets a step and nothing ever dropped;
     - compress: every section cut to its first two bullets.
@@ -132,24 +186,21 @@ def rule_based(seed: int = 0, long_memories: bool = False) -> Responder:
         if "Output only the memory" in last and "over its budget" in last:
             return _compress(_between(prompt, "memory"), headers)
         if "operations that put the lesson" in last:
-            return _operations(last, _notes(messages))
+            return _operations(last, _notes(messages), _fused_lesson(prompt, seed))
         if "First write one line 'Feedback:" in last:
-            outcome = re.search(r"^Outcome: (.*)$", last, re.M)
-            lesson = outcome.group(1) if outcome else "Verdict: plausible, judged alone."
+            lesson = _fused_lesson(prompt, seed)
             notes = _notes(messages)
             headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", notes, re.M)
             return f"Feedback: {lesson}\n" + _rewrite(notes, headers, lesson, long_memories)
         if "Rewrite the notes below" in last:
-            feedback = re.search(r"^Feedback: (.*)$", last, re.M)
             notes = _notes(messages)
             headers = re.findall(r"^## ([A-Z][A-Z0-9 /&-]*)$", notes, re.M)
-            return _rewrite(notes, headers, feedback.group(1) if feedback else "", long_memories)
+            return _rewrite(notes, headers, _line(last, r"^Feedback: (.*)$"), long_memories)
         if "Verdict: plausible" in last:
             verdict = "plausible" if _digest(str(seed), prompt) % 3 else "implausible"
-            return f"Verdict: {verdict}. Judged from the observation only."
-        if "one lesson for next time" in last:
-            truth = re.search(r"^Truth: (.*)$", last, re.M)
-            return f"Weigh recent days more; the outcome was {truth.group(1) if truth else '?'}."
+            return _judged(_terms(prompt, seed), verdict)
+        if "Write only the lesson" in last:
+            return _lesson(_terms(prompt, seed))
         options = re.search(r"Answer: <one of ([^>]*)>", last)
         if options:
             labels = [x.strip() for x in options.group(1).split(",")]
@@ -160,6 +211,14 @@ def rule_based(seed: int = 0, long_memories: bool = False) -> Responder:
         return "I am not sure."
 
     return respond
+
+
+def _fused_lesson(prompt: str, seed: int) -> str:
+    """A fused call's feedback: the lesson against its outcome, or a plausible verdict alone."""
+    terms = _terms(prompt, seed)
+    if "Outcome: " in prompt:
+        return _lesson(terms)
+    return f"Verdict: plausible: {terms['prediction']} fits what {terms['field']} shows."
 
 
 def rule_scorer(seed: int = 0) -> Scorer:
@@ -198,24 +257,26 @@ def _render(sections: dict[str, list[str]]) -> str:
 
 def _rewrite(memory: str, headers: list[str], feedback: str, long_memories: bool) -> str:
     sections = _sections(memory, headers)
+    lesson = feedback.partition("Lesson: ")[2] or feedback  # the lesson, without the verdict
     if long_memories:
-        lesson = (feedback[:160] + " ") * 2
+        long = (feedback[:160] + " ") * 2
         for n, header in enumerate(headers[:3]):
-            sections[header].append(f"- note {len(sections[header]) + 1}.{n}: {lesson.strip()}")
+            sections[header].append(f"- note {len(sections[header]) + 1}.{n}: {long.strip()}")
     elif len(headers) > 1:
         target = headers[1]
-        sections[target] = [*sections[target], f"- {feedback[:160]}"][-5:]
+        sections[target] = [*sections[target], f"- {lesson[:160]}"][-5:]
     return _render(sections)
 
 
-def _operations(last: str, notes: str) -> str:
+def _operations(last: str, notes: str, lesson: str) -> str:
     """Delta mode: add the lesson as a note of the second section, drop its oldest past five."""
-    outcome = re.search(r"^(?:Outcome|Feedback): (.*)$", last, re.M)
-    lesson = (outcome.group(1) if outcome else "Verdict: plausible, judged alone.")[:160]
+    given = _line(last, r"^Feedback: (.*)$")
     fused = "First write one line 'Feedback:" in last
-    sections = re.search(r"^Sections: (.*?)\. Keep", last, re.M)
-    names = sections.group(1).split(", ") if sections else ["NOTES"]
-    target = names[1] if len(names) > 1 else names[0]
+    if not fused and given:
+        lesson = given.partition("Lesson: ")[2] or given
+    lesson = lesson[:160]
+    names = _line(last, r"^Sections: (.*?)\. Keep").split(", ")
+    target = names[1] if len(names) > 1 else names[0] or "NOTES"
     body = notes.partition(f"## {target}\n")[2].split("\n## ")[0]
     ids = re.findall(r"^- \[n(\d+)\]", body, re.M)
     ops = [f"ADD {target}: {lesson}"]

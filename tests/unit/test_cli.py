@@ -74,7 +74,7 @@ def test_human_view_shows_steps_and_diffs(tmp_path: Path) -> None:
     assert "step 1/2" in out.stdout
     assert "step 2/2" in out.stdout
     assert "memory diff" in out.stdout
-    assert "+ - Predicted" in out.stdout  # an added memory line
+    assert "+ - When " in out.stdout  # an added memory line (a lesson)
 
 
 BAD_INPUTS = [

@@ -90,7 +90,7 @@ async def test_a_memory_first_run_learns_like_a_role_first_run(rewrite_mode: str
         assert trace[-1]["memory_after"] != trace[0]["memory_before"], order  # it learned
         assert not any(r["rewrite_rejected"] for r in trace), order
     # the rewriter found the memory at the top: every step's lesson is in it
-    lessons = [r["memory_after"].count("the outcome was") for r in traces["memory-first"]]
+    lessons = [r["memory_after"].count("When ") for r in traces["memory-first"]]
     assert lessons == [1, 2, 3, 4]
 
 

@@ -1,15 +1,30 @@
-"""What a critique says, as pure functions: facts, verdicts, fused feedback lines."""
+"""What a critique says, as pure functions: facts, verdicts, lessons, fused feedback lines.
+
+With the truth known, right or wrong is the task's score: the verdict line is
+written by code (``fact``) and the critic writes only the lesson, whose own
+verdicts are dropped (``lesson``) so the two never contradict each other. In
+judge mode the verdict is the judge's, read from its reply. A critique cut at
+its token cap or at ``NOTE_LIMIT`` ends with ``CUT_MARK`` and is flagged.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from llm_as_rnn.core.state import Feedback, Prediction
+from llm_as_rnn.core.state import NOTE_LIMIT, Feedback, Prediction, clip
 from llm_as_rnn.tasks import Score, Task
 
 _VERDICT = re.compile(r"verdict\W*(implausible|plausible)", re.I)
 _FEEDBACK_LINE = re.compile(r"^\W*feedback\W*:\s*(.+)$", re.I | re.M)
+_VERDICT_WORDS = r"(?:correct|incorrect|wrong|right|accurate|inaccurate)"
+_OWN_VERDICT = re.compile(
+    r"^\W*(?:(?:lesson|feedback)\s*:\s*"  # a label: the feedback names the lesson itself
+    rf"|(?:(?:verdict|result|outcome)\W*)?{_VERDICT_WORDS}\s*[.!:;,-]+\s*"  # "CORRECT."
+    r"|(?:the\s+)?(?:prediction|forecast|answer|guess)\s+(?:was|is)\s+(?:not\s+)?"
+    rf"{_VERDICT_WORDS}\b[^.!?]*[.!?]\s*)",  # "The prediction was incorrect ..."
+    re.I,
+)
 
 
 def parse_verdict(text: str) -> str | None:
@@ -28,6 +43,32 @@ def parse_verdict(text: str) -> str | None:
 def fact(task: Task, answer: str, target: Any, score: Score) -> str:
     """State what the truth says of a prediction, without a model."""
     return f"Predicted {answer}; the truth was {task.render_target(target)}: {task.outcome(score)}."
+
+
+def lesson(reply: str, cut_off: bool = False) -> tuple[str, bool]:
+    """Return the lesson of a critic's reply, and whether it lost its end.
+
+    Whitespace is collapsed; opening verdicts of the critic's own ("CORRECT.",
+    "The prediction was wrong.") and a ``Lesson:`` label are dropped, since
+    the verdict is the score's; the text is clipped to ``NOTE_LIMIT``.
+    """
+    text = " ".join(reply.split())
+    while match := _OWN_VERDICT.match(text):
+        text = text[match.end() :]
+    return clip(text, NOTE_LIMIT, cut_off=cut_off)
+
+
+def truth_feedback(stated: str, score: Score, reply: str, cut_off: bool = False) -> Feedback:
+    """Return supervised feedback: the verdict line ``stated`` by code, then the lesson."""
+    note, cut = lesson(reply, cut_off)
+    return Feedback(
+        text=f"{stated} Lesson: {note}" if note else stated,
+        source="truth",
+        correct=score.correct,
+        error=score.error,
+        verdict=None,
+        cut_off=cut,
+    )
 
 
 def answer_text(task: Task, prediction: Prediction) -> str:
@@ -50,37 +91,33 @@ _JUDGE_FIELD = re.compile(r"^\W*(wrong if|relied on|lesson)\W*:\s*(.+)$", re.I |
 def judge_critique(text: str) -> str:
     """Return a judge's critique: its Wrong if / Relied on / Lesson lines, else its last line."""
     fields = [
-        f"{m.group(1).capitalize()}: {' '.join(m.group(2).split())[:300]}"
+        f"{m.group(1).capitalize()}: {' '.join(m.group(2).split())}"
         for m in _JUDGE_FIELD.finditer(text)
     ]
     if fields:
         return " ".join(fields)
-    return text.strip().splitlines()[-1][:400] if text.strip() else ""
+    return text.strip().splitlines()[-1] if text.strip() else ""
 
 
-def judge_feedback(text: str, verdict: str | None, score: Score) -> Feedback:
-    """Return the feedback of a judge's answer: its verdict and critique."""
-    reason = judge_critique(text)
+def judge_feedback(text: str, verdict: str | None, score: Score, cut_off: bool = False) -> Feedback:
+    """Return the feedback of a judge's answer: its verdict and critique (clipped, flagged)."""
+    reason, cut = clip(judge_critique(text), NOTE_LIMIT, cut_off=cut_off)
     return Feedback(
         text=f"Judge verdict: {verdict or 'unclear'}. {reason}".strip(),
         source="judge",
         correct=score.correct,
         error=score.error,
         verdict=verdict,
+        cut_off=cut,
     )
 
 
 def fused_feedback(feedback: Feedback, text: str) -> Feedback:
     """Complete the feedback from a fused call's ``Feedback:`` line."""
     match = _FEEDBACK_LINE.search(text)
-    note = " ".join(match.group(1).split())[:400] if match else ""
+    note = match.group(1) if match else ""
     if feedback["source"] == "judge":
-        verdict = parse_verdict(note)
-        return Feedback(
-            text=f"Judge verdict: {verdict or 'unclear'}. {note}".strip(),
-            source="judge",
-            correct=feedback["correct"],
-            error=feedback["error"],
-            verdict=verdict,
+        return judge_feedback(
+            note, parse_verdict(note), Score(feedback["correct"], feedback["error"])
         )
-    return Feedback(**{**feedback, "text": f"{feedback['text']} {note}".strip()})
+    return truth_feedback(feedback["text"], Score(feedback["correct"], feedback["error"]), note)

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from llm_as_rnn.core.state import clip
 from llm_as_rnn.errors import ConfigError
 
 TokenCounter = Callable[[str], int]
@@ -237,6 +238,21 @@ def guard(
     if old_tokens >= min_tokens_for_shrink and count(candidate) < max_shrink * old_tokens:
         return Verdict(None, f"drastic shrink: {count(candidate)} tokens from {old_tokens}")
     return Verdict(candidate, None)
+
+
+def rejected_attempts(attempts: Sequence[tuple[str, str]], limit: int) -> str | None:
+    """Return what rejected rewrite attempts said, each under its reason (None for none).
+
+    ``attempts`` are ``(reason, text)`` in call order; each text is clipped to
+    an equal share of ``limit`` characters, so the record stays bounded.
+    """
+    if not attempts:
+        return None
+    share = limit // len(attempts)
+    return "\n\n".join(
+        f"[attempt {n}, rejected: {why}]\n{clip(text.strip() or '(empty)', share)[0]}"
+        for n, (why, text) in enumerate(attempts, 1)
+    )
 
 
 def diff_lines(before: str, after: str) -> list[str]:

@@ -30,10 +30,12 @@ from llm_as_rnn.core.feedback import (
     fused_feedback,
     judge_feedback,
     parse_verdict,
+    truth_feedback,
     was_right,
 )
 from llm_as_rnn.core.state import (
     OBSERVATIONS,
+    REJECTED_LIMIT,
     Feedback,
     Observation,
     Role,
@@ -165,23 +167,15 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         text, verdict, gens = await ask(
             call, messages, parse_verdict, prompts.reask_message_verdict(), ctx.reask_attempts
         )
-        feedback = judge_feedback(text, verdict, score)
+        feedback = judge_feedback(text, verdict, score, gens[-1].cut_off)
     else:
         assert target is not None
-        stated = fact(task, answer, target, score)
         messages = prompts.critique_messages(
             task, memory, shown, answer, task.render_target(target), task.outcome(score)
         )
-        gen = await call(messages)
-        gens = [gen]
-        note = " ".join(gen.text.split())[:600]
-        feedback = Feedback(
-            text=f"{stated} {note}".strip(),
-            source="truth",
-            correct=score.correct,
-            error=score.error,
-            verdict=None,
-        )
+        gens = [await call(messages)]
+        stated = fact(task, answer, target, score)  # the verdict is the score's, never the model's
+        feedback = truth_feedback(stated, score, gens[0].text, gens[0].cut_off)
     return {
         "current": Observation(**observation),  # type: ignore[typeddict-item]
         "feedback": feedback,
@@ -225,7 +219,7 @@ async def rewrite(
     delta_mode = ctx.rewrite_mode == "delta"
     limit = delta.OUTPUT_LIMIT if delta_mode else mem.rewrite_limit(budget, count(old))
     journaled_call = call_for(runtime, step, rewriter, "rewriter", budget, limit)
-    rejected: list[str] = []
+    rejected: list[tuple[str, str]] = []  # why, and what the rewrite said
     made: list[Generation] = []
 
     async def call(messages: list[BaseMessage]) -> Generation:
@@ -234,17 +228,19 @@ async def rewrite(
 
     def accept(text: str) -> str | None:
         if made and made[-1].cut_off:
-            rejected.append(f"rewrite cut off at its limit of {made[-1].completion_tokens} tokens")
+            limit = made[-1].completion_tokens
+            rejected.append((f"rewrite cut off at its limit of {limit} tokens", text))
             return None
+        candidate = text
         if delta_mode:
             applied = delta.apply(old, text, task.sections)
             if applied.reason:
-                rejected.append(applied.reason)
+                rejected.append((applied.reason, text))
                 return None
-            text = applied.memory or ""
-        verdict = mem.guard(old, text, task.sections, count, max_shrink=ctx.max_shrink)
+            candidate = applied.memory or ""
+        verdict = mem.guard(old, candidate, task.sections, count, max_shrink=ctx.max_shrink)
         if verdict.reason:
-            rejected.append(verdict.reason)
+            rejected.append((verdict.reason, text))
         return verdict.memory
 
     shown, answer = task.render_input(observation["input"]), answer_text(task, prediction)
@@ -283,6 +279,7 @@ async def rewrite(
     if mem.invariant_violations(new, task.sections, budget, count):
         new, enforcement = fit(old, task, budget, count), "kept"  # defensive
     step_usage = usage.by_role(state.get("step_usage") or {}, {"rewriter": usage.of_calls(gens)})
+    refused = rejected if enforcement == "kept" else []  # a later accepted attempt wins
     record = StepRecord(
         step=step,
         id=observation.get("id"),
@@ -297,9 +294,8 @@ async def rewrite(
         budget=budget,
         enforcement=enforcement,  # type: ignore[typeddict-item]
         rewrite_rejected=enforcement == "kept",
-        rejection_reason="; ".join(dict.fromkeys(rejected))
-        if enforcement == "kept" and rejected
-        else None,
+        rejection_reason="; ".join(dict.fromkeys(why for why, _ in refused)) or None,
+        rejected_rewrite=mem.rejected_attempts(refused, REJECTED_LIMIT),
         usage=step_usage,
     )
     if runtime.store is not None:

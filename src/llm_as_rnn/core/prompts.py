@@ -74,20 +74,35 @@ def reask_message(task: Task) -> HumanMessage:
     )
 
 
+LESSON_ASK = (
+    "Write only the lesson, in one or two short sentences: what should the memory "
+    "remember from this step so the next prediction is better? Do not say whether "
+    "this prediction was right or wrong."
+)
+"""The critic's one request when the truth is known: the verdict is the score's."""
+
+
+def feedback_ask(fact: str | None) -> str:
+    """Ask a fused call for its ``Feedback:`` line: the lesson, and without a fact a verdict."""
+    if fact:
+        return "First write one line 'Feedback: <the lesson to remember>'."
+    return "First write one line 'Feedback: <plausible or implausible, and the lesson>'."
+
+
 def critique_messages(
     task: Task, memory: str, observation: str, prediction: str, truth: str, outcome: str
 ) -> list[BaseMessage]:
     """Build the critic's prompt when the truth is known (supervised feedback)."""
     system = (
-        "You are the critic of a forecaster. Compare its prediction with the truth and "
-        f"give feedback that helps it improve its memory.\n{task_line(task)}\n{DATA_RULE}"
+        "You are the critic of a forecaster. Its prediction has been scored against the "
+        "truth already; you write the lesson its memory should keep.\n"
+        f"{task_line(task)}\n{DATA_RULE}"
     )
     human = (
         f"{data('memory', memory)}\n{data('observation', observation)}\n"
         f"{data('prediction', prediction)}\nTruth: {truth}\n"
-        f"Result: {outcome}\n\n"
-        "In 1-3 short sentences: why was the prediction right or wrong, and what is "
-        "one lesson for next time?"
+        f"Result: {outcome} (scored by code: do not judge it again)\n\n"
+        f"{LESSON_ASK}"
     )
     return [SystemMessage(system), HumanMessage(human)]
 
@@ -194,7 +209,7 @@ def fused_messages(
     )
     human = (
         f"Step {step}:\n{data('observation', observation)}\n{data('prediction', prediction)}\n"
-        f"{truth}\n\nFirst write one line 'Feedback: <why right or wrong, and one lesson>'. "
+        f"{truth}\n\n{feedback_ask(fact)} "
         "Then rewrite the notes below with that lesson, as short bullets under the same headers "
         f"({', '.join(_sections(task).splitlines())}), {length_rule(budget)}, "
         f"starting with '## {task.sections[0]}'.\n\nCurrent notes:\n\n{defuse(memory)}"
@@ -235,10 +250,7 @@ def delta_messages(
             if feedback
             else "The truth is not known yet: judge whether the prediction is plausible."
         )
-        first = (
-            f"{truth}\n\nFirst write one line 'Feedback: <why right or wrong, and one "
-            "lesson>'. Then write "
-        )
+        first = f"{truth}\n\n{feedback_ask(feedback)} Then write "
     else:
         first = f"Feedback: {feedback}\n\nWrite "
     example = f"ADD {task.sections[-1]}: <the lesson, in a short sentence>"

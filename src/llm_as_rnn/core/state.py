@@ -12,6 +12,7 @@ trace lives in the store (see ``nodes.rewrite``) and in checkpoint history.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -45,6 +46,28 @@ def blank(value: Any) -> bool:
     if isinstance(value, list | tuple | set | frozenset):
         return all(blank(v) for v in value)
     return False
+
+
+CUT_MARK = " [cut off]"
+"""How a text that lost its end says so (a critique at its token cap, a clipped record field)."""
+
+
+def clip(text: str, limit: int, *, cut_off: bool = False) -> tuple[str, bool]:
+    """Return ``text`` within ``limit`` characters, and whether it lost its end.
+
+    A text cut here, or already cut by its model at its token cap
+    (``cut_off``), ends at a whole word followed by ``CUT_MARK``: a reader
+    sees that it is incomplete, never a word cut in half.
+    """
+    if not cut_off and len(text) <= limit:
+        return text, False
+    room = max(0, limit - len(CUT_MARK))
+    head, following = text[:room], text[room : room + 1]
+    # The last word is partial when the cut fell inside it, or the model stopped in it.
+    partial = head[-1:].isalnum() and (following.isalnum() if following else cut_off)
+    if partial and re.search(r"\s", head.strip()):
+        head = re.sub(r"\S+$", "", head)
+    return (head.rstrip() + CUT_MARK) if head.strip() else CUT_MARK.strip(), True
 
 
 def _shown(value: Any) -> Any:
@@ -99,6 +122,18 @@ class Feedback(TypedDict):
     """Task error (0/1 for classification, absolute error for regression)."""
     verdict: NotRequired[str | None]
     """The judge's verdict (``plausible`` / ``implausible``) in judge mode."""
+    cut_off: NotRequired[bool]
+    """The critique lost its end (its token cap, or ``NOTE_LIMIT``): the text
+    ends with ``CUT_MARK``."""
+
+
+NOTE_LIMIT = 600
+"""Characters of a critique's lesson kept (a few sentences; the feedback adds its verdict)."""
+
+REJECTED_LIMIT = 4000
+"""Characters of rejected rewrites kept in their step's record (shared by the
+attempts): enough to see what went wrong, and a record stays bounded
+whatever the model wrote."""
 
 
 class StepRecord(TypedDict):
@@ -121,6 +156,10 @@ class StepRecord(TypedDict):
     "skipped": lazy mode made no rewrite after a right prediction)."""
     rewrite_rejected: bool
     rejection_reason: str | None
+    rejected_rewrite: NotRequired[str | None]
+    """What each rejected rewrite attempt said (a memory, or delta operations)
+    under its reason, in ``REJECTED_LIMIT`` characters at most; None when the
+    step's rewrite was not rejected."""
     usage: dict[str, Usage]
     """Per-role usage of this step."""
 

@@ -1,4 +1,4 @@
-"""The learning trace as one self-contained HTML page: timeline, memory diffs, plots."""
+"""The learning trace as one self-contained HTML page: settings, plots, timeline, memory diffs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import base64
 import difflib
 import html
 import io
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_as_rnn.core.state import StepRecord
@@ -31,7 +32,17 @@ table.diff th{background:#f3f5f8;text-align:left;padding:4px 6px}
 table.diff td{padding:1px 6px;vertical-align:top;white-space:pre-wrap;word-break:break-word}
 td.del{background:#fde2e4}td.add{background:#dcf5e0}td.same{color:#59606b}
 pre{white-space:pre-wrap;margin:0}
+section.settings{border:1px solid #dde2ea;border-radius:8px;margin:0 0 16px;padding:12px 16px}
+section.settings h2{font-size:16px;margin:0 0 8px}
+table.models{border-collapse:collapse;width:100%;margin-bottom:8px}
+table.models th{text-align:left;color:#5b6472;background:#f3f5f8}
+table.models td,table.models th{padding:3px 6px;border-top:1px solid #eef1f5;vertical-align:top}
+details{margin:4px 0}summary{cursor:pointer;color:#5b6472}
+details pre{background:#f6f7f9;border-radius:4px;padding:6px;font-size:12px}
 """
+
+ROLE_PARTS = ("models", "sampling")
+"""Recorded settings shown per role, in the models table; every other one is listed below it."""
 
 
 def side_by_side(before: str, after: str) -> list[tuple[str, str, str, str]]:
@@ -109,6 +120,81 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _setting(value: Any) -> str:
+    """Return a recorded setting as short text (None: the default applies)."""
+    if value is None:
+        return "default"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def model_label(identity: Mapping[str, Any]) -> tuple[str, str]:
+    """Return a role's model as (``kind: name``, its endpoint, tokenizer, file and flags)."""
+    name, kind = identity.get("name"), identity.get("kind")
+    spec = f"{kind}: {name}" if name and name != kind else str(kind)
+    details = [
+        f"{key.replace('_', ' ')}: {_setting(value)}"
+        for key, value in identity.items()
+        if key not in ("kind", "name") and value not in (None, False)
+    ]
+    return spec, " · ".join(details)
+
+
+def settings_section(settings: Mapping[str, Any] | None) -> str:
+    """Return the page's opening: each role's model and sampling, then every other setting.
+
+    ``settings`` are the thread's recorded ones (``core.identity.settings_of``):
+    endpoints are stored without credentials, and the page is written through
+    ``runtime.secrets.redact`` as well. The whole record is folded at the end.
+    """
+    e = html.escape
+    if settings is None:
+        return (
+            "<section class='settings' id='settings'><h2>Settings</h2><p class='sub'>"
+            "No settings were recorded for this thread (an older version ran it).</p></section>"
+        )
+    roles = settings.get("models") or {}
+    sampling = settings.get("sampling") or {}
+    rows = []
+    for role, identity in roles.items():
+        spec, details = model_label(identity)
+        sampled = " · ".join(
+            f"{k.replace('_', ' ')} {_setting(v)}" for k, v in (sampling.get(role) or {}).items()
+        )
+        rows.append(
+            f"<tr><td>{e(role)}</td><td><b>{e(spec)}</b></td><td>{e(details)}</td>"
+            f"<td>{e(sampled)}</td></tr>"
+        )
+    task = settings.get("task") or {}
+    attributes = task.get("attributes") or {}
+    shown = {k: attributes[k] for k in ("labels", "unit", "sections") if attributes.get(k)}
+    facts = [
+        (
+            "task",
+            f"<b>{e(str(task.get('name')))}</b> <span class='sub'>{e(str(task.get('class')))}"
+            f"</span><br>{e(str(attributes.get('description', '')))}"
+            + "".join(f"<br>{k}: {e(_setting(v))}" for k, v in shown.items()),
+        ),
+        *(
+            (e(name), e(_setting(value)))
+            for name, value in settings.items()
+            if name not in (*ROLE_PARTS, "task")
+        ),
+    ]
+    full = json.dumps(settings, ensure_ascii=False, indent=1, sort_keys=True)
+    return (
+        "<section class='settings' id='settings'><h2>Settings</h2><p class='sub'>As recorded "
+        "at the thread's first step (or when it was continued with new settings).</p>"
+        "<table class='models'><tr><th>role</th><th>model</th><th>endpoint and details</th>"
+        f"<th>sampling</th></tr>{''.join(rows)}</table>"
+        "<table class='facts'>"
+        + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
+        + "</table><details><summary>every recorded setting (JSON)</summary>"
+        f"<pre>{e(full)}</pre></details></section>"
+    )
+
+
 def _badge(record: StepRecord) -> str:
     if record["correct"] is None:
         badge = '<span class="badge unknown">no truth</span>'
@@ -158,7 +244,14 @@ def step_section(record: StepRecord) -> str:
         ),
     ]
     if record["rejection_reason"]:
-        facts.append(("rejected", e(record["rejection_reason"])))
+        text = record.get("rejected_rewrite")
+        folded = (
+            f"<details class='rejected-text'><summary>what the rejected rewrite said</summary>"
+            f"<pre>{e(text)}</pre></details>"
+            if text
+            else ""
+        )
+        facts.append(("rejected", e(record["rejection_reason"]) + folded))
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
     diff = "".join(
         f'<tr><td class="{lc}">{e(lt)}</td><td class="{rc}">{e(rt)}</td></tr>'
@@ -173,8 +266,14 @@ def step_section(record: StepRecord) -> str:
     )
 
 
-def render_html(records: Sequence[StepRecord], thread: str) -> str:
-    """Return a self-contained page: plots, then one section per step (no external resources)."""
+def render_html(
+    records: Sequence[StepRecord], thread: str, settings: Mapping[str, Any] | None = None
+) -> str:
+    """Return a self-contained page: settings, plots, then one section per step.
+
+    ``settings`` are the thread's recorded ones (None: not recorded). The page
+    loads no external resources.
+    """
     tokens_png, correct_png = _plot(records)
     known = [r["correct"] for r in records if r["correct"] is not None]
     accuracy = f"{sum(known) / len(known):.0%} right" if known else "no truth known"
@@ -186,7 +285,7 @@ def render_html(records: Sequence[StepRecord], thread: str) -> str:
         f"<style>{STYLE}</style></head><body>"
         f"<h1>Learning trace · {e(thread)}</h1>"
         f"<div class='sub'>{len(records)} steps · {accuracy} · {rejected} rewrites rejected</div>"
-        "<div class='plots'>"
+        f"{settings_section(settings)}<div class='plots'>"
         f"<figure id='plot-memory'><img alt='memory tokens over time' "
         f"src='data:image/png;base64,{tokens_png}'></figure>"
         f"<figure id='plot-correct'><img alt='correctness over time' "

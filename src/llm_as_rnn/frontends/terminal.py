@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.state import StepRecord
+from llm_as_rnn.core.state import StepRecord, clip
 from llm_as_rnn.evals.records import distribution_metrics
 
 
@@ -45,6 +45,8 @@ def step_json(record: StepRecord) -> dict[str, Any]:
         **_totals(record),
         "rewrite_rejected": record["rewrite_rejected"],
         "rejection_reason": record["rejection_reason"],
+        "rejected_rewrite": record.get("rejected_rewrite"),
+        "feedback_cut_off": record["feedback"].get("cut_off", False),
         "enforcement": record["enforcement"],
         "usage": record["usage"],
         "memory": record["memory_after"],
@@ -115,7 +117,7 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
         "\n",
         *distribution_line(record),
         ("critique   ", "bold"),
-        record["feedback"]["text"][:240],
+        record["feedback"]["text"],  # bounded, and marked when cut (``Feedback.cut_off``)
     )
     totals = _totals(record)
     footer = Text(
@@ -126,6 +128,8 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
     )
     if record["rewrite_rejected"]:
         footer.append(f"\nrewrite rejected: {record['rejection_reason']}", style="yellow")
+        if record.get("rejected_rewrite"):  # its start: the page (trace --html) has it all
+            footer.append(f"\n{clip(record['rejected_rewrite'] or '', 300)[0]}", style="dim")
     label = f"step {record['step']}" + (f"/{total}" if total else "")
     if record["id"]:
         label += f" · {record['id']}"

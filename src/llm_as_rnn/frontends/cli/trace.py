@@ -8,6 +8,7 @@ import sys
 from rich.console import Console
 from rich.panel import Panel
 
+from llm_as_rnn.core.identity import recorded_settings
 from llm_as_rnn.core.sequence import read_trace
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.frontends.html import render_html
@@ -29,6 +30,7 @@ async def trace_command(args: argparse.Namespace) -> int:
             print("\n".join(threads) if threads else f"no traced threads in {args.db}")
             return 0
         records = await read_trace(store, args.thread)
+        settings = await recorded_settings(store, args.thread)
     if not records:
         raise ConfigError(
             f"no steps for thread {args.thread!r} in {args.db}: run `llm-as-rnn trace --db "
@@ -36,7 +38,7 @@ async def trace_command(args: argparse.Namespace) -> int:
         )
     if args.html:
         try:
-            write_atomic(args.html, render_html(records, args.thread))
+            write_atomic(args.html, render_html(records, args.thread, settings))
         except OSError as exc:  # a full disk, a folder without write permission
             raise ConfigError(f"cannot write --html {args.html}: {first_line(exc)}") from None
         print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
