@@ -93,7 +93,9 @@ def test_a_learner_with_other_settings_is_refused_on_a_known_thread() -> None:
     first.learn("u", "light rain")
     first.close()
     other = OnlineLearner(Context(model="fake:1", budget=300), checkpointer=saver, store=store)
-    with pytest.raises(ConfigError, match=re.escape('models.predictor.name: "0" -> "1"')):
+    with pytest.raises(
+        ConfigError, match=re.escape('models.{predictor,critic,rewriter}.name: "0" -> "1"')
+    ):
         other.predict("u", "dry")
     assert other.predict("v", "dry")["text"]  # a new thread is fine
     other.close()

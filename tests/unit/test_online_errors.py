@@ -286,3 +286,34 @@ async def test_a_bad_resume_value_pauses_again_instead_of_locking_the_thread() -
     done = await graph.ainvoke(Command(resume="dry"), config, context=ctx)
     assert done["last_step"]["target"] == "dry"
     assert "__interrupt__" not in done
+
+
+async def test_a_thread_written_elsewhere_is_a_lease_error_then_works(tmp_path: Path) -> None:
+    import asyncio
+    import contextvars
+
+    from llm_as_rnn import LeaseError
+    from llm_as_rnn.runtime.leases import holding
+    from llm_as_rnn.runtime.storage import leases_of
+
+    async with OnlineLearner.aopen(str(tmp_path / "online.db"), context()) as learner:
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def other_writer() -> None:  # another process's run_sequence or learner
+            async with holding(leases_of(learner.store), THREAD):
+                held.set()
+                await release.wait()
+
+        other = asyncio.create_task(other_writer(), context=contextvars.Context())
+        await held.wait()
+        for call in (
+            lambda: learner.apredict(THREAD, "cloudy"),
+            lambda: learner.alearn(THREAD, "dry"),
+            lambda: learner.adiscard(THREAD),
+        ):
+            with pytest.raises(LeaseError, match="is being run by"):
+                await call()
+        release.set()
+        await other
+        await learner.apredict(THREAD, "cloudy")
+        assert (await learner.alearn(THREAD, "dry"))["step"] == 1

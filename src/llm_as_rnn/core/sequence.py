@@ -20,7 +20,13 @@ from pydantic import ValidationError
 
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.identity import check_thread, record_settings
-from llm_as_rnn.core.state import RUN_INPUT, Observation, StepRecord, check_targets
+from llm_as_rnn.core.state import (
+    RUN_INPUT,
+    DiscardRecord,
+    Observation,
+    StepRecord,
+    check_targets,
+)
 from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.leases import holding
@@ -168,6 +174,11 @@ async def read_trace(store: BaseStore, thread_id: str) -> list[StepRecord]:
             f"read_trace needs a LangGraph store (e.g. from open_storage), not {store!r}"
         )
     return await read_records(store, namespaces.trace(thread_name(thread_id)))
+
+
+async def read_discards(store: BaseStore, thread_id: str) -> list[DiscardRecord]:
+    """Return a thread's discarded steps (``OnlineLearner.discard``), oldest first."""
+    return await read_records(store, namespaces.discarded(thread_name(thread_id)))
 
 
 def thread_name(value: Any) -> str:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llm_as_rnn.core.state import StepRecord
+from llm_as_rnn.core.state import DiscardRecord, StepRecord
 from llm_as_rnn.errors import require
 
 STYLE = """
@@ -195,6 +195,31 @@ def settings_section(settings: Mapping[str, Any] | None) -> str:
     )
 
 
+def discard_line(discard: DiscardRecord) -> str:
+    """Return one discarded step as plain text: its step, id, input and prediction."""
+    prediction = discard["prediction"]
+    if prediction is None:
+        said = "cut short before its prediction"
+    else:
+        answer = prediction["answer"] if prediction["valid"] else prediction["text"]
+        said = f"predicted {_setting(answer)}"
+    named = f" ({discard['id']})" if discard["id"] else ""
+    return f"step {discard['step']}{named}: {_value(discard['input'])} -- {said}"
+
+
+def discards_section(discards: Sequence[DiscardRecord]) -> str:
+    """Return the page's list of discarded steps ("" when there are none)."""
+    if not discards:
+        return ""
+    items = "".join(f"<li>{html.escape(discard_line(d))}</li>" for d in discards)
+    return (
+        "<section class='discards' id='discards'><h2>Discarded steps</h2><p class='sub'>"
+        "Predictions dropped with <code>discard()</code> before their truth arrived; the "
+        f"next prediction took their step. The memory did not change.</p><ul>{items}</ul>"
+        "</section>"
+    )
+
+
 def _badge(record: StepRecord) -> str:
     if record["correct"] is None:
         badge = '<span class="badge unknown">no truth</span>'
@@ -267,9 +292,12 @@ def step_section(record: StepRecord) -> str:
 
 
 def render_html(
-    records: Sequence[StepRecord], thread: str, settings: Mapping[str, Any] | None = None
+    records: Sequence[StepRecord],
+    thread: str,
+    settings: Mapping[str, Any] | None = None,
+    discards: Sequence[DiscardRecord] = (),
 ) -> str:
-    """Return a self-contained page: settings, plots, then one section per step.
+    """Return a self-contained page: settings, discarded steps, plots, one section per step.
 
     ``settings`` are the thread's recorded ones (None: not recorded). The page
     loads no external resources.
@@ -285,7 +313,7 @@ def render_html(
         f"<style>{STYLE}</style></head><body>"
         f"<h1>Learning trace · {e(thread)}</h1>"
         f"<div class='sub'>{len(records)} steps · {accuracy} · {rejected} rewrites rejected</div>"
-        f"{settings_section(settings)}<div class='plots'>"
+        f"{settings_section(settings)}{discards_section(discards)}<div class='plots'>"
         f"<figure id='plot-memory'><img alt='memory tokens over time' "
         f"src='data:image/png;base64,{tokens_png}'></figure>"
         f"<figure id='plot-correct'><img alt='correctness over time' "

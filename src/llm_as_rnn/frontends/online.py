@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import check_thread, record_settings
-from llm_as_rnn.core.sequence import read_trace, thread_name
+from llm_as_rnn.core.sequence import read_discards, read_trace, thread_name
 from llm_as_rnn.core.state import (
     OBSERVATION,
     DiscardRecord,
@@ -51,7 +51,8 @@ from llm_as_rnn.core.state import (
 from llm_as_rnn.errors import StateError, from_validation
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.journal import forget
-from llm_as_rnn.runtime.storage import open_storage, read_records
+from llm_as_rnn.runtime.leases import Lease, holding
+from llm_as_rnn.runtime.storage import leases_of, open_storage
 from llm_as_rnn.tasks import get_task
 
 T = TypeVar("T")
@@ -178,6 +179,10 @@ class OnlineLearner:
         }
         return config, await self.graph.aget_state(config)
 
+    def _writing(self, thread: str) -> AbstractAsyncContextManager[Lease]:
+        """Hold the thread's lease (a database's; none in memory) for one write."""
+        return holding(leases_of(self.store), thread_name(thread))
+
     async def _settings(self, thread: str) -> dict[str, Any] | None:
         return await check_thread(
             self.store, thread, self.context, allow_new_settings=self.allow_new_settings
@@ -190,36 +195,39 @@ class OnlineLearner:
             observation: Observation = OBSERVATION.validate_python(fields)
         except ValidationError as exc:
             raise from_validation(exc) from None
-        config, state = await self._state(thread)
-        if state.next:
-            raise LearnerStateError(
-                f"thread {thread!r} has a pending step {_step(state)}: call learn() "
-                "with its truth, or discard() to drop it, first"
+        async with self._writing(thread):  # one writer per thread, across processes
+            config, state = await self._state(thread)
+            if state.next:
+                raise LearnerStateError(
+                    f"thread {thread!r} has a pending step {_step(state)}: call learn() "
+                    "with its truth, or discard() to drop it, first"
+                )
+            await self._settings(thread)  # refuse other settings before any model call
+            result = await self.graph.ainvoke(
+                {"observations": [observation]}, config, context=self.context, durability="exit"
             )
-        await self._settings(thread)  # refuse other settings before any model call
-        result = await self.graph.ainvoke(
-            {"observations": [observation]}, config, context=self.context, durability="exit"
-        )
-        prediction: Prediction = result["__interrupt__"][0].value["prediction"]
-        return prediction
+            prediction: Prediction = result["__interrupt__"][0].value["prediction"]
+            return prediction
 
     async def alearn(self, thread: str, target: Any) -> StepRecord:
         """Give the truth of the pending prediction; return the finished step's record."""
-        config, state = await self._state(thread)
-        if not state.interrupts:
-            cut = " (its step was cut short: call discard() to drop it)" if state.next else ""
-            raise LearnerStateError(
-                f"no prediction of thread {thread!r} waits for its truth{cut}: call predict() first"
+        async with self._writing(thread):  # one writer per thread, across processes
+            config, state = await self._state(thread)
+            if not state.interrupts:
+                cut = " (its step was cut short: call discard() to drop it)" if state.next else ""
+                raise LearnerStateError(
+                    f"no prediction of thread {thread!r} waits for its truth{cut}: "
+                    "call predict() first"
+                )
+            target = checked_target(self.task, target)  # a DataError naming what is expected
+            settings = await self._settings(thread)
+            result = await self.graph.ainvoke(
+                Command(resume=target), config, context=self.context, durability="exit"
             )
-        target = checked_target(self.task, target)  # a DataError naming what is expected
-        settings = await self._settings(thread)
-        result = await self.graph.ainvoke(
-            Command(resume=target), config, context=self.context, durability="exit"
-        )
-        record: StepRecord = result["last_step"]
-        if settings is not None:  # a new thread's, or new ones allowed: from this step on
-            await record_settings(self.store, thread, settings)
-        return record
+            record: StepRecord = result["last_step"]
+            if settings is not None:  # a new thread's, or new ones allowed: from this step on
+                await record_settings(self.store, thread, settings)
+            return record
 
     async def adiscard(self, thread: str) -> DiscardRecord:
         """Drop the pending step: the thread goes back to before its ``predict``.
@@ -228,34 +236,38 @@ class OnlineLearner:
         (``discarded``). Works on any unfinished step, also one cut short by
         an error. Raises ``LearnerStateError`` when no step is pending.
         """
-        config, state = await self._state(thread)
-        if not state.next:
-            raise LearnerStateError(f"no step of thread {thread!r} is pending: nothing to discard")
-        before = None  # the last finished state: the thread as it was before that predict
-        async for snapshot in self.graph.aget_state_history(config):
-            if not snapshot.next:
-                before = snapshot
-                break
-        step = _step(state)
-        values = state.values
-        predicted = state.next[0] != "predict"  # else cut short before its prediction
-        shown = values.get("current") if predicted else (values.get("observations") or [{}])[0]
-        record = DiscardRecord(
-            step=step,
-            id=(shown or {}).get("id"),
-            input=(shown or {}).get("input"),
-            prediction=values.get("prediction") if predicted else None,
-        )
-        key = f"{step:06d}:{state.config['configurable']['checkpoint_id']}"  # a retry rewrites it
-        await self.store.aput(namespaces.discarded(thread), key, dict(record), index=False)
-        await forget(self.store, thread, step + 1)  # its journaled calls
-        if before is None:  # a new thread: back to nothing
-            checkpointer = self.graph.checkpointer
-            assert isinstance(checkpointer, BaseCheckpointSaver)  # set by __init__
-            await checkpointer.adelete_thread(thread)
-        else:  # time travel: a copy of the finished checkpoint becomes the latest
-            await self.graph.aupdate_state(before.config, None, as_node="__copy__")
-        return record
+        async with self._writing(thread):  # one writer per thread, across processes
+            config, state = await self._state(thread)
+            if not state.next:
+                raise LearnerStateError(
+                    f"no step of thread {thread!r} is pending: nothing to discard"
+                )
+            before = None  # the last finished state: the thread as it was before that predict
+            async for snapshot in self.graph.aget_state_history(config):
+                if not snapshot.next:
+                    before = snapshot
+                    break
+            step = _step(state)
+            values = state.values
+            predicted = state.next[0] != "predict"  # else cut short before its prediction
+            shown = values.get("current") if predicted else (values.get("observations") or [{}])[0]
+            record = DiscardRecord(
+                step=step,
+                id=(shown or {}).get("id"),
+                input=(shown or {}).get("input"),
+                prediction=values.get("prediction") if predicted else None,
+            )
+            # Keyed by the checkpoint too: a retried discard rewrites its own record.
+            key = f"{step:06d}:{state.config['configurable']['checkpoint_id']}"
+            await self.store.aput(namespaces.discarded(thread), key, dict(record), index=False)
+            await forget(self.store, thread, step + 1)  # its journaled calls
+            if before is None:  # a new thread: back to nothing
+                checkpointer = self.graph.checkpointer
+                assert isinstance(checkpointer, BaseCheckpointSaver)  # set by __init__
+                await checkpointer.adelete_thread(thread)
+            else:  # time travel: a copy of the finished checkpoint becomes the latest
+                await self.graph.aupdate_state(before.config, None, as_node="__copy__")
+            return record
 
     async def amemory(self, thread: str) -> str:
         """Return the thread's current memory (the task's h_0 before any step)."""
@@ -270,7 +282,7 @@ class OnlineLearner:
     async def adiscarded(self, thread: str) -> list[DiscardRecord]:
         """Return the thread's discarded steps, oldest first."""
         await self._state(thread)
-        return await read_records(self.store, namespaces.discarded(thread))
+        return await read_discards(self.store, thread)
 
     # ------------------------------------------------------------ sync API
 

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.panel import Panel
 
 from llm_as_rnn.core.identity import recorded_settings
-from llm_as_rnn.core.sequence import read_trace
+from llm_as_rnn.core.sequence import read_discards, read_trace
 from llm_as_rnn.errors import ConfigError, first_line
-from llm_as_rnn.frontends.html import render_html
+from llm_as_rnn.frontends.html import discard_line, render_html
 from llm_as_rnn.frontends.terminal import step_panel
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.paths import write_atomic
@@ -31,6 +31,7 @@ async def trace_command(args: argparse.Namespace) -> int:
             return 0
         records = await read_trace(store, args.thread)
         settings = await recorded_settings(store, args.thread)
+        discards = await read_discards(store, args.thread)
     if not records:
         raise ConfigError(
             f"no steps for thread {args.thread!r} in {args.db}: run `llm-as-rnn trace --db "
@@ -38,7 +39,7 @@ async def trace_command(args: argparse.Namespace) -> int:
         )
     if args.html:
         try:
-            write_atomic(args.html, render_html(records, args.thread, settings))
+            write_atomic(args.html, render_html(records, args.thread, settings, discards))
         except OSError as exc:  # a full disk, a folder without write permission
             raise ConfigError(f"cannot write --html {args.html}: {first_line(exc)}") from None
         print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
@@ -46,6 +47,8 @@ async def trace_command(args: argparse.Namespace) -> int:
     console = Console()
     for record in records:
         console.print(step_panel(record, len(records)))
+    for discard in discards:
+        console.print(f"discarded {discard_line(discard)}", markup=False, highlight=False)
     last = records[-1]
     console.print(
         Panel(last["memory_after"], title=f"memory after step {last['step']}", title_align="left")
