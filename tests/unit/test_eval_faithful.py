@@ -171,8 +171,9 @@ def test_run_with_the_paper_preset_records_its_sampling(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    thread = "--thread=weather-start0-supervised"  # the default thread, named: no new one
     again = subprocess.run(
-        [*RUN, "--model", "fake", "--steps", "3", "--db", str(db), "--json"],
+        [*RUN, "--model", "fake", "--steps", "3", "--db", str(db), "--json", thread],
         capture_output=True,
         text=True,
         timeout=120,
