@@ -148,3 +148,34 @@ def test_clip_keeps_whole_words_within_the_limit(text: str, limit: int, cut_off:
     following = text[len(kept) : len(kept) + 1] or ("a" if cut_off else "")
     inside_a_word = kept[-1:].isalnum() and following.isalnum()
     assert not inside_a_word or not re.search(r"\s", kept.strip())
+
+
+@pytest.mark.parametrize(
+    ("reply", "cut_off", "lesson_text", "flagged"),
+    [
+        ("Feedback: watch the wind\nPATTERNS\n- wind", True, "watch the wind", False),  # cut later
+        ("Feedback: watch the wi", True, "watch the [cut off]", True),  # cut inside the line
+        ("PATTERNS\n- wind turns", True, "[cut off]", True),  # cut before the line was written
+        ("Feedback: watch the wind", False, "watch the wind", False),
+    ],
+)
+def test_a_fused_reply_cut_at_its_cap_flags_a_lost_lesson(
+    reply: str, cut_off: bool, lesson_text: str, flagged: bool
+) -> None:
+    from llm_as_rnn.core.feedback import fused_feedback, truth_feedback
+    from llm_as_rnn.tasks import Score
+
+    stated = "Predicted rain; the truth was rain: CORRECT."
+    done = fused_feedback(truth_feedback(stated, Score(True, None), ""), reply, cut_off)
+    assert done["text"] == f"{stated} Lesson: {lesson_text}"
+    assert done["cut_off"] is flagged
+
+
+def test_a_fused_judge_names_its_verdict_once() -> None:
+    from llm_as_rnn.core.feedback import fused_feedback, judge_feedback
+    from llm_as_rnn.tasks import Score
+
+    pending = judge_feedback("", None, Score(None, None))
+    done = fused_feedback(pending, "Feedback: Verdict: plausible: heavy rain fits the front\n")
+    assert done["verdict"] == "plausible"
+    assert done["text"] == "Judge verdict: plausible. heavy rain fits the front"

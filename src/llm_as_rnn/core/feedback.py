@@ -99,9 +99,16 @@ def judge_critique(text: str) -> str:
     return text.strip().splitlines()[-1] if text.strip() else ""
 
 
+_LEADING_VERDICT = re.compile(r"^\W*(?:verdict\W*)?(?:implausible|plausible)\b[\s.:;,!-]*", re.I)
+
+
 def judge_feedback(text: str, verdict: str | None, score: Score, cut_off: bool = False) -> Feedback:
-    """Return the feedback of a judge's answer: its verdict and critique (clipped, flagged)."""
-    reason, cut = clip(judge_critique(text), NOTE_LIMIT, cut_off=cut_off)
+    """Return the feedback of a judge's answer: its verdict and critique (clipped, flagged).
+
+    The verdict is shown once, first: a critique opening with it again loses that opening.
+    """
+    critique = _LEADING_VERDICT.sub("", judge_critique(text), count=1)
+    reason, cut = clip(critique, NOTE_LIMIT, cut_off=cut_off)
     return Feedback(
         text=f"Judge verdict: {verdict or 'unclear'}. {reason}".strip(),
         source="judge",
@@ -112,12 +119,16 @@ def judge_feedback(text: str, verdict: str | None, score: Score, cut_off: bool =
     )
 
 
-def fused_feedback(feedback: Feedback, text: str) -> Feedback:
-    """Complete the feedback from a fused call's ``Feedback:`` line."""
+def fused_feedback(feedback: Feedback, text: str, cut_off: bool = False) -> Feedback:
+    """Complete the feedback from a fused call's ``Feedback:`` line.
+
+    A reply cut at its token cap (``cut_off``) lost its lesson when the cut
+    came before or inside that line (nothing follows it): the feedback is flagged.
+    """
     match = _FEEDBACK_LINE.search(text)
     note = match.group(1) if match else ""
+    cut = cut_off and (match is None or not text[match.end() :].strip())
+    score = Score(feedback["correct"], feedback["error"])
     if feedback["source"] == "judge":
-        return judge_feedback(
-            note, parse_verdict(note), Score(feedback["correct"], feedback["error"])
-        )
-    return truth_feedback(feedback["text"], Score(feedback["correct"], feedback["error"]), note)
+        return judge_feedback(note, parse_verdict(note), score, cut)
+    return truth_feedback(feedback["text"], score, note, cut)

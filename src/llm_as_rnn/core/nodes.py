@@ -268,7 +268,7 @@ async def rewrite(
             reask = prompts.reask_message_memory(task)
         text, new, gens = await ask(call, messages, accept, reask, ctx.reask_attempts)
         if ctx.step_mode == "fused":
-            feedback = fused_feedback(feedback, text)
+            feedback = fused_feedback(feedback, text, bool(gens) and gens[-1].cut_off)
         if new is None:
             new, enforcement = old, "kept"
         elif delta_mode:
