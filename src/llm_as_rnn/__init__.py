@@ -10,7 +10,8 @@ The public surface:
 - tasks: ``Task``, ``ClassificationTask``, ``RegressionTask``, ``Score`` to
   define your own, ``get_task`` to look one up by name (plugins included);
 - errors: ``LlmAsRnnError`` and under it ``ConfigError`` (``DataError``),
-  ``StateError``, ``LeaseError``, ``EndpointError`` (see ``llm_as_rnn.errors``).
+  ``StateError`` (``LearnerStateError``), ``LeaseError``, ``EndpointError``
+  (see ``llm_as_rnn.errors``).
 """
 
 from llm_as_rnn.core.context import Context
@@ -21,6 +22,7 @@ from llm_as_rnn.errors import (
     ConfigError,
     DataError,
     EndpointError,
+    LearnerStateError,
     LeaseError,
     LlmAsRnnError,
     StateError,
@@ -37,6 +39,7 @@ __all__ = [
     "DataError",
     "EndpointError",
     "Feedback",
+    "LearnerStateError",
     "LeaseError",
     "LlmAsRnnError",
     "Observation",

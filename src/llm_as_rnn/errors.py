@@ -6,8 +6,9 @@
   argument). Fix the call; nothing was written. The CLI exits with 2.
 - ``DataError`` (a ``ConfigError``): a data value or file is malformed (a target
   that is not a label, a bad row). Fix the data; nothing was written.
-- ``StateError``: a call out of order on a thread (predict twice, learn with no
-  pending prediction). Call what the message names (``learn``, ``discard``).
+- ``StateError``: a call out of order on a thread (``LearnerStateError``:
+  predict twice, learn with no pending prediction), or on a closed learner.
+  Call what the message names (``learn``, ``discard``, open a new learner).
 - ``LeaseError``: another process is writing the thread (or eval unit). Retry
   later, or use another thread. The CLI exits with 2.
 - ``EndpointError``: the model failed after its retries (server down, broken
@@ -38,6 +39,10 @@ class StateError(LlmAsRnnError, RuntimeError):
     """A call out of order on a thread; the message names the call to make first."""
 
 
+class LearnerStateError(StateError):
+    """An ``OnlineLearner`` call out of order: predict twice, learn or discard with none pending."""
+
+
 class LeaseError(LlmAsRnnError):
     """Another process holds the thread's (or eval unit's) lease; retry later."""
 
@@ -53,7 +58,10 @@ USER_ERRORS: tuple[type[LlmAsRnnError], ...] = (ConfigError, LeaseError, StateEr
 def from_validation(exc: ValidationError) -> ConfigError:
     """Return the first pydantic error as a one-line ``ConfigError`` naming the field."""
     first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
+    inner = first.get("ctx", {}).get("error")
+    if isinstance(inner, ConfigError) and not first["loc"]:  # a whole model's own check
+        return inner
+    where = ".".join(str(part) for part in first["loc"]) or exc.title
     message = str(first["msg"]).removeprefix("Value error, ")
     return ConfigError(f"invalid {where}: {message}")
 

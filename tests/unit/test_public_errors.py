@@ -73,6 +73,46 @@ def learner_calls() -> list[tuple[type[LlmAsRnnError], Callable[[], Any]]]:
         (ConfigError, lambda: learner.ahistory(3)),  # type: ignore[arg-type]
         (ConfigError, lambda: learner.adiscarded(3)),  # type: ignore[arg-type]
         (ConfigError, lambda: enter_learner({"task": "nope"})),
+        (ConfigError, lambda: learner.apredict("u", float("nan"))),
+        (ConfigError, lambda: learner.apredict("u", {"a": float("inf")})),
+        *[(ConfigError, lambda t=t: learner.apredict(t, "a day")) for t in BAD_THREADS],
+        (StateError, closed_learner),
+    ]
+
+
+BAD_THREADS = ("", "   ", "a\x00b", "line\nbreak", "x" * 1001)
+
+
+def closed_learner() -> None:
+    learner = OnlineLearner.open(":memory:", GOOD)
+    learner.close()
+    learner.memory("u")
+
+
+def task_cases() -> list[tuple[type[LlmAsRnnError], Callable[[], Any]]]:
+    labels = {"name": "t", "description": "d", "labels": ("a", "b")}
+    bad_tasks = [
+        {**labels, "synonyms": {"x": "c"}},  # a synonym of no label
+        {**labels, "synonyms": ["a"]},
+        {**labels, "synonyms": {1: "a"}},
+        {**labels, "sections": ("ONE\nTWO",)},
+        {**labels, "sections": ("# ONE",)},
+        {**labels, "sections": "NOTES"},  # a string, not a tuple of titles
+        {**labels, "sections": ("A", "a")},
+        {**labels, "name": "t\n"},
+        {**labels, "name": " t"},
+        {**labels, "labels": ("a\nb", "c")},
+        {**labels, "labels": (" a", "b")},
+        {**labels, "lagged_truth": "today"},
+    ]
+    number = {"name": "n", "description": "d"}
+    bad_regressions = [{**number, "unit": 3}, {**number, "percent": "yes"}]
+    return [
+        *[(ConfigError, lambda a=a: task_class("Bad", **a)()) for a in bad_tasks],
+        *[
+            (ConfigError, lambda a=a: task_class("Bad", RegressionTask, **a)())
+            for a in bad_regressions
+        ],
     ]
 
 
@@ -94,10 +134,14 @@ CASES: dict[str, list[tuple[type[LlmAsRnnError], Callable[[], Any]]]] = {
         (ConfigError, lambda: Context(sampling={"critic": {"temperature": 9}})),
         (ConfigError, lambda: Context(model="nonsense:spec")),
         (ConfigError, lambda: Context(no_such_field=1)),
+        (ConfigError, lambda: Context.model_validate([1])),
+        (ConfigError, lambda: Context.model_validate({"budget": "x"})),
+        (ConfigError, lambda: Context.model_validate_json("[1]")),
     ],
     "Sampling": [
         (ConfigError, lambda: Sampling(top_p=0)),
         (ConfigError, lambda: Sampling(max_new_tokens="512")),
+        (ConfigError, lambda: Sampling.model_validate({"top_p": 0})),
     ],
     "build_graph": [
         (ConfigError, lambda: build_graph("saver.db")),  # type: ignore[arg-type]
@@ -110,6 +154,17 @@ CASES: dict[str, list[tuple[type[LlmAsRnnError], Callable[[], Any]]]] = {
         (ConfigError, lambda: run_sequence(graph(), [], thread_id=1)),  # type: ignore[arg-type]
         (ConfigError, lambda: run_sequence(graph(), [], thread_id="t", steps=-1)),
         (ConfigError, lambda: run_sequence(graph(), [], thread_id="t", context={"budget": -1})),
+        (ConfigError, lambda: run_sequence(graph(), None, thread_id="t")),  # type: ignore[arg-type]
+        (ConfigError, lambda: run_sequence(graph(), [], thread_id="t", on_step=3)),  # type: ignore[arg-type]
+        (ConfigError, lambda: run_sequence(graph(), [], thread_id="t", context=3)),  # type: ignore[arg-type]
+        (ConfigError, lambda: run_sequence(graph(), [], thread_id="")),
+        (ConfigError, lambda: run_sequence(graph(), [], thread_id="a\x00")),
+        (
+            ConfigError,
+            lambda: run_sequence(
+                graph(), [{"input": "x", "target": "dry"}], thread_id="t", context=GOOD, budget=5
+            ),
+        ),
         (
             DataError,
             lambda: run_sequence(
@@ -124,16 +179,20 @@ CASES: dict[str, list[tuple[type[LlmAsRnnError], Callable[[], Any]]]] = {
     "open_storage": [
         (ConfigError, lambda: enter_storage("http://example.invalid/db")),
         (ConfigError, lambda: enter_storage("")),
+        (ConfigError, lambda: enter_storage(None)),
+        (ConfigError, lambda: enter_storage(3)),
     ],
     "OnlineLearner": [*learner_calls(), (DataError, learner_then_bad_target)],
     "get_task": [
         (ConfigError, lambda: get_task("no-such-task")),
         (ConfigError, lambda: get_task(5)),  # type: ignore[arg-type]
+        (ConfigError, lambda: get_task(["weather"])),  # type: ignore[arg-type]
     ],
     "ClassificationTask": [
         (ConfigError, lambda: task_class("Upper", name="t", description="d", labels=("A",))()),
         (ConfigError, lambda: task_class("NoLabels", name="t", description="d")()),
         (DataError, lambda: get_task("weather").validate_target("chargeback")),
+        *task_cases(),
     ],
     "RegressionTask": [
         (ConfigError, lambda: task_class("Unnamed", RegressionTask, description="d")()),
@@ -206,3 +265,12 @@ def test_classification_labels_are_named_in_a_bad_target() -> None:
         "target 'chargeback' is not one of billing, bug (labels match case-insensitively)"
     )
     assert task.validate_target(" BILLING ") == "billing"
+
+
+def test_library_messages_name_no_command_line_flag() -> None:
+    from llm_as_rnn.runtime import leases, sqlite
+
+    for module in (leases, sqlite):  # the CLI adds its flags' wording itself
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        assert "--thread" not in source, module.__name__
+        assert "another --db" not in source, module.__name__

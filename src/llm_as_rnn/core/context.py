@@ -8,6 +8,7 @@ here, once, into ``ModelSpec`` values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -217,12 +218,17 @@ def describe_preset(name: str) -> str:
     )
 
 
-def coerce_context(value: Context | dict[str, Any] | None) -> Context:
+def coerce_context(value: Context | Mapping[str, Any] | None) -> Context:
     """Return a ``Context`` from an instance, a plain dict (as Studio sends) or None."""
     if value is None:
         return Context()
     if isinstance(value, Context):
         return value
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ConfigError(
+            f"context {value!r:.60} is not a Context: give Context(...), a dict of its fields "
+            "or None"
+        )
     return make_context(**value)
 
 

@@ -292,15 +292,46 @@ async def check_thread(
     return {**current, "budget": current["budget"] or before.get("budget")}
 
 
-async def recorded_settings(store: BaseStore, thread_id: str) -> dict[str, Any] | None:
-    """Return the settings recorded for a thread (None before its first finished step)."""
-    item = await store.aget(namespaces.settings(thread_id), KEY)
+PENDING = "pending"
+"""The store key of the settings a thread's pending step was predicted with
+(``OnlineLearner``: its ``learn`` must use the same)."""
+
+
+def check_pending(
+    thread_id: str, step: int, predicted: Mapping[str, Any], context: Context
+) -> None:
+    """Refuse (``ConfigError``) to finish a step under other settings than it was predicted with.
+
+    ``predicted``: the settings recorded under ``PENDING``. The step's budget is in its state.
+    """
+    current = {k: v for k, v in settings_of(context).items() if k != "budget"}
+    changed = differences({k: v for k, v in predicted.items() if k != "budget"}, current)
+    if changed:
+        raise ConfigError(
+            f"thread {thread_id!r}'s pending step {step} was predicted with other settings "
+            f"({listed(changed)}): learn it with the settings that predicted it, or discard() it"
+        )
+
+
+async def recorded_settings(
+    store: BaseStore, thread_id: str, key: str = KEY
+) -> dict[str, Any] | None:
+    """Return the settings recorded for a thread (None before its first finished step).
+
+    ``key``: ``KEY`` for the thread's finished steps, ``PENDING`` for its pending step.
+    """
+    item = await store.aget(namespaces.settings(thread_id), key)
     return None if item is None else dict(item.value)
 
 
 async def record_settings(
-    store: BaseStore | None, thread_id: str, settings: dict[str, Any]
+    store: BaseStore | None, thread_id: str, settings: dict[str, Any], key: str = KEY
 ) -> None:
-    """Record the settings a thread's steps are computed with."""
+    """Record the settings a thread's steps (``KEY``) or pending step (``PENDING``) use."""
     if store is not None:
-        await store.aput(namespaces.settings(thread_id), KEY, settings)
+        await store.aput(namespaces.settings(thread_id), key, settings)
+
+
+async def forget_settings(store: BaseStore, thread_id: str, key: str) -> None:
+    """Drop a thread's recorded settings under ``key`` (a discarded step's ``PENDING``)."""
+    await store.adelete(namespaces.settings(thread_id), key)

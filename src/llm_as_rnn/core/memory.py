@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from llm_as_rnn.core.state import clip
+from llm_as_rnn.core.state import MAX_BUDGET, clip
 from llm_as_rnn.errors import ConfigError
 
 TokenCounter = Callable[[str], int]
@@ -185,13 +185,26 @@ def fit_to_budget(memory: str, sections: Sequence[str], budget: int, count: Toke
     Raises ``ConfigError`` naming the smallest usable budget when the section
     headers alone do not fit.
     """
+    check_budget(budget, sections, count)
+    return truncate(memory, sections, budget, count)
+
+
+def check_budget(budget: int, sections: Sequence[str], count: TokenCounter) -> None:
+    """Raise ``ConfigError`` for a budget out of range or too small for the section headers.
+
+    The one check of a budget against the memory it bounds: the nodes make it
+    on every fit (a budget given straight to the graph included), and
+    ``core.budget.check_run_budget`` before a run, so no step starts with a
+    budget the predict node would refuse.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_BUDGET:
+        raise ConfigError(f"invalid budget: {budget!r} is not a token count from 1 to {MAX_BUDGET}")
     floor = min_budget(sections, count)
     if budget < floor:
         raise ConfigError(
             f"budget {budget} is too small: the memory's section headers alone need "
             f"{floor} tokens; use a budget of at least {floor}"
         )
-    return truncate(memory, sections, budget, count)
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,19 @@ after the last finished one.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
+from llm_as_rnn.core.budget import check_run_budget
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.identity import check_thread, record_settings
 from llm_as_rnn.core.state import (
@@ -25,6 +28,7 @@ from llm_as_rnn.core.state import (
     DiscardRecord,
     Observation,
     StepRecord,
+    blank,
     check_targets,
 )
 from llm_as_rnn.errors import ConfigError, from_validation
@@ -66,8 +70,13 @@ async def run_sequence(
     """Run ``observations`` (the whole sequence, from its first step) on a thread.
 
     Steps already finished on the thread are skipped; an interrupted step is
-    finished first. In ``deferred`` feedback mode the target of each step is
-    sent only after the prediction, through ``Command(resume=target)``.
+    finished first, except one cut short before its prediction (a bad budget
+    given straight to the graph, a model that failed in ``predict``): nothing
+    of it was seen, so it is dropped and run again from ``observations`` with
+    this call's budget and settings. Every argument, the budget against the
+    task's section headers included, is checked before any step. In
+    ``deferred`` feedback mode the target of each step is sent only after the
+    prediction, through ``Command(resume=target)``.
 
     Args:
         graph: A graph compiled with a checkpointer (see ``build_graph``).
@@ -94,6 +103,8 @@ async def run_sequence(
     thread_id = thread_name(thread_id)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
         raise ConfigError(f"invalid steps: {steps!r} is not a count (0 or more, or None for all)")
+    if on_step is not None and not callable(on_step):
+        raise ConfigError(f"on_step {on_step!r:.60} is not callable: give a function or None")
     context = coerce_context(context)
     check_input(observations, budget)
     # Every target now, before any step: a bad one mid-sequence would stop the run there.
@@ -130,6 +141,15 @@ async def run_sequence(
             records=records,
             allow_new_settings=allow_new_settings,
         )
+        unstarted = never_predicted(snapshot)
+        before = await last_finished(graph, config) if unstarted else snapshot
+        if values.get("step", 0) < total:  # a step will run: its budget must hold the headers
+            kept = before.values.get("budget") if before is not None else None
+            await check_run_budget(context, budget or kept or context.budget)
+        if unstarted:  # re-run below from the data, with this call's budget and settings
+            await rewind(graph, config, before)
+            snapshot = await graph.aget_state(config)
+            values = dict(snapshot.values)
         if snapshot.next:  # a step was cut short: finish it from its checkpoint
             target = observations[values.get("step", 0)].get("target")
             values = await finish(Command(resume=target) if snapshot.interrupts else None)
@@ -152,13 +172,68 @@ async def run_sequence(
     return result
 
 
+async def last_finished(
+    graph: CompiledStateGraph[Any, Any, Any, Any], config: RunnableConfig
+) -> StateSnapshot | None:
+    """Return a thread's last checkpoint with no step under way (None for a new thread)."""
+    async for snapshot in graph.aget_state_history(config):
+        if not snapshot.next:
+            return snapshot
+    return None
+
+
+async def rewind(
+    graph: CompiledStateGraph[Any, Any, Any, Any],
+    config: RunnableConfig,
+    before: StateSnapshot | None,
+) -> None:
+    """Drop a thread's unfinished step: back to ``before`` (``last_finished``), or to nothing.
+
+    LangGraph time travel: a copy of the finished checkpoint becomes the
+    latest, so the drop holds across restarts; a new thread is deleted.
+    """
+    if before is None:
+        checkpointer = graph.checkpointer
+        assert isinstance(checkpointer, BaseCheckpointSaver)  # run_sequence and the learner check
+        await checkpointer.adelete_thread(config["configurable"]["thread_id"])
+    else:
+        await graph.aupdate_state(before.config, None, as_node="__copy__")
+
+
+def never_predicted(snapshot: StateSnapshot) -> bool:
+    """Return whether a thread's unfinished step was cut short before its prediction.
+
+    Nothing of it was seen (no prediction was returned): dropping it loses nothing.
+    """
+    return tuple(snapshot.next) == ("predict",)
+
+
+def pending_step(snapshot: StateSnapshot) -> int:
+    """Return the number of a thread's pending (or next) step."""
+    return int(snapshot.values.get("step") or 0) + 1
+
+
+def dropped(snapshot: StateSnapshot) -> DiscardRecord:
+    """Return the record of a thread's unfinished step, as ``OnlineLearner.discard`` keeps it."""
+    values = snapshot.values
+    predicted = not never_predicted(snapshot)
+    shown = values.get("current") if predicted else (values.get("observations") or [{}])[0]
+    return DiscardRecord(
+        step=pending_step(snapshot),
+        id=(shown or {}).get("id"),
+        input=(shown or {}).get("input"),
+        prediction=values.get("prediction") if predicted else None,
+    )
+
+
 def check_input(observations: Sequence[Observation], budget: int | None = None) -> None:
     """Raise a one-line ``ConfigError`` for a run input the graph would refuse mid-run.
 
     Checked before any step (and any model call): an empty input, a malformed
     observation or an out-of-range budget is the caller's to fix.
     """
-    payload: dict[str, Any] = {"observations": list(observations)}
+    given = list(observations) if isinstance(observations, Sequence) else observations
+    payload: dict[str, Any] = {"observations": given}
     if budget is not None:
         payload["budget"] = budget
     try:
@@ -181,8 +256,28 @@ async def read_discards(store: BaseStore, thread_id: str) -> list[DiscardRecord]
     return await read_records(store, namespaces.discarded(thread_name(thread_id)))
 
 
+MAX_THREAD_NAME = 1000
+"""The longest thread name accepted (characters): a name, not a payload."""
+
+
 def thread_name(value: Any) -> str:
-    """Return a thread id, or raise ``ConfigError`` when it is not text (any text is a name)."""
+    """Return a thread name, or raise ``ConfigError`` saying what a name may be.
+
+    Any printable text is a name (``user/42``, ``stream 1.a``, accents, emoji);
+    refused: non-text, empty or blank names, control characters (a NUL, a
+    newline: they break logs, file names and the CLI's one-line messages), and
+    names over ``MAX_THREAD_NAME`` characters. The CLI's ``--thread`` uses it too.
+    """
     if not isinstance(value, str):
         raise ConfigError(f"thread {value!r} is not a name: give text")
+    if blank(value):
+        raise ConfigError(f"thread {value!r} is blank: give it a name")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ConfigError(
+            f"thread {value[:60]!r} holds a control character: use printable text only"
+        )
+    if len(value) > MAX_THREAD_NAME:
+        raise ConfigError(
+            f"thread name of {len(value)} characters is too long: use at most {MAX_THREAD_NAME}"
+        )
     return value

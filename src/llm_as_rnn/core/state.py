@@ -73,11 +73,11 @@ def clip(text: str, limit: int, *, cut_off: bool = False) -> tuple[str, bool]:
 def _shown(value: Any) -> Any:
     if blank(value):
         raise ValueError("the input is empty: give each step something to predict from")
-    try:  # checkpoints, stores and Studio hold plain JSON
-        json.dumps(value)
+    try:  # checkpoints, stores and Studio hold plain JSON (no NaN or infinity: not JSON)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         raise ValueError(
-            "the input is not plain JSON: give text, numbers, lists or mappings of them"
+            "the input is not plain JSON: give text, finite numbers, lists or mappings of them"
         ) from None
     return value
 

@@ -13,19 +13,22 @@ stream (a user, a ticker, a patient):
 - ``memory(thread)`` and ``history(thread)`` read the state and the trace.
 
 Every argument is checked before the graph runs: a bad one (a target that is
-not one of the task's labels, a blank input) is a ``ConfigError`` (a
-``DataError`` for data values) and leaves the thread exactly as it was; a call
-out of order is a ``LearnerStateError`` (a ``StateError``) naming the call to
-make. Every method has an async twin (``apredict``, ``alearn``, ...). Use one
-style per learner: the sync methods run on a private event loop thread.
+not one of the task's labels, a blank or non-JSON input, a budget too small
+for the task's memory headers) is a ``ConfigError`` (a ``DataError`` for data
+values) and leaves the thread exactly as it was; a call out of order is a
+``LearnerStateError`` (a ``StateError``) naming the call to make. A pending
+step is learned with the settings it was predicted with (another learner on
+the same database is refused). Calls on one thread run one at a time (an
+in-process lock, and the database's lease across processes). Every method has
+an async twin (``apredict``, ``alearn``, ...). Use one style per learner: the
+sync methods run on a private event loop thread.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import os
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -36,10 +39,28 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
+from llm_as_rnn.core.budget import check_run_budget
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.identity import check_thread, record_settings
-from llm_as_rnn.core.sequence import read_discards, read_trace, thread_name
+from llm_as_rnn.core.identity import (
+    PENDING,
+    check_pending,
+    check_thread,
+    forget_settings,
+    record_settings,
+    recorded_settings,
+    settings_of,
+)
+from llm_as_rnn.core.sequence import (
+    dropped,
+    last_finished,
+    never_predicted,
+    pending_step,
+    read_discards,
+    read_trace,
+    rewind,
+    thread_name,
+)
 from llm_as_rnn.core.state import (
     OBSERVATION,
     DiscardRecord,
@@ -48,7 +69,8 @@ from llm_as_rnn.core.state import (
     StepRecord,
     checked_target,
 )
-from llm_as_rnn.errors import StateError, from_validation
+from llm_as_rnn.errors import LearnerStateError, StateError, from_validation
+from llm_as_rnn.frontends.concurrency import LoopThread, ThreadLocks
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.journal import forget
 from llm_as_rnn.runtime.leases import Lease, holding
@@ -56,26 +78,6 @@ from llm_as_rnn.runtime.storage import leases_of, open_storage
 from llm_as_rnn.tasks import get_task
 
 T = TypeVar("T")
-
-
-class LearnerStateError(StateError):
-    """A call out of order: predict with a step pending, learn or discard with none pending."""
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, for the sync methods."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
 
 
 class OnlineLearner:
@@ -100,8 +102,10 @@ class OnlineLearner:
         self.task = get_task(self.context.task)
         self.store = store if store is not None else InMemoryStore()
         self.graph = build_graph(checkpointer or InMemorySaver(), self.store)
-        self._loop: _LoopThread | None = None
+        self._loop: LoopThread | None = None
         self._exit: AsyncExitStack | None = None
+        self._closed = False
+        self._locks = ThreadLocks()
 
     # ------------------------------------------------------------ opening
 
@@ -109,32 +113,43 @@ class OnlineLearner:
     @asynccontextmanager
     async def aopen(
         cls,
-        db: str,
+        db: str | os.PathLike[str],
         context: Context | dict[str, Any] | None = None,
         *,
         allow_new_settings: bool = False,
     ) -> AsyncIterator[OnlineLearner]:
-        """Open a learner on a database (``open_storage``; async context manager)."""
+        """Open a learner on a database (``open_storage``) as an async context manager.
+
+        ``async with OnlineLearner.aopen("app.db", context) as learner:``; the
+        database is closed when the block ends.
+        """
         context = coerce_context(context)  # a bad one is refused before the file is touched
         async with open_storage(db) as (checkpointer, store):
-            yield cls(
+            learner = cls(
                 context,
                 checkpointer=checkpointer,
                 store=store,
                 allow_new_settings=allow_new_settings,
             )
+            try:
+                yield learner
+            finally:
+                learner._closed = True
 
     @classmethod
     def open(
         cls,
-        db: str,
+        db: str | os.PathLike[str],
         context: Context | dict[str, Any] | None = None,
         *,
         allow_new_settings: bool = False,
     ) -> OnlineLearner:
-        """Open a learner on a database for the sync methods; ``close()`` it after."""
+        """Open a learner on a database for the sync methods; ``close()`` it after.
+
+        Or use it as a context manager: ``with OnlineLearner.open("app.db") as learner:``.
+        """
         context = coerce_context(context)
-        loop = _LoopThread()
+        loop = LoopThread()
 
         async def enter() -> OnlineLearner:
             async with AsyncExitStack() as stack:
@@ -157,31 +172,55 @@ class OnlineLearner:
         return learner
 
     def close(self) -> None:
-        """Close the database (for ``open``) and the private loop."""
+        """Close the database (for ``open``) and the private loop; a closed database stays so."""
         if self._loop is not None:
             if self._exit is not None:
+                self._closed = True
                 self._loop.run(self._exit.aclose())
             self._loop.stop()
             self._loop = None
 
+    def __enter__(self) -> OnlineLearner:
+        """Use the learner in a ``with`` block; ``close`` it at the end."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the learner (``close``)."""
+        self.close()
+
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
-            self._loop = _LoopThread()
+            self._loop = LoopThread()
         return self._loop.run(coro)
 
     # ------------------------------------------------------------ async API
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StateError("the learner is closed: open a new one (OnlineLearner.open)")
+
     async def _state(self, thread: str) -> tuple[RunnableConfig, StateSnapshot]:
         """Return a thread's config and current state; ``ConfigError`` for a bad thread name."""
+        self._check_open()
         config: RunnableConfig = {
             "configurable": {"thread_id": thread_name(thread)},
             "recursion_limit": 32,
         }
         return config, await self.graph.aget_state(config)
 
-    def _writing(self, thread: str) -> AbstractAsyncContextManager[Lease]:
-        """Hold the thread's lease (a database's; none in memory) for one write."""
-        return holding(leases_of(self.store), thread_name(thread))
+    @asynccontextmanager
+    async def _writing(self, thread: str) -> AsyncIterator[Lease]:
+        """Hold the thread for one write: its lock in this process, its lease across processes.
+
+        The lock makes concurrent calls on one thread (``asyncio.gather``,
+        threads on the sync methods) run one after the other, so the second
+        sees what the first did (a pending step: ``LearnerStateError``).
+        """
+        self._check_open()
+        name = thread_name(thread)
+        async with self._locks.holding(name), holding(leases_of(self.store), name) as lease:
+            self._check_open()  # closed while this call waited
+            yield lease
 
     async def _settings(self, thread: str) -> dict[str, Any] | None:
         return await check_thread(
@@ -197,15 +236,23 @@ class OnlineLearner:
             raise from_validation(exc) from None
         async with self._writing(thread):  # one writer per thread, across processes
             config, state = await self._state(thread)
-            if state.next:
+            unstarted = never_predicted(state)  # cut short before its prediction: run it anew
+            if state.next and not unstarted:
                 raise LearnerStateError(
-                    f"thread {thread!r} has a pending step {_step(state)}: call learn() "
+                    f"thread {thread!r} has a pending step {pending_step(state)}: call learn() "
                     "with its truth, or discard() to drop it, first"
                 )
-            await self._settings(thread)  # refuse other settings before any model call
+            # Refuse other settings, or a budget too small for the headers, before any step.
+            settings = await self._settings(thread)
+            await check_run_budget(self.context, state.values.get("budget") or self.context.budget)
+            if unstarted:  # nothing of it was seen: no discard record
+                await rewind(self.graph, config, await last_finished(self.graph, config))
             result = await self.graph.ainvoke(
                 {"observations": [observation]}, config, context=self.context, durability="exit"
             )
+            # The step's settings: its learn must use the same; recorded for good at learn.
+            pending = {"settings": settings_of(self.context), "record": settings}
+            await record_settings(self.store, thread, pending, key=PENDING)
             prediction: Prediction = result["__interrupt__"][0].value["prediction"]
             return prediction
 
@@ -220,13 +267,19 @@ class OnlineLearner:
                     "call predict() first"
                 )
             target = checked_target(self.task, target)  # a DataError naming what is expected
-            settings = await self._settings(thread)
+            pending = await recorded_settings(self.store, thread, PENDING)
+            if pending is None:  # predicted before settings were recorded at predict
+                settings = await self._settings(thread)
+            else:
+                settings = pending["record"]
+                check_pending(thread, pending_step(state), pending["settings"], self.context)
             result = await self.graph.ainvoke(
                 Command(resume=target), config, context=self.context, durability="exit"
             )
             record: StepRecord = result["last_step"]
             if settings is not None:  # a new thread's, or new ones allowed: from this step on
                 await record_settings(self.store, thread, settings)
+            await forget_settings(self.store, thread, PENDING)
             return record
 
     async def adiscard(self, thread: str) -> DiscardRecord:
@@ -242,31 +295,14 @@ class OnlineLearner:
                 raise LearnerStateError(
                     f"no step of thread {thread!r} is pending: nothing to discard"
                 )
-            before = None  # the last finished state: the thread as it was before that predict
-            async for snapshot in self.graph.aget_state_history(config):
-                if not snapshot.next:
-                    before = snapshot
-                    break
-            step = _step(state)
-            values = state.values
-            predicted = state.next[0] != "predict"  # else cut short before its prediction
-            shown = values.get("current") if predicted else (values.get("observations") or [{}])[0]
-            record = DiscardRecord(
-                step=step,
-                id=(shown or {}).get("id"),
-                input=(shown or {}).get("input"),
-                prediction=values.get("prediction") if predicted else None,
-            )
+            before = await last_finished(self.graph, config)  # as it was before that predict
+            record = dropped(state)
             # Keyed by the checkpoint too: a retried discard rewrites its own record.
-            key = f"{step:06d}:{state.config['configurable']['checkpoint_id']}"
+            key = f"{record['step']:06d}:{state.config['configurable']['checkpoint_id']}"
             await self.store.aput(namespaces.discarded(thread), key, dict(record), index=False)
-            await forget(self.store, thread, step + 1)  # its journaled calls
-            if before is None:  # a new thread: back to nothing
-                checkpointer = self.graph.checkpointer
-                assert isinstance(checkpointer, BaseCheckpointSaver)  # set by __init__
-                await checkpointer.adelete_thread(thread)
-            else:  # time travel: a copy of the finished checkpoint becomes the latest
-                await self.graph.aupdate_state(before.config, None, as_node="__copy__")
+            await forget(self.store, thread, record["step"] + 1)  # its journaled calls
+            await forget_settings(self.store, thread, PENDING)
+            await rewind(self.graph, config, before)
             return record
 
     async def amemory(self, thread: str) -> str:
@@ -309,8 +345,3 @@ class OnlineLearner:
     def discarded(self, thread: str) -> list[DiscardRecord]:
         """Sync ``adiscarded``."""
         return self._run(self.adiscarded(thread))
-
-
-def _step(state: StateSnapshot) -> int:
-    """Return the number of a thread's pending step."""
-    return int(state.values.get("step") or 0) + 1

@@ -180,7 +180,7 @@ async def holding(leases: Leases | None, thread: str, ttl: float = TTL_S) -> Asy
     if other is not None:
         raise ThreadBusyError(
             f"thread {thread!r} is being run by {other}: wait for it to finish, or use "
-            "another thread (--thread)"
+            "another thread"
         )
 
     async def renew() -> None:

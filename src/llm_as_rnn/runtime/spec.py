@@ -10,8 +10,10 @@ whole run context.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
@@ -91,6 +93,15 @@ Count = Annotated[int, Strict()]
 """An integer setting: ``True`` or ``"512"`` is refused, never read as 1 or 512."""
 
 
+@contextmanager
+def refused() -> Iterator[None]:
+    """Turn a pydantic ``ValidationError`` in the block into a one-line ``ConfigError``."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+
+
 class Checked(BaseModel):
     """A settings model whose invalid construction is a one-line ``ConfigError`` naming the field.
 
@@ -100,10 +111,26 @@ class Checked(BaseModel):
 
     def __init__(self, **data: Any) -> None:
         """Validate the fields; the first problem is a ``ConfigError`` naming its field."""
-        try:
+        with refused():
             super().__init__(**data)
-        except ValidationError as exc:
-            raise from_validation(exc) from None
+
+    @classmethod
+    def model_validate(cls, *args: Any, **kwargs: Any) -> Self:
+        """Validate an object (a dict of fields) as ``__init__`` does: ``ConfigError`` if bad."""
+        with refused():
+            return super().model_validate(*args, **kwargs)
+
+    @classmethod
+    def model_validate_json(cls, *args: Any, **kwargs: Any) -> Self:
+        """Validate JSON text as ``__init__`` does: ``ConfigError`` if bad."""
+        with refused():
+            return super().model_validate_json(*args, **kwargs)
+
+    @classmethod
+    def model_validate_strings(cls, *args: Any, **kwargs: Any) -> Self:
+        """Validate string fields as ``__init__`` does: ``ConfigError`` if bad."""
+        with refused():
+            return super().model_validate_strings(*args, **kwargs)
 
 
 class Sampling(Checked):

@@ -166,7 +166,7 @@ def unusable(db: str) -> Iterator[None]:
             raise  # another process holds it: transient
         raise ConfigError(
             f"cannot use {db} as a SQLite database ({first_line(exc)}): "
-            "give another --db, or check its permissions"
+            "use another database file, or check its permissions"
         ) from None
 
 

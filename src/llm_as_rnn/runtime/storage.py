@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator
@@ -75,10 +76,12 @@ Opened = tuple[BaseCheckpointSaver[Any], BaseStore]
 
 
 @asynccontextmanager
-async def open_storage(db: str, *, read_only: bool = False) -> AsyncIterator[Opened]:
+async def open_storage(
+    db: str | os.PathLike[str], *, read_only: bool = False
+) -> AsyncIterator[Opened]:
     """Open (creating if needed) the checkpointer and store of a database.
 
-    ``db`` is a file path, ``sqlite:///path``, ``:memory:`` or a
+    ``db`` is a file path (text or a ``Path``), ``sqlite:///path``, ``:memory:`` or a
     ``postgresql://`` URL. Use both with ``build_graph``::
 
         async with open_storage("runs.sqlite") as (checkpointer, store):
@@ -92,6 +95,12 @@ async def open_storage(db: str, *, read_only: bool = False) -> AsyncIterator[Ope
     or written, and a database that is missing or not ours is a ``ConfigError``
     that leaves it as it was.
     """
+    db = os.fspath(db) if isinstance(db, os.PathLike) else db
+    if not isinstance(db, str):
+        raise ConfigError(
+            f"database {db!r:.60} is not a location: give a file path, :memory: or a "
+            "postgresql:// URL"
+        )
     if is_postgres(db):
         register_url(db)  # its password is redacted wherever we write
         async with _open_postgres(db, read_only=read_only) as opened:

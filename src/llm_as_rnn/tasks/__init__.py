@@ -77,6 +77,11 @@ def get_task(name: str | Task) -> Task:
     """
     if isinstance(name, Task):
         return name
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"task {name!r:.60} is not a task name: give a name ({', '.join(task_names())}) "
+            "or a Task instance"
+        )
     if name not in TASKS and name not in plugins():
         chosen = os.environ.get(PLUGINS_VARIABLE)
         limit = f" ({PLUGINS_VARIABLE}={chosen} limits the plugins)" if chosen is not None else ""

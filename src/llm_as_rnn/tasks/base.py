@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import unicodedata
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,21 @@ class Score:
     """Right or wrong (None when there is no target to compare with)."""
     error: float | None
     """0/1 for classification, absolute error for regression."""
+
+
+def one_line(where: str, attribute: str, value: Any) -> None:
+    """Refuse (``ConfigError`` naming the attribute) a value that is not a one-line name.
+
+    A name, label, section title or field name is non-blank text with no
+    control character (a newline would break the prompt line it goes in) and
+    no surrounding spaces (it is matched and written as it is).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: {attribute} {value!r} must be non-empty text")
+    if value != value.strip() or any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ConfigError(
+            f"{where}: {attribute} {value!r} must be one line without surrounding spaces"
+        )
 
 
 class TaskMeta(ABCMeta):
@@ -58,6 +74,7 @@ class Task(metaclass=TaskMeta):
         name = getattr(self, "name", None)
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f'{where}: set name = "..." (the name runs and traces use)')
+        one_line(where, "name", name)
         description = getattr(self, "description", None)
         if not isinstance(description, str) or not description.strip():
             raise ConfigError(
@@ -66,10 +83,19 @@ class Task(metaclass=TaskMeta):
         if getattr(self, "kind", None) not in ("classification", "regression"):
             raise ConfigError(f"{where}: derive from ClassificationTask or RegressionTask")
         sections = getattr(self, "sections", ())
-        if not sections or not all(isinstance(s, str) and s.strip() for s in sections):
-            raise ConfigError(f"{where}: sections must be non-empty section titles")
-        if len(set(sections)) != len(sections):
+        if not isinstance(sections, tuple) or not sections:
+            raise ConfigError(f'{where}: sections must be a tuple of titles ("PATTERNS", ...)')
+        for title in sections:
+            one_line(where, "sections", title)
+            if "#" in title:  # a title is written after "## " and read back from that line
+                raise ConfigError(f"{where}: sections title {title!r} must not contain '#'")
+        if len({s.upper() for s in sections}) != len(sections):  # headers match any case
             raise ConfigError(f"{where}: sections {sections!r} repeat a title")
+        fields = getattr(self, "lagged_truth", ())
+        if not isinstance(fields, tuple):
+            raise ConfigError(f'{where}: lagged_truth must be a tuple of field names ("...",)')
+        for field in fields:
+            one_line(where, "lagged_truth", field)
 
     @property
     @abstractmethod
@@ -166,12 +192,22 @@ class ClassificationTask(Task):
         where = f"task class {type(self).__name__}"
         if not isinstance(labels, tuple) or not labels:
             raise ConfigError(f'{where}: set labels = ("...", ...) (the answers it may give)')
-        if not all(isinstance(label, str) and label.strip() for label in labels):
-            raise ConfigError(f"{where}: labels {labels!r} must be non-empty strings")
+        for label in labels:
+            one_line(where, "labels", label)
         if any(label != label.lower() for label in labels):
             raise ConfigError(f"{where}: labels {labels!r} must be lower-case")
         if len({normalize(label) for label in labels}) != len(labels):
             raise ConfigError(f"{where}: labels {labels!r} repeat a label")
+        synonyms = getattr(self, "synonyms", {})
+        if not isinstance(synonyms, Mapping):
+            raise ConfigError(f"{where}: synonyms must be a dict of word -> label")
+        for word, label in synonyms.items():
+            one_line(where, "synonyms", word)
+            if label not in labels:
+                raise ConfigError(
+                    f"{where}: synonyms maps {word!r} to {label!r}, not a label: "
+                    f"map each word to one of {', '.join(labels)}"
+                )
 
     @property
     def answer_format(self) -> str:
@@ -226,6 +262,15 @@ class RegressionTask(Task):
     percent: ClassVar[bool] = False
     """Whether the numbers are percent: ``12%`` then reads as 12 (else it is refused as
     ambiguous, 12 or 0.12)."""
+
+    def check(self) -> None:
+        """Also require a one-line ``unit`` (or none) and a boolean ``percent``."""
+        super().check()
+        where = f"task class {type(self).__name__}"
+        if self.unit != "":
+            one_line(where, "unit", self.unit)
+        if not isinstance(self.percent, bool):
+            raise ConfigError(f"{where}: percent must be True or False, not {self.percent!r}")
 
     @property
     def answer_format(self) -> str:
