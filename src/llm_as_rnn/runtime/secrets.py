@@ -42,13 +42,16 @@ _CREDENTIAL_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)$", re.IGNOREC
 # scheme://userinfo@ : the userinfo runs to the authority's last "@" (greedy),
 # never past the end of the authority or of a quoted string.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#'\"<>]*@")
-# ?name=value / &name=value: the value runs to the next parameter, fragment or quote.
-_QUERY_PARAM = re.compile(r"([?&;]([^=&;#?\s'\"<>]+)=)([^&;#\s'\"<>]+)")
+# ?name=value / &name=value: a name is a short word (so a "data:...;base64,..." image
+# is not a parameter), its value runs to the next parameter, fragment or quote.
+_QUERY_PARAM = re.compile(r"([?&]([\w.\-\[\]%]{1,64})=)([^&#\s'\"<>]+)")
 # A parameter carrying a credential, by its name: api_key, apikey, access_token,
 # client_secret, password, pwd, sig (Azure SAS), X-Amz-Signature, X-Amz-Credential,
 # auth, code (OAuth), session... Found by the words in it, not listed one by one.
 _CREDENTIAL_PARAM = re.compile(
-    r"key|token|secret|passw|pwd|sig|auth|credential|code|session|jwt|bearer", re.IGNORECASE
+    r"key|token|secret|passw|pwd|signature|(?<![a-z])sig(?![a-z])|auth|credential|code|"
+    r"session|jwt|bearer",
+    re.IGNORECASE,
 )
 
 
