@@ -357,3 +357,42 @@ def test_another_file_on_an_explicit_thread_is_refused_as_data(
     said = one_line_error(capsys, main(on_file(y, db, "--thread", "mine", *flags)))
     assert "another file, or an edited one" in said
     assert "--allow-new-settings" not in said  # two datasets in one thread mean nothing
+
+
+def test_the_thread_list_tells_threads_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(run(tmp_path, "--model", "fake")) == 0
+    assert main(run(tmp_path, "--model", "fake:1", "--steps", "2")) == 0
+    assert main(run(tmp_path, "--model", "fake", "--answer-mode", "choice", "--budget", "600")) == 0
+    capsys.readouterr()
+    assert main(["trace", "--db", str(tmp_path / "f.db")]) == 0
+    base, *others = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"f-s-start0-supervised +3 steps +fake:0, free, budget 4096", base)
+    assert len(others) == 2
+    lines = "\n".join(others)
+    assert "2 steps  fake:1, free, budget 4096  (vs f-s-start0-supervised: models." in lines
+    assert "3 steps  fake:0, choice, budget 600  (vs f-s-start0-supervised: budget" in lines
+
+
+def test_trace_shows_discarded_steps_in_step_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llm_as_rnn import Context, OnlineLearner
+
+    db = str(tmp_path / "o.db")
+    learner = OnlineLearner.open(db, Context(model="fake"))
+    learner.predict("a", "first day")
+    learner.learn("a", "dry")
+    learner.predict("a", "a day dropped")
+    learner.discard("a")
+    for day in ("second day", "third day"):
+        learner.predict("a", day)
+        learner.learn("a", "dry")
+    learner.close()
+    capsys.readouterr()
+    assert main(["trace", "--db", db, "--thread", "a"]) == 0
+    out = capsys.readouterr().out
+    shown = [out.index(text) for text in ("first day", "a day dropped", "second day", "third day")]
+    assert shown == sorted(shown)
+    assert "discarded step 2" in out
