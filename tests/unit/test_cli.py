@@ -244,7 +244,7 @@ def test_run_takes_a_users_file(tmp_path: Path) -> None:
     assert "already has 3 steps" in again.stderr
     first = run_cli(*args, "--steps", "1", "--db", str(db), "--json")
     assert [json.loads(x)["id"] for x in first.stdout.splitlines()] == ["a.1:1"]
-    listed = run_cli("trace", "--db", str(db)).stdout.split()
+    listed = [line.split("  ")[0] for line in run_cli("trace", "--db", str(db)).stdout.splitlines()]
     assert listed == ["my.data-a.1-start0-supervised", "my.data-b-start0-supervised"]
 
 
@@ -302,7 +302,7 @@ def test_any_thread_name_runs_and_traces(tmp_path: Path, thread: str) -> None:
     out = run_cli("run", "--model", "fake", "--steps", "2", "--budget", "96", "--db", str(db),
                   "--thread", thread, "--json")  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert run_cli("trace", "--db", str(db)).stdout.strip() == thread
+    assert run_cli("trace", "--db", str(db)).stdout.startswith(f"{thread}  ")
     shown = run_cli("trace", "--db", str(db), "--thread", thread)
     assert shown.returncode == 0, shown.stderr
     assert "memory after step 2" in shown.stdout
@@ -377,7 +377,7 @@ def test_trace_never_writes_its_page_over_the_database(traced_db: Path, db: str,
     one_line_refusal(out, f"--html {html} is the same file as", "give --html another path")
     assert sha256(traced_db) == before
     assert sorted(folder.iterdir()) == files
-    assert run_cli("trace", "--db", str(traced_db)).stdout.split() == ["T"]
+    assert run_cli("trace", "--db", str(traced_db)).stdout.split()[0] == "T"
 
 
 def test_trace_html_never_replaces_a_file_it_did_not_write(traced_db: Path, tmp_path: Path) -> None:

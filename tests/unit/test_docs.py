@@ -14,7 +14,9 @@ import sys
 import pytest
 
 from llm_as_rnn import Context, build_graph, tasks
+from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.frontends.cli.parser import build_parser
+from llm_as_rnn.runtime.spec import FAKE_SPEC, parse_spec
 from llm_as_rnn.tasks import TASKS, task_names
 from tests.conftest import ROOT
 
@@ -77,7 +79,7 @@ def test_help_lists_every_task_and_the_default_model() -> None:
         )
         text = " ".join(re.sub(r"-\n\s+", "-", out.stdout).split())  # argparse wraps at hyphens
         assert all(name in text for name in task_names()), (words, text)
-        assert "fake[:seed[:latency_ms]] (embedded)" in text
+        assert f"{FAKE_SPEC} (embedded)" in text
 
 
 def test_every_flag_is_in_a_readme_table_and_every_table_flag_exists() -> None:
@@ -126,3 +128,48 @@ def test_label_matching_is_documented_where_task_authors_look() -> None:
         words = " ".join(text.split())
         assert "case-insensitive" in words, text[:300]
         assert "NFKC" in words, text[:300]
+
+
+def help_text(command: str) -> str:
+    """Return a command's --help as one line (argparse's wrapping undone)."""
+    text = build_parser().commands[command].format_help()
+    return " ".join(re.sub(r"-\n\s+", "-", text).split())
+
+
+def test_the_fake_model_is_spelled_one_way_everywhere() -> None:
+    readme = " ".join(README.split())
+    spellings = set(re.findall(r"fake\[[^`\s]*\]", readme + help_text("run")))
+    for bad in ("fake:x", "fake:1:2:3", "nonsense"):
+        with pytest.raises(ConfigError) as refused:
+            parse_spec(bad)
+        spellings |= set(re.findall(r"fake\[[^'\s]*\]", str(refused.value)))
+    assert spellings == {FAKE_SPEC}
+
+
+def test_help_says_what_choice_mode_and_budget_do_now() -> None:
+    run = help_text("run")
+    assert "local models and fakes)" not in run  # choice works on openai: endpoints too
+    assert "openai: endpoints with logprobs or structured outputs" in run
+    assert "a resumed thread keeps its own)" not in run  # other settings: another thread
+    assert "another budget goes on another default thread" in run
+
+
+def test_the_readme_calls_the_async_graph_asynchronously() -> None:
+    import asyncio
+
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    assert not re.search(r"(?<![a])invoke\(|on `invoke`", README)
+    assert "`context=` on `ainvoke`" in README
+    graph = build_graph(InMemorySaver())
+    payload = {"observations": [{"input": "a", "target": "dry"}]}
+    config = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(TypeError, match="ainvoke"):  # as the README says: nodes are async
+        graph.invoke(payload, config, context=Context(model="fake"))  # type: ignore[arg-type]
+    done = asyncio.run(graph.ainvoke(payload, config, context=Context(model="fake")))  # type: ignore[arg-type]
+    assert done["step"] == 1
+
+
+def test_the_readme_says_eval_refuses_an_out_with_other_settings() -> None:
+    row = next(line for cell, line in table_rows(README).items() if cell == "`--out DIR`")
+    assert "other settings are refused" in row

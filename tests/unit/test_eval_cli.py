@@ -338,3 +338,25 @@ def test_choice_answers_need_a_task_with_labels(tmp_path: Path) -> None:
     )
     assert mixed.returncode == 0, mixed.stderr
     assert "warning: sp500 has no label set: its answers are free text" in mixed.stderr
+
+
+@pytest.mark.parametrize(
+    ("steps", "ran", "warned"), [("10", "2-3 steps", True), ("2", "2 steps", False)]
+)
+def test_the_report_says_the_steps_that_ran(
+    tmp_path: Path, steps: str, ran: str, warned: bool
+) -> None:
+    short = GOOD_CSV + "s3,1,reading 31,up\ns3,2,reading 32,down\n"  # sequences of 3, 3, 2 steps
+    data = write(tmp_path / "seq.csv", short)
+    flags = ["--data", str(data), "--task-type", "classification", "--model", "fake"]
+    out = run_eval(*flags, "--sequences", "3", "--steps", steps, "--methods", "zero-shot",
+                   "--out", str(tmp_path / "out"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"seq: 3 sequences x {ran};" in report
+    assert "x 10 steps" not in report
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning: --steps")]
+    assert warnings == warned * [
+        "warning: --steps 10 is more than seq's sequences hold (up to 3 steps): "
+        "the report is over the steps they have"
+    ]

@@ -5,6 +5,7 @@ In-process (``main``), so a test times the command, not the interpreter's start.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import time
@@ -34,7 +35,7 @@ def run(tmp_path: Path, *flags: str) -> list[str]:
 def threads(db: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
     capsys.readouterr()
     assert main(["trace", "--db", str(db)]) == 0
-    return capsys.readouterr().out.split()
+    return [line.split("  ")[0] for line in capsys.readouterr().out.splitlines()]
 
 
 @pytest.fixture
@@ -228,3 +229,170 @@ def test_a_key_no_command_takes_is_refused(tmp_path: Path, extra: str, says: str
     config.write_text(TOP + extra)
     with pytest.raises(ConfigError, match=re.escape(says)):
         parse_args(["trace", "--config", str(config)])
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], code: int) -> str:
+    """Return the one line a refused command printed, checking it exited 2."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: "), err
+    return err
+
+
+def unreadable_configs(tmp_path: Path) -> list[tuple[str, str]]:
+    """Return ``(path, what the error says)`` for config files that cannot be read."""
+    binary = tmp_path / "latin1.toml"
+    binary.write_bytes("steps = 2 # d\xe9j\xe0\n".encode("latin-1"))
+    out = [(str(tmp_path), "is a directory"), (str(tmp_path / "none.toml"), "not found")]
+    out += [(str(binary), "is not UTF-8")]
+    if os.geteuid() != 0:  # root reads any file
+        locked = tmp_path / "locked.toml"
+        locked.write_text("steps = 2\n")
+        locked.chmod(0)
+        out.append((str(locked), "cannot read config file"))
+    return out
+
+
+@pytest.mark.parametrize("command", ["run", "trace", "eval"])
+def test_a_config_file_that_cannot_be_read_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    flags = {"run": ["--model", "fake"], "trace": [], "eval": ["--out", str(tmp_path / "o")]}
+    for path, said in unreadable_configs(tmp_path):
+        code = main([command, *flags[command], "--config", path, "--db", str(tmp_path / "c.db")])
+        assert said in one_line_error(capsys, code)
+    assert not (tmp_path / "c.db").exists()
+
+
+@pytest.mark.parametrize("spec", ["fake:1:99999999999999999999", "fake-long:0:60001"])
+def test_a_fake_model_s_latency_is_bounded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str
+) -> None:
+    started = time.monotonic()
+    code = main(["run", "--model", spec, "--steps", "1", "--db", str(tmp_path / "l.db")])
+    assert time.monotonic() - started < 5
+    assert "latency is at most 60000 ms" in one_line_error(capsys, code)
+
+
+@pytest.mark.parametrize("thread", ["", "   ", "\t", "a\nb", "red\x1b[31m", "nul\x00"])
+@pytest.mark.parametrize("command", ["run", "trace"])
+def test_an_empty_blank_or_control_character_thread_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], thread: str, command: str
+) -> None:
+    flags = ["--model", "fake", "--steps", "1"] if command == "run" else []
+    with pytest.raises(SystemExit) as refused:  # argparse's own exit, as for every bad flag
+        main([command, *flags, "--thread", thread, "--db", str(tmp_path / "t.db")])
+    assert isinstance(refused.value.code, int)
+    assert "argument --thread: must" in one_line_error(capsys, refused.value.code)
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_labels_with_a_named_task_are_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(user_file(tmp_path))
+    runs = [
+        ["run", "--model", "fake", "--task", "weather", "--data", data, "--labels", "x,y"],
+        ["eval", "--model", "fake", "--tasks", "weather", "--data", data, "--labels", "x,y",
+         "--out", str(tmp_path / "o")],
+    ]  # fmt: skip
+    for argv in runs:
+        assert "--labels goes with --task-type" in one_line_error(capsys, main(argv))
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_too_small_budget_on_a_default_thread_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(run(tmp_path, "--model", "fake")) == 0
+    capsys.readouterr()
+    said = one_line_error(capsys, main(run(tmp_path, "--model", "fake", "--budget", "8")))
+    assert "budget" in said
+    assert "these go on" not in said
+    assert len(threads(tmp_path / "f.db", capsys)) == 1
+
+
+def two_files_of_one_name(tmp_path: Path) -> tuple[str, str]:
+    """Return two data files, both named tickets.csv, in two folders, with other steps."""
+    paths = []
+    for folder, words in (("x", ("a", "b")), ("y", ("c", "d"))):
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "tickets.csv"
+        path.write_text(f"sequence_id,step,input,target\ns,1,{words[0]},x\ns,2,{words[1]},y\n")
+        paths.append(str(path))
+    return paths[0], paths[1]
+
+
+def on_file(path: str, db: Path, *flags: str) -> list[str]:
+    return ["run", "--model", "fake", "--data", path, "--task-type", "classification",
+            "--db", str(db), *flags]  # fmt: skip
+
+
+def test_two_files_of_one_name_are_two_default_threads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x, y = two_files_of_one_name(tmp_path)
+    db = tmp_path / "t.db"
+    assert main(on_file(x, db)) == 0
+    assert main(on_file(y, db)) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "data: another file, or an edited one" in err
+    first, second = threads(db, capsys)
+    assert first == "tickets-s-start0-supervised"
+    assert second.startswith(f"{first}-")
+    for path, thread in ((x, first), (y, second)):  # each file finds its own thread again
+        assert main(on_file(path, db)) == 0
+        assert f"thread {thread!r} already has 2 steps" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [[], ["--allow-new-settings"]])
+def test_another_file_on_an_explicit_thread_is_refused_as_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+) -> None:
+    x, y = two_files_of_one_name(tmp_path)
+    db = tmp_path / "t.db"
+    assert main(on_file(x, db, "--thread", "mine")) == 0
+    capsys.readouterr()
+    said = one_line_error(capsys, main(on_file(y, db, "--thread", "mine", *flags)))
+    assert "another file, or an edited one" in said
+    assert "--allow-new-settings" not in said  # two datasets in one thread mean nothing
+
+
+def test_the_thread_list_tells_threads_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(run(tmp_path, "--model", "fake")) == 0
+    assert main(run(tmp_path, "--model", "fake:1", "--steps", "2")) == 0
+    assert main(run(tmp_path, "--model", "fake", "--answer-mode", "choice", "--budget", "600")) == 0
+    capsys.readouterr()
+    assert main(["trace", "--db", str(tmp_path / "f.db")]) == 0
+    base, *others = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"f-s-start0-supervised +3 steps +fake:0, free, budget 4096", base)
+    assert len(others) == 2
+    lines = "\n".join(others)
+    assert "2 steps  fake:1, free, budget 4096  (vs f-s-start0-supervised: models." in lines
+    assert "3 steps  fake:0, choice, budget 600  (vs f-s-start0-supervised: budget" in lines
+
+
+def test_trace_shows_discarded_steps_in_step_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llm_as_rnn import Context, OnlineLearner
+
+    db = str(tmp_path / "o.db")
+    learner = OnlineLearner.open(db, Context(model="fake"))
+    learner.predict("a", "first day")
+    learner.learn("a", "dry")
+    learner.predict("a", "a day dropped")
+    learner.discard("a")
+    for day in ("second day", "third day"):
+        learner.predict("a", day)
+        learner.learn("a", "dry")
+    learner.close()
+    capsys.readouterr()
+    assert main(["trace", "--db", db, "--thread", "a"]) == 0
+    out = capsys.readouterr().out
+    shown = [out.index(text) for text in ("first day", "a day dropped", "second day", "third day")]
+    assert shown == sorted(shown)
+    assert "discarded step 2" in out

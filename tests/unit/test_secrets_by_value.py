@@ -168,3 +168,52 @@ def test_a_key_from_a_config_file_is_a_secret(
     args = parse_args(["run", "--config", str(config)])
     assert isinstance(args.api_key, Secret)
     assert args.api_key.get_secret_value() == PLANTED
+
+
+QUERY_SECRETS = [  # a credential in a query string, by the names services give it
+    ("api_key", "qs-planted-APIKEY-1"),
+    ("Api-Key", "qs-planted-APIKEY-2"),
+    ("access_token", "qs-planted-TOKEN-3"),
+    ("sig", "qs%2Fplanted%3D-SAS-4"),  # Azure SAS, %-encoded as it is sent
+    ("X-Amz-Signature", "qs-planted-AMZ-5"),
+    ("code", "qs-planted-OAUTH-6"),
+    ("password", "short7"),  # too short to hide by value: hidden by its place
+]
+
+
+@pytest.mark.parametrize(("name", "value"), QUERY_SECRETS)
+def test_a_credential_in_a_query_string_is_hidden_by_name_and_value(
+    name: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llm_as_rnn.core.context import Context
+    from llm_as_rnn.core.identity import digest, settings_of
+    from llm_as_rnn.frontends.html import settings_section
+
+    url = f"http://127.0.0.1:9/v1?api-version=2024-06&{name}={value}"
+    assert public_url(url) == f"http://127.0.0.1:9/v1?api-version=2024-06&{name}={MASK}"
+    # the error line of a run against it
+    run = ["run", "--model", "openai:gpt-x", "--base-url", url, "--retries", "1"]
+    assert main([*run, "--timeout", "2", "--steps", "1", "--db", str(tmp_path / "t.db")]) == 2
+    said = capsys.readouterr().err
+    assert "cannot reach" in said
+    assert "planted" not in said
+    assert "short7" not in said
+    assert f"{name}={MASK}" in said  # the parameter stays readable
+    # the recorded settings, their hash and the page (none of them redact by value)
+    settings = settings_of(Context(model="openai:gpt-x", base_url=url))
+    other = settings_of(Context(model="openai:gpt-x", base_url=url.replace(value, "another-1")))
+    assert digest(settings) == digest(other)  # the identity does not depend on the secret
+    page = settings_section(settings)
+    assert "planted" not in json.dumps(settings) + page
+    assert "short7" not in page
+    # a longer value is registered, so it is hidden wherever it is written, URL or not
+    if len(value) >= 8:
+        assert value not in redact(f"server said: bad key {value}")
+
+
+def test_text_that_only_looks_like_a_query_is_left_alone() -> None:
+    import base64
+
+    image = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 8).decode()
+    page = f"<img src='data:image/png;base64,{image}'> a;key=value x=1&y=2 -- ok?sign=up"
+    assert redact(page) == page

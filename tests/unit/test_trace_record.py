@@ -109,3 +109,52 @@ def test_the_page_opens_with_settings_and_models_and_folds_rejected_rewrites(
         html,
     )
     assert len(folded) == 2
+
+
+def page_figures(monkeypatch: Any, steps: int) -> list[Any]:
+    """Draw a thread's page plots (budget 4096), keeping each figure's axes as drawn."""
+    from matplotlib.figure import Figure
+
+    from llm_as_rnn.frontends import html
+
+    kept: list[Any] = []
+    savefig = Figure.savefig
+
+    def keep(figure: Figure, *args: Any, **kwargs: Any) -> None:
+        kept.append(figure.axes[0])
+        savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    store = InMemoryStore()
+    graph = build_graph(InMemorySaver(), store)
+    observations = weather.window(0, steps)
+    asyncio.run(run_sequence(graph, observations, thread_id="t", context=make_context()))
+    html.render_html(asyncio.run(read_trace(store, "t")), "t")
+    return kept
+
+
+def test_the_page_s_memory_plot_fits_the_memories_as_the_report_s_does(monkeypatch: Any) -> None:
+    memory, correct = page_figures(monkeypatch, 6)
+    assert memory.get_ylim()[1] < 1000  # not squashed under the 4096 budget
+    assert "budget 4096 (above)" in memory.get_legend_handles_labels()[1]
+    low, high = memory.get_xlim()
+    assert [t for t in memory.get_xticks() if low <= t <= high] == [1, 2, 3, 4, 5, 6]
+    assert "running accuracy" in correct.get_legend_handles_labels()[1]
+
+
+def test_a_one_step_thread_has_one_tick_and_visible_points(monkeypatch: Any) -> None:
+    memory, correct = page_figures(monkeypatch, 1)
+    for axes in (memory, correct):
+        assert list(axes.get_xticks()) == [1]
+    (running,) = [line for line in correct.get_lines() if line.get_label() == "running accuracy"]
+    assert running.get_marker() not in (None, "None", "")  # one point of a line shows
+
+
+def test_an_unset_token_cap_says_what_it_follows() -> None:
+    from llm_as_rnn.frontends.html import settings_section
+
+    settings = settings_of(Context(model="fake"), 4096)
+    row = re.search(r"<td>rewriter</td>.*?</tr>", settings_section(settings))
+    assert row is not None
+    assert "max new tokens fits the memory (at most 5184)" in row[0]
+    assert "default" not in row[0]

@@ -79,8 +79,10 @@ def draw_steps(
 def budget_marks(ax: Any, budgets: list[int]) -> None:
     """Draw each memory budget as a labelled line when near the data, else name it in the legend.
 
-    The axis fits the memories: a budget far above them would flatten them to a line.
+    The axis fits the memories, from 0 (a few tokens' change is not a climb): a
+    budget far above them would flatten them to a line.
     """
+    ax.set_ylim(bottom=0)
     top = ax.get_ylim()[1]
     style = {"color": "grey", "linestyle": "--", "linewidth": 1}
     for budget in budgets:
@@ -91,11 +93,21 @@ def budget_marks(ax: Any, budgets: list[int]) -> None:
 
 
 def step_axis(ax: Any, title: str, ylabel: str) -> None:
-    """Title, integer timestep axis, grid and legend of a per-step plot."""
+    """Title, integer timestep axis, grid and legend of a per-step plot.
+
+    A single timestep gets a step of room either side: matplotlib's own
+    margin around one point is a few hundredths, ticked 0.95, 0.975, ...
+    """
     from matplotlib.ticker import MaxNLocator
 
     ax.set(title=title, xlabel="timestep t", ylabel=ylabel)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    low, high = ax.get_xlim()
+    if high - low < 2:
+        middle = round((low + high) / 2)
+        ax.set_xlim(middle - 1, middle + 1)
+        ax.set_xticks([middle])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # outside: eight methods would hide the lines
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))

@@ -114,6 +114,34 @@ def settings_line(cfg: EvalConfig) -> str:
     return "; ".join(parts) + "."
 
 
+def lengths(records: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Return each task's sequence lengths, in steps, as the records ran them."""
+    last: dict[str, dict[str, int]] = {}
+    for r in records:
+        ran = last.setdefault(r["task"], {})
+        ran[r["sequence"]] = max(ran.get(r["sequence"], 0), r["step"])
+    return {task: sorted(ran.values()) for task, ran in last.items()}
+
+
+def shape_line(records: list[dict[str, Any]]) -> str:
+    """Return what ran per task: ``weather: 2 sequences x 6 steps`` (``4-6 steps`` if they vary)."""
+    parts = []
+    for task, ran in lengths(records).items():
+        steps = counted(ran[0], "step") if ran[0] == ran[-1] else f"{ran[0]}-{ran[-1]} steps"
+        parts.append(f"{task}: {counted(len(ran), 'sequence')} x {steps}")
+    return "; ".join(parts) or "no steps ran"
+
+
+def short_sequences(records: list[dict[str, Any]], steps: int) -> list[str]:
+    """Return one warning line per task whose sequences are all shorter than ``--steps``."""
+    return [
+        f"warning: --steps {steps} is more than {task}'s sequences hold (up to "
+        f"{counted(ran[-1], 'step')}): the report is over the steps they have"
+        for task, ran in lengths(records).items()
+        if ran[-1] < steps
+    ]
+
+
 def versions() -> dict[str, str]:
     """Return the installed versions of the packages that shape results."""
     found = {}
@@ -152,7 +180,7 @@ def write_outputs(
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         "",
-        f"{counted(cfg.sequences, 'sequence')} x {counted(cfg.steps, 'step')} per task; "
+        f"{shape_line(records)}; "
         f"memory budget {cfg.budget} tokens; "
         f"seed {cfg.seed}. Metrics: mean ± 95% t-interval over sequences. Error correction: "
         "P(right at t+1 | wrong at t), pooled (counts in brackets). Regression steps count as "

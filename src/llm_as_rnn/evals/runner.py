@@ -24,7 +24,7 @@ from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.datasets import EvalData, load_data
 from llm_as_rnn.evals.methods import collect, load_backend, run_units
 from llm_as_rnn.evals.metrics import summarize
-from llm_as_rnn.evals.report import write_outputs
+from llm_as_rnn.evals.report import short_sequences, write_outputs
 from llm_as_rnn.evals.workers import run_workers
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.paths import write_atomic
@@ -152,7 +152,7 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
         "config": cfg.identity(),
         "results": summaries(records, datasets, cfg.report_methods()),
     }
-    for line in invalid_warnings(records):
+    for line in [*short_sequences(records, cfg.steps), *invalid_warnings(records)]:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     write_outputs(out, command, cfg, summary, records, timings(records, run_s), model_name)
     return summary

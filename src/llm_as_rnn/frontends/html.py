@@ -10,8 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from llm_as_rnn.core.memory import output_limit
 from llm_as_rnn.core.state import DiscardRecord, StepRecord
-from llm_as_rnn.errors import require
+from llm_as_rnn.evals.plots import budget_marks, pyplot, step_axis
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1d2430}
@@ -70,22 +71,20 @@ def side_by_side(before: str, after: str) -> list[tuple[str, str, str, str]]:
 
 
 def _plot(records: Sequence[StepRecord]) -> tuple[str, str]:
-    """Return the two plots (memory tokens; correctness) as base64 PNGs."""
-    matplotlib = require("matplotlib", "evals")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    """Return the two plots (memory tokens; correctness) as base64 PNGs.
 
+    Drawn as the evaluation's are (``evals.plots``): the axis fits the
+    memories, a budget far above them is named in the legend only.
+    """
+    plt = pyplot()
     steps = [r["step"] for r in records]
     images = []
-    fig, ax = plt.subplots(figsize=(6, 2.8))
+    fig, ax = plt.subplots(figsize=(7, 2.8))
     ax.plot(steps, [r["memory_tokens"] for r in records], marker="o", label="memory tokens")
-    ax.axhline(records[-1]["budget"], color="grey", linestyle="--", linewidth=1, label="budget")
-    ax.set(xlabel="timestep t", ylabel="tokens", title="Memory tokens over time")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    budget_marks(ax, sorted({r["budget"] for r in records}))
+    step_axis(ax, "Memory tokens over time", "tokens")
     images.append(fig)
-    fig, ax = plt.subplots(figsize=(6, 2.8))
+    fig, ax = plt.subplots(figsize=(7, 2.8))
     known = [(r["step"], bool(r["correct"])) for r in records if r["correct"] is not None]
     if known:
         xs, ys = zip(*known, strict=True)
@@ -97,15 +96,12 @@ def _plot(records: Sequence[StepRecord]) -> tuple[str, str]:
             zorder=3,
             label="right (1) / wrong (0)",
         )
-        ax.plot(xs, running, color="#3465a4", label="running accuracy")
-    ax.set(xlabel="timestep t", ylabel="correct", title="Correctness over time", ylim=(-0.1, 1.45))
-    ax.legend(fontsize=8, loc="upper center", ncol=2)
-    ax.grid(alpha=0.3)
+        ax.plot(xs, running, color="#3465a4", marker=".", label="running accuracy")
+    ax.set(ylim=(-0.1, 1.1))
+    step_axis(ax, "Correctness over time", "correct")
     images.append(fig)
     encoded = []
     for figure in images:
-        for axis in figure.axes:
-            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=100)
@@ -127,6 +123,14 @@ def _setting(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+def sampled_value(name: str, value: Any, budget: Any) -> str:
+    """Return a sampling parameter as short text; an unset token cap says what it follows."""
+    if name == "max_new_tokens" and value is None:  # core.calls caps it by the budget
+        limit = f" (at most {output_limit(budget)})" if isinstance(budget, int) else ""
+        return f"fits the memory{limit}"
+    return _setting(value)
 
 
 def model_label(identity: Mapping[str, Any]) -> tuple[str, str]:
@@ -160,7 +164,8 @@ def settings_section(settings: Mapping[str, Any] | None) -> str:
     for role, identity in roles.items():
         spec, details = model_label(identity)
         sampled = " · ".join(
-            f"{k.replace('_', ' ')} {_setting(v)}" for k, v in (sampling.get(role) or {}).items()
+            f"{k.replace('_', ' ')} {sampled_value(k, v, settings.get('budget'))}"
+            for k, v in (sampling.get(role) or {}).items()
         )
         rows.append(
             f"<tr><td>{e(role)}</td><td><b>{e(spec)}</b></td><td>{e(details)}</td>"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.core.memory import diff_lines
 from llm_as_rnn.core.state import StepRecord, clip
 from llm_as_rnn.evals.records import distribution_metrics
@@ -188,3 +189,38 @@ def run_summary(records: Sequence[StepRecord]) -> RenderableType:
         last = records[-1]
         lines.append(f"memory {last['memory_tokens']}/{last['budget']} tokens")
     return Panel("\n".join(lines), title="summary", title_align="left")
+
+
+def settings_summary(settings: Mapping[str, Any] | None) -> str:
+    """Return the settings that most often tell threads apart: model, answer mode, budget."""
+    if settings is None:
+        return "settings not recorded"
+    models = settings.get("models") or {}
+    specs = {role: _spec(identity) for role, identity in models.items()}
+    shown = ", ".join(f"{role} {spec}" for role, spec in specs.items())
+    model = next(iter(specs.values())) if len(set(specs.values())) == 1 else shown
+    return f"{model}, {settings.get('answer_mode')}, budget {settings.get('budget')}"
+
+
+def _spec(identity: Mapping[str, Any]) -> str:
+    kind, name = identity.get("kind"), identity.get("name")
+    return f"{kind}:{name}" if name and name != kind else str(kind)
+
+
+def thread_lines(threads: Mapping[str, tuple[int, Mapping[str, Any] | None]]) -> list[str]:
+    """Return one line per thread: its name, steps and the settings that tell it apart.
+
+    A thread made for other settings (``NAME-HASH``, see ``run --thread``)
+    also names what differs from its base thread ``NAME``, when that is listed.
+    """
+    width = max((len(name) for name in threads), default=0)
+    lines = []
+    for name, (steps, settings) in sorted(threads.items()):
+        counted = f"{steps:>4} step" + ("" if steps == 1 else "s")
+        line = f"{name.ljust(width)}  {counted:<10}  {settings_summary(settings)}"
+        base, _, suffix = name.rpartition("-")
+        if base in threads and len(suffix) == 8 and settings and threads[base][1]:
+            changed = differences(threads[base][1] or {}, settings)
+            line += f"  (vs {base}: {listed(changed, 2) or 'the data'})"
+        lines.append(line)
+    return lines

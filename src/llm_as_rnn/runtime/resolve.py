@@ -7,8 +7,8 @@
 - ``openai:<model>``: ``ChatOpenAI`` against OpenAI or any OpenAI-compatible
   server, base URL from the ``Endpoint`` or ``OPENAI_BASE_URL``, key from
   ``OPENAI_API_KEY``;
-- ``fake[:seed[:latency_ms]]``: the deterministic model of ``llm_as_rnn.testing``
-  (``fake-long``: the same, writing memories that never forget a note);
+- ``fake[-long][:seed[:latency_ms]]``: the deterministic model of ``llm_as_rnn.testing``
+  (``fake-long``: writing memories that never forget a note);
 - a LangChain chat model instance, used as it is.
 """
 

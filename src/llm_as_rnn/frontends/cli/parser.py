@@ -25,6 +25,7 @@ from llm_as_rnn.frontends.cli.flags import (
     int_list,
     non_negative,
     seed,
+    thread_name,
     within,
 )
 from llm_as_rnn.runtime.paths import (
@@ -79,7 +80,8 @@ def build_parser() -> Parser:
         "--budget",
         type=within(Context, "budget"),
         default=None,
-        help="memory budget in predictor tokens (4096; a resumed thread keeps its own)",
+        help="memory budget in predictor tokens (4096); unset, a thread resumes with its "
+        "own; another budget goes on another default thread (see --thread)",
     )
     add_choice(
         run,
@@ -90,6 +92,7 @@ def build_parser() -> Parser:
     )
     run.add_argument(
         "--thread",
+        type=thread_name,
         default=None,
         help="thread id (default: TASK-startK-FEEDBACK or FILE-SEQUENCE-startK-FEEDBACK; "
         "with -HASH of the settings when that thread was run with others)",
@@ -194,7 +197,9 @@ def build_parser() -> Parser:
         "feedback and coloured memory diff. --html writes one self-contained page with a "
         "timeline, side-by-side memory diffs and plots. Without --thread, list the threads.",
     )
-    tr.add_argument("--thread", default=None, help="thread id (omit to list the threads)")
+    tr.add_argument(
+        "--thread", type=thread_name, default=None, help="thread id (omit to list the threads)"
+    )
     tr.add_argument(
         "--db",
         default="llm-as-rnn.db",
@@ -232,6 +237,12 @@ def load_config(path: str, parser: Parser) -> dict[str, Any]:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory: give a TOML file") from None
+    except OSError as exc:  # no permission, a device, a FIFO...
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text: give a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
     command = parser.prog.split()[-1]
@@ -269,6 +280,16 @@ def load_config(path: str, parser: Parser) -> dict[str, Any]:
     return out
 
 
+def check_data_flags(args: argparse.Namespace) -> None:
+    """Refuse ``--labels`` without ``--task-type`` (a named task has its own, they'd be ignored)."""
+    if getattr(args, "labels", None) is not None and args.task_type is None:
+        task_flag = "--task" if args.command == "run" else "--tasks"
+        raise ConfigError(
+            f"--labels goes with --task-type classification: a task named by {task_flag} "
+            "has its own labels (drop --labels)"
+        )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse flags, with defaults from ``--config`` when given; check the command's paths.
 
@@ -282,6 +303,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         sub.set_defaults(**load_config(args.config, sub))
         args = parser.parse_args(argv)
     sub.declared(args).check()
+    check_data_flags(args)
     if getattr(args, "api_key", None):
         # This process and its workers only; the value stays registered for redaction.
         os.environ["OPENAI_API_KEY"] = args.api_key.get_secret_value()

@@ -11,6 +11,7 @@ import argparse
 import os
 import shlex
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from langgraph.store.base import BaseStore
@@ -31,6 +32,7 @@ from llm_as_rnn.core.identity import (
     check_thread,
     differences,
     digest,
+    first_changed_step,
     listed,
     recorded_settings,
     settings_of,
@@ -69,7 +71,20 @@ def pick(path: str, pairs: Sequences, wanted: str | None) -> tuple[str, list[Obs
     raise ConfigError(f"{path} has no sequence {wanted!r}: its sequences are {shown}")
 
 
-def file_sequence(args: argparse.Namespace) -> tuple[Task, list[Observation], str]:
+@dataclass(frozen=True)
+class Run:
+    """What a run's command line chose: the task, the steps, the default thread, the data."""
+
+    task: Task
+    observations: list[Observation]
+    name: str
+    """The default thread's name (file or task, sequence, start)."""
+    source: str
+    """Where the steps come from (a file's absolute path and sequence, or the bundled
+    task): files of one name in two folders make two default threads."""
+
+
+def file_sequence(args: argparse.Namespace) -> Run:
     """Return the task, the observations and the default thread of a ``--data`` run."""
     if args.task and args.task_type:
         raise ConfigError("--data takes --task NAME or --task-type, not both")
@@ -88,10 +103,11 @@ def file_sequence(args: argparse.Namespace) -> tuple[Task, list[Observation], st
     chosen = observations[args.start :]
     if args.steps is not None:
         chosen = chosen[: args.steps]
-    return task, chosen, f"{Path(args.data).stem}-{sid}-start{args.start}"
+    name = f"{Path(args.data).stem}-{sid}-start{args.start}"
+    return Run(task, chosen, name, f"{os.path.abspath(args.data)}#{sid}")
 
 
-def sequence_of(args: argparse.Namespace) -> tuple[Task, list[Observation], str]:
+def sequence_of(args: argparse.Namespace) -> Run:
     """Return the task, the observations and the default thread name of a run."""
     if args.data:
         return file_sequence(args)
@@ -104,32 +120,50 @@ def sequence_of(args: argparse.Namespace) -> tuple[Task, list[Observation], str]
             raise ConfigError(f"{flag} goes with --data FILE")
     task = get_task(args.task or "weather")
     observations = bundled_window(task.name, args.start, args.steps or DEFAULT_STEPS)
-    return task, observations, f"{task.name}-start{args.start}"
+    return Run(task, observations, f"{task.name}-start{args.start}", f"bundled:{task.name}")
 
 
 async def default_thread(
-    store: BaseStore, name: str, ctx: Context, budget: int | None, err: Console
-) -> str:
-    """Return the thread a run without ``--thread`` goes on: ``name``, or one for its settings.
+    store: BaseStore, name: str, chosen: Run, ctx: Context, budget: int | None
+) -> tuple[str, str | None]:
+    """Return the thread a run without ``--thread`` goes on, and a line saying why, if not ``name``.
 
     ``name`` (file or task, sequence, start, feedback) while that thread is new
-    or was run with these settings, so threads of earlier versions resume;
-    else ``name-DIGEST``, DIGEST a hash of the settings derived by
-    ``identity.settings_of``: other settings (model, answer mode, any
-    ``Context`` field) make another thread, never a refusal after a load.
+    or was run with these settings and data, so threads of earlier versions
+    resume; else ``name-DIGEST``, DIGEST a hash of the settings derived by
+    ``identity.settings_of`` (and of ``chosen.source`` when ``name`` holds
+    another file's steps): other settings (model, answer mode, any ``Context``
+    field) or another file of the same name make another thread, never a
+    refusal after a load.
     """
     before = await recorded_settings(store, name)
-    changed = differences(before, settings_of(ctx, budget)) if before else []
+    if before is None:
+        return name, None
+    changed = differences(before, settings_of(ctx, budget))
+    key = settings_of(ctx, budget or ctx.budget)
+    what = "settings"
+    if first_changed_step(chosen.observations, await read_trace(store, name), ctx):
+        changed.append("data: another file, or an edited one")
+        key["data"] = chosen.source
+        what = "settings or data" if len(changed) > 1 else "data"
     if not changed:
-        return name
-    thread = f"{name}-{digest(settings_of(ctx, budget or ctx.budget))[:8]}"
-    err.print(
-        f"thread {name!r} was run with other settings ({listed(changed)}): "
-        f"these go on thread {thread!r}",
-        markup=False,
-        highlight=False,
-    )
-    return thread
+        return name, None
+    thread = f"{name}-{digest(key)[:8]}"
+    notice = f"thread {name!r} was run with other {what} ({listed(changed)})"
+    return thread, f"{notice}: these go on thread {thread!r}"
+
+
+def check_data(thread: str, chosen: Run, records: list[StepRecord], ctx: Context) -> None:
+    """Refuse a thread whose finished steps are another sequence's: one thread, one sequence.
+
+    Even with ``--allow-new-settings``, which continues a thread with new
+    settings; two sequences mixed in one thread mean nothing.
+    """
+    if step := first_changed_step(chosen.observations, records, ctx):
+        raise ConfigError(
+            f"thread {thread!r} holds the steps of another file, or an edited one (step {step} "
+            "had another input or target): give another --thread, or drop --thread"
+        )
 
 
 def trace_hint(db: str, thread: str) -> str:
@@ -150,10 +184,14 @@ async def run_command(args: argparse.Namespace) -> int:
     """Run (or resume) a sequence; return the exit code."""
     err = Console(stderr=True)
     out = err if args.json else Console()
-    task, observations, name = sequence_of(args)
+    chosen = sequence_of(args)
     if args.truth_free:
-        observations = without_lagged_truth(task, observations)
-        name += "-truthfree"
+        chosen = replace(
+            chosen,
+            observations=without_lagged_truth(chosen.task, chosen.observations),
+            name=f"{chosen.name}-truthfree",
+        )
+    task, observations = chosen.task, chosen.observations
     ctx = context_from_args(args, task)
     await check_models(ctx)
     # A database that may hold the thread is checked before any model loads (a
@@ -163,8 +201,12 @@ async def run_command(args: argparse.Namespace) -> int:
     if fresh:
         await load_models(ctx, err)
     async with open_storage(args.db) as (checkpointer, store):
-        thread = args.thread or await default_thread(
-            store, f"{name}-{ctx.feedback}", ctx, args.budget, err
+        thread, notice = (
+            (args.thread, None)
+            if args.thread
+            else await default_thread(
+                store, f"{chosen.name}-{ctx.feedback}", chosen, ctx, args.budget
+            )
         )
         graph = build_graph(checkpointer, store)
         async with holding(leases_of(store), thread):  # refuse a busy thread first
@@ -172,6 +214,7 @@ async def run_command(args: argparse.Namespace) -> int:
                 "step", 0
             )
             records = await read_trace(store, thread) if done else []
+            check_data(thread, chosen, records, ctx)
             await check_thread(
                 store,
                 thread,
@@ -182,6 +225,7 @@ async def run_command(args: argparse.Namespace) -> int:
                 allow_new_settings=args.allow_new_settings,
             )
             if done >= len(observations):
+                say(notice)
                 err.print(
                     f"thread {thread!r} already has {done} steps: nothing to do "
                     "(raise --steps, or use another --thread / --db)"
@@ -190,6 +234,7 @@ async def run_command(args: argparse.Namespace) -> int:
                 return 0
             if not fresh:
                 await load_models(ctx, err)
+            say(notice)  # once the budget fits: a refusal is the one line printed
             if done:
                 err.print(f"resuming thread {thread!r} after step {done}")
             progress = Progress(
@@ -238,6 +283,12 @@ async def run_command(args: argparse.Namespace) -> int:
         out.print(run_summary(records))
     say_where(args, thread)
     return 0
+
+
+def say(line: str | None) -> None:
+    """Print a line (if any) on stderr, plain (not wrapped: it names a thread to copy)."""
+    if line is not None:
+        print(line, file=sys.stderr)
 
 
 def say_where(args: argparse.Namespace, thread: str) -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.panel import Panel
+from rich.text import Text
 
 from llm_as_rnn.core.identity import recorded_settings
 from llm_as_rnn.core.sequence import read_discards, read_trace
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.frontends.html import discard_line, render_html
-from llm_as_rnn.frontends.terminal import step_panel
+from llm_as_rnn.frontends.terminal import step_panel, thread_lines
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.paths import write_atomic
 from llm_as_rnn.runtime.storage import open_storage
@@ -26,8 +27,13 @@ async def trace_command(args: argparse.Namespace) -> int:
     async with open_storage(args.db, read_only=True) as (_, store):
         if args.thread is None:
             spaces = await store.alist_namespaces(prefix=namespaces.TRACES, limit=10_000)
-            threads = sorted(namespaces.decode(ns[len(namespaces.TRACES)]) for ns in spaces)
-            print("\n".join(threads) if threads else f"no traced threads in {args.db}")
+            names = sorted(namespaces.decode(ns[len(namespaces.TRACES)]) for ns in spaces)
+            threads = {
+                name: (len(await read_trace(store, name)), await recorded_settings(store, name))
+                for name in names
+            }
+            listing = thread_lines(threads) or [f"no traced threads in {args.db}"]
+            print("\n".join(listing))
             return 0
         records = await read_trace(store, args.thread)
         settings = await recorded_settings(store, args.thread)
@@ -45,10 +51,13 @@ async def trace_command(args: argparse.Namespace) -> int:
         print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
         return 0
     console = Console()
-    for record in records:
-        console.print(step_panel(record, len(records)))
-    for discard in discards:
-        console.print(f"discarded {discard_line(discard)}", markup=False, highlight=False)
+    # In step order: a discarded step k came before the step k that took its place.
+    views: list[tuple[int, int, RenderableType]] = [
+        (d["step"], 0, Text(f"discarded {discard_line(d)}")) for d in discards
+    ]
+    views += [(r["step"], 1, step_panel(r, len(records))) for r in records]
+    for _, _, view in sorted(views, key=lambda view: view[:2]):
+        console.print(view)
     last = records[-1]
     console.print(
         Panel(last["memory_after"], title=f"memory after step {last['step']}", title_align="left")
