@@ -158,3 +158,15 @@ def test_an_unset_token_cap_says_what_it_follows() -> None:
     assert row is not None
     assert "max new tokens fits the memory (at most 5184)" in row[0]
     assert "default" not in row[0]
+
+
+def test_a_panel_shows_the_start_of_a_rejected_rewrite_and_how_much_more() -> None:
+    from llm_as_rnn.frontends.terminal import glimpse
+
+    rambling = "[attempt 1, rejected: cut off]\n" + "##\n\n" * 200
+    shown = glimpse(rambling)
+    assert shown.splitlines()[:2] == ["[attempt 1, rejected: cut off]", "##"]
+    assert len(shown.splitlines()) == 7  # six lines, then the count of the rest
+    assert shown.endswith("... 195 more lines (trace --html shows them)")
+    assert glimpse("short\n\nrewrite") == "short\nrewrite"
+    assert len(glimpse("word " * 500)) <= 300

@@ -94,6 +94,20 @@ def verdict(record: StepRecord) -> Text:
     return Text("no readable answer to score", style="yellow")
 
 
+def glimpse(text: str, lines: int = 6, chars: int = 300) -> str:
+    """Return the start of a long text for a panel: its first non-blank lines, bounded.
+
+    A rejected rewrite may be hundreds of empty headers; a reader needs its
+    first lines and how much more there is (``trace --html`` shows it all).
+    """
+    kept = [line for line in text.splitlines() if line.strip()]
+    head, cut = clip("\n".join(kept[:lines]), chars)
+    more = len(kept) - lines
+    if more > 0 and not cut:
+        head += f"\n... {more} more line{'s' if more > 1 else ''} (trace --html shows them)"
+    return head
+
+
 def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
     """Return the live view of one finished step."""
     value = record["input"]
@@ -130,7 +144,7 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
     if record["rewrite_rejected"]:
         footer.append(f"\nrewrite rejected: {record['rejection_reason']}", style="yellow")
         if record.get("rejected_rewrite"):  # its start: the page (trace --html) has it all
-            footer.append(f"\n{clip(record['rejected_rewrite'] or '', 300)[0]}", style="dim")
+            footer.append(f"\n{glimpse(record['rejected_rewrite'] or '')}", style="dim")
     label = f"step {record['step']}" + (f"/{total}" if total else "")
     if record["id"]:
         label += f" · {record['id']}"

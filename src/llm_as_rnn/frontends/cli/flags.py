@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, get_args
 
 from pydantic import BaseModel
 
+from llm_as_rnn.core import sequence
 from llm_as_rnn.core.context import (
     MAX_SECONDS,
     MAX_SEED,
@@ -20,6 +20,7 @@ from llm_as_rnn.core.context import (
     StepMode,
     describe_preset,
 )
+from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.paths import INPUT_FILE, MODEL, Paths, Role
 from llm_as_rnn.runtime.secrets import Secret
 from llm_as_rnn.runtime.spec import SPEC_FORMS, Sampling
@@ -142,18 +143,15 @@ seed = bounded(int, "an integer", at_least=0, at_most=MAX_SEED)
 
 
 def thread_name(text: str) -> str:
-    """Parse a thread id: refuse an empty or blank one, or one with control characters.
+    """Parse a thread id by the library's one rule (``core.sequence.thread_name``).
 
     A blank id would silently be the default thread; a control character
     (newline, escape) garbles every line that shows it.
     """
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"must be a name, got {text!r}")
-    if bad := [ch for ch in text if unicodedata.category(ch) == "Cc"]:
-        raise argparse.ArgumentTypeError(
-            f"must not hold control characters, got {text!r} (holds {bad[0]!r})"
-        )
-    return text
+    try:
+        return sequence.thread_name(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def csv_list(text: str) -> list[str]:
