@@ -173,3 +173,15 @@ def test_the_readme_calls_the_async_graph_asynchronously() -> None:
 def test_the_readme_says_eval_refuses_an_out_with_other_settings() -> None:
     row = next(line for cell, line in table_rows(README).items() if cell == "`--out DIR`")
     assert "other settings are refused" in row
+
+
+def test_the_readme_map_names_every_module() -> None:
+    block = section("Where things are").split("Beside the package")[0]
+    package = ROOT / "src" / "llm_as_rnn"
+    missing = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if path.stem not in ("__init__", "__main__")
+        and not re.search(rf"\b{re.escape(path.stem)}\b", block)
+    ]
+    assert not missing, f"modules missing from README 'Where things are': {missing}"
