@@ -137,6 +137,7 @@ CASES: dict[str, list[tuple[type[LlmAsRnnError], Callable[[], Any]]]] = {
         (ConfigError, lambda: Context.model_validate([1])),
         (ConfigError, lambda: Context.model_validate({"budget": "x"})),
         (ConfigError, lambda: Context.model_validate_json("[1]")),
+        (ConfigError, lambda: Context(task="sp500", answer_mode="choice")),  # no labels to score
     ],
     "Sampling": [
         (ConfigError, lambda: Sampling(top_p=0)),
@@ -182,7 +183,11 @@ CASES: dict[str, list[tuple[type[LlmAsRnnError], Callable[[], Any]]]] = {
         (ConfigError, lambda: enter_storage(None)),
         (ConfigError, lambda: enter_storage(3)),
     ],
-    "OnlineLearner": [*learner_calls(), (DataError, learner_then_bad_target)],
+    "OnlineLearner": [
+        *learner_calls(),
+        (DataError, learner_then_bad_target),
+        (ConfigError, lambda: OnlineLearner(Context(model="fake", feedback="judge"))),
+    ],
     "get_task": [
         (ConfigError, lambda: get_task("no-such-task")),
         (ConfigError, lambda: get_task(5)),  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from llm_as_rnn.core.state import MAX_BUDGET, ROLES, Role
@@ -32,7 +33,7 @@ from llm_as_rnn.runtime.spec import (
     Sampling,
     parse_spec,
 )
-from llm_as_rnn.tasks import Task, get_task
+from llm_as_rnn.tasks import ClassificationTask, Task, get_task
 
 FeedbackMode = Literal["supervised", "judge", "deferred"]
 StepMode = Literal["three-call", "fused", "lazy"]
@@ -133,8 +134,9 @@ class Context(Checked):
     reuse it across a step's calls (``prompts.memory_first``)."""
     answer_mode: AnswerMode = "free"
     """``free`` (the paper: generate, then parse) or ``choice`` (classification:
-    a probability per label, scored by the model; never invalid). A backend or
-    task that cannot score answers in ``free`` mode, with one warning."""
+    a probability per label, scored by the model; never invalid). A backend that
+    cannot score labels answers in ``free`` mode, with one warning; a task without
+    a label set (regression) is refused."""
     max_shrink: float = Field(0.25, gt=0.0, lt=1.0)
     """Collapse guard: a rewrite smaller than this fraction of the old memory
     (when the old one is substantial) is rejected."""
@@ -149,6 +151,17 @@ class Context(Checked):
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _choice_needs_labels(self) -> Context:
+        """Refuse choice answers for a task without a label set (they would be free text)."""
+        task = get_task(self.task)
+        if self.answer_mode == "choice" and not isinstance(task, ClassificationTask):
+            raise ValueError(
+                f"answer_mode 'choice' scores a fixed label set, and task {task.name!r} "
+                f"({task.kind}) has none: use 'free' (--answer-mode free)"
+            )
+        return self
 
     @field_validator("sampling", mode="before")
     @classmethod

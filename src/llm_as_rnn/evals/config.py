@@ -204,7 +204,8 @@ class EvalConfig:
             seed=self.seed,
             feedback="judge" if base_method(method) == "rnn-judge" else "supervised",
             step_mode=self.step_mode,
-            answer_mode=self.answer_mode,
+            # choice needs a label set: other tasks answer free (``free_answers`` warns)
+            answer_mode=self.answer_mode if isinstance(task, ClassificationTask) else "free",
             rewrite_mode=self.rewrite_mode,
             prompt_order=self.prompt_order,
             timeout=self.request_timeout,

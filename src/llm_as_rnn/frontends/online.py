@@ -16,12 +16,10 @@ Every argument is checked before the graph runs: a bad one (a target that is
 not one of the task's labels, a blank or non-JSON input, a budget too small
 for the task's memory headers) is a ``ConfigError`` (a ``DataError`` for data
 values) and leaves the thread exactly as it was; a call out of order is a
-``LearnerStateError`` (a ``StateError``) naming the call to make. A pending
-step is learned with the settings it was predicted with (another learner on
-the same database is refused). Calls on one thread run one at a time (an
-in-process lock, and the database's lease across processes). Every method has
-an async twin (``apredict``, ``alearn``, ...). Use one style per learner: the
-sync methods run on a private event loop thread.
+``LearnerStateError`` (a ``StateError``) naming the call to make. A step is
+learned with the settings it was predicted with; calls on one thread run one
+at a time (a lock, and the database's lease across processes). Every method
+has an async twin (``apredict``, ...); the sync ones run on a private loop.
 """
 
 from __future__ import annotations
@@ -69,7 +67,7 @@ from llm_as_rnn.core.state import (
     StepRecord,
     checked_target,
 )
-from llm_as_rnn.errors import LearnerStateError, StateError, from_validation
+from llm_as_rnn.errors import ConfigError, LearnerStateError, StateError, from_validation
 from llm_as_rnn.frontends.concurrency import LoopThread, ThreadLocks
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.journal import forget
@@ -98,7 +96,12 @@ class OnlineLearner:
         unless ``allow_new_settings`` (e.g. after a deliberate model upgrade).
         """
         self.allow_new_settings = allow_new_settings
-        self.context = coerce_context(context).model_copy(update={"feedback": "deferred"})
+        given = coerce_context(context)
+        if given.feedback == "judge":  # it would be ignored: the learner is taught by learn()
+            raise ConfigError(
+                "OnlineLearner learns from learn()'s truths: 'judge' is for run_sequence"
+            )
+        self.context = given.model_copy(update={"feedback": "deferred"})
         self.task = get_task(self.context.task)
         self.store = store if store is not None else InMemoryStore()
         self.graph = build_graph(checkpointer or InMemorySaver(), self.store)

@@ -17,7 +17,7 @@ from llm_as_rnn.core.memory import fit_to_budget
 from llm_as_rnn.core.state import ROLES
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.resolve import aresolve, check_endpoint, check_spec
-from llm_as_rnn.tasks import ClassificationTask, Task, get_task
+from llm_as_rnn.tasks import Task, get_task
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -42,19 +42,7 @@ def context_from_args(args: argparse.Namespace, task: str | Task) -> Context:
     options = model_options(args) | {"task": task, "feedback": args.feedback}
     if args.budget is not None:
         options["budget"] = args.budget
-    ctx = make_context(**options)
-    check_answer_mode(ctx)
-    return ctx
-
-
-def check_answer_mode(ctx: Context) -> None:
-    """Refuse choice answers for a task without a label set to score (else they'd be free)."""
-    task = get_task(ctx.task)
-    if ctx.answer_mode == "choice" and not isinstance(task, ClassificationTask):
-        raise ConfigError(
-            f"--answer-mode choice scores a fixed label set, and task {task.name!r} "
-            f"({task.kind}) has none: use --answer-mode free"
-        )
+    return make_context(**options)
 
 
 async def check_models(ctx: Context) -> None:
