@@ -156,7 +156,7 @@ def test_choice_answers_on_a_regression_task_are_refused(
     assert err.count("\n") == 1
     assert "answer_mode 'choice'" in err
     assert "'sp500' (regression)" in err
-    assert "use --answer-mode free" in err
+    assert "(--answer-mode free)" in err
     assert not db.exists()
 
 
