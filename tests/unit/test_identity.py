@@ -87,16 +87,17 @@ def test_cli_resume_with_another_task_or_model_is_one_line(tmp_path: Path) -> No
     first = run_cli("run", "--model", "fake", "--steps", "2", "--budget", "96", "--db", db,
                     "--thread", "t")  # fmt: skip
     assert first.returncode == 0, first.stderr
-    for flags, says in (
-        (["--model", "fake:1"], 'models.{predictor,critic,rewriter}.name: "0" -> "1"'),
-        (["--task", "sp500", "--model", "fake"], 'task.name: "weather" -> "sp500"'),
-        (["--model", "fake", "--start", "3"], "data: step 1 had another input"),
+    for flags, says, deliberately in (
+        (["--model", "fake:1"], 'models.{predictor,critic,rewriter}.name: "0" -> "1"', True),
+        (["--task", "sp500", "--model", "fake"], 'task.name: "weather" -> "sp500"', True),
+        # Other data is never continued, deliberately or not: one thread, one sequence.
+        (["--model", "fake", "--start", "3"], "another file, or an edited one (step 1", False),
     ):
         out = run_cli("run", *flags, "--steps", "3", "--db", db, "--thread", "t")
         assert out.returncode == 2, out.stderr
         assert out.stderr.count("\n") == 1
         assert says in out.stderr
-        assert "--allow-new-settings" in out.stderr
+        assert ("--allow-new-settings" in out.stderr) is deliberately
     steps = sqlite3.connect(db).execute("select count(*) from store").fetchone()[0]
     deliberate = run_cli("run", "--model", "fake:1", "--steps", "3", "--db", db, "--thread", "t",
                          "--allow-new-settings", "--json")  # fmt: skip

@@ -214,16 +214,12 @@ async def run_command(args: argparse.Namespace) -> int:
                 "step", 0
             )
             records = await read_trace(store, thread) if done else []
-            check_data(thread, chosen, records, ctx)
+            # Settings first (they name the cause: another task reads other data), then
+            # the data, refused even with --allow-new-settings: one thread, one sequence.
             await check_thread(
-                store,
-                thread,
-                ctx,
-                budget=args.budget,
-                observations=observations,
-                records=records,
-                allow_new_settings=args.allow_new_settings,
+                store, thread, ctx, budget=args.budget, allow_new_settings=args.allow_new_settings
             )
+            check_data(thread, chosen, records, ctx)
             if done >= len(observations):
                 say(notice)
                 err.print(
