@@ -93,7 +93,9 @@ async def test_renewal_keeps_a_lease_alive(tmp_path: Path) -> None:
 
 def test_two_runs_on_one_thread_and_a_takeover_after_kill(tmp_path: Path) -> None:
     db = str(tmp_path / "run.db")
-    args = [*CLI, "run", "--model", "fake:0:150", "--steps", "12", "--budget", "96",
+    # Long enough (20 steps x 3 calls x 300 ms) that the first run still holds the thread
+    # when the second has started, even on a loaded machine.
+    args = [*CLI, "run", "--model", "fake:0:300", "--steps", "20", "--budget", "96",
             "--db", db, "--thread", "shared", "--json"]  # fmt: skip
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert first.stdout is not None
@@ -110,5 +112,5 @@ def test_two_runs_on_one_thread_and_a_takeover_after_kill(tmp_path: Path) -> Non
     assert third.returncode == 0, third.stderr
     trace = subprocess.run([*CLI, "trace", "--db", db, "--thread", "shared"],
                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    steps = [int(n) for n in __import__("re").findall(r"step (\d+)/12", trace.stdout)]
-    assert steps == list(range(1, 13))
+    steps = [int(n) for n in __import__("re").findall(r"step (\d+)/20", trace.stdout)]
+    assert steps == list(range(1, 21))

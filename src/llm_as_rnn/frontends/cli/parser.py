@@ -281,8 +281,12 @@ def load_config(path: str, parser: Parser) -> dict[str, Any]:
 
 
 def check_data_flags(args: argparse.Namespace) -> None:
-    """Refuse ``--labels`` without ``--task-type`` (a named task has its own, they'd be ignored)."""
-    if getattr(args, "labels", None) is not None and args.task_type is None:
+    """Refuse ``--labels`` for a named task's file (it has its own labels: they'd be ignored).
+
+    Without ``--data`` the command's own check says ``--labels`` goes with a file.
+    """
+    labelled = getattr(args, "labels", None) is not None and getattr(args, "data", None)
+    if labelled and args.task_type is None:
         task_flag = "--task" if args.command == "run" else "--tasks"
         raise ConfigError(
             f"--labels goes with --task-type classification: a task named by {task_flag} "
