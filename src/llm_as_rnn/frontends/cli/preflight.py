@@ -12,12 +12,11 @@ from typing import Any
 
 from rich.console import Console
 
+from llm_as_rnn.core.budget import check_run_budget
 from llm_as_rnn.core.context import Context, make_context
-from llm_as_rnn.core.memory import fit_to_budget
 from llm_as_rnn.core.state import ROLES
-from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.resolve import aresolve, check_endpoint, check_spec
-from llm_as_rnn.tasks import Task, get_task
+from llm_as_rnn.tasks import Task
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,12 +55,7 @@ async def check_models(ctx: Context) -> None:
 
 async def load_models(ctx: Context, err: Console) -> None:
     """Load every role's model; refuse a budget too small for the task's initial memory."""
-    task = get_task(ctx.task)
     with err.status(f"loading {ctx.model} ..."):
-        predictor = await aresolve(ctx.model_for("predictor"), ctx.endpoint())
-        for role in ROLES[1:]:
+        for role in ROLES:
             await aresolve(ctx.model_for(role), ctx.endpoint())
-    try:
-        fit_to_budget(task.initial_memory(), task.sections, ctx.budget, predictor.count_tokens)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    await check_run_budget(ctx, ctx.budget)  # the library's one check (the predictor is loaded)
