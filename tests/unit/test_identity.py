@@ -161,6 +161,8 @@ ANOTHER_VALUE: dict[str, Any] = {
     "prompt_order": "memory-first",
     "answer_mode": "choice",
     "max_shrink": 0.5,
+    "initial_memory": "## PATTERNS\n- learned elsewhere\n## RECENT ERRORS\n## RULES OF THUMB",
+    "freeze": True,
 }
 """A valid value other than the default for every ``Context`` field: a new field
 fails ``test_every_context_field_is_hashed_or_allow_listed`` until it has one."""
@@ -174,6 +176,14 @@ def test_every_context_field_is_hashed_or_allow_listed() -> None:
         changed = settings_of(make_ctx(**{**base, name: value})) != reference
         assert changed == (name not in NOT_RESULTS), name
     assert set(Context.model_fields) >= NOT_RESULTS
+
+
+def test_a_warm_start_is_in_the_identity_by_hash_alone() -> None:
+    memory = "## PATTERNS\n- wet winters\n## RECENT ERRORS\n## RULES OF THUMB"
+    one = settings_of(make_ctx(initial_memory=memory))
+    other = settings_of(make_ctx(initial_memory=memory + "\n- one more"))
+    assert one != other
+    assert "wet winters" not in json.dumps(one)  # the identity holds its hash, not the text
 
 
 def test_credentials_never_reach_the_identity() -> None:

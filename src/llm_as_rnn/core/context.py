@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from llm_as_rnn.core.memfile import memory_problems
 from llm_as_rnn.core.state import MAX_BUDGET, ROLES, Role
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.spec import (
@@ -140,6 +141,15 @@ class Context(Checked):
     max_shrink: float = Field(0.25, gt=0.0, lt=1.0)
     """Collapse guard: a rewrite smaller than this fraction of the old memory
     (when the old one is substantial) is rejected."""
+    initial_memory: str | None = None
+    """A warm start: the memory h_0 of a new thread (``--init-memory FILE``, a
+    memory exported from another thread), else the task's own h_0. It must
+    carry the task's sections; over the budget it is fitted at the first step.
+    Its hash is part of the thread's identity."""
+    freeze: bool = False
+    """Predict only (deployment, and the ``rnn-frozen`` eval method): one
+    predictor call per step, no critique or rewrite call; the memory never
+    changes."""
 
     @field_validator("task")
     @classmethod
@@ -162,6 +172,24 @@ class Context(Checked):
                 f"({task.kind}) has none: use 'free' (--answer-mode free)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _memory_fits_task(self) -> Context:
+        """Refuse an initial memory without the task's sections (or with another task's)."""
+        if self.initial_memory is not None:
+            task = get_task(self.task)
+            problems = memory_problems(self.initial_memory, task.sections)
+            if problems:
+                raise ValueError(
+                    f"initial_memory does not fit task {task.name!r}: {'; '.join(problems)}"
+                )
+        return self
+
+    def h0(self) -> str:
+        """Return the memory a new thread starts from: ``initial_memory``, else the task's."""
+        if self.initial_memory is not None:
+            return self.initial_memory
+        return get_task(self.task).initial_memory()
 
     @field_validator("sampling", mode="before")
     @classmethod

@@ -37,6 +37,7 @@ from langgraph.store.base import BaseStore
 
 from llm_as_rnn.core import prompts
 from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.memfile import content_hash
 from llm_as_rnn.core.state import ROLES, Observation, Role, StepRecord
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime import namespaces
@@ -86,6 +87,8 @@ def settings_of(context: Context, budget: int | None = None) -> dict[str, Any]:
         budget = context.budget
     task = get_task(context.task)
     fields = context.model_dump(mode="json", exclude=set(NOT_RESULTS | RESOLVED))
+    if fields.get("initial_memory") is not None:  # a warm start is known by its hash
+        fields["initial_memory"] = "sha256:" + content_hash(fields["initial_memory"])
     return {  # the most telling first: differences lists them in this order
         "task": task_definition(task),
         "models": {role: model_identity(context, role) for role in ROLES},

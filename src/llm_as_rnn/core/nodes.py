@@ -105,13 +105,13 @@ async def predict(
     check_targets(task, queue, required=ctx.feedback == "supervised")  # before any model call
     predictor = await model(ctx, "predictor")
     budget = state.get("budget") or ctx.budget
-    memory = fit(state.get("memory") or task.initial_memory(), task, budget, predictor.count_tokens)
+    memory = fit(state.get("memory") or ctx.h0(), task, budget, predictor.count_tokens)
     step = state.get("step", 0) + 1
     await forget(runtime.store, thread_id(), step)
     shown = task.render_input(observation["input"])
     messages = prompts.predict_messages(task, memory, shown, step)
     h0_messages = None
-    if ctx.answer_mode == "choice":  # the memory's lift: the same prompt with h_0
+    if ctx.answer_mode == "choice":  # the lift: the same prompt with the task's blank h_0
         h0 = fit(task.initial_memory(), task, budget, predictor.count_tokens)
         h0_messages = None if h0 == memory else prompts.predict_messages(task, h0, shown, step)
     call = call_for(runtime, step, predictor, "predictor", budget)
