@@ -53,6 +53,12 @@ def discarded(thread_id: str) -> tuple[str, ...]:
     return (ROOT, "discarded", encode(thread_id))
 
 
+def imported(thread_id: str) -> tuple[str, ...]:
+    """Return the namespace of a warm-started thread's import (key ``h0``: where its
+    initial memory came from, whether it was edited by hand or fitted to the budget)."""
+    return (ROOT, "imported", encode(thread_id))
+
+
 def journal(thread_id: str) -> tuple[str, ...]:
     """Return the namespace of a thread's call journal."""
     return (ROOT, "calls", encode(thread_id))
