@@ -91,6 +91,12 @@ def build_parser() -> Parser:
         "deferred: the truth is sent after the prediction",
     )
     run.add_argument(
+        "--freeze",
+        action="store_true",
+        help="predict only, the memory never changes: one predictor call per step, no "
+        "critique or rewrite (deployment); the truth, when known, is still scored",
+    )
+    run.add_argument(
         "--thread",
         type=thread_name,
         default=None,
