@@ -60,7 +60,8 @@ def test_transfer_eval_rows_calls_and_starting_memories(tmp_path: Path) -> None:
     assert not tested & set(training["sequences"])
     trained_days = [day for ids in training["ids"] for day in ids]
     assert max(trained_days) < min(r["id"] for r in records if r["method"] == "rnn")
-    assert training["steps"] == 6 and training["file"] == FILE
+    assert training["steps"] == 6
+    assert training["file"] == FILE
 
 
 def test_transfer_methods_and_training_go_together(tmp_path: Path) -> None:
