@@ -94,14 +94,15 @@ def file_sequences(
     """
     wanted = training + sequences
     if len(pairs) < wanted:
-        asked = (
-            f"--train-sequences {training} + --sequences {sequences}"
-            if training
-            else (f"--sequences {sequences}")
-        )
+        held = counted(len(pairs), "sequence")
+        if training:
+            raise ConfigError(
+                f"{path} holds {held}, fewer than --train-sequences {training} + --sequences "
+                f"{sequences}: ask for {len(pairs)} or fewer in all"
+            )
         raise ConfigError(
-            f"{path} holds {counted(len(pairs), 'sequence')}, fewer than {asked}: "
-            f"ask for {len(pairs)} or fewer"
+            f"{path} holds {held}, fewer than --sequences {sequences}: pass --sequences "
+            f"{len(pairs)} or fewer"
         )
     drawn = [EvalSequence(sid, obs[:length]) for sid, obs in pairs[:wanted]]
     return split(task, drawn, training)
