@@ -232,6 +232,7 @@ def test_every_eval_option_is_in_the_unit_key_unless_allow_listed() -> None:
         "tasks": ["sp500"],
         "methods": ["rnn"],
         "sequences": 9,
+        "train_sequences": 2,
         "steps": 9,
         "seed": 5,
         "budget": 333,

@@ -147,9 +147,11 @@ class Context(Checked):
     carry the task's sections; over the budget it is fitted at the first step.
     Its hash is part of the thread's identity."""
     freeze: bool = False
-    """Predict only (deployment, and the ``rnn-frozen`` eval method): one
-    predictor call per step, no critique or rewrite call; the memory never
-    changes."""
+    """Predict only (``run --freeze``: deployment; the ``rnn-frozen`` eval
+    method): the memory never changes (enforcement ``frozen``). A step makes
+    one predictor call (and a re-ask if its answer cannot be read), no critic,
+    judge or rewriter call; a known truth is still scored, by code. Choice mode
+    makes no second scoring pass with h_0, so a frozen step reports no lift."""
 
     @field_validator("task")
     @classmethod

@@ -111,11 +111,15 @@ async def predict(
     shown = task.render_input(observation["input"])
     messages = prompts.predict_messages(task, memory, shown, step)
     h0_messages = None
-    if ctx.answer_mode == "choice":  # the lift: the same prompt with the task's blank h_0
+    # The lift: the same prompt with the task's blank h_0. A frozen memory is not
+    # measured (a second scoring pass; deployment makes one call per step).
+    if ctx.answer_mode == "choice" and not ctx.freeze:
         h0 = fit(task.initial_memory(), task, budget, predictor.count_tokens)
         h0_messages = None if h0 == memory else prompts.predict_messages(task, h0, shown, step)
     call = call_for(runtime, step, predictor, "predictor", budget)
     prediction, gens = await predict_answer(call, predictor, task, messages, ctx, h0_messages)
+    if ctx.freeze and prediction.get("distribution"):
+        prediction["distribution_h0"] = None  # unmeasured, not a lift of 0
     update = {
         "observations": queue[1:],
         "current": observation,
@@ -151,13 +155,15 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     memory = state.get("memory", "")
     shown = task.render_input(observation["input"])
     answer = answer_text(task, prediction)
-    if ctx.step_mode == "fused":
-        # The rewrite call critiques and rewrites at once; here only the facts.
+    if ctx.step_mode == "fused" or ctx.freeze:
+        # Only the facts: the fused rewrite call critiques and rewrites at once,
+        # and a frozen memory is never rewritten (no critic, no judge call).
         gens: list[Generation] = []
-        judged = ctx.feedback == "judge"
+        # A fused judge writes its own feedback; otherwise a known truth is stated.
+        known = target is not None and (ctx.freeze or ctx.feedback != "judge")
         feedback = Feedback(
-            text="" if judged else fact(task, answer, target, score),
-            source="judge" if judged else "truth",
+            text=fact(task, answer, target, score) if known else "",
+            source="truth" if known else "judge",
             correct=score.correct,
             error=score.error,
             verdict=None,
@@ -246,7 +252,9 @@ async def rewrite(
     shown, answer = task.render_input(observation["input"]), answer_text(task, prediction)
     gens: list[Generation] = []
     new: str | None
-    if ctx.step_mode == "lazy" and was_right(feedback) and count(old) <= budget:
+    if ctx.freeze:
+        new, enforcement = old, "frozen"  # predict fitted it: within budget
+    elif ctx.step_mode == "lazy" and was_right(feedback) and count(old) <= budget:
         new, enforcement = old, "skipped"  # nothing to correct: save the call
     else:
         fused = ctx.step_mode == "fused"

@@ -136,6 +136,14 @@ attempts): enough to see what went wrong, and a record stays bounded
 whatever the model wrote."""
 
 
+Enforcement = Literal["rewrite", "compress", "evict", "truncate", "kept", "skipped", "frozen"]
+"""How a step's new memory came to be (``StepRecord.enforcement``)."""
+
+NO_REWRITE: tuple[Enforcement, ...] = ("skipped", "frozen")
+"""Steps that asked for no rewrite: neither accepted nor rejected ("skipped":
+lazy mode after a right prediction; "frozen": ``Context.freeze``)."""
+
+
 class StepRecord(TypedDict):
     """The full record of one timestep, as written to the trace store."""
 
@@ -150,10 +158,10 @@ class StepRecord(TypedDict):
     memory_after: str
     memory_tokens: int
     budget: int
-    enforcement: Literal["rewrite", "compress", "evict", "truncate", "kept", "skipped"]
+    enforcement: Enforcement
     """How the new memory came to fit the budget ("evict": delta mode dropped
-    its oldest notes; "kept": rewrite rejected;
-    "skipped": lazy mode made no rewrite after a right prediction)."""
+    its oldest notes; "kept": rewrite rejected; ``NO_REWRITE``: no rewrite was
+    asked for)."""
     rewrite_rejected: bool
     rejection_reason: str | None
     rejected_rewrite: NotRequired[str | None]

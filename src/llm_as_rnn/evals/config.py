@@ -18,12 +18,15 @@ from llm_as_rnn.tasks import ClassificationTask, Task
 
 REFERENCES = ("persistence", "prior", "zero")
 """Methods that make no model call (``evals.references``); every report has them."""
-METHODS = ("zero-shot", "fhc", "memprompt", "rnn", "rnn-judge")
+METHODS = ("zero-shot", "fhc", "memprompt", "rnn", "rnn-judge", "rnn-warm", "rnn-frozen")
 """Every model method an evaluation compares."""
 BASELINES = ("zero-shot", "fhc", "memprompt")
 """The model methods that do not run the graph."""
-MEMORY_METHODS = ("rnn", "rnn-judge")
+MEMORY_METHODS = ("rnn", "rnn-judge", "rnn-warm", "rnn-frozen")
 """The methods with a memory under a budget (``--budgets`` runs them once per budget)."""
+TRANSFER_METHODS = ("rnn-warm", "rnn-frozen")
+"""The methods that start from the memory learned on the training sequences
+(``--train-sequences``): ``rnn-warm`` keeps learning, ``rnn-frozen`` does not."""
 STATE_DB = "state.db"
 """The state database's name in ``--out`` when no ``--db`` is given."""
 
@@ -35,7 +38,9 @@ NOT_RESULTS = frozenset(
 )
 """``EvalConfig`` fields that cannot change results: where they go, how patiently."""
 
-SELECTION = frozenset({"tasks", "methods", "sequences", "steps", "budgets", "data", "mimic_dir"})
+SELECTION = frozenset(
+    {"tasks", "methods", "sequences", "train_sequences", "steps", "budgets", "data", "mimic_dir"}
+)
 """``EvalConfig`` fields that choose which units run, not how one runs: a unit's
 key hashes its own task, method (budget included), context and observations."""
 
@@ -51,6 +56,15 @@ def method_budget(method: str) -> int | None:
     return int(budget) if at else None
 
 
+def training_method(method: str) -> str:
+    """Return the cold method that learns a transfer method's memory (``rnn-warm@64``: ``rnn@64``).
+
+    Supervised, from h_0, at the transfer method's budget.
+    """
+    _, at, budget = method.partition("@")
+    return f"rnn{at}{budget}"
+
+
 @dataclass
 class EvalConfig:
     """Everything an evaluation run needs."""
@@ -60,6 +74,9 @@ class EvalConfig:
     tasks: list[str] = field(default_factory=lambda: ["weather"])
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     sequences: int = 2
+    train_sequences: int = 0
+    """Sequences learned on before the test ones, in order on one thread; their
+    memory starts ``TRANSFER_METHODS`` (0: no training)."""
     steps: int = 5
     seed: int = 0
     budget: int = 4096
@@ -144,6 +161,19 @@ class EvalConfig:
         ):
             if value < 1:
                 raise ConfigError(f"{name} must be > 0, got {value}")
+        transfer = [m for m in self.methods if m in TRANSFER_METHODS]
+        if self.train_sequences < 0:
+            raise ConfigError(f"--train-sequences must be >= 0, got {self.train_sequences}")
+        if transfer and not self.train_sequences:
+            raise ConfigError(
+                f"{transfer[0]} starts from a memory learned first: add --train-sequences K "
+                "(K sequences, before the test ones, learned in order on one thread)"
+            )
+        if self.train_sequences and not transfer:
+            raise ConfigError(
+                "--train-sequences learns the memory of rnn-warm and rnn-frozen: add one "
+                "of them to --methods (or drop --train-sequences)"
+            )
         if self.data and self.task_type and self.tasks:
             raise ConfigError("--data takes --task-type or --tasks NAME, not both")
         if self.data and not self.task_type and len(self.tasks) != 1:
@@ -193,8 +223,11 @@ class EvalConfig:
             )
         return [f"warning: {name} has no label set: its answers are free text" for name in free]
 
-    def context(self, task: Task, method: str) -> Context:
-        """Return the run context of one method (``rnn@1024``: at budget 1024)."""
+    def context(self, task: Task, method: str, initial_memory: str | None = None) -> Context:
+        """Return the run context of one method (``rnn@1024``: at budget 1024).
+
+        ``initial_memory``: a transfer method's trained memory (None: from h_0).
+        """
         return make_context(
             preset=self.preset,
             task=task,
@@ -203,6 +236,8 @@ class EvalConfig:
             budget=method_budget(method) or self.budget,
             seed=self.seed,
             feedback="judge" if base_method(method) == "rnn-judge" else "supervised",
+            freeze=base_method(method) == "rnn-frozen",
+            initial_memory=initial_memory,
             step_mode=self.step_mode,
             # choice needs a label set: other tasks answer free (``free_answers`` warns)
             answer_mode=self.answer_mode if isinstance(task, ClassificationTask) else "free",
@@ -213,7 +248,13 @@ class EvalConfig:
             max_new_tokens=self.max_new_tokens,
         )
 
-    def unit_key(self, task: Task, method: str, observations: list[Observation]) -> str:
+    def unit_key(
+        self,
+        task: Task,
+        method: str,
+        observations: list[Observation],
+        initial_memory: str | None = None,
+    ) -> str:
         """Return the key of one (task, method, sequence) unit's steps in the state database.
 
         Derived, not listed: it hashes every option but ``NOT_RESULTS`` and
@@ -222,9 +263,10 @@ class EvalConfig:
         endpoint, sampling, budget...) and the sequence's data. Evals with other
         settings, or a data file edited in place, never reuse each other's
         steps, while an identical eval (a resume, another shard or process)
-        finds them.
+        finds them. A transfer method's key holds its trained memory's hash (in
+        its context): another training never reuses its steps.
         """
-        ctx = self.context(task, method)
+        ctx = self.context(task, method, initial_memory)
         options = {k: v for k, v in self.identity().items() if k not in SELECTION}
         unit = {"options": options, "context": settings_of(ctx, ctx.budget), "data": observations}
         if method in BASELINES:  # their prompts are their own

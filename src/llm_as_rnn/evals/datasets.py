@@ -6,12 +6,17 @@
   least L admissions (seeded), the first L admissions of each;
 - a user's CSV/JSONL (``--data``): the first N sequences by id, each cut to L,
   for a named task or a generic one (``--task-type``).
+
+With ``--train-sequences K``, K + N sequences are drawn the same way and the
+first K are the training sequences, never a test one: the earliest windows
+of bundled data (training precedes testing in time), the first K patients,
+the first K sequences of a file by id (the test ones are the N after them).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.data import bundled, without_lagged_truth
@@ -35,6 +40,13 @@ class EvalData:
 
     task: Task
     sequences: list[EvalSequence]
+    """The test sequences."""
+    training: list[EvalSequence] = field(default_factory=list)
+    """The training sequences (``--train-sequences``), in the order they are learned."""
+
+    def training_observations(self) -> list[Observation]:
+        """Return the training sequences' steps, one after the other (one thread learns them)."""
+        return [o for s in self.training for o in s.observations]
 
 
 def window_starts(usable: int, sequences: int, length: int, seed: int) -> list[int]:
@@ -43,38 +55,57 @@ def window_starts(usable: int, sequences: int, length: int, seed: int) -> list[i
     if len(candidates) < sequences:
         raise ConfigError(
             f"{counted(usable, 'day')} cannot hold {counted(sequences, 'sequence')} of "
-            f"{counted(length, 'step')}: lower --sequences or --steps"
+            f"{counted(length, 'step')}: lower --sequences, --train-sequences or --steps"
         )
     random.Random(seed).shuffle(candidates)
     return sorted(candidates[:sequences])
 
 
-def bundled_windows(name: str, sequences: int, length: int, seed: int) -> EvalData:
-    """Return seeded windows of a task's bundled data."""
+def split(task: Task, drawn: list[EvalSequence], training: int) -> EvalData:
+    """Return the drawn sequences as data: the first ``training`` learn, the rest test."""
+    return EvalData(task, drawn[training:], drawn[:training])
+
+
+def bundled_windows(
+    name: str, sequences: int, length: int, seed: int, training: int = 0
+) -> EvalData:
+    """Return seeded windows of a task's bundled data (the ``training`` earliest first)."""
     task = get_task(name)
     data = bundled(task.name)
-    starts = window_starts(data.starts(), sequences, length, seed)
-    return EvalData(task, [EvalSequence(f"{name}@{s}", data.window(s, length)) for s in starts])
+    starts = window_starts(data.starts(), training + sequences, length, seed)
+    drawn = [EvalSequence(f"{name}@{s}", data.window(s, length)) for s in starts]
+    return split(task, drawn, training)
 
 
-def mimic(directory: str, sequences: int, length: int, seed: int) -> EvalData:
+def mimic(directory: str, sequences: int, length: int, seed: int, training: int = 0) -> EvalData:
     """Return patients' admission sequences from a MIMIC-IV directory."""
     from llm_as_rnn.data.mimic import load_mimic
 
-    task, pairs = load_mimic(directory, sequences, length, seed)
-    return EvalData(task, [EvalSequence(f"patient-{sid}", obs) for sid, obs in pairs])
+    task, pairs = load_mimic(directory, training + sequences, length, seed)
+    return split(task, [EvalSequence(f"patient-{sid}", obs) for sid, obs in pairs], training)
 
 
 def file_sequences(
-    path: str, task: Task, pairs: Sequences, sequences: int, length: int
+    path: str, task: Task, pairs: Sequences, sequences: int, length: int, training: int = 0
 ) -> EvalData:
-    """Return the first ``sequences`` sequences of a user's file, each cut to ``length``."""
-    if len(pairs) < sequences:
+    """Return the first sequences of a user's file by id, each cut to ``length``.
+
+    The first ``training`` learn; the ``sequences`` after them test.
+    """
+    wanted = training + sequences
+    if len(pairs) < wanted:
+        held = counted(len(pairs), "sequence")
+        if training:
+            raise ConfigError(
+                f"{path} holds {held}, fewer than --train-sequences {training} + --sequences "
+                f"{sequences}: ask for {len(pairs)} or fewer in all"
+            )
         raise ConfigError(
-            f"{path} holds {counted(len(pairs), 'sequence')}, fewer than --sequences "
-            f"{sequences}: pass --sequences {len(pairs)} or fewer"
+            f"{path} holds {held}, fewer than --sequences {sequences}: pass --sequences "
+            f"{len(pairs)} or fewer"
         )
-    return EvalData(task, [EvalSequence(sid, obs[:length]) for sid, obs in pairs[:sequences]])
+    drawn = [EvalSequence(sid, obs[:length]) for sid, obs in pairs[:wanted]]
+    return split(task, drawn, training)
 
 
 def load_data(cfg: EvalConfig) -> list[EvalData]:
@@ -89,6 +120,7 @@ def load_data(cfg: EvalConfig) -> list[EvalData]:
         EvalData(
             d.task,
             [EvalSequence(s.id, without_lagged_truth(d.task, s.observations)) for s in d.sequences],
+            [EvalSequence(s.id, without_lagged_truth(d.task, s.observations)) for s in d.training],
         )
         for d in datasets
     ]
@@ -99,13 +131,18 @@ def find_data(cfg: EvalConfig) -> list[EvalData]:
     if cfg.data:  # validate() made sure of one task name or a task type
         name = None if cfg.task_type else cfg.tasks[0]
         task, pairs = load_sequences(cfg.data, name, cfg.task_type, cfg.labels)
-        return [file_sequences(cfg.data, task, pairs, cfg.sequences, cfg.steps)]
+        k = cfg.train_sequences
+        return [file_sequences(cfg.data, task, pairs, cfg.sequences, cfg.steps, k)]
     datasets = []
     for name in cfg.tasks:
         if name == "mimic":
             if not cfg.mimic_dir:
                 raise ConfigError("the mimic task needs --mimic-dir <your MIMIC-IV directory>")
-            datasets.append(mimic(cfg.mimic_dir, cfg.sequences, cfg.steps, cfg.seed))
+            datasets.append(
+                mimic(cfg.mimic_dir, cfg.sequences, cfg.steps, cfg.seed, cfg.train_sequences)
+            )
         else:
-            datasets.append(bundled_windows(name, cfg.sequences, cfg.steps, cfg.seed))
+            datasets.append(
+                bundled_windows(name, cfg.sequences, cfg.steps, cfg.seed, cfg.train_sequences)
+            )
     return datasets

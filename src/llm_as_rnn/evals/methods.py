@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.store.base import BaseStore
@@ -18,14 +18,21 @@ from llm_as_rnn.core.calls import journaled, predict_answer
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.evals import baselines
-from llm_as_rnn.evals.config import BASELINES, REFERENCES, EvalConfig
+from llm_as_rnn.evals.config import (
+    BASELINES,
+    REFERENCES,
+    TRANSFER_METHODS,
+    EvalConfig,
+    base_method,
+    training_method,
+)
 from llm_as_rnn.evals.datasets import EvalData, EvalSequence
 from llm_as_rnn.evals.records import rnn_record, step_record
 from llm_as_rnn.evals.references import applies, reference_records
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.journal import forget
-from llm_as_rnn.runtime.leases import ThreadBusyError, holding
+from llm_as_rnn.runtime.leases import Leases, ThreadBusyError, holding
 from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.storage import leases_of, read_records
 from llm_as_rnn.runtime.usage import of_calls
@@ -40,6 +47,9 @@ Unit = tuple[EvalData, str, EvalSequence]
 BUSY_RETRY_S = 0.5
 """How often a unit that another process is computing is tried again."""
 
+TRAINING = "training"
+"""The training thread's place of a sequence id, and its progress bar."""
+
 
 def rnn_thread(task: str, method: str, sequence: str, key: str) -> str:
     """Return the thread of an LLM-as-RNN method's sequence under one settings key."""
@@ -51,6 +61,23 @@ def unit_name(task: str, method: str, sequence: str, key: str) -> str:
     if method in BASELINES:
         return ":".join(namespaces.eval_records(task, method, sequence, key))
     return rnn_thread(task, method, sequence, key)
+
+
+def training_thread(cfg: EvalConfig, data: EvalData, method: str) -> str:
+    """Return the thread that learns ``method``'s memory (the cold ``rnn``) on the training data."""
+    observations = data.training_observations()
+    key = cfg.unit_key(data.task, method, observations)
+    return rnn_thread(data.task.name, method, TRAINING, key)
+
+
+async def trained_memory(
+    store: BaseStore, cfg: EvalConfig, data: EvalData, method: str
+) -> str | None:
+    """Return a transfer method's trained memory; None until its training is done."""
+    cold = training_method(method)
+    records = await read_trace(store, training_thread(cfg, data, cold))
+    done = records and len(records) == len(data.training_observations())
+    return records[-1]["memory_after"] if done else None
 
 
 async def run_baseline(
@@ -138,7 +165,12 @@ async def collect(
                     if applies(data.task, method):
                         records += reference_records(data.task, method, seq.id, seq.observations)
                     continue
-                key = cfg.unit_key(data.task, method, seq.observations)
+                memory = None
+                if base_method(method) in TRANSFER_METHODS:
+                    memory = await trained_memory(store, cfg, data, method)
+                    if memory is None:
+                        continue  # nothing ran before its training ended
+                key = cfg.unit_key(data.task, method, seq.observations, memory)
                 if method in BASELINES:
                     namespace = namespaces.eval_records(data.task.name, method, seq.id, key)
                     records += await read_records(store, namespace)
@@ -181,26 +213,49 @@ async def run_units(
     """Run (or resume) this worker's units, ``cfg.concurrency`` at once; return seconds."""
     gate = asyncio.Semaphore(cfg.concurrency)
     leases = leases_of(store)
+    trainings: dict[tuple[str, str], asyncio.Future[str]] = {}
+
+    async def train(data: EvalData, method: str) -> str:
+        cold = training_method(method)
+        thread = training_thread(cfg, data, cold)
+        ctx = cfg.context(data.task, cold)
+        observations = data.training_observations()
+        await exclusively(
+            gate,
+            leases,
+            thread,
+            lambda: run_sequence(
+                graph,
+                observations,
+                thread_id=thread,
+                context=ctx,
+                on_step=lambda _: advance(TRAINING),
+            ),
+        )
+        memory = await trained_memory(store, cfg, data, method)
+        assert memory is not None  # every training step is committed
+        return memory
+
+    def trained(data: EvalData, method: str) -> Awaitable[str]:
+        """Return the trained memory, learned once per task and budget in this process."""
+        key = (data.task.name, training_method(method))
+        if key not in trainings:
+            trainings[key] = asyncio.ensure_future(train(data, method))
+        return trainings[key]
 
     async def unit(data: EvalData, method: str, seq: EvalSequence) -> None:
-        ctx = cfg.context(data.task, method)
+        memory = None
+        if base_method(method) in TRANSFER_METHODS:
+            memory = await trained(data, method)  # outside the gate: training needs a slot
+        ctx = cfg.context(data.task, method, memory)
         step = lambda: advance(method)  # noqa: E731
-        key = cfg.unit_key(data.task, method, seq.observations)
+        key = cfg.unit_key(data.task, method, seq.observations, memory)
         name = unit_name(data.task.name, method, seq.id, key)
-        while True:
-            async with gate:
-                try:  # one writer per unit: another process may be computing it
-                    async with holding(leases, name):
-                        if method in BASELINES:
-                            await run_baseline(
-                                method, data, seq, ctx, backend, store, cfg, key, step
-                            )
-                        else:
-                            await run_rnn(method, data, seq, ctx, graph, key, step)
-                    return
-                except ThreadBusyError:
-                    pass  # give the slot to another unit, come back for its results
-            await asyncio.sleep(BUSY_RETRY_S)
+        if method in BASELINES:
+            work = lambda: run_baseline(method, data, seq, ctx, backend, store, cfg, key, step)  # noqa: E731
+        else:
+            work = lambda: run_rnn(method, data, seq, ctx, graph, key, step)  # noqa: E731
+        await exclusively(gate, leases, name, work)
 
     settle_heap()
     started = time.perf_counter()
@@ -216,6 +271,28 @@ async def run_units(
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     return time.perf_counter() - started
+
+
+async def exclusively(
+    gate: asyncio.Semaphore,
+    leases: Leases | None,
+    name: str,
+    work: Callable[[], Awaitable[Any]],
+) -> None:
+    """Run ``work`` in a slot of ``gate`` holding ``name``'s lease: one writer per thread.
+
+    While another process holds it, the slot goes to other work and ``work``
+    is tried again (it then resumes after the steps that process finished).
+    """
+    while True:
+        async with gate:
+            try:
+                async with holding(leases, name):
+                    await work()
+                return
+            except ThreadBusyError:
+                pass
+        await asyncio.sleep(BUSY_RETRY_S)
 
 
 def settle_heap() -> None:

@@ -162,8 +162,9 @@ def write_outputs(
     records: list[dict[str, Any]],
     timing: dict[str, Any],
     model_name: str,
+    training: list[str] | None = None,
 ) -> None:
-    """Write every output file of an evaluation."""
+    """Write every output file of an evaluation (``training``: its report section, if any)."""
     steps = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
     write_atomic(out / "steps.jsonl", steps)
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -188,6 +189,7 @@ def write_outputs(
         "",
         settings_line(cfg),
         "",
+        *(training or []),
         *lift_section(summary["results"]),
         "## Results",
         "",

@@ -22,9 +22,16 @@ from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.datasets import EvalData, load_data
-from llm_as_rnn.evals.methods import collect, load_backend, run_units
+from llm_as_rnn.evals.methods import TRAINING, collect, load_backend, run_units
 from llm_as_rnn.evals.metrics import summarize
 from llm_as_rnn.evals.report import short_sequences, write_outputs
+from llm_as_rnn.evals.transfer import (
+    export,
+    read_trainings,
+    training_methods,
+    training_section,
+    training_summary,
+)
 from llm_as_rnn.evals.workers import run_workers
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.paths import write_atomic
@@ -135,6 +142,11 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
             for m, done in done_counts(await collect(store, datasets, cfg)).items():
                 if m in bars:
                     progress.update(bars[m], completed=done)
+            if training_methods(cfg):
+                trained = await read_trainings(store, cfg, datasets)
+                total = sum(len(t.data.training_observations()) for t in trained)
+                done = sum(len(t.records) for t in trained)
+                bars[TRAINING] = progress.add_task(TRAINING, total=total, completed=done)
 
             def advance(method: str) -> None:
                 progress.advance(bars[method])
@@ -148,13 +160,26 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
                 run_s = await run_units(cfg, datasets, backend, graph, store, advance)
                 model_name = backend.name
         records = await collect(store, datasets, cfg)
+        trainings = await read_trainings(store, cfg, datasets)
+    export(out, cfg, trainings)
     summary = {
         "config": cfg.identity(),
         "results": summaries(records, datasets, cfg.report_methods()),
     }
+    if trainings:
+        summary["training"] = training_summary(trainings)
     for line in [*short_sequences(records, cfg.steps), *invalid_warnings(records)]:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    write_outputs(out, command, cfg, summary, records, timings(records, run_s), model_name)
+    write_outputs(
+        out,
+        command,
+        cfg,
+        summary,
+        records,
+        timings(records, run_s),
+        model_name,
+        training_section(trainings),
+    )
     return summary
 
 

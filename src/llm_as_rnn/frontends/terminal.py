@@ -12,7 +12,7 @@ from rich.text import Text
 
 from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.state import StepRecord, clip
+from llm_as_rnn.core.state import NO_REWRITE, StepRecord, clip
 from llm_as_rnn.evals.records import distribution_metrics
 
 
@@ -176,23 +176,27 @@ def run_summary(records: Sequence[StepRecord]) -> RenderableType:
             distribution_metrics(
                 r["prediction"]["distribution"] or {},
                 r["target"],
-                r["prediction"].get("distribution_h0") or r["prediction"]["distribution"],
+                r["prediction"].get("distribution_h0"),  # None: not measured (frozen)
             )
             for r in choice
         ]
         losses = [m["log_loss"] for m in scores]
-        lifts = [m["lift_nats"] for m in scores]
+        lifts = [m["lift_nats"] for m in scores if "lift_nats" in m]
         raised = sum(lift > 1e-9 for lift in lifts)
         lines.append(
-            f"log-loss {sum(losses) / len(losses):.3f} nats · memory lift "
-            f"{sum(lifts) / len(lifts):+.3f} nats per step (raised p(truth) on {raised} "
-            f"of {len(lifts)} steps; 0 while the memory is h_0)"
+            f"log-loss {sum(losses) / len(losses):.3f} nats"
+            + (
+                f" · memory lift {sum(lifts) / len(lifts):+.3f} nats per step (raised p(truth) "
+                f"on {raised} of {len(lifts)} steps; 0 while the memory is h_0)"
+                if lifts
+                else ""
+            )
         )
     kinds = Counter(r["enforcement"] for r in records)
-    accepted = len(records) - kinds["kept"] - kinds["skipped"]
+    accepted = len(records) - kinds["kept"] - sum(kinds[k] for k in NO_REWRITE)
     lines.append(
         f"rewrites accepted {accepted} · rejected {kinds['kept']}"
-        + (f" · skipped {kinds['skipped']}" if kinds["skipped"] else "")
+        + "".join(f" · {k} {kinds[k]}" for k in NO_REWRITE if kinds[k])
         + (
             f" (compress {kinds['compress']}, truncate {kinds['truncate']})"
             if kinds["compress"] or kinds["truncate"]

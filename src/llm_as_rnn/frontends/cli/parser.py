@@ -91,6 +91,12 @@ def build_parser() -> Parser:
         "deferred: the truth is sent after the prediction",
     )
     run.add_argument(
+        "--freeze",
+        action="store_true",
+        help="predict only, the memory never changes: one predictor call per step, no "
+        "critique or rewrite (deployment); the truth, when known, is still scored",
+    )
+    run.add_argument(
         "--thread",
         type=thread_name,
         default=None,
@@ -130,10 +136,18 @@ def build_parser() -> Parser:
         "--methods",
         type=csv_list,
         default=["zero-shot", "fhc", "memprompt", "rnn", "rnn-judge"],
-        help="zero-shot,fhc,memprompt,rnn,rnn-judge (all); the reference rows persistence, "
-        "prior and zero (regression) are always reported",
+        help="zero-shot,fhc,memprompt,rnn,rnn-judge (default); rnn-warm,rnn-frozen with "
+        "--train-sequences; the reference rows persistence, prior and zero (regression) "
+        "are always reported",
     )
     add_positive(ev, "--sequences", 2, "sequences per task (2)")
+    ev.add_argument(
+        "--train-sequences",
+        type=non_negative,
+        default=0,
+        help="K sequences, before the test ones and never one of them, learned in order on "
+        "one thread; its memory starts rnn-warm and rnn-frozen and is written to --out (0)",
+    )
     add_positive(ev, "--steps", 5, "steps per sequence, L (5)")
     add_positive(ev, "--concurrency", 4, "sequences at once (4)")
     ev.add_argument(

@@ -38,7 +38,11 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def context_from_args(args: argparse.Namespace, task: str | Task) -> Context:
     """Build and validate the ``run`` context from parsed flags."""
-    options = model_options(args) | {"task": task, "feedback": args.feedback}
+    options = model_options(args) | {
+        "task": task,
+        "feedback": args.feedback,
+        "freeze": args.freeze,
+    }
     if args.budget is not None:
         options["budget"] = args.budget
     return make_context(**options)

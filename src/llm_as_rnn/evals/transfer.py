@@ -1,0 +1,140 @@
+"""What ``eval --train-sequences K`` trained: the memory's file in ``--out`` and its report lines.
+
+One cold ``rnn`` thread per task (and budget) learns the K training
+sequences in order (``methods.training_thread``); its last memory starts
+``rnn-warm`` and ``rnn-frozen`` on every test sequence. It is exported as a
+memory file (``core.memfile``), so what the report measured can be deployed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langgraph.store.base import BaseStore
+
+from llm_as_rnn.core.identity import digest, settings_of
+from llm_as_rnn.core.memfile import MemoryFile, render
+from llm_as_rnn.core.sequence import read_trace
+from llm_as_rnn.core.state import StepRecord
+from llm_as_rnn.errors import counted
+from llm_as_rnn.evals.config import TRANSFER_METHODS, EvalConfig, base_method, training_method
+from llm_as_rnn.evals.datasets import EvalData
+from llm_as_rnn.evals.methods import training_thread
+from llm_as_rnn.runtime.paths import write_atomic
+
+
+@dataclass(frozen=True)
+class Training:
+    """One training thread and the steps it finished."""
+
+    data: EvalData
+    method: str
+    """The cold method that learned it (``rnn``, ``rnn@256`` in a budget sweep)."""
+    thread: str
+    records: list[StepRecord]
+
+    @property
+    def done(self) -> bool:
+        """Return whether every training step finished."""
+        return len(self.records) == len(self.data.training_observations())
+
+    @property
+    def file_name(self) -> str:
+        """Return the name of its memory file in ``--out``."""
+        _, at, budget = self.method.partition("@")
+        return f"trained-memory-{self.data.task.name}{at}{budget}.json"
+
+
+def training_methods(cfg: EvalConfig) -> list[str]:
+    """Return the cold methods whose runs train a transfer method, once each."""
+    methods = [m for m in cfg.model_methods() if base_method(m) in TRANSFER_METHODS]
+    return list(dict.fromkeys(training_method(m) for m in methods))
+
+
+async def read_trainings(
+    store: BaseStore, cfg: EvalConfig, datasets: list[EvalData]
+) -> list[Training]:
+    """Return every training of the evaluation, finished or not."""
+    out = []
+    for data in datasets:
+        for method in training_methods(cfg):
+            thread = training_thread(cfg, data, method)
+            out.append(Training(data, method, thread, await read_trace(store, thread)))
+    return out
+
+
+def memory_file(cfg: EvalConfig, training: Training) -> MemoryFile:
+    """Return a finished training's memory as a memory file (origin: its thread's last step)."""
+    last = training.records[-1]
+    ctx = cfg.context(training.data.task, training.method)
+    return MemoryFile(
+        memory=last["memory_after"],
+        task=training.data.task.name,
+        sections=tuple(training.data.task.sections),
+        budget=last["budget"],
+        tokenizer=ctx.tokenizer or cfg.model,
+        tokens=last["memory_tokens"],
+        origin={
+            "thread": training.thread,
+            "step": last["step"],
+            "settings": digest(settings_of(ctx, ctx.budget)),
+        },
+    )
+
+
+def export(out: Path, cfg: EvalConfig, trainings: list[Training]) -> None:
+    """Write each finished training's memory file into ``out`` (atomically)."""
+    for training in trainings:
+        if training.done:
+            write_atomic(out / training.file_name, render(memory_file(cfg, training)))
+
+
+def training_summary(trainings: list[Training]) -> dict[str, Any]:
+    """Return ``{task: {method: what it learned on}}`` for ``summary.json``."""
+    out: dict[str, Any] = {}
+    for t in trainings:
+        out.setdefault(t.data.task.name, {})[t.method] = {
+            "sequences": [s.id for s in t.data.training],
+            "ids": [[o.get("id") for o in s.observations] for s in t.data.training],
+            "steps": len(t.records),
+            "budget": t.records[-1]["budget"] if t.records else None,
+            "memory_tokens": t.records[-1]["memory_tokens"] if t.records else None,
+            "thread": t.thread,
+            "file": t.file_name if t.done else None,
+        }
+    return out
+
+
+def training_section(trainings: list[Training]) -> list[str]:
+    """Return the report's section on what was trained on what (nothing without training)."""
+    if not trainings:
+        return []
+    lines = [
+        "## Training (rnn-warm, rnn-frozen)",
+        "",
+        "Before the test sequences, one cold `rnn` thread per task and budget learned the "
+        "training sequences below, in order, never a test sequence; its last memory starts "
+        "`rnn-warm` (which keeps learning) and `rnn-frozen` (no critique, no rewrite) on "
+        "every test sequence. `rnn` starts from the task's blank memory.",
+        "",
+        "| task | trained as | training sequences (first - last step id) | steps | λ | "
+        "final memory | file |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in trainings:
+        spans = ", ".join(
+            f"{s.id} ({s.observations[0].get('id')} - {s.observations[-1].get('id')})"
+            for s in t.data.training
+        )
+        last = t.records[-1] if t.records else None
+        steps = f"{len(t.records)} of {len(t.data.training_observations())}"
+        tokens = counted(last["memory_tokens"], "token") if last else "-"
+        budget = last["budget"] if last else "-"
+        file = f"[{t.file_name}]({t.file_name})" if t.done else "not finished"
+        lines.append(
+            f"| {t.data.task.name} | {t.method} | {spans} | {steps} | {budget} | {tokens} "
+            f"| {file} |"
+        )
+    return [*lines, ""]
