@@ -19,6 +19,7 @@ from llm_as_rnn.frontends.cli.flags import (
     Parser,
     add_choice,
     add_data_flags,
+    add_init_memory,
     add_model_flags,
     add_positive,
     csv_list,
@@ -100,6 +101,7 @@ def build_parser() -> Parser:
     run.add_argument(
         "--db", default="llm-as-rnn.db", path=DATABASE, help="SQLite database (llm-as-rnn.db)"
     )
+    add_init_memory(run)
     run.add_argument(
         "--allow-new-settings",
         action="store_true",
@@ -182,6 +184,7 @@ def build_parser() -> Parser:
         "model context in tokens; FHC drops its oldest steps to fit (8192)",
     )
     add_data_flags(ev, "--tasks")
+    add_init_memory(ev)
     ev.add_argument(
         "--mimic-dir",
         default=None,
