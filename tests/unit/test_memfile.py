@@ -19,7 +19,7 @@ ODD = [
     MEMORY,
     "## PATTERNS\n- pluie à Zürich ☔ 雨\n\n## RECENT ERRORS\n\t- tab\r\n\n## RULES OF THUMB\n",
     '## PATTERNS\n- "quoted" \\ back\\slash \u2028 line sep\n## RECENT ERRORS\n## RULES OF THUMB',
-    "  leading spaces\n## PATTERNS\n- 🌧️ emoji + ZWJ 👩‍🔬\n## RECENT ERRORS\n## RULES OF THUMB\n\n\n",
+    "  lead\n## PATTERNS\n- 🌧️ emoji + ZWJ 👩‍🔬\n## RECENT ERRORS\n## RULES OF THUMB\n\n\n",
 ]
 
 
@@ -87,7 +87,8 @@ def test_hash_mismatch_is_accepted_as_edited() -> None:
 def test_plain_text_is_a_memory_alone() -> None:
     f = parse(MEMORY)
     assert f == MemoryFile(memory=MEMORY)
-    assert f.task is None and not f.edited
+    assert f.task is None
+    assert not f.edited
 
 
 def bad(**changes: object) -> str:
