@@ -184,7 +184,6 @@ def build_parser() -> Parser:
         "model context in tokens; FHC drops its oldest steps to fit (8192)",
     )
     add_data_flags(ev, "--tasks")
-    add_init_memory(ev)
     ev.add_argument(
         "--mimic-dir",
         default=None,
