@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
+from llm_as_rnn.core.memfile import MemoryFile, render
 from llm_as_rnn.evals.config import REFERENCES
+from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime.storage import open_storage
 from tests.reliability.harness import (
     CLI,
     comparable,
@@ -126,3 +131,36 @@ def test_eval_killed_equals_uninterrupted(tmp_path: Path) -> None:
     assert a == b
     assert len(steps) == len(keys) == total
     assert 0 <= extra <= kills
+
+
+def test_warm_started_run_killed_equals_uninterrupted(tmp_path: Path) -> None:
+    rng = random.Random(23)
+    memory = (
+        "## PATTERNS\n- Falling pressure: rain within a day.\n\n"
+        "## RECENT ERRORS\n- None yet.\n\n## RULES OF THUMB\n- After two dry days, predict dry."
+    )
+    learned = tmp_path / "learned.json"
+    learned.write_text(render(MemoryFile(memory=memory, task="weather", origin={"step": 5})))
+    steps = 12
+    with fault_server(seed=3, latency=0.05) as server:
+        warm = ("--init-memory", str(learned))
+        reference = run_cli(run_args(server.url, tmp_path / "ref.db", "w", steps, *warm))
+        assert reference.returncode == 0, reference.stderr[-2000:]
+        expected = trace(tmp_path / "ref.db", "w")
+        server.reset()
+        args = run_args(server.url, tmp_path / "kill.db", "w", steps, *warm)
+        kills, _ = kill_until_done(args, server, rng, max_kills=6)
+    got = trace(tmp_path / "kill.db", "w")
+    assert kills == 6
+    assert got[0]["memory_before"] == memory
+    assert [r["step"] for r in got] == list(range(1, steps + 1))
+    assert comparable(got) == comparable(expected)
+
+    async def imports(db: Path) -> list[Any]:
+        async with open_storage(str(db)) as (_, store):
+            return [item.value for item in await store.asearch(namespaces.imported("w"))]
+
+    recorded = asyncio.run(imports(tmp_path / "kill.db"))
+    assert recorded == asyncio.run(imports(tmp_path / "ref.db"))  # recorded once, the same
+    assert len(recorded) == 1
+    assert recorded[0]["source"] == "learned.json"

@@ -286,13 +286,23 @@ async def check_thread(
         changed.append(f"data: step {step} had another input or target (an edited file?)")
     if changed and not allow_new_settings:
         raise ConfigError(
-            f"thread {thread_id!r} was run with other settings ({listed(changed)}): "
+            f"thread {thread_id!r} was run with other settings ({listed(changed)}"
+            f"{_warm_hint(before, current)}): "
             "start a new thread (--thread NEW, thread_id=NEW), or continue this one "
             "deliberately (--allow-new-settings, allow_new_settings=True)"
         )
     if not changed:
         return None
     return {**current, "budget": current["budget"] or before.get("budget")}
+
+
+def _warm_hint(before: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """Say what a changed ``initial_memory`` means: it is h_0, which a thread has behind it."""
+    if (was := before.get("initial_memory")) == current.get("initial_memory"):
+        return ""
+    if was is None:
+        return "; an imported memory is a new thread's h_0, and this one started from its own"
+    return "; it started from an imported memory (--init-memory): give the same one"
 
 
 PENDING = "pending"

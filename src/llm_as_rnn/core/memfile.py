@@ -42,7 +42,8 @@ FORMAT = "llm-as-rnn.memory"
 """The ``format`` field every memory file carries."""
 VERSION = 1
 """The format version this package writes and reads."""
-_HEADER = re.compile(r"^\s*#+\s*(.*?)\s*#*\s*$")
+# A Markdown heading: hashes, a space, a title ("#1 rule" and a lone "#" are text).
+_HEADER = re.compile(r"^\s*#+\s+(.*?\S)\s*#*\s*$")
 
 
 def content_hash(memory: str) -> str:
@@ -70,6 +71,9 @@ class MemoryFile:
     """Where it was exported from: ``thread``, ``step`` and ``settings`` (a hash)."""
     edited: bool = False
     """The memory no longer matches the file's hash: someone changed it by hand."""
+    source: str | None = field(default=None, compare=False)
+    """The name of the file it was read from (``core.warm.read_memory_file``); not
+    part of the file's content, so not written by ``render``."""
 
     @property
     def sha256(self) -> str:
@@ -117,7 +121,7 @@ def parse(text: str, where: str = "memory file") -> MemoryFile:
             "give a file written by `llm-as-rnn memory export`"
         )
     version = document.get("version")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # true and 1.0 equal 1 in Python
         raise DataError(
             f"{where} has format version {version!r}, and this llm-as-rnn reads version "
             f"{VERSION}: export it again with this version, or upgrade llm-as-rnn"
@@ -125,12 +129,17 @@ def parse(text: str, where: str = "memory file") -> MemoryFile:
     memory = document.get("memory")
     if not isinstance(memory, str) or blank(memory):
         raise DataError(f'{where} holds no memory text (its "memory" field): export it again')
+    try:  # JSON escapes can spell lone surrogates, which no UTF-8 file or hash can hold
+        memory.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f'{where}: its "memory" is not valid Unicode: export it again') from None
     sections = document.get("sections")
     if sections is not None and (
         not isinstance(sections, list) or not all(isinstance(s, str) for s in sections)
     ):
         raise DataError(f'{where}: "sections" must be a list of section names')
-    origin = document.get("origin") or {}
+    origin = document.get("origin")
+    origin = {} if origin is None else origin
     if not isinstance(origin, dict):
         raise DataError(f'{where}: "origin" must be an object (thread, step, settings)')
     return MemoryFile(

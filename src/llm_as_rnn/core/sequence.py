@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from llm_as_rnn.core.budget import check_run_budget
 from llm_as_rnn.core.context import Context, coerce_context
-from llm_as_rnn.core.identity import check_thread, record_settings
+from llm_as_rnn.core.identity import check_thread
+from llm_as_rnn.core.memfile import MemoryFile
 from llm_as_rnn.core.state import (
     RUN_INPUT,
     DiscardRecord,
@@ -31,6 +32,7 @@ from llm_as_rnn.core.state import (
     blank,
     check_targets,
 )
+from llm_as_rnn.core.warm import new_warm_start, record_start, warm_context
 from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.leases import holding
@@ -66,6 +68,7 @@ async def run_sequence(
     steps: int | None = None,
     on_step: OnStep | None = None,
     allow_new_settings: bool = False,
+    initial_memory: str | MemoryFile | None = None,
 ) -> SequenceResult:
     """Run ``observations`` (the whole sequence, from its first step) on a thread.
 
@@ -90,6 +93,10 @@ async def run_sequence(
             task, budget, sampling, ...) or finished steps' data differ from
             these; without it such a resume is a ``ConfigError`` naming each
             difference (see ``llm_as_rnn.core.identity``).
+        initial_memory: A warm start (``core.warm``): a new thread's h_0, as a
+            text or a ``MemoryFile`` (``read_memory_file``); it sets the
+            context's ``initial_memory``, so it is part of the thread's identity.
+            Another task's memory is a ``DataError``.
 
     With a database from ``open_storage``, the run holds the thread's lease:
     another process running the same thread meanwhile gets a
@@ -105,7 +112,7 @@ async def run_sequence(
         raise ConfigError(f"invalid steps: {steps!r} is not a count (0 or more, or None for all)")
     if on_step is not None and not callable(on_step):
         raise ConfigError(f"on_step {on_step!r:.60} is not callable: give a function or None")
-    context = coerce_context(context)
+    context, imported = warm_context(coerce_context(context), initial_memory)
     check_input(observations, budget)
     # Every target now, before any step: a bad one mid-sequence would stop the run there.
     check_targets(get_task(context.task), observations, required=context.feedback != "judge")
@@ -143,9 +150,12 @@ async def run_sequence(
         )
         unstarted = never_predicted(snapshot)
         before = await last_finished(graph, config) if unstarted else snapshot
+        kept = before.values.get("budget") if before is not None else None
         if values.get("step", 0) < total:  # a step will run: its budget must hold the headers
-            kept = before.values.get("budget") if before is not None else None
             await check_run_budget(context, budget or kept or context.budget)
+        start = await new_warm_start(
+            store, thread_id, context, imported, budget or kept or context.budget
+        )
         if unstarted:  # re-run below from the data, with this call's budget and settings
             await rewind(graph, config, before)
             snapshot = await graph.aget_state(config)
@@ -163,10 +173,10 @@ async def run_sequence(
             lease.check()
             values = await finish(payload)
             if pending is not None:  # recorded once a step with them has finished
-                await record_settings(store, thread_id, pending)
+                await record_start(store, thread_id, pending, start)
                 pending = None
         if pending is not None and values.get("step"):  # only an interrupted step was finished
-            await record_settings(store, thread_id, pending)
+            await record_start(store, thread_id, pending, start)
         result.memory = values.get("memory", "")
         result.steps_done = values.get("step", 0)
     return result

@@ -37,18 +37,11 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
-from llm_as_rnn.core.budget import check_run_budget
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.identity import (
-    PENDING,
-    check_pending,
-    check_thread,
-    forget_settings,
-    record_settings,
-    recorded_settings,
-    settings_of,
-)
+from llm_as_rnn.core.identity import PENDING, forget_settings
+from llm_as_rnn.core.memfile import MemoryFile
+from llm_as_rnn.core.pending import held, hold, settle, starting
 from llm_as_rnn.core.sequence import (
     dropped,
     last_finished,
@@ -67,6 +60,7 @@ from llm_as_rnn.core.state import (
     StepRecord,
     checked_target,
 )
+from llm_as_rnn.core.warm import warm_context
 from llm_as_rnn.errors import ConfigError, LearnerStateError, StateError, from_validation
 from llm_as_rnn.frontends.concurrency import LoopThread, ThreadLocks
 from llm_as_rnn.runtime import namespaces
@@ -88,15 +82,18 @@ class OnlineLearner:
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         store: BaseStore | None = None,
         allow_new_settings: bool = False,
+        initial_memory: str | MemoryFile | None = None,
     ) -> None:
         """Create a learner; in-memory persistence unless you pass your own.
 
         A thread remembers the settings it learned with: predicting on it with
         other settings (model, task, budget, ...) raises ``ConfigError``
         unless ``allow_new_settings`` (e.g. after a deliberate model upgrade).
+        ``initial_memory`` (a text or ``MemoryFile``) is new threads' h_0: a
+        warm start (``core.warm``); another task's is a ``DataError``.
         """
         self.allow_new_settings = allow_new_settings
-        given = coerce_context(context)
+        given, self.initial_memory = warm_context(coerce_context(context), initial_memory)
         if given.feedback == "judge":  # it would be ignored: the learner is taught by learn()
             raise ConfigError(
                 "OnlineLearner learns from learn()'s truths: 'judge' is for run_sequence"
@@ -120,6 +117,7 @@ class OnlineLearner:
         context: Context | dict[str, Any] | None = None,
         *,
         allow_new_settings: bool = False,
+        initial_memory: str | MemoryFile | None = None,
     ) -> AsyncIterator[OnlineLearner]:
         """Open a learner on a database (``open_storage``) as an async context manager.
 
@@ -133,6 +131,7 @@ class OnlineLearner:
                 checkpointer=checkpointer,
                 store=store,
                 allow_new_settings=allow_new_settings,
+                initial_memory=initial_memory,
             )
             try:
                 yield learner
@@ -146,6 +145,7 @@ class OnlineLearner:
         context: Context | dict[str, Any] | None = None,
         *,
         allow_new_settings: bool = False,
+        initial_memory: str | MemoryFile | None = None,
     ) -> OnlineLearner:
         """Open a learner on a database for the sync methods; ``close()`` it after.
 
@@ -162,6 +162,7 @@ class OnlineLearner:
                     checkpointer=checkpointer,
                     store=store,
                     allow_new_settings=allow_new_settings,
+                    initial_memory=initial_memory,
                 )
                 learner._exit = stack.pop_all()
                 return learner
@@ -225,11 +226,6 @@ class OnlineLearner:
             self._check_open()  # closed while this call waited
             yield lease
 
-    async def _settings(self, thread: str) -> dict[str, Any] | None:
-        return await check_thread(
-            self.store, thread, self.context, allow_new_settings=self.allow_new_settings
-        )
-
     async def apredict(self, thread: str, input: Any, *, id: str | None = None) -> Prediction:
         """Predict the outcome of ``input``; the step waits for ``learn`` (or ``discard``)."""
         fields: dict[str, Any] = {"input": input} if id is None else {"input": input, "id": id}
@@ -245,17 +241,21 @@ class OnlineLearner:
                     f"thread {thread!r} has a pending step {pending_step(state)}: call learn() "
                     "with its truth, or discard() to drop it, first"
                 )
-            # Refuse other settings, or a budget too small for the headers, before any step.
-            settings = await self._settings(thread)
-            await check_run_budget(self.context, state.values.get("budget") or self.context.budget)
+            settings, imported = await starting(
+                self.store,
+                thread,
+                self.context,
+                state.values.get("budget") or self.context.budget,
+                self.initial_memory,
+                self.allow_new_settings,
+            )
             if unstarted:  # nothing of it was seen: no discard record
                 await rewind(self.graph, config, await last_finished(self.graph, config))
             result = await self.graph.ainvoke(
                 {"observations": [observation]}, config, context=self.context, durability="exit"
             )
             # The step's settings: its learn must use the same; recorded for good at learn.
-            pending = {"settings": settings_of(self.context), "record": settings}
-            await record_settings(self.store, thread, pending, key=PENDING)
+            await hold(self.store, thread, self.context, settings, imported)
             prediction: Prediction = result["__interrupt__"][0].value["prediction"]
             return prediction
 
@@ -270,19 +270,15 @@ class OnlineLearner:
                     "call predict() first"
                 )
             target = checked_target(self.task, target)  # a DataError naming what is expected
-            pending = await recorded_settings(self.store, thread, PENDING)
-            if pending is None:  # predicted before settings were recorded at predict
-                settings = await self._settings(thread)
-            else:
-                settings = pending["record"]
-                check_pending(thread, pending_step(state), pending["settings"], self.context)
+            step = pending_step(state)
+            settings, imported = await held(
+                self.store, thread, step, self.context, self.allow_new_settings
+            )
             result = await self.graph.ainvoke(
                 Command(resume=target), config, context=self.context, durability="exit"
             )
             record: StepRecord = result["last_step"]
-            if settings is not None:  # a new thread's, or new ones allowed: from this step on
-                await record_settings(self.store, thread, settings)
-            await forget_settings(self.store, thread, PENDING)
+            await settle(self.store, thread, settings, imported)
             return record
 
     async def adiscard(self, thread: str) -> DiscardRecord:
@@ -309,9 +305,9 @@ class OnlineLearner:
             return record
 
     async def amemory(self, thread: str) -> str:
-        """Return the thread's current memory (the task's h_0 before any step)."""
+        """Return the thread's current memory (h_0 before any step: ``Context.h0``)."""
         _, state = await self._state(thread)
-        return str(state.values.get("memory") or self.task.initial_memory())
+        return str(state.values.get("memory") or self.context.h0())
 
     async def ahistory(self, thread: str) -> list[StepRecord]:
         """Return the records of the thread's finished steps, oldest first."""

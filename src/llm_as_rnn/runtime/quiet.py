@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 
@@ -16,3 +17,22 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     for name in ("transformers", "langgraph", "httpx", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class _Stderr(logging.Handler):
+    """Print a record's message alone on the current ``sys.stderr`` (a test may swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def show_own_logs() -> None:
+    """Print this package's warnings and info lines (``warning: ...``, ``info: ...``) on stderr.
+
+    Each is one line, as written; the library logs them to ``llm_as_rnn`` and
+    prints nothing itself, so an application decides where they go.
+    """
+    logger = logging.getLogger("llm_as_rnn")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr())

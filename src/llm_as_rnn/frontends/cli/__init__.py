@@ -19,7 +19,7 @@ from llm_as_rnn.frontends.cli.output import report_failure
 from llm_as_rnn.frontends.cli.parser import build_parser, parse_args
 from llm_as_rnn.frontends.cli.run import run_command
 from llm_as_rnn.frontends.cli.trace import trace_command
-from llm_as_rnn.runtime.quiet import quiet_libraries
+from llm_as_rnn.runtime.quiet import quiet_libraries, show_own_logs
 from llm_as_rnn.runtime.secrets import redact_output
 
 
@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     redact_output()
     quiet_libraries()
+    show_own_logs()
     try:
         args = parse_args(argv)
         if args.command == "run":

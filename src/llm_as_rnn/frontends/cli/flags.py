@@ -274,3 +274,14 @@ def add_data_flags(p: Parser, task_flag: str) -> None:
         default=None,
         help=f"with --task-type classification: the label set (inferred); not with {task_flag}",
     )
+
+
+def add_init_memory(p: Parser) -> None:
+    """Add ``--init-memory``: a warm start, from a memory file or a memory text."""
+    p.add_argument(
+        "--init-memory",
+        default=None,
+        path=INPUT_FILE,
+        help="start new threads from this memory (a file written by `memory export`, or "
+        "the memory as text with the task's sections); over the budget it is truncated",
+    )

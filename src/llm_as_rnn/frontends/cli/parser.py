@@ -19,6 +19,7 @@ from llm_as_rnn.frontends.cli.flags import (
     Parser,
     add_choice,
     add_data_flags,
+    add_init_memory,
     add_model_flags,
     add_positive,
     csv_list,
@@ -106,6 +107,7 @@ def build_parser() -> Parser:
     run.add_argument(
         "--db", default="llm-as-rnn.db", path=DATABASE, help="SQLite database (llm-as-rnn.db)"
     )
+    add_init_memory(run)
     run.add_argument(
         "--allow-new-settings",
         action="store_true",

@@ -37,8 +37,10 @@ from llm_as_rnn.core.identity import (
     recorded_settings,
     settings_of,
 )
+from llm_as_rnn.core.memfile import MemoryFile
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
+from llm_as_rnn.core.warm import read_memory_file, warm_context
 from llm_as_rnn.data import bundled_window, without_lagged_truth
 from llm_as_rnn.data.files import Sequences, load_sequences
 from llm_as_rnn.errors import USER_ERRORS, ConfigError
@@ -192,7 +194,8 @@ async def run_command(args: argparse.Namespace) -> int:
             name=f"{chosen.name}-truthfree",
         )
     task, observations = chosen.task, chosen.observations
-    ctx = context_from_args(args, task)
+    # Another task's memory is refused here, before any model loads or file is written.
+    ctx, imported = warm_context(context_from_args(args, task), initial_memory_of(args))
     await check_models(ctx)
     # A database that may hold the thread is checked before any model loads (a
     # thread run with other settings is refused at once); a new one is created
@@ -263,6 +266,7 @@ async def run_command(args: argparse.Namespace) -> int:
                         budget=args.budget,
                         on_step=on_step,
                         allow_new_settings=args.allow_new_settings,
+                        initial_memory=imported,
                     )
             except USER_ERRORS:
                 raise
@@ -279,6 +283,13 @@ async def run_command(args: argparse.Namespace) -> int:
         out.print(run_summary(records))
     say_where(args, thread)
     return 0
+
+
+def initial_memory_of(args: argparse.Namespace) -> MemoryFile | None:
+    """Return the memory file of ``--init-memory`` (None without it), or a ``DataError``."""
+    if not args.init_memory:
+        return None
+    return read_memory_file(args.init_memory, f"--init-memory {args.init_memory}")
 
 
 def say(line: str | None) -> None:
