@@ -23,6 +23,7 @@ from llm_as_rnn.core.identity import (
     settings_of,
     task_definition,
 )
+from llm_as_rnn.core.memfile import MemoryFile
 from llm_as_rnn.data import weather
 from llm_as_rnn.evals.config import NOT_RESULTS as EVAL_NOT_RESULTS
 from llm_as_rnn.evals.config import SELECTION, EvalConfig
@@ -225,6 +226,9 @@ def test_a_changed_prompt_template_is_another_identity(monkeypatch: pytest.Monke
     assert prompts_digest(task) != before
 
 
+WARM = "## PATTERNS\n- learned elsewhere\n## RECENT ERRORS\n## RULES OF THUMB"
+
+
 def test_every_eval_option_is_in_the_unit_key_unless_allow_listed() -> None:
     other: dict[str, Any] = {
         "out": "elsewhere",
@@ -234,6 +238,7 @@ def test_every_eval_option_is_in_the_unit_key_unless_allow_listed() -> None:
         "sequences": 9,
         "train_sequences": 2,
         "steps": 9,
+        "initial_memory": MemoryFile(WARM),
         "seed": 5,
         "budget": 333,
         "budgets": [64],

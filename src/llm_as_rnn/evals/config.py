@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from llm_as_rnn.core.context import Context, make_context
 from llm_as_rnn.core.identity import digest, prompts_digest, settings_of
+from llm_as_rnn.core.memfile import MemoryFile, check_for_task
 from llm_as_rnn.core.memory import TokenCounter, fit_to_budget
 from llm_as_rnn.core.state import Observation
 from llm_as_rnn.errors import ConfigError
@@ -78,6 +79,9 @@ class EvalConfig:
     """Sequences learned on before the test ones, in order on one thread; their
     memory starts ``TRANSFER_METHODS`` (0: no training)."""
     steps: int = 5
+    initial_memory: MemoryFile | None = None
+    """A warm start (``--init-memory``): every memory method, and the training of
+    ``TRANSFER_METHODS``, starts from this memory instead of the task's h_0."""
     seed: int = 0
     budget: int = 4096
     budgets: list[int] | None = None
@@ -116,6 +120,8 @@ class EvalConfig:
         The base URL without its credentials: they never change results.
         """
         fields = {k: v for k, v in asdict(self).items() if k not in NOT_RESULTS}
+        if self.initial_memory is not None:  # known by its hash, as a thread's identity holds it
+            fields["initial_memory"] = "sha256:" + self.initial_memory.sha256
         if self.base_url is not None:
             fields["base_url"] = public_url(self.base_url)
         return fields
@@ -197,6 +203,8 @@ class EvalConfig:
         section headers.
         """
         for task in tasks:
+            if self.initial_memory is not None:
+                check_for_task(self.initial_memory, task.name, task.sections)
             for method in self.model_methods():
                 ctx = self.context(task, method)
                 if count is None or base_method(method) not in MEMORY_METHODS:
@@ -226,8 +234,12 @@ class EvalConfig:
     def context(self, task: Task, method: str, initial_memory: str | None = None) -> Context:
         """Return the run context of one method (``rnn@1024``: at budget 1024).
 
-        ``initial_memory``: a transfer method's trained memory (None: from h_0).
+        ``initial_memory``: a transfer method's trained memory (None: the
+        ``--init-memory`` one for a memory method, else the task's h_0).
         """
+        memory_method = base_method(method) in MEMORY_METHODS
+        if initial_memory is None and self.initial_memory is not None and memory_method:
+            initial_memory = self.initial_memory.memory
         return make_context(
             preset=self.preset,
             task=task,

@@ -13,9 +13,18 @@ from llm_as_rnn.errors import counted
 from llm_as_rnn.evals.columns import interval, markdown_table
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.plots import PLOTS, plot_budgets, plot_choice, plot_curves
+from llm_as_rnn.evals.transfer import TRAINED_FILES
 from llm_as_rnn.runtime.paths import write_atomic
 
-OUT_FILES = ("config.json", "steps.jsonl", "summary.json", "timing.json", "report.md", *PLOTS)
+OUT_FILES = (
+    "config.json",
+    "steps.jsonl",
+    "summary.json",
+    "timing.json",
+    "report.md",
+    *PLOTS,
+    TRAINED_FILES,
+)
 """Every file an evaluation writes in ``--out`` besides its state database."""
 
 PACKAGES = (

@@ -24,6 +24,9 @@ from llm_as_rnn.evals.datasets import EvalData
 from llm_as_rnn.evals.methods import training_thread
 from llm_as_rnn.runtime.paths import write_atomic
 
+TRAINED_FILES = "trained-memory-*.json"
+"""The names of the trained memories' files in ``--out`` (``*``: the task, and ``@budget``)."""
+
 
 @dataclass(frozen=True)
 class Training:
@@ -44,7 +47,7 @@ class Training:
     def file_name(self) -> str:
         """Return the name of its memory file in ``--out``."""
         _, at, budget = self.method.partition("@")
-        return f"trained-memory-{self.data.task.name}{at}{budget}.json"
+        return TRAINED_FILES.replace("*", f"{self.data.task.name}{at}{budget}")
 
 
 def training_methods(cfg: EvalConfig) -> list[str]:

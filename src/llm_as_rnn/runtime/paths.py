@@ -23,6 +23,7 @@ leaves the previous file whole and no partial one.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import secrets
 import stat
@@ -41,6 +42,10 @@ SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 """Files SQLite keeps beside a database; they hold committed data too."""
 
 
+PATTERN = "*"
+"""In a declared file name, what stands for any text."""
+
+
 @dataclass(frozen=True)
 class Role:
     """What a command does with a path flag's value."""
@@ -49,7 +54,8 @@ class Role:
     writes: bool = False
     """The command writes there (a database is read, and written unless ``writes`` is False)."""
     files: tuple[str, ...] = ()
-    """An output folder's files: the names the command writes inside it."""
+    """An output folder's files: the names the command writes inside it (``*`` in a
+    name stands for the part only known at run time: a task's name, a budget)."""
     databases: tuple[str, ...] = ()
     """An output folder's databases: read and written inside it."""
     signature: bytes = b""
@@ -126,7 +132,16 @@ def file_id(path: str) -> tuple[int, int] | None:
 
 
 def relation(child: Place, other: Place) -> Literal["same", "inside"] | None:
-    """Return whether ``child`` is ``other`` (hard links too), inside it, or neither."""
+    """Return whether ``child`` is ``other`` (hard links too), inside it, or neither.
+
+    An output folder's file may be declared by a pattern (``trained-memory-*.json``):
+    any path it matches is that file.
+    """
+    if any(
+        PATTERN in place.real and fnmatch.fnmatchcase(them.real, place.real)
+        for place, them in ((child, other), (other, child))
+    ):
+        return "same"
     other_id = file_id(other.real)
     if child.real == other.real or (other_id is not None and file_id(child.real) == other_id):
         return "same"

@@ -16,7 +16,7 @@ from llm_as_rnn.evals.columns import terminal_table
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.runner import run_eval
 from llm_as_rnn.frontends.cli.output import report_failure
-from llm_as_rnn.frontends.cli.preflight import check_models, model_options
+from llm_as_rnn.frontends.cli.preflight import check_models, initial_memory_of, model_options
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -50,6 +50,7 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
         request_timeout=args.timeout,
         max_attempts=args.retries,
         tasks=args.tasks if args.tasks is not None else ([] if args.data else ["weather"]),
+        initial_memory=initial_memory_of(args),
     )
     err = Console(stderr=True)
     cfg.validate()

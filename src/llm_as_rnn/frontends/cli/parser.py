@@ -142,6 +142,7 @@ def build_parser() -> Parser:
         "--train-sequences; the reference rows persistence, prior and zero (regression) "
         "are always reported",
     )
+    add_init_memory(ev)
     add_positive(ev, "--sequences", 2, "sequences per task (2)")
     ev.add_argument(
         "--train-sequences",

@@ -14,7 +14,9 @@ from rich.console import Console
 
 from llm_as_rnn.core.budget import check_run_budget
 from llm_as_rnn.core.context import Context, make_context
+from llm_as_rnn.core.memfile import MemoryFile
 from llm_as_rnn.core.state import ROLES
+from llm_as_rnn.core.warm import read_memory_file
 from llm_as_rnn.runtime.resolve import aresolve, check_endpoint, check_spec
 from llm_as_rnn.tasks import Task
 
@@ -63,3 +65,10 @@ async def load_models(ctx: Context, err: Console) -> None:
         for role in ROLES:
             await aresolve(ctx.model_for(role), ctx.endpoint())
     await check_run_budget(ctx, ctx.budget)  # the library's one check (the predictor is loaded)
+
+
+def initial_memory_of(args: argparse.Namespace) -> MemoryFile | None:
+    """Return the memory file of ``--init-memory`` (None without it), or a ``DataError``."""
+    if not args.init_memory:
+        return None
+    return read_memory_file(args.init_memory, f"--init-memory {args.init_memory}")

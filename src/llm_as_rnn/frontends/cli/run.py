@@ -37,15 +37,19 @@ from llm_as_rnn.core.identity import (
     recorded_settings,
     settings_of,
 )
-from llm_as_rnn.core.memfile import MemoryFile
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
-from llm_as_rnn.core.warm import read_memory_file, warm_context
+from llm_as_rnn.core.warm import warm_context
 from llm_as_rnn.data import bundled_window, without_lagged_truth
 from llm_as_rnn.data.files import Sequences, load_sequences
 from llm_as_rnn.errors import USER_ERRORS, ConfigError
 from llm_as_rnn.frontends.cli.output import emit_json, report_failure
-from llm_as_rnn.frontends.cli.preflight import check_models, context_from_args, load_models
+from llm_as_rnn.frontends.cli.preflight import (
+    check_models,
+    context_from_args,
+    initial_memory_of,
+    load_models,
+)
 from llm_as_rnn.frontends.terminal import run_summary, step_json, step_panel
 from llm_as_rnn.runtime.leases import holding
 from llm_as_rnn.runtime.secrets import public_url
@@ -283,13 +287,6 @@ async def run_command(args: argparse.Namespace) -> int:
         out.print(run_summary(records))
     say_where(args, thread)
     return 0
-
-
-def initial_memory_of(args: argparse.Namespace) -> MemoryFile | None:
-    """Return the memory file of ``--init-memory`` (None without it), or a ``DataError``."""
-    if not args.init_memory:
-        return None
-    return read_memory_file(args.init_memory, f"--init-memory {args.init_memory}")
 
 
 def say(line: str | None) -> None:
