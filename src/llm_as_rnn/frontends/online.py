@@ -40,6 +40,7 @@ from pydantic import ValidationError
 from llm_as_rnn.core.budget import check_run_budget
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.history import settle
 from llm_as_rnn.core.identity import (
     PENDING,
     check_pending,
@@ -223,6 +224,7 @@ class OnlineLearner:
         name = thread_name(thread)
         async with self._locks.holding(name), holding(leases_of(self.store), name) as lease:
             self._check_open()  # closed while this call waited
+            await settle(self.graph, name)  # a rewind cut short is finished first
             yield lease
 
     async def _settings(self, thread: str) -> dict[str, Any] | None:
