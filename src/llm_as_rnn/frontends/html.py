@@ -326,11 +326,8 @@ def render_html(
     (rewinds, human edits) show after the step they follow. The page loads no
     external resources.
     """
-    sections = sorted(
-        [(r["step"], 0, step_section(r)) for r in records]
-        + [(ev["after_step"], 1, event_section(ev)) for ev in events],
-        key=lambda item: item[:2],
-    )
+    parts = [(r["step"], 0, step_section(r)) for r in records]
+    sections = sorted(parts + [(ev["after_step"], 1, event_section(ev)) for ev in events])
     tokens_png, correct_png = _plot(records)
     known = [r["correct"] for r in records if r["correct"] is not None]
     accuracy = f"{sum(known) / len(known):.0%} right" if known else "no truth known"
