@@ -54,15 +54,12 @@ def discarded(thread_id: str) -> tuple[str, ...]:
 
 
 def imported(thread_id: str) -> tuple[str, ...]:
-    """Return the namespace of a warm-started thread's import (key ``h0``: where its
-    initial memory came from, whether it was edited by hand or fitted to the budget).
+    """Return the namespace of a warm-started thread's import.
+
+    Key ``h0``: where its initial memory came from, whether it was edited by
+    hand or fitted to the budget.
     """
     return (ROOT, "imported", encode(thread_id))
-
-
-def branch(thread_id: str, branch: str) -> tuple[str, ...]:
-    """Return the namespace of the step records a rewind took off a thread (its old branch)."""
-    return (ROOT, "branch", encode(thread_id), encode(branch))
 
 
 def journal(thread_id: str) -> tuple[str, ...]:
