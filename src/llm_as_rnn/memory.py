@@ -17,10 +17,10 @@ from typing import TypeVar
 from llm_as_rnn.core import history
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.history import Graph, Version
-from llm_as_rnn.core.memfile import MemoryFile, parse, render
+from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, parse, render
 from llm_as_rnn.core.memory import diff_lines
 from llm_as_rnn.frontends.cli.memory import export_file, pick
-from llm_as_rnn.runtime.paths import write_atomic
+from llm_as_rnn.runtime.paths import READ_DATABASE, Paths, output_file, write_atomic
 from llm_as_rnn.runtime.storage import open_storage
 
 T = TypeVar("T")
@@ -61,7 +61,16 @@ def diff(db: Db, thread: str, from_step: int, to_step: int | None = None) -> lis
 
 
 def export(db: Db, thread: str, step: int | None = None, out: Db | None = None) -> MemoryFile:
-    """Return the portable memory file after ``step``; write it to ``out`` when given."""
+    """Return the portable memory file after ``step``; write it to ``out`` when given.
+
+    An existing ``out`` must be a memory file (``ConfigError`` otherwise, as
+    ``memory export --out``): anything else there is someone else's.
+    """
+    if out is not None:
+        paths = Paths()
+        paths.add("db", os.fspath(db), READ_DATABASE)
+        paths.add("out", os.fspath(out), output_file(SIGNATURE))
+        paths.check()
 
     async def made(graph: Graph) -> MemoryFile:
         return await export_file(graph, thread, await _at(graph, thread, step))

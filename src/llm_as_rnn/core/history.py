@@ -39,7 +39,7 @@ from llm_as_rnn.core.memfile import MemoryFile, check_for_task
 from llm_as_rnn.core.memory import TokenCounter
 from llm_as_rnn.core.state import MemoryEvent, StepRecord
 from llm_as_rnn.errors import ConfigError, DataError, StateError
-from llm_as_rnn.runtime import namespaces
+from llm_as_rnn.runtime import journal, namespaces
 from llm_as_rnn.runtime.leases import holding
 from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.spec import Endpoint, ModelSpec
@@ -89,7 +89,7 @@ async def head_of(graph: Graph, thread: str, *, finished: bool = False) -> State
     ``finished``: refuse (``StateError``) a thread with a step under way.
     """
     head = await graph.aget_state(config_of(thread))
-    if not head.values.get("step"):
+    if not head.values.get("step") and not head.values.get("event"):  # a rewind to h_0 has one
         raise ConfigError(
             f"thread {thread!r} has no finished step in this database: check --thread and "
             "--db (`llm-as-rnn trace --db DB` lists the threads)"
@@ -173,8 +173,9 @@ async def versions(
     head = await head_of(graph, thread)
     records = await read_records(graph.store, namespaces.trace(thread))
     chain = await lineage(graph, head)
-    out = [await _h0(graph.store, thread, records, count)]
-    out += _walk(chain, {r["step"]: r for r in visible(head, records)}, count, None, 0)
+    h0 = head.values["memory"] if not head.values["step"] else ""  # rewound to h_0: no record
+    out = [await _h0(graph.store, thread, records, count, h0)]
+    out += _walk(chain, {r["step"]: r for r in visible(head, records)}, count, None, -1)
     if all_branches:
         out += await _old_branches(graph, thread, chain, records, count)
     return out
@@ -202,10 +203,10 @@ async def _old_branches(
 
 
 async def _h0(
-    store: BaseStore, thread: str, records: list[StepRecord], count: TokenCounter
+    store: BaseStore, thread: str, records: list[StepRecord], count: TokenCounter, h0: str
 ) -> Version:
     first = next(r for r in records if r["step"] == 1) if records else None
-    memory = first["memory_before"] if first else ""
+    memory = first["memory_before"] if first else h0
     settings = await recorded_settings(store, thread) or {}
     imported = await store.aget(namespaces.imported(thread), "h0")
     made = "import" if imported or settings.get("initial_memory") else "h0"
@@ -220,19 +221,21 @@ def _walk(
     branch: str | None,
     after: int,
 ) -> list[Version]:
-    """Return the versions a lineage made after step ``after`` (h_0 excluded)."""
+    """Return the versions a lineage made after step ``after`` (-1: a rewind to h_0 too)."""
     out: list[Version] = []
     seen: set[str] = set()
     last = 0
     for snapshot in chain:
         values = snapshot.values
         step, event = int(values.get("step") or 0), values.get("event")
-        if snapshot.next or not step:
+        if snapshot.next or not (step or event):  # a rewind to h_0 has step 0
             continue
         memory, budget = values.get("memory", ""), int(values.get("budget") or 0)
         if event and event["id"] not in seen:
             seen.add(event["id"])
             made, record = event["kind"], None
+            if made == "rewind":  # a fork of step 1's checkpoint (to h_0) has it as parent
+                out = [v for v in out if v.step <= step]
         elif step != last and (record := records.get(step)) is not None:
             made = record["enforcement"]
         else:  # a copy of the previous checkpoint (a dropped unfinished step)
@@ -273,8 +276,10 @@ def _now() -> str:
 async def rewind(graph: Graph, thread: str, step: int) -> Version:
     """Fork a thread from the checkpoint after ``step``: the next run recomputes the rest.
 
-    Holds the thread's lease. Raises ``ConfigError`` (no such thread, a step
-    out of range), ``StateError`` (a step under way), ``LeaseError`` (busy).
+    Step 0 goes back to h_0 (a memory poisoned by step 1): a fork of the first
+    checkpoint with no finished step and the memory step 1 started from. Holds
+    the thread's lease. Raises ``ConfigError`` (no such thread, a step out of
+    range), ``StateError`` (a step under way), ``LeaseError`` (busy).
     """
     store = graph.store
     assert store is not None
@@ -282,34 +287,38 @@ async def rewind(graph: Graph, thread: str, step: int) -> Version:
         await settle(graph, thread)
         head = await head_of(graph, thread, finished=True)
         reached = int(head.values["step"])
-        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step < reached:
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < reached:
             raise ConfigError(
                 f"cannot rewind thread {thread!r} to step {step!r}: it is at step {reached}; "
-                f"give a step from 1 to {reached - 1}"
+                + (f"give a step from 0 to {reached - 1}" if reached else "nothing to rewind")
             )
-        chain = await lineage(graph, head)
-        after = [s for s in chain if not s.next and s.values.get("step") == step]
-        if not after:
-            raise ConfigError(f"thread {thread!r} holds no checkpoint after step {step}")
-        branch = checkpoint_id(head)
+        chain = [s for s in await lineage(graph, head) if not s.next]
         space = namespaces.trace(thread)
         records = await read_records(store, space)
-        old = [r for r in records if r["step"] > step]
-        await store.abatch(  # move 1: the old branch's records, under its name
-            [PutOp(namespaces.branch(thread, branch), f"{r['step']:06d}", dict(r)) for r in old]
-        )
+        branch = checkpoint_id(head)
         event = MemoryEvent(
             kind="rewind", id=uuid.uuid4().hex, after_step=step, at=_now(), from_step=reached
         )
         event["branch"] = branch
-        await graph.aupdate_state(after[-1].config, {"event": event}, as_node="rewrite")  # 2
-        await settle(graph, thread)  # move 3
-        values, tokens = (
-            after[-1].values,
-            [r["memory_tokens"] for r in records if r["step"] == step],
+        update: dict[str, Any] = {"event": event}
+        if step:
+            base = [s for s in chain if s.values.get("step") == step][-1]
+            memory = base.values["memory"]
+            tokens = next(r["memory_tokens"] for r in records if r["step"] == step)
+        else:  # h_0: what step 1 started from (fitted to the budget, or imported)
+            base, first = chain[0], next(r for r in records if r["step"] == 1)
+            memory = first["memory_before"]
+            tokens = (await predictor_counter(store, thread))(memory)
+            update |= {"step": 0, "memory": memory, "usage": {}, "step_usage": {}}
+            update |= dict.fromkeys(("last_step", "current", "prediction", "feedback"))
+        old = [r for r in records if r["step"] > step]
+        await store.abatch(  # move 1: the old branch's records, under its name
+            [PutOp(namespaces.branch(thread, branch), f"{r['step']:06d}", dict(r)) for r in old]
         )
-        budget = int(values["budget"])
-        return Version(step, values["memory"], "rewind", budget, tokens[0], event=event)
+        await journal.clear(store, thread)  # its calls are not the new branch's
+        await graph.aupdate_state(base.config, update, as_node="rewrite")  # move 2: commit
+        await settle(graph, thread)  # move 3
+        return Version(step, memory, "rewind", int(base.values["budget"]), tokens, event=event)
 
 
 async def edit(graph: Graph, thread: str, given: MemoryFile) -> Version:

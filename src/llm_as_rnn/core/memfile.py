@@ -42,6 +42,8 @@ FORMAT = "llm-as-rnn.memory"
 """The ``format`` field every memory file carries."""
 VERSION = 1
 """The format version this package writes and reads."""
+SIGNATURE = ('{\n  "format": ' + json.dumps(FORMAT)).encode()
+"""How every file ``render`` writes begins: an existing file ``export --out`` may replace."""
 _HEADER = re.compile(r"^\s*#+\s*(.*?)\s*#*\s*$")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -18,12 +19,13 @@ from llm_as_rnn.core.history import (
     Graph,
     Version,
     edit,
+    head_of,
     predictor_counter,
     rewind,
     versions,
 )
 from llm_as_rnn.core.identity import digest, recorded_settings
-from llm_as_rnn.core.memfile import MemoryFile, parse, render
+from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, parse, render
 from llm_as_rnn.core.memory import diff_lines
 from llm_as_rnn.errors import ConfigError, DataError, first_line
 from llm_as_rnn.evals.records import distribution_metrics
@@ -35,7 +37,7 @@ from llm_as_rnn.tasks import get_task
 
 def version_line(v: Version) -> str:
     """Return one line of ``memory log``: step, tokens/λ, what made it, correctness, lift."""
-    where = f"[{v.branch[:8]}] " if v.branch else ""
+    where = f"[{v.branch[-8:]}] " if v.branch else ""  # a checkpoint id begins with its time
     made = {"kept": "rejected", "edit": "human edit", "h0": "h_0"}.get(v.made, v.made)
     if v.record and v.record["rejection_reason"]:
         made += f" ({v.record['rejection_reason']})"
@@ -70,8 +72,13 @@ def pick(found: list[Version], step: int | None, thread: str) -> Version:
 async def memory_command(args: argparse.Namespace) -> int:
     """Run one ``memory`` verb."""
     verb = args.verb
+    if verb == "export" and args.format == "text" and args.out is not None:
+        raise ConfigError(
+            "--format text prints the memory alone to stdout: redirect it (> FILE), or drop "
+            "--format text to write a memory file to --out"
+        )
     read_only = verb not in ("rewind", "edit")
-    given = _given(args) if verb == "edit" else None  # read before the lease is taken
+    given = await _given(args) if verb == "edit" else None  # before the lease is taken
     async with open_storage(args.db, read_only=read_only) as (checkpointer, store):
         graph = build_graph(checkpointer, store)
         if verb == "rewind":
@@ -134,7 +141,7 @@ async def _export(graph: Graph, args: argparse.Namespace, version: Version) -> N
     print(f"wrote {args.out} (step {version.step}, {version.tokens} tokens)", file=sys.stderr)
 
 
-def _given(args: argparse.Namespace) -> MemoryFile:
+async def _given(args: argparse.Namespace) -> MemoryFile:
     """Return the memory an edit brings: ``--from-file``, else what ``$EDITOR`` saved."""
     if args.from_file is not None:
         try:
@@ -144,27 +151,24 @@ def _given(args: argparse.Namespace) -> MemoryFile:
             raise DataError(
                 f"cannot read --from-file {args.from_file}: {first_line(exc)}"
             ) from None
-    return parse(_edited(args), "the edited memory")
+    return parse(await _edited(args), "the edited memory")
 
 
-def _edited(args: argparse.Namespace) -> str:
+async def _edited(args: argparse.Namespace) -> str:
+    """Return the memory as the user's ``$VISUAL``/``$EDITOR`` saved it (a non-zero exit: none)."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor:
-        raise ConfigError("no $EDITOR set: set EDITOR, or give --from-file FILE")
-    import asyncio
-    import shlex
-
-    async def current() -> str:
-        async with open_storage(args.db, read_only=True) as (checkpointer, store):
-            graph = build_graph(checkpointer, store)
-            head = await graph.aget_state({"configurable": {"thread_id": args.thread}})
-            return str(head.values.get("memory", ""))
-
+        raise ConfigError("no $EDITOR set: set EDITOR (or VISUAL), or give --from-file FILE")
+    async with open_storage(args.db, read_only=True) as (checkpointer, store):
+        head = await head_of(build_graph(checkpointer, store), args.thread, finished=True)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "memory.md")
         with open(path, "w", encoding="utf-8") as handle:
-            handle.write(asyncio.run(current()))
-        code = subprocess.call([*shlex.split(editor), path])
+            handle.write(head.values["memory"])
+        try:
+            code = subprocess.call([*shlex.split(editor), path])
+        except OSError as exc:
+            raise ConfigError(f"cannot run $EDITOR {editor!r}: {first_line(exc)}") from None
         if code != 0:
             raise ConfigError(f"$EDITOR exited with {code}: nothing changed")
         with open(path, encoding="utf-8") as handle:
@@ -208,7 +212,10 @@ def add_memory_parser(commands: Any) -> Parser:
     v["diff"].add_argument("--to", dest="to_step", type=non_negative, default=None)
     v["export"].add_argument("--format", choices=("json", "text"), default="json")
     v["export"].add_argument(
-        "--out", default=None, path=output_file(b""), help="write here (else stdout)"
+        "--out",
+        default=None,
+        path=output_file(SIGNATURE),
+        help="write the memory file here (else stdout); an existing file must be a memory file",
     )
     v["rewind"].add_argument("--to-step", type=non_negative, required=True, help="step K")
     v["edit"].add_argument("--from-file", default=None, path=INPUT_FILE, help="memory file or text")

@@ -63,8 +63,9 @@ async def trace_command(args: argparse.Namespace) -> int:
     views += [(ev["after_step"], 2, Text(event_line(ev), style="bold yellow")) for ev in events]
     for _, _, view in sorted(views, key=lambda view: view[:2]):
         console.print(view)
-    last = records[-1]
-    console.print(
-        Panel(last["memory_after"], title=f"memory after step {last['step']}", title_align="left")
-    )
+    last, edits = records[-1], [ev for ev in events if ev["kind"] == "edit"]
+    title, memory = f"memory after step {last['step']}", last["memory_after"]
+    if edits and edits[-1]["after_step"] == last["step"]:  # the current memory is a human's
+        title, memory = f"{title}, edited by hand", edits[-1].get("memory_after", memory)
+    console.print(Panel(memory, title=title, title_align="left"))
     return 0
