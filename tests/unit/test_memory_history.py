@@ -16,7 +16,7 @@ from llm_as_rnn.frontends.cli import main
 RUN = ["run", "--model", "fake", "--task", "weather", "--steps", "10", "--thread", "a"]
 
 
-@pytest.fixture()
+@pytest.fixture
 def db(tmp_path: Path) -> str:
     """Return a database holding a 10-step fake thread ``a``."""
     path = str(tmp_path / "t.db")
@@ -37,7 +37,9 @@ def test_log_lists_every_version(db: str, capsys: pytest.CaptureFixture[str]) ->
     capsys.readouterr()
     assert main(["memory", "log", "--db", db, "--thread", "a"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 11 and "h_0" in lines[0] and "step   10" in lines[-1]
+    assert len(lines) == 11
+    assert "h_0" in lines[0]
+    assert "step   10" in lines[-1]
     assert [v.step for v in memory.log(db, "a")] == list(range(11))
 
 
@@ -48,9 +50,12 @@ def test_export_step_5_is_the_traces_memory(db: str, tmp_path: Path) -> None:
         == 0
     )
     exported = parse(out.read_text(encoding="utf-8"))
-    step5 = [v for v in memory.log(db, "a") if v.step == 5][0]
-    assert step5.record is not None and exported.memory == step5.record["memory_after"]
-    assert exported.origin["step"] == 5 and not exported.edited and exported.task == "weather"
+    step5 = next(v for v in memory.log(db, "a") if v.step == 5)
+    assert step5.record is not None
+    assert exported.memory == step5.record["memory_after"]
+    assert exported.origin["step"] == 5
+    assert not exported.edited
+    assert exported.task == "weather"
 
 
 def test_rewind_then_run_recomputes(
@@ -88,7 +93,9 @@ def test_edit_over_budget_changes_nothing(
     capsys.readouterr()
     assert main(["memory", "edit", "--db", db, "--thread", "a", "--from-file", str(file)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "over thread" in err and err.count("\n") == 1
+    assert err.startswith("error:")
+    assert "over thread" in err
+    assert err.count("\n") == 1
     assert rows(db) == kept
     with pytest.raises(DataError):
         memory.edit(db, "a", huge)
@@ -104,7 +111,8 @@ def test_valid_edit_is_a_human_edit(
     file = tmp_path / "m.md"
     file.write_text(edited, encoding="utf-8")
     assert main(["memory", "edit", "--db", db, "--thread", "a", "--from-file", str(file)]) == 0
-    assert memory.log(db, "a")[-1].made == "edit" and memory.show(db, "a") == edited
+    assert memory.log(db, "a")[-1].made == "edit"
+    assert memory.show(db, "a") == edited
     capsys.readouterr()
     assert main(["memory", "log", "--db", db, "--thread", "a"]) == 0
     assert "human edit" in capsys.readouterr().out.splitlines()[-1]
@@ -130,7 +138,8 @@ def test_errors_are_one_line(
     capsys.readouterr()
     assert main(["memory", argv[0], "--db", db, *argv[1:]]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and err.count("\n") == 1
+    assert err.startswith("error:")
+    assert err.count("\n") == 1
     assert rows(db) == kept
     verb = getattr(memory, argv[0])
     with pytest.raises(error):
