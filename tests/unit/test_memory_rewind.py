@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from llm_as_rnn.core.history import Version
 from llm_as_rnn.errors import ConfigError, DataError, LeaseError, StateError
 from llm_as_rnn.frontends.cli import main
 from llm_as_rnn.frontends.online import OnlineLearner
-from llm_as_rnn.runtime import resolve
 from tests.unit.test_memory_history import RUN, rows
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,16 +27,18 @@ def db(tmp_path: Path) -> str:
     return path
 
 
+AGAIN = [*RUN, "--model", "fake:0:7"]
+"""``RUN`` again, the fake model resolved anew (its latency is no part of the identity)."""
+
+
 @pytest.fixture
-def other_seed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make ``--model fake`` answer as another seed would: a recomputed step differs."""
+def other_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``AGAIN``'s model answer as another seed's would: a recomputed step differs.
+
+    Resolved models are cached per spec: ``fake:0:7`` is this module's alone.
+    """
     made = testing.fake_model
-    monkeypatch.setattr(
-        testing, "fake_model", lambda seed, *a, **k: made(seed + 1, *a, **k)
-    )  # read at resolve time
-    resolve._fake_backend.cache_clear()
-    yield
-    resolve._fake_backend.cache_clear()
+    monkeypatch.setattr(testing, "fake_model", lambda seed, *a, **k: made(seed + 1, *a, **k))
 
 
 def records(found: list[Version]) -> dict[int, Any]:
@@ -46,13 +46,13 @@ def records(found: list[Version]) -> dict[int, Any]:
     return {v.step: v.record for v in found if v.record and v.branch is None}
 
 
+@pytest.mark.usefixtures("other_seed")
 def test_rewind_recomputes_new_steps_and_keeps_the_old_ones(
-    db: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     old = records(memory.log(db, "a"))
     assert main(["memory", "rewind", "--db", db, "--thread", "a", "--to-step", "5"]) == 0
-    request.getfixturevalue("other_seed")
-    assert main([*RUN, "--db", db]) == 0
+    assert main([*AGAIN, "--db", db]) == 0
     found = memory.log(db, "a", all_branches=True)
     new = records(found)
     assert [new[k] == old[k] for k in range(1, 11)] == [True] * 5 + [False] * 5
@@ -65,11 +65,11 @@ def test_rewind_recomputes_new_steps_and_keeps_the_old_ones(
     assert len(lines) == 1 + 10 + 1 + 5  # h_0, steps 1-10, the rewind, the old 6-10
 
 
-def test_the_step_after_the_rewind_is_not_replayed(db: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.usefixtures("other_seed")
+def test_the_step_after_the_rewind_is_not_replayed(db: str) -> None:
     old = records(memory.log(db, "a"))
     memory.rewind(db, "a", 9)  # step 10's prompt is the old one: its journal must not answer
-    request.getfixturevalue("other_seed")
-    assert main([*RUN, "--db", db]) == 0
+    assert main([*AGAIN, "--db", db]) == 0
     assert records(memory.log(db, "a"))[10] != old[10]
 
 

@@ -13,13 +13,11 @@ an abandoned branch is not mixed in. ``all_branches`` adds each old branch
 a rewind left, from its own lineage.
 
 The trace store is not atomic with the checkpointer, so a rewind to step K
-moves the old branch's records in three moves: (1) copy records after K to
-``namespaces.branch(thread, old head id)`` (idempotent), (2) commit: the
-fork checkpoint, (3) delete them from the trace. Killed before (2): the old
-head and its trace, plus an unreferenced copy a retry overwrites. Killed
-before (3): readers drop records after K while the head is that rewind
-(``visible``), and the next writer (rewind, edit, ``run_sequence``,
-``OnlineLearner``) finishes (3) under the thread's lease (``settle``).
+takes three moves: (1) copy records after K to ``namespaces.branch(thread,
+old head id)`` and clear the call journal, (2) commit the fork checkpoint,
+(3) delete those records from the trace. Killed before (2): the old head
+and trace (a retry overwrites the copy). Killed before (3): readers drop
+records after K (``visible``); the next writer finishes (3) (``settle``).
 """
 
 from __future__ import annotations
@@ -73,8 +71,7 @@ class Version:
 def config_of(thread: str, checkpoint_id: str | None = None) -> RunnableConfig:
     """Return the config of a thread (at one checkpoint, when given)."""
     configurable = {"thread_id": thread, "checkpoint_ns": ""}
-    if checkpoint_id is not None:
-        configurable["checkpoint_id"] = checkpoint_id
+    configurable |= {"checkpoint_id": checkpoint_id} if checkpoint_id is not None else {}
     return {"configurable": configurable, "recursion_limit": 32}
 
 
@@ -293,8 +290,7 @@ async def rewind(graph: Graph, thread: str, step: int) -> Version:
                 + (f"give a step from 0 to {reached - 1}" if reached else "nothing to rewind")
             )
         chain = [s for s in await lineage(graph, head) if not s.next]
-        space = namespaces.trace(thread)
-        records = await read_records(store, space)
+        records = await read_records(store, namespaces.trace(thread))
         branch = checkpoint_id(head)
         event = MemoryEvent(
             kind="rewind", id=uuid.uuid4().hex, after_step=step, at=_now(), from_step=reached
@@ -306,8 +302,7 @@ async def rewind(graph: Graph, thread: str, step: int) -> Version:
             memory = base.values["memory"]
             tokens = next(r["memory_tokens"] for r in records if r["step"] == step)
         else:  # h_0: what step 1 started from (fitted to the budget, or imported)
-            base, first = chain[0], next(r for r in records if r["step"] == 1)
-            memory = first["memory_before"]
+            base, memory = chain[0], next(r["memory_before"] for r in records if r["step"] == 1)
             tokens = (await predictor_counter(store, thread))(memory)
             update |= {"step": 0, "memory": memory, "usage": {}, "step_usage": {}}
             update |= dict.fromkeys(("last_step", "current", "prediction", "feedback"))
@@ -350,6 +345,5 @@ async def edit(graph: Graph, thread: str, given: MemoryFile) -> Version:
         step = int(head.values["step"])
         event = MemoryEvent(kind="edit", id=uuid.uuid4().hex, after_step=step, at=_now())
         event["memory_before"], event["memory_after"] = before, given.memory
-        update = {"memory": given.memory, "event": event}
-        await graph.aupdate_state(head.config, update, as_node="rewrite")
+        await graph.aupdate_state(head.config, {"memory": given.memory, "event": event}, "rewrite")
         return Version(step, given.memory, "edit", budget, tokens, event=event)
