@@ -56,6 +56,7 @@ def test_rewind_recomputes_new_steps_and_keeps_the_old_ones(
     found = memory.log(db, "a", all_branches=True)
     new = records(found)
     assert [new[k] == old[k] for k in range(1, 11)] == [True] * 5 + [False] * 5
+    assert all(new[k]["usage"]["predictor"]["latency_s"] >= 0.007 for k in range(6, 11))
     kept = {v.step: v for v in found if v.branch is not None}
     assert sorted(kept) == [6, 7, 8, 9, 10]
     assert all(kept[k].memory == old[k]["memory_after"] for k in kept)
@@ -70,7 +71,10 @@ def test_the_step_after_the_rewind_is_not_replayed(db: str) -> None:
     old = records(memory.log(db, "a"))
     memory.rewind(db, "a", 9)  # step 10's prompt is the old one: its journal must not answer
     assert main([*AGAIN, "--db", db]) == 0
-    assert records(memory.log(db, "a"))[10] != old[10]
+    new = records(memory.log(db, "a"))[10]
+    assert new != old[10]
+    for role in ("predictor", "critic"):  # called again at 7 ms, not the journal's old answer
+        assert new["usage"][role]["latency_s"] >= 0.007 > old[10]["usage"][role]["latency_s"]
 
 
 def test_rewind_to_step_0_restarts_from_h0(db: str) -> None:
