@@ -7,6 +7,8 @@ The public surface:
 - running it: ``run_sequence`` (the resumable sequence driver),
   ``read_trace``, ``open_storage`` (checkpointer and store for a path or URL),
   ``OnlineLearner`` (predict now, learn when the truth arrives);
+- the learned memory: ``llm_as_rnn.memory`` (``log``, ``show``, ``diff``,
+  ``export``, ``rewind``, ``edit``: the ``llm-as-rnn memory`` verbs);
 - tasks: ``Task``, ``ClassificationTask``, ``RegressionTask``, ``Score`` to
   define your own, ``get_task`` to look one up by name (plugins included);
 - errors: ``LlmAsRnnError`` and under it ``ConfigError`` (``DataError``),

@@ -9,7 +9,8 @@ Layers, lowest first (a module may import its own layer and those below):
     data              where sequences come from (bundled, MIMIC-IV, user files)
     evals             the comparison of methods
     frontends         CLI, online API, terminal and HTML views
-    llm_as_rnn        the package's public surface (__init__, __main__)
+    llm_as_rnn        the package's public surface (__init__, __main__, memory: the
+                      ``memory`` verbs as functions)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ LAYERS = {
     "frontends": 6,
     "__init__": 7,
     "__main__": 7,
+    "memory": 7,
 }
 MAX_LINES = 350
 

@@ -138,7 +138,8 @@ def test_eval_init_memory_starts_every_memory_method_from_the_file(tmp_path: Pat
         *ARGS, "--model", "fake", "--out", str(first), "--init-memory", str(first / FILE)
     )
     assert again.returncode == 2
-    assert again.stderr.count("\n") == 1 and "would destroy that input" in again.stderr
+    assert again.stderr.count("\n") == 1
+    assert "would destroy that input" in again.stderr
     # another task's memory: one line, before any step
     other = run_eval(
         "--tasks",
@@ -156,5 +157,6 @@ def test_eval_init_memory_starts_every_memory_method_from_the_file(tmp_path: Pat
         "--init-memory",
         str(first / FILE),
     )
-    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert other.returncode == 2, other.stderr
+    assert other.stderr.count("\n") == 1, other.stderr
     assert "learned on task 'weather'" in other.stderr

@@ -42,6 +42,8 @@ FORMAT = "llm-as-rnn.memory"
 """The ``format`` field every memory file carries."""
 VERSION = 1
 """The format version this package writes and reads."""
+SIGNATURE = ('{\n  "format": ' + json.dumps(FORMAT)).encode()
+"""How every file ``render`` writes begins: an existing file ``export --out`` may replace."""
 # A Markdown heading: hashes, a space, a title ("#1 rule" and a lone "#" are text).
 _HEADER = re.compile(r"^\s*#+\s+(.*?\S)\s*#*\s*$")
 

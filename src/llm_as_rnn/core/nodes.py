@@ -129,6 +129,8 @@ async def predict(
         "feedback": None,
         "step_usage": {"predictor": usage.of_calls(gens)},
     }
+    if state.get("event"):  # the rewind or edit before this step is behind it now
+        update["event"] = None
     return Command(update=update, goto="critique")
 
 

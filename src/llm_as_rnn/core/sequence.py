@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from llm_as_rnn.core.budget import check_run_budget
 from llm_as_rnn.core.context import Context, coerce_context
+from llm_as_rnn.core.history import settle
 from llm_as_rnn.core.identity import check_thread
 from llm_as_rnn.core.memfile import MemoryFile
 from llm_as_rnn.core.state import (
@@ -136,6 +137,7 @@ async def run_sequence(
 
     store = graph.store
     async with holding(leases_of(store), thread_id) as lease:  # one writer per thread
+        await settle(graph, thread_id)  # a rewind cut short is finished first
         snapshot = await graph.aget_state(config)
         values: dict[str, Any] = dict(snapshot.values)
         records = await read_trace(store, thread_id) if store and values.get("step") else []

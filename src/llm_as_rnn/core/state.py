@@ -183,6 +183,27 @@ class DiscardRecord(TypedDict):
     """None when the step was cut short before its prediction."""
 
 
+class MemoryEvent(TypedDict):
+    """A human act on a thread's memory, held by the checkpoint it made (``core.history``)."""
+
+    kind: Literal["rewind", "edit"]
+    id: str
+    """Unique per act: later checkpoints of the same run carry it no more."""
+    after_step: int
+    """The memory it set is the one after this step (0: h_0)."""
+    at: str
+    """When (UTC, ISO 8601)."""
+    from_step: NotRequired[int]
+    """Rewind: the step the thread had reached before."""
+    branch: NotRequired[str]
+    """Rewind: the old head's checkpoint id; its later records are kept under
+    ``namespaces.branch(thread, branch)``."""
+    memory_before: NotRequired[str]
+    """Edit: the memory it replaced."""
+    memory_after: NotRequired[str]
+    """Edit: the memory it set (so the trace shows the diff without the checkpoint)."""
+
+
 class State(TypedDict, total=False):
     """The recurrent state of one sequence (one thread)."""
 
@@ -206,6 +227,9 @@ class State(TypedDict, total=False):
     """Per-role usage summed over all finished steps."""
     last_step: StepRecord | None
     """The record of the last finished step."""
+    event: MemoryEvent | None
+    """The rewind or edit that made this checkpoint (``core.history``); the
+    next step clears it. Atomic with the memory it set: the source of truth."""
 
 
 class InputState(TypedDict, total=False):

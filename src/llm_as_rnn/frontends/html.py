@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_as_rnn.core.memory import output_limit
-from llm_as_rnn.core.state import DiscardRecord, StepRecord
+from llm_as_rnn.core.state import DiscardRecord, MemoryEvent, StepRecord
 from llm_as_rnn.evals.plots import budget_marks, pyplot, step_axis
+from llm_as_rnn.frontends.terminal import event_line
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1d2430}
@@ -296,17 +297,37 @@ def step_section(record: StepRecord) -> str:
     )
 
 
+def event_section(event: MemoryEvent) -> str:
+    """Return a rewind's or a human edit's section (an edit with its side-by-side diff)."""
+    e = html.escape
+    diff = "".join(
+        f'<tr><td class="{lc}">{e(lt)}</td><td class="{rc}">{e(rt)}</td></tr>'
+        for lc, lt, rc, rt in side_by_side(
+            event.get("memory_before", ""), event.get("memory_after", "")
+        )
+    )
+    table = f'<table class="diff"><tr><th>before</th><th>after</th></tr>{diff}</table>'
+    return (
+        f'<section class="event {event["kind"]}" id="{event["kind"]}-{e(event["id"])}">'
+        f"<h2>{e(event_line(event))}</h2>{table if event['kind'] == 'edit' else ''}</section>"
+    )
+
+
 def render_html(
     records: Sequence[StepRecord],
     thread: str,
     settings: Mapping[str, Any] | None = None,
     discards: Sequence[DiscardRecord] = (),
+    events: Sequence[MemoryEvent] = (),
 ) -> str:
     """Return a self-contained page: settings, discarded steps, plots, one section per step.
 
-    ``settings`` are the thread's recorded ones (None: not recorded). The page
-    loads no external resources.
+    ``settings`` are the thread's recorded ones (None: not recorded); ``events``
+    (rewinds, human edits) show after the step they follow. The page loads no
+    external resources.
     """
+    parts = [(r["step"], 0, step_section(r)) for r in records]
+    sections = sorted(parts + [(ev["after_step"], 1, event_section(ev)) for ev in events])
     tokens_png, correct_png = _plot(records)
     known = [r["correct"] for r in records if r["correct"] is not None]
     accuracy = f"{sum(known) / len(known):.0%} right" if known else "no truth known"
@@ -323,5 +344,5 @@ def render_html(
         f"src='data:image/png;base64,{tokens_png}'></figure>"
         f"<figure id='plot-correct'><img alt='correctness over time' "
         f"src='data:image/png;base64,{correct_png}'></figure>"
-        "</div>" + "".join(step_section(r) for r in records) + "</body></html>"
+        "</div>" + "".join(section for _, _, section in sections) + "</body></html>"
     )

@@ -39,6 +39,8 @@ from pydantic import ValidationError
 
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.history import config_of
+from llm_as_rnn.core.history import settle as finish_rewind
 from llm_as_rnn.core.identity import PENDING, forget_settings
 from llm_as_rnn.core.memfile import MemoryFile
 from llm_as_rnn.core.pending import held, hold, settle, starting
@@ -206,24 +208,21 @@ class OnlineLearner:
     async def _state(self, thread: str) -> tuple[RunnableConfig, StateSnapshot]:
         """Return a thread's config and current state; ``ConfigError`` for a bad thread name."""
         self._check_open()
-        config: RunnableConfig = {
-            "configurable": {"thread_id": thread_name(thread)},
-            "recursion_limit": 32,
-        }
+        config = config_of(thread_name(thread))
         return config, await self.graph.aget_state(config)
 
     @asynccontextmanager
     async def _writing(self, thread: str) -> AsyncIterator[Lease]:
         """Hold the thread for one write: its lock in this process, its lease across processes.
 
-        The lock makes concurrent calls on one thread (``asyncio.gather``,
-        threads on the sync methods) run one after the other, so the second
-        sees what the first did (a pending step: ``LearnerStateError``).
+        The lock runs concurrent calls on one thread (``asyncio.gather``, threads on the
+        sync methods) one after the other: the second sees what the first did.
         """
         self._check_open()
         name = thread_name(thread)
         async with self._locks.holding(name), holding(leases_of(self.store), name) as lease:
             self._check_open()  # closed while this call waited
+            await finish_rewind(self.graph, name)  # first finish a rewind cut short
             yield lease
 
     async def apredict(self, thread: str, input: Any, *, id: str | None = None) -> Prediction:

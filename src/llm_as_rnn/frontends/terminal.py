@@ -12,7 +12,7 @@ from rich.text import Text
 
 from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.state import NO_REWRITE, StepRecord, clip
+from llm_as_rnn.core.state import NO_REWRITE, MemoryEvent, StepRecord, clip
 from llm_as_rnn.evals.records import distribution_metrics
 
 
@@ -242,3 +242,18 @@ def thread_lines(threads: Mapping[str, tuple[int, Mapping[str, Any] | None]]) ->
             line += f"  (vs {base}: {listed(changed, 2) or 'the data'})"
         lines.append(line)
     return lines
+
+
+def event_line(event: MemoryEvent) -> str:
+    """Return one line saying what a rewind or a human edit did."""
+    if event["kind"] == "rewind":
+        return (
+            f"rewound after step {event['after_step']} (from step {event.get('from_step')}; "
+            f"old branch {event.get('branch')}, listed by `memory log --all`) at {event['at']}"
+        )
+    lines = diff_lines(event.get("memory_before", ""), event.get("memory_after", ""))
+    added = sum(line.startswith("+") for line in lines)
+    removed = sum(line.startswith("-") for line in lines)
+    return (
+        f"human edit after step {event['after_step']} (+{added} -{removed} lines) at {event['at']}"
+    )

@@ -122,3 +122,15 @@ async def forget(store: BaseStore | None, thread_id: str, step: int) -> None:
     if len(journal.stale) >= DELETE_BATCH:
         await store.abatch([PutOp(namespace, key, None) for key in journal.stale])
         journal.stale.clear()
+
+
+async def clear(store: BaseStore, thread_id: str) -> None:
+    """Drop every entry of a thread with no step under way (a rewind: none may be replayed).
+
+    A step after a rewind to K has the same prompt as the old branch's step K+1:
+    its old answer must not come back as the recomputed one.
+    """
+    namespace = namespaces.journal(thread_id)
+    _KNOWN.get(store, {}).pop(namespace, None)
+    items = await store.asearch(namespace, limit=10_000)
+    await store.abatch([PutOp(namespace, item.key, None) for item in items])

@@ -62,6 +62,11 @@ def imported(thread_id: str) -> tuple[str, ...]:
     return (ROOT, "imported", encode(thread_id))
 
 
+def branch(thread_id: str, branch: str) -> tuple[str, ...]:
+    """Return the namespace of the step records a rewind took off a thread (its old branch)."""
+    return (ROOT, "branch", encode(thread_id), encode(branch))
+
+
 def journal(thread_id: str) -> tuple[str, ...]:
     """Return the namespace of a thread's call journal."""
     return (ROOT, "calls", encode(thread_id))

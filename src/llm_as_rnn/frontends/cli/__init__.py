@@ -1,4 +1,4 @@
-"""Command line: ``llm-as-rnn run | eval | trace`` (one module per command).
+"""Command line: ``llm-as-rnn run | eval | trace | memory`` (one module per command).
 
 Errors a user can fix print one line (``error: ...``) and exit with 2, before
 anything is written to the database. ``--json`` output goes to stdout alone;
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from llm_as_rnn.errors import USER_ERRORS
 from llm_as_rnn.frontends.cli.eval import eval_command
 from llm_as_rnn.frontends.cli.flags import EXIT_USAGE
+from llm_as_rnn.frontends.cli.memory import memory_command
 from llm_as_rnn.frontends.cli.output import report_failure
 from llm_as_rnn.frontends.cli.parser import build_parser, parse_args
 from llm_as_rnn.frontends.cli.run import run_command
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(eval_command(args, argv))
         if args.command == "trace":
             return asyncio.run(trace_command(args))
+        if args.command == "memory":
+            return asyncio.run(memory_command(args))
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -46,6 +46,7 @@ class Parser(argparse.ArgumentParser):
         self.paths: dict[str, tuple[str, Role]] = {}
         self.commands: dict[str, Parser] = {}
         self.family: dict[str, Parser] = {}  # a command's siblings: they share config files
+        self.verbs: dict[str, Parser] = {}  # a command with verbs (memory log, ...): their parsers
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def add_argument(self, *args: Any, path: Role | None = None, **kwargs: Any) -> argparse.Action:

@@ -29,6 +29,7 @@ from llm_as_rnn.frontends.cli.flags import (
     thread_name,
     within,
 )
+from llm_as_rnn.frontends.cli.memory import add_memory_parser
 from llm_as_rnn.runtime.paths import (
     DATABASE,
     INPUT_FILE,
@@ -232,7 +233,7 @@ def build_parser() -> Parser:
     tr.add_argument(
         "--config", default=None, path=INPUT_FILE, help="TOML file of options (flags override it)"
     )
-    parser.commands = {"run": run, "eval": ev, "trace": tr}
+    parser.commands = {"run": run, "eval": ev, "trace": tr, "memory": add_memory_parser(commands)}
     for command in parser.commands.values():
         command.family = parser.commands
     return parser
@@ -320,6 +321,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     sub = parser.commands[args.command]
+    sub = sub.verbs.get(getattr(args, "verb", ""), sub)  # memory VERB: its own paths
     if getattr(args, "config", None):
         sub.set_defaults(**load_config(args.config, sub))
         args = parser.parse_args(argv)

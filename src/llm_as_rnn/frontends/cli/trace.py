@@ -9,11 +9,13 @@ from rich.console import Console, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.history import events_of, trace_of
 from llm_as_rnn.core.identity import recorded_settings
 from llm_as_rnn.core.sequence import read_discards, read_trace
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.frontends.html import discard_line, render_html
-from llm_as_rnn.frontends.terminal import step_panel, thread_lines
+from llm_as_rnn.frontends.terminal import event_line, step_panel, thread_lines
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.paths import write_atomic
 from llm_as_rnn.runtime.storage import open_storage
@@ -24,7 +26,8 @@ async def trace_command(args: argparse.Namespace) -> int:
 
     The database is opened read-only: a wrong ``--db`` is refused unchanged.
     """
-    async with open_storage(args.db, read_only=True) as (_, store):
+    async with open_storage(args.db, read_only=True) as (checkpointer, store):
+        graph = build_graph(checkpointer, store)
         if args.thread is None:
             spaces = await store.alist_namespaces(prefix=namespaces.TRACES, limit=10_000)
             names = sorted(namespaces.decode(ns[len(namespaces.TRACES)]) for ns in spaces)
@@ -35,7 +38,8 @@ async def trace_command(args: argparse.Namespace) -> int:
             listing = thread_lines(threads) or [f"no traced threads in {args.db}"]
             print("\n".join(listing))
             return 0
-        records = await read_trace(store, args.thread)
+        records = await trace_of(graph, args.thread)
+        events = await events_of(graph, args.thread)
         settings = await recorded_settings(store, args.thread)
         discards = await read_discards(store, args.thread)
     if not records:
@@ -45,7 +49,7 @@ async def trace_command(args: argparse.Namespace) -> int:
         )
     if args.html:
         try:
-            write_atomic(args.html, render_html(records, args.thread, settings, discards))
+            write_atomic(args.html, render_html(records, args.thread, settings, discards, events))
         except OSError as exc:  # a full disk, a folder without write permission
             raise ConfigError(f"cannot write --html {args.html}: {first_line(exc)}") from None
         print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
@@ -56,10 +60,12 @@ async def trace_command(args: argparse.Namespace) -> int:
         (d["step"], 0, Text(f"discarded {discard_line(d)}")) for d in discards
     ]
     views += [(r["step"], 1, step_panel(r, len(records))) for r in records]
+    views += [(ev["after_step"], 2, Text(event_line(ev), style="bold yellow")) for ev in events]
     for _, _, view in sorted(views, key=lambda view: view[:2]):
         console.print(view)
-    last = records[-1]
-    console.print(
-        Panel(last["memory_after"], title=f"memory after step {last['step']}", title_align="left")
-    )
+    last, edits = records[-1], [ev for ev in events if ev["kind"] == "edit"]
+    title, memory = f"memory after step {last['step']}", last["memory_after"]
+    if edits and edits[-1]["after_step"] == last["step"]:  # the current memory is a human's
+        title, memory = f"{title}, edited by hand", edits[-1].get("memory_after", memory)
+    console.print(Panel(memory, title=title, title_align="left"))
     return 0
