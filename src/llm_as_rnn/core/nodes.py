@@ -111,8 +111,7 @@ async def predict(
     shown = task.render_input(observation["input"])
     messages = prompts.predict_messages(task, memory, shown, step)
     h0_messages = None
-    # The lift: the same prompt with the task's blank h_0. A frozen memory is not
-    # measured (a second scoring pass; deployment makes one call per step).
+    # The lift: the same prompt with the task's blank h_0 (not for a frozen memory: one call a step)
     if ctx.answer_mode == "choice" and not ctx.freeze:
         h0 = fit(task.initial_memory(), task, budget, predictor.count_tokens)
         h0_messages = None if h0 == memory else prompts.predict_messages(task, h0, shown, step)
@@ -129,8 +128,7 @@ async def predict(
         "feedback": None,
         "step_usage": {"predictor": usage.of_calls(gens)},
     }
-    if state.get("event"):  # the rewind or edit before this step is behind it now
-        update["event"] = None
+    update["event"] = None  # a rewind or edit before this step is behind it now
     return Command(update=update, goto="critique")
 
 
