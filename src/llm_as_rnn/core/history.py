@@ -1,23 +1,21 @@
 """A thread's memory versions, read from LangGraph's checkpoint history; rewind and edit.
 
-The checkpoint is the source of truth. A rewind or a human edit writes one
-new checkpoint (``aupdate_state``, LangGraph time travel) whose ``event``
-state field (a ``MemoryEvent``) says what made it: atomic with the memory it
-sets, and shown by Studio with the state. No row is deleted from the
-checkpointer; the next step clears ``event``.
+The checkpoint is the source of truth. A rewind or a human edit writes one new checkpoint
+(``aupdate_state``, LangGraph time travel) whose ``event`` state field (a ``MemoryEvent``)
+says what made it: atomic with the memory it sets, and shown by Studio with the state. No
+row is deleted from the checkpointer; the next step clears ``event``.
 
-Versions (``versions``): h_0 (``h0``, or ``import`` for a warm start), one
-per finished step (what its record's ``enforcement`` says), one per edit
-and one per rewind, in the order of the head's lineage (parent links), so
-an abandoned branch is not mixed in. ``all_branches`` adds each old branch
-a rewind left, from its own lineage.
+Versions (``versions``): h_0 (``h0``, or ``import`` for a warm start), one per finished step
+(what its record's ``enforcement`` says), one per edit and one per rewind, in the order of
+the head's lineage (parent links), so an abandoned branch is not mixed in. ``all_branches``
+adds each old branch a rewind left, from its own lineage.
 
-The trace store is not atomic with the checkpointer, so a rewind to step K
-takes three moves: (1) copy records after K to ``namespaces.branch(thread,
-old head id)`` and clear the call journal, (2) commit the fork checkpoint,
-(3) delete those records from the trace. Killed before (2): the old head
-and trace (a retry overwrites the copy). Killed before (3): readers drop
-records after K (``visible``); the next writer finishes (3) (``settle``).
+The trace store is not atomic with the checkpointer, so a rewind to step K takes three moves:
+(1) copy records after K to ``namespaces.branch(thread, old head id)`` and clear the call
+journal, (2) commit the fork checkpoint, (3) delete those records from the trace. Killed
+before (2): the old head and trace (a retry overwrites the copy). Killed before (3): readers
+drop records after K (``visible``); the next writer finishes (3) (``settle``). The kill tests
+stop a command between the moves (``pause``).
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ from llm_as_rnn.core.memfile import MemoryFile, check_for_task
 from llm_as_rnn.core.memory import TokenCounter
 from llm_as_rnn.core.state import MemoryEvent, StepRecord
 from llm_as_rnn.errors import ConfigError, DataError, StateError
-from llm_as_rnn.runtime import journal, namespaces
+from llm_as_rnn.runtime import journal, namespaces, pause
 from llm_as_rnn.runtime.leases import holding
 from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.spec import Endpoint, ModelSpec
@@ -294,8 +292,7 @@ async def rewind(graph: Graph, thread: str, step: int) -> Version:
         branch = checkpoint_id(head)
         event = MemoryEvent(
             kind="rewind", id=uuid.uuid4().hex, after_step=step, at=_now(), from_step=reached
-        )
-        event["branch"] = branch
+        ) | {"branch": branch}
         update: dict[str, Any] = {"event": event}
         if step:
             base = [s for s in chain if s.values.get("step") == step][-1]
@@ -311,7 +308,9 @@ async def rewind(graph: Graph, thread: str, step: int) -> Version:
             [PutOp(namespaces.branch(thread, branch), f"{r['step']:06d}", dict(r)) for r in old]
         )
         await journal.clear(store, thread)  # its calls are not the new branch's
+        pause.at("rewind-moved")
         await graph.aupdate_state(base.config, update, as_node="rewrite")  # move 2: commit
+        pause.at("rewind-forked")
         await settle(graph, thread)  # move 3
         return Version(step, memory, "rewind", int(base.values["budget"]), tokens, event=event)
 
@@ -345,5 +344,7 @@ async def edit(graph: Graph, thread: str, given: MemoryFile) -> Version:
         step = int(head.values["step"])
         event = MemoryEvent(kind="edit", id=uuid.uuid4().hex, after_step=step, at=_now())
         event["memory_before"], event["memory_after"] = before, given.memory
+        pause.at("edit-checked")
         await graph.aupdate_state(head.config, {"memory": given.memory, "event": event}, "rewrite")
+        pause.at("edit-written")
         return Version(step, given.memory, "edit", budget, tokens, event=event)
