@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,7 +23,7 @@ from tests.integration.serving import CACHE, REPO, free_port
 pytestmark = pytest.mark.integration
 
 
-def test_studio_two_timesteps_on_one_thread() -> None:
+def test_studio_steps_and_a_rewind_on_one_thread() -> None:
     port = free_port()
     CACHE.mkdir(exist_ok=True)
     log = (CACHE / "langgraph-dev.log").open("w")
@@ -55,7 +57,7 @@ def test_studio_two_timesteps_on_one_thread() -> None:
                 pass
             assert time.monotonic() < deadline, "langgraph dev did not start"
             time.sleep(0.5)
-        values = asyncio.run(drive(url))
+        found = asyncio.run(drive(url))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -63,23 +65,55 @@ def test_studio_two_timesteps_on_one_thread() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
-    assert values["step"] == 2
+    before, fork, after, values = found
+    assert [s["values"]["step"] for s in before] == [1, 2, 3]
+    old = {s["checkpoint"]["checkpoint_id"] for s in before}
+    listed = {s["checkpoint"]["checkpoint_id"] for s in after}
+    assert old <= listed  # time travel deletes nothing: the old branch stays listed
+    assert fork["checkpoint_id"] in listed
+    rewound = next(s for s in after if s["checkpoint"]["checkpoint_id"] == fork["checkpoint_id"])
+    assert rewound["parent_checkpoint"]["checkpoint_id"] == before[0]["checkpoint"]["checkpoint_id"]
+    assert rewound["values"]["event"]["kind"] == "rewind"
+    assert rewound["values"]["step"] == 1
+    assert rewound["values"]["memory"] == before[0]["values"]["memory"]
+    assert values["step"] == 2  # the next run recomputed step 2 from the fork
+    assert values["event"] is None  # the step clears the mark
     assert values["memory"] != get_task("weather").initial_memory()
-    assert values["last_step"]["step"] == 2
 
 
-async def drive(url: str) -> dict:
+async def drive(url: str) -> tuple[list[dict], dict, list[dict], dict]:
+    """Run 3 steps, fork from the checkpoint after step 1 as ``core.history.rewind`` does
+    (``update_state`` at that checkpoint, as the rewrite node, with the rewind event:
+    Studio's time travel), then run step 2 again.
+
+    Returns the finished checkpoints before the fork (oldest first), the fork, the
+    thread's history after it, and the final values.
+    """
     client = get_client(url=url)
     assistants = await client.assistants.search(graph_id="llm_as_rnn")
     assert assistants, "the graph of langgraph.json is served"
-    thread = await client.threads.create()
+    thread = (await client.threads.create())["thread_id"]
     context = {"model": "fake", "budget": 300}  # a deterministic model, chosen by the context
-    for observation in weather.window(0, 2):
+    days = weather.window(0, 3)
+    for observation in days:
         await client.runs.wait(
-            thread["thread_id"],
-            "llm_as_rnn",
-            input={"observations": [observation]},
-            context=context,
+            thread, "llm_as_rnn", input={"observations": [observation]}, context=context
         )
-    state = await client.threads.get_state(thread["thread_id"])
-    return dict(state["values"])
+    history = await client.threads.get_history(thread, limit=100)
+    before = [s for s in history[::-1] if not s["next"] and s["values"].get("step")]
+    head = history[0]["checkpoint"]["checkpoint_id"]
+    event = {
+        "kind": "rewind",
+        "id": uuid.uuid4().hex,
+        "after_step": 1,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "from_step": 3,
+        "branch": head,
+    }
+    fork = await client.threads.update_state(  # Studio's "fork": at a past checkpoint
+        thread, {"event": event}, as_node="rewrite", checkpoint=before[0]["checkpoint"]
+    )
+    after = await client.threads.get_history(thread, limit=100)
+    await client.runs.wait(thread, "llm_as_rnn", input={"observations": [days[1]]}, context=context)
+    state = await client.threads.get_state(thread)
+    return before, fork["checkpoint"], after, dict(state["values"])
