@@ -139,7 +139,9 @@ def test_rewind_killed_leaves_old_or_new_head(
             f"rewind from step {STEPS}"
             in cli(*CLI, "memory", "log", "--db", db, "--thread", THREAD).stdout
         )
-    cli(*run(db))  # the next writer finishes the cut-short rewind, recomputes TO+1..STEPS
+    cli(*run(db, TO + 2))  # the next writer finishes the cut-short rewind first: no stale
+    assert comparable(trace(db, THREAD)) == comparable(trace(reference, THREAD)[: TO + 2])
+    cli(*run(db))  # steps TO+3..STEPS
     assert comparable(trace(db, THREAD)) == comparable(trace(reference, THREAD))
     assert [r["step"] for r in trace(db, THREAD)] == list(range(1, STEPS + 1))
     assert branches(db) == branches(reference)  # the old branch (`log --all`) the same
