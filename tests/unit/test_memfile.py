@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -116,10 +117,10 @@ def bad(**changes: object) -> str:
         (bad(sections=[1, 2]), '"sections" must be a list'),
         (bad(origin=[]), '"origin" must be an object'),
         (bad(origin="thread t"), '"origin" must be an object'),
-        (bad(budget="300"), "'budget' must be int"),
-        (bad(budget=True), "'budget' must be int"),
-        (bad(tokens=4.5), "'tokens' must be int"),
-        (bad(task=7), "'task' must be str"),
+        (bad(budget="300"), "'budget' must be a whole number"),
+        (bad(budget=True), "'budget' must be a whole number"),
+        (bad(tokens=4.5), "'tokens' must be a whole number"),
+        (bad(task=7), "'task' must be a name"),
         (render(exported()).replace('"## PATTERNS', '"\\ud800## PATTERNS'), "not valid Unicode"),
     ],
 )
@@ -140,7 +141,7 @@ def test_check_for_task_refuses_another_task_or_other_sections() -> None:
         memfile.check_for_task(exported(sections=("A", "B")), "weather", SECTIONS)
     with pytest.raises(DataError, match="missing sections: RULES OF THUMB"):
         memfile.check_for_task(MemoryFile(memory=MEMORY[:40]), "weather", SECTIONS)
-    with pytest.raises(DataError, match="sections of another task: TRENDS"):
+    with pytest.raises(DataError, match="headings of no section of this task: ## TRENDS"):
         memfile.check_for_task(MemoryFile(memory=MEMORY + "\n## TRENDS\n- x"), "weather", SECTIONS)
 
 
@@ -148,5 +149,90 @@ def test_hash_signs_and_numbers_in_a_body_are_not_headers() -> None:
     memory = MEMORY + "\n#1 rule: rain after a #dry spell\n#\n- ok ##"
     assert memfile.memory_problems(memory, SECTIONS) == []
     assert memfile.memory_problems(MEMORY + "\n### Notes", SECTIONS) == [
-        "sections of another task: Notes"
+        "headings of no section of this task: ### Notes"
     ]
+
+
+NESTED = '{"format":"llm-as-rnn.memory","version":1,"memory":"x","origin":' + "[" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (NESTED, "not valid JSON (nested too deep)"),
+        ("[" * 100_000, "not valid JSON"),
+        (bad(budget=0).replace(": 0", ": " + "9" * 5000), "not valid JSON"),
+        ("[1, 2]", "JSON but not a memory file"),
+        ("42", "JSON but not a memory file"),
+        ('"## PATTERNS"', "JSON but not a memory file"),
+        ("null", "JSON but not a memory file"),
+        (bad(budget=-5), "'budget' must be a whole number 1.."),
+        (bad(budget=0), "'budget' must be a whole number 1.."),
+        (bad(tokens=10**30), "'tokens' must be a whole number 0.."),
+        (bad(tokens=-1), "'tokens' must be a whole number 0.."),
+        (bad(task=""), "'task' must be a name"),
+        (bad(tokenizer="x" * 1000), "'tokenizer' must be a name"),
+        (bad(sections=[]), '"sections" must be a list'),
+        (bad(origin={"thread": "t" * 100_000, "step": 5}), "too long"),
+        (bad(origin={"thread": "t", "step": -1}), "'step' must be a whole number 0.."),
+        (bad(origin={"thread": "t", "step": True}), "'step' must be a whole number"),
+        (bad(origin={"thread": 7}), "is not a name"),
+        (bad(origin={"thread": "t", "mine": 1}), '"origin" must be an object of'),
+        (bad(origin={"settings": ["x"]}), "'settings' must be a name"),
+        (bad(origin={"imported_from": {"step": -2}}), "'step' must be a whole number"),
+    ],
+)
+def test_hostile_or_nonsense_files_are_one_line_data_errors(text: str, says: str) -> None:
+    with pytest.raises(DataError) as raised:
+        parse(text, "m.json")
+    assert says in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.md"
+    with open(path, "wb") as f:
+        f.truncate(memfile.MAX_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(DataError, match="is over"):
+        memfile.read_memory_file(path)
+
+
+def test_one_reader_reads_a_bom_file(tmp_path: Path) -> None:
+    path = tmp_path / "bom.md"
+    path.write_bytes(b"\xef\xbb\xbf" + MEMORY.encode())
+    assert memfile.read_memory_file(path).memory == MEMORY
+
+
+SHAPES = {
+    "a section twice": MEMORY + "\n## PATTERNS\n- again",
+    "out of order": "## RECENT ERRORS\n- b\n## PATTERNS\n- a\n## RULES OF THUMB\n- c",
+    "setext heading": MEMORY + "\nEXTRA\n=====",
+    "setext heading with dashes": MEMORY + "\nEXTRA\n---",
+    "html heading": MEMORY + "\n<h2>EXTRA</h2>",
+    "html heading, upper case": MEMORY + '\n<H3 class="x">EXTRA</H3>',
+    "headers only": "## PATTERNS\n## RECENT ERRORS\n\n## RULES OF THUMB\n",
+    "a loose header": MEMORY.replace("## RECENT ERRORS", "**Recent errors:**"),
+    "text before the first header": "Here are my notes\n" + MEMORY,
+    "another task's section": MEMORY + "\n## MY NOTES\n- x",
+}
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_a_memory_of_another_shape_is_refused(name: str) -> None:
+    with pytest.raises(DataError, match="does not fit task 'weather'"):
+        memfile.check_for_task(MemoryFile(memory=SHAPES[name]), "weather", SECTIONS)
+
+
+def test_a_list_then_a_rule_is_not_a_heading() -> None:
+    assert memfile.memory_problems(MEMORY + "\n- item\n---\n- more", SECTIONS) == []
+
+
+@pytest.mark.parametrize("memory", ODD[:3])
+def test_an_accepted_memory_is_canonical(memory: str) -> None:
+    """Line ends, trailing spaces, blank lines and a final newline are the writer's."""
+    made = memfile.check_for_task(MemoryFile(memory=memory), "weather", SECTIONS).memory
+    assert "\r" not in made and not made.endswith("\n")
+    assert all(line == line.rstrip() for line in made.split("\n"))
+    messy = memory.replace("\n", " \r\n") + "\n\n"
+    assert memfile.check_for_task(MemoryFile(memory=messy), "weather", SECTIONS).memory == made
+    assert memfile.canonical(made, SECTIONS) == made

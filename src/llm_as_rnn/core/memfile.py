@@ -1,8 +1,8 @@
 r"""The portable memory file: a learned memory taken out of its thread.
 
 ``memory export`` writes one; ``--init-memory`` (``Context.initial_memory``)
-and ``memory edit --from-file`` read one. Everything here is pure: no model,
-no database. The format (``FORMAT``, version ``VERSION``) is JSON, written
+and ``memory edit --from-file`` read one (``read_memory_file``, the only I/O
+here: no model, no database). The format (``FORMAT``, version ``VERSION``) is JSON, written
 canonically (fixed key order, two-space indent, UTF-8, one final newline), so
 ``render(parse(data)) == data`` for every file this module wrote::
 
@@ -19,24 +19,29 @@ canonically (fixed key order, two-space indent, UTF-8, one final newline), so
       "origin": {"thread": "...", "step": 5, "settings": "<settings hash>"}
     }
 
-A file whose memory no longer matches its ``sha256`` was edited by hand: it
-is accepted, and marked ``edited`` so the thread records it as a human edit.
-A plain text file (no JSON object) is a memory text alone, for a memory
-written by hand.
+A memory no longer matching its ``sha256`` was edited by hand: accepted, marked
+``edited``. A text that is not JSON is a memory text alone; other JSON is refused.
+A memory brought in (import, edit) must have the task's shape (``memory_problems``)
+and is stored ``canonical``, as the model's memories are: an unchanged edit is
+seen as unchanged, and export, import, export gives the same bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_as_rnn.core.memory import header
-from llm_as_rnn.core.state import blank
-from llm_as_rnn.errors import DataError
+from llm_as_rnn.core.memory import header, render_memory, section_of
+from llm_as_rnn.core.state import MAX_BUDGET, blank, thread_name
+from llm_as_rnn.errors import ConfigError, DataError, first_line
+from llm_as_rnn.runtime.secrets import redact
+from llm_as_rnn.tasks import get_task
 
 FORMAT = "llm-as-rnn.memory"
 """The ``format`` field every memory file carries."""
@@ -44,8 +49,15 @@ VERSION = 1
 """The format version this package writes and reads."""
 SIGNATURE = ('{\n  "format": ' + json.dumps(FORMAT)).encode()
 """How every file ``render`` writes begins: an existing file ``export --out`` may replace."""
-# A Markdown heading: hashes, a space, a title ("#1 rule" and a lone "#" are text).
+MAX_BYTES = 64 * MAX_BUDGET
+"""The largest memory file read (bytes): a memory of the largest budget fits many
+times over, even in JSON escapes; a bigger (hostile) file is refused unread."""
+MAX_ORIGINS = 16  # how many imports deep an origin's imported_from chain may go
+# What Markdown reads as a heading: "# title" (ATX; "#1 rule" and a lone "#" are
+# text), an underline of = or - under a line (setext), an HTML <h1>..<h6>.
 _HEADER = re.compile(r"^\s*#+\s+(.*?\S)\s*#*\s*$")
+_UNDERLINE, _LIST_ITEM = re.compile(r"^\s*(=+|-+)\s*$"), re.compile(r"^\s*([-*+>]|\d+[.)])(\s|$)")
+_HTML_HEADER = re.compile(r"<h[1-6][\s>/]", re.IGNORECASE)
 
 
 def content_hash(memory: str) -> str:
@@ -70,12 +82,12 @@ class MemoryFile:
     tokens: int | None = None
     """The memory's size in tokens of ``tokenizer``."""
     origin: dict[str, Any] = field(default_factory=dict)
-    """Where it was exported from: ``thread``, ``step`` and ``settings`` (a hash)."""
+    """Where it was exported from: ``thread``, ``step``, ``settings`` (a hash) and, for a
+    warm-started thread, ``imported_from`` (its h_0's origin)."""
     edited: bool = False
     """The memory no longer matches the file's hash: someone changed it by hand."""
     source: str | None = field(default=None, compare=False)
-    """The name of the file it was read from (``core.warm.read_memory_file``); not
-    part of the file's content, so not written by ``render``."""
+    """The name of the file it was read from (``read_memory_file``); not written."""
 
     @property
     def sha256(self) -> str:
@@ -103,19 +115,33 @@ def render(memory_file: MemoryFile) -> str:
 def parse(text: str, where: str = "memory file") -> MemoryFile:
     """Read a memory file's text, or raise a one-line ``DataError`` naming ``where``.
 
-    A JSON object must be a memory file of a known version; any other text is
-    a memory alone. A memory whose hash differs from the file's is ``edited``.
+    A JSON object must be a memory file of a known version, every field of its
+    type and range; other JSON (an array, a number) is refused; any other text
+    is a memory alone. A memory whose hash differs from the file's is ``edited``.
     """
-    if not text.lstrip().startswith("{"):
-        if blank(text):
-            raise DataError(f"{where} is empty: give a memory file (memory export) or its text")
-        return MemoryFile(memory=text)
-    try:
+    if not isinstance(text, str):
+        raise ConfigError(f"{where} {text!r:.40} is not text: give a memory file's text")
+    if len(text) > MAX_BYTES:
+        raise DataError(f"{where} is over {MAX_BYTES} characters: no memory is that long")
+    try:  # hostile input: deep nesting (RecursionError), a 5000-digit number (ValueError)
         document = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
+        if not text.lstrip().startswith(("{", "[")):
+            if blank(text):
+                raise DataError(
+                    f"{where} is empty: give a memory file (memory export) or its text"
+                ) from None
+            return MemoryFile(memory=text)
+        detail = (
+            f"{exc.msg}, line {exc.lineno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else first_line(exc)
+            if isinstance(exc, ValueError)
+            else "nested too deep"
+        )
         raise DataError(
-            f"{where} is not valid JSON ({exc.msg}, line {exc.lineno}): give a file "
-            "written by `llm-as-rnn memory export`, or the memory as plain text"
+            f"{where} is not valid JSON ({detail}): give a file written by `llm-as-rnn "
+            "memory export`, or the memory as plain text"
         ) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise DataError(
@@ -125,7 +151,7 @@ def parse(text: str, where: str = "memory file") -> MemoryFile:
     version = document.get("version")
     if type(version) is not int or version != VERSION:  # true and 1.0 equal 1 in Python
         raise DataError(
-            f"{where} has format version {version!r}, and this llm-as-rnn reads version "
+            f"{where} has format version {version!r:.40}, and this llm-as-rnn reads version "
             f"{VERSION}: export it again with this version, or upgrade llm-as-rnn"
         )
     memory = document.get("memory")
@@ -137,62 +163,171 @@ def parse(text: str, where: str = "memory file") -> MemoryFile:
         raise DataError(f'{where}: its "memory" is not valid Unicode: export it again') from None
     sections = document.get("sections")
     if sections is not None and (
-        not isinstance(sections, list) or not all(isinstance(s, str) for s in sections)
+        not isinstance(sections, list)
+        or not sections
+        or not all(isinstance(s, str) and 0 < len(s) <= 200 for s in sections)
     ):
         raise DataError(f'{where}: "sections" must be a list of section names')
-    origin = document.get("origin")
-    origin = {} if origin is None else origin
-    if not isinstance(origin, dict):
-        raise DataError(f'{where}: "origin" must be an object (thread, step, settings)')
     return MemoryFile(
         memory=memory,
         task=_optional(document, "task", str, where),
         sections=tuple(sections) if sections is not None else None,
-        budget=_optional(document, "budget", int, where),
+        budget=_optional(document, "budget", int, where, low=1),
         tokenizer=_optional(document, "tokenizer", str, where),
-        tokens=_optional(document, "tokens", int, where),
-        origin=origin,
+        tokens=_optional(document, "tokens", int, where, low=0),
+        origin=_origin(document.get("origin"), where, MAX_ORIGINS),
         edited=document.get("sha256") != content_hash(memory),
     )
 
 
-def _optional(document: dict[str, Any], key: str, kind: type, where: str) -> Any:
+def _optional(
+    document: dict[str, Any], key: str, kind: type, where: str, low: int = 0, high: int = MAX_BUDGET
+) -> Any:
+    """Return a field that may be null: text of 1 to 200 characters, or a whole number in range."""
     value = document.get(key)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise DataError(f"{where}: {key!r} must be {kind.__name__}, not {value!r:.40}")
-    return value
+    if value is None:
+        return None
+    if kind is str and isinstance(value, str) and 0 < len(value) <= 200:
+        return value
+    if kind is int and type(value) is int and low <= value <= high:
+        return value
+    wanted = "a name of 1 to 200 characters" if kind is str else f"a whole number {low}..{high}"
+    raise DataError(f"{where}: {key!r} must be {wanted}, not {value!r:.40}")
 
 
-def memory_problems(memory: str, sections: Sequence[str]) -> list[str]:
+def _origin(value: Any, where: str, depth: int) -> dict[str, Any]:
+    """Return a checked origin: ``thread``, ``step``, ``settings`` and ``imported_from``."""
+    if value is None:
+        return {}
+    known = {"thread", "step", "settings", "imported_from"}
+    if not isinstance(value, dict) or not set(value) <= known or depth < 0:
+        raise DataError(
+            f'{where}: "origin" must be an object of {", ".join(sorted(known))} (at most '
+            f"{MAX_ORIGINS} imports deep)"
+        )
+    out = dict(value)
+    try:
+        thread_name(out.get("thread", "-"))
+    except ConfigError as exc:
+        raise DataError(f'{where}: "origin": {exc}') from None
+    if "step" in out:
+        out["step"] = _optional(out, "step", int, f'{where}: "origin"', high=10**9)
+    if "settings" in out:
+        out["settings"] = _optional(out, "settings", str, f'{where}: "origin"')
+    if "imported_from" in out:
+        out["imported_from"] = _origin(out["imported_from"], where, depth - 1)
+    return out
+
+
+def read_memory_file(path: str | os.PathLike[str], where: str | None = None) -> MemoryFile:
+    """Read a memory file (or a plain memory text), or raise a one-line ``DataError``.
+
+    The one reader of a memory file (``--init-memory``, ``memory edit
+    --from-file``). ``where`` names it in errors (default: the path). A file
+    over ``MAX_BYTES`` is refused unread. The file's name alone is kept as its
+    ``source``: a folder may name a person, a name is enough.
+    """
+    where = where or os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise DataError(
+                f"{where} is over {MAX_BYTES // 2**20} MiB: no memory is that long; give a "
+                "memory file (memory export) or a memory text"
+            )
+        text = data.decode("utf-8-sig")  # a BOM is an editor's, not the memory's
+    except UnicodeDecodeError:
+        raise DataError(f"{where} is not UTF-8 text: give a memory file or a memory text") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {where}: {first_line(exc)}") from None
+    return dataclasses.replace(parse(text, where), source=redact(os.path.basename(path)))
+
+
+def _lines(memory: str) -> list[str]:
+    """Return a memory's lines, line ends (CRLF, CR) and trailing whitespace dropped."""
+    return [line.rstrip() for line in memory.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+
+
+def memory_problems(memory: str, sections: Sequence[str], headers_only: bool = False) -> list[str]:
     """Return why a given memory text cannot be a memory of these sections ([] if it can).
 
-    A memory brought from outside (an import, a human edit) must be non-blank,
-    carry every section header (``## NAME``) and no header of another section:
-    the same shape a rewrite must have. Its size is checked against the budget
-    by the caller, which knows the tokenizer.
+    A memory brought from outside (an import, a human edit) must have the shape
+    a rewrite has: every section header (``## NAME``) once, in the task's order,
+    nothing before the first, and no line Markdown or the model's reader takes
+    for another heading. ``headers_only``: a memory of headers and no content is
+    accepted (only when the task's h_0 is one). Its size is checked against the
+    budget by the caller, which knows the tokenizer.
     """
     if blank(memory):
         return ["the memory is empty"]
+    lines = _lines(memory)
+    names = {name.upper(): name for name in sections}
+    found = [(i, section_of(line, names)) for i, line in enumerate(lines)]
+    opened = [(i, name) for i, name in found if name is not None]
     problems = []
-    missing = [name for name in sections if header(name) not in memory.splitlines()]
+    order = [name for _, name in opened]
+    missing = [name for name in sections if name not in order]
     if missing:
         problems.append("missing sections: " + ", ".join(missing))
-    known = {name.upper() for name in sections}
+    twice = [name for name in dict.fromkeys(order) if order.count(name) > 1]
+    if twice:
+        problems.append("sections given more than once: " + ", ".join(twice))
+    if not missing and not twice and order != list(sections):
+        problems.append("sections out of order: " + ", ".join(order))
+    loose = [lines[i] for i, name in opened if name is not None and lines[i] != header(name)]
+    if loose:
+        problems.append("headers not written as '## NAME': " + ", ".join(map(repr, loose)))
+    if opened and any(not blank(line) for line in lines[: opened[0][0]]):
+        problems.append(f"text before {header(opened[0][1] or '')}")
     foreign = [
-        title
-        for line in memory.splitlines()
-        if (match := _HEADER.match(line)) and (title := match.group(1)).upper() not in known
+        line.strip()
+        for i, line in enumerate(lines)
+        if found[i][1] is None
+        and (
+            ((match := _HEADER.match(line)) and match.group(1).upper() not in names)
+            or (_UNDERLINE.match(line) and i and _paragraph(lines[i - 1]))
+            or _HTML_HEADER.search(line)
+        )
     ]
     if foreign:
-        problems.append("sections of another task: " + ", ".join(dict.fromkeys(foreign)))
+        problems.append("headings of no section of this task: " + ", ".join(dict.fromkeys(foreign)))
+    content = [line for line, (_, name) in zip(lines, found, strict=True) if name is None]
+    if not problems and not headers_only and blank(content):
+        problems.append("the memory has headers only, no content")
     return problems
 
 
-def check_for_task(memory_file: MemoryFile, task: str, sections: Sequence[str]) -> None:
-    """Raise a one-line ``DataError`` when a memory file does not fit this task.
+def _paragraph(line: str) -> bool:
+    """Return whether a line is paragraph text, which an underline turns into a heading."""
+    return not blank(line) and not _LIST_ITEM.match(line)
+
+
+def canonical(memory: str, sections: Sequence[str]) -> str:
+    """Return a memory of the task's shape as the model's memories are written (``render_memory``).
+
+    Line ends, trailing whitespace and blank lines around sections are the
+    writer's, not the memory's: dropped, so an edit that changes only them
+    changes nothing.
+    """
+    names = {name.upper(): name for name in sections}
+    bodies: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in _lines(memory):
+        name = section_of(line, names)
+        if name is not None:
+            current = bodies.setdefault(name, [])
+        else:
+            current.append(line)
+    return render_memory({name: "\n".join(body) for name, body in bodies.items()}, sections)
+
+
+def check_for_task(memory_file: MemoryFile, task: str, sections: Sequence[str]) -> MemoryFile:
+    """Return the memory file with its memory ``canonical``, or raise a one-line ``DataError``.
 
     Refused: a file exported from another task, or one whose sections are not
-    this task's (in order), or a memory that lacks or adds a section.
+    this task's (in order), or a memory whose shape is not the task's
+    (``memory_problems``; headers with no content only if the task's h_0 is so).
     """
     if memory_file.task is not None and memory_file.task != task:
         raise DataError(
@@ -204,9 +339,12 @@ def check_for_task(memory_file: MemoryFile, task: str, sections: Sequence[str]) 
             f"the memory file's sections ({', '.join(memory_file.sections)}) are not task "
             f"{task!r}'s ({', '.join(sections)}): give a memory with these sections"
         )
-    problems = memory_problems(memory_file.memory, sections)
+    h0_is_headers = bool(memory_problems(get_task(task).initial_memory(), sections))
+    problems = memory_problems(memory_file.memory, sections, h0_is_headers)
     if problems:
         raise DataError(
-            f"the memory does not fit task {task!r}: {'; '.join(problems)} (every section "
-            f"of {', '.join(header(s) for s in sections)} on a line of its own)"
+            f"the memory does not fit task {task!r}: {'; '.join(problems)} (give "
+            f"{', '.join(header(s) for s in sections)}, once each and in this order, each on "
+            "a line of its own with its content under it)"
         )
+    return dataclasses.replace(memory_file, memory=canonical(memory_file.memory, sections))

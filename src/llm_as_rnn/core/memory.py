@@ -36,7 +36,7 @@ def header(name: str) -> str:
     return f"## {name}"
 
 
-def _section_of(line: str, names: dict[str, str]) -> str | None:
+def section_of(line: str, names: dict[str, str]) -> str | None:
     """Return the section a line opens, if it is a (possibly decorated) header."""
     key = line.strip().strip(_DECORATION).strip().upper()
     return names.get(key)
@@ -56,7 +56,7 @@ def parse_sections(text: str, sections: Sequence[str]) -> dict[str, str]:
     for line in text.splitlines():
         if _FENCE.match(line):
             continue
-        name = _section_of(line, names)
+        name = section_of(line, names)
         if name is not None:
             current = name
             bodies.setdefault(name, [])

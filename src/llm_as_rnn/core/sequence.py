@@ -8,7 +8,6 @@ after the last finished one.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +29,8 @@ from llm_as_rnn.core.state import (
     DiscardRecord,
     Observation,
     StepRecord,
-    blank,
     check_targets,
+    thread_name,
 )
 from llm_as_rnn.core.warm import new_warm_start, record_start, warm_context
 from llm_as_rnn.errors import ConfigError, from_validation
@@ -266,30 +265,3 @@ async def read_trace(store: BaseStore, thread_id: str) -> list[StepRecord]:
 async def read_discards(store: BaseStore, thread_id: str) -> list[DiscardRecord]:
     """Return a thread's discarded steps (``OnlineLearner.discard``), oldest first."""
     return await read_records(store, namespaces.discarded(thread_name(thread_id)))
-
-
-MAX_THREAD_NAME = 1000
-"""The longest thread name accepted (characters): a name, not a payload."""
-
-
-def thread_name(value: Any) -> str:
-    """Return a thread name, or raise ``ConfigError`` saying what a name may be.
-
-    Any printable text is a name (``user/42``, ``stream 1.a``, accents, emoji);
-    refused: non-text, empty or blank names, control characters (a NUL, a
-    newline: they break logs, file names and the CLI's one-line messages), and
-    names over ``MAX_THREAD_NAME`` characters. The CLI's ``--thread`` uses it too.
-    """
-    if not isinstance(value, str):
-        raise ConfigError(f"thread {value!r} is not a name: give text")
-    if blank(value):
-        raise ConfigError(f"thread {value!r} is blank: give it a name")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ConfigError(
-            f"thread {value[:60]!r} holds a control character: use printable text only"
-        )
-    if len(value) > MAX_THREAD_NAME:
-        raise ConfigError(
-            f"thread name of {len(value)} characters is too long: use at most {MAX_THREAD_NAME}"
-        )
-    return value

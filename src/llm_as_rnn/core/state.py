@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import AfterValidator, Field, TypeAdapter
 from typing_extensions import TypedDict
 
-from llm_as_rnn.errors import DataError, first_line
+from llm_as_rnn.errors import ConfigError, DataError, first_line
 from llm_as_rnn.runtime.usage import Usage
 from llm_as_rnn.tasks import Task
 
@@ -280,3 +281,30 @@ def checked_target(task: Task, target: Any) -> Any:
         raise
     except ValueError as exc:
         raise DataError(first_line(exc)) from None
+
+
+MAX_THREAD_NAME = 1000
+"""The longest thread name accepted (characters): a name, not a payload."""
+
+
+def thread_name(value: Any) -> str:
+    """Return a thread name, or raise ``ConfigError`` saying what a name may be.
+
+    Any printable text is a name (``user/42``, ``stream 1.a``, accents, emoji);
+    refused: non-text, empty or blank names, control characters (a NUL, a
+    newline: they break logs, file names and the CLI's one-line messages), and
+    names over ``MAX_THREAD_NAME`` characters. The CLI's ``--thread`` uses it too.
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"thread {value!r} is not a name: give text")
+    if blank(value):
+        raise ConfigError(f"thread {value!r} is blank: give it a name")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ConfigError(
+            f"thread {value[:60]!r} holds a control character: use printable text only"
+        )
+    if len(value) > MAX_THREAD_NAME:
+        raise ConfigError(
+            f"thread name of {len(value)} characters is too long: use at most {MAX_THREAD_NAME}"
+        )
+    return value

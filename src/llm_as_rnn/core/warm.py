@@ -18,9 +18,7 @@ Where the memory came from is recorded with the thread's first settings
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,35 +26,18 @@ from langgraph.store.base import BaseStore
 
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.identity import record_settings, recorded_settings
-from llm_as_rnn.core.memfile import MemoryFile, check_for_task, content_hash, parse
+from llm_as_rnn.core.memfile import MemoryFile, check_for_task, content_hash
+from llm_as_rnn.core.memfile import read_memory_file as read_memory_file  # its old home
 from llm_as_rnn.core.memory import fit_to_budget
-from llm_as_rnn.errors import ConfigError, DataError, first_line
+from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.resolve import aresolve
-from llm_as_rnn.runtime.secrets import redact
 from llm_as_rnn.tasks import get_task
 
 KEY = "h0"
 """The store key of a warm-started thread's import (in ``namespaces.imported``)."""
 
 log = logging.getLogger("llm_as_rnn")
-
-
-def read_memory_file(path: str | os.PathLike[str], where: str | None = None) -> MemoryFile:
-    """Read a memory file (or a plain memory text), or raise a one-line ``DataError``.
-
-    ``where`` names it in errors (default: the path). The file's name alone is
-    kept as its ``source``: a folder may name a person, a name is enough.
-    """
-    where = where or os.fspath(path)
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # a BOM is an editor's, not the memory's
-            text = f.read()
-    except UnicodeDecodeError:
-        raise DataError(f"{where} is not UTF-8 text: give a memory file or a memory text") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {where}: {first_line(exc)}") from None
-    return dataclasses.replace(parse(text, where), source=redact(os.path.basename(path)))
 
 
 def warm_context(
