@@ -231,7 +231,8 @@ def test_a_list_then_a_rule_is_not_a_heading() -> None:
 def test_an_accepted_memory_is_canonical(memory: str) -> None:
     """Line ends, trailing spaces, blank lines and a final newline are the writer's."""
     made = memfile.check_for_task(MemoryFile(memory=memory), "weather", SECTIONS).memory
-    assert "\r" not in made and not made.endswith("\n")
+    assert "\r" not in made
+    assert not made.endswith("\n")
     assert all(line == line.rstrip() for line in made.split("\n"))
     messy = memory.replace("\n", " \r\n") + "\n\n"
     assert memfile.check_for_task(MemoryFile(memory=messy), "weather", SECTIONS).memory == made
