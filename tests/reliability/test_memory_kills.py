@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from llm_as_rnn import memory
+from llm_as_rnn.core.branches import config_of, trace_of
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.history import config_of, trace_of
 from llm_as_rnn.runtime.pause import VARIABLE
 from llm_as_rnn.runtime.storage import open_storage
 from tests.reliability.harness import CLI, REPO, comparable, record, run_cli, trace

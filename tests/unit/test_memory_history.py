@@ -94,7 +94,7 @@ def test_edit_over_budget_changes_nothing(
     assert main(["memory", "edit", "--db", db, "--thread", "a", "--from-file", str(file)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:")
-    assert "over thread" in err
+    assert "over the budget of thread 'a'" in err
     assert err.count("\n") == 1
     assert rows(db) == kept
     with pytest.raises(DataError):

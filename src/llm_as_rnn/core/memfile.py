@@ -53,11 +53,15 @@ MAX_BYTES = 64 * MAX_BUDGET
 """The largest memory file read (bytes): a memory of the largest budget fits many
 times over, even in JSON escapes; a bigger (hostile) file is refused unread."""
 MAX_ORIGINS = 16  # how many imports deep an origin's imported_from chain may go
-# What Markdown reads as a heading: "# title" (ATX; "#1 rule" and a lone "#" are
-# text), an underline of = or - under a line (setext), an HTML <h1>..<h6>.
+# Markdown headings: "# title" (ATX; "#1 rule", a lone "#" are text), = or - under a line.
 _HEADER = re.compile(r"^\s*#+\s+(.*?\S)\s*#*\s*$")
 _UNDERLINE, _LIST_ITEM = re.compile(r"^\s*(=+|-+)\s*$"), re.compile(r"^\s*([-*+>]|\d+[.)])(\s|$)")
 _HTML_HEADER = re.compile(r"<h[1-6][\s>/]", re.IGNORECASE)
+
+
+def tokenizer_of(predictor: dict[str, Any]) -> str:
+    """Return a memory file's ``tokenizer``: from a predictor's ``identity.model_identity``."""
+    return str(predictor.get("tokenizer") or f"{predictor['kind']}:{predictor['name']}")
 
 
 def content_hash(memory: str) -> str:
@@ -281,16 +285,9 @@ def memory_problems(memory: str, sections: Sequence[str], headers_only: bool = F
     if opened and any(not blank(line) for line in lines[: opened[0][0]]):
         problems.append(f"text before {header(opened[0][1] or '')}")
     foreign = [
-        line.strip()
-        for i, line in enumerate(lines)
-        if found[i][1] is None
-        and (
-            ((match := _HEADER.match(line)) and match.group(1).upper() not in names)
-            or (_UNDERLINE.match(line) and i and _paragraph(lines[i - 1]))
-            or _HTML_HEADER.search(line)
-        )
+        lines[i].strip() for i, (_, name) in enumerate(found) if not name and _heading(lines, i)
     ]
-    if foreign:
+    if foreign:  # section_of found no section in them: another task's, or made up
         problems.append("headings of no section of this task: " + ", ".join(dict.fromkeys(foreign)))
     content = [line for line, (_, name) in zip(lines, found, strict=True) if name is None]
     if not problems and not headers_only and blank(content):
@@ -298,9 +295,11 @@ def memory_problems(memory: str, sections: Sequence[str], headers_only: bool = F
     return problems
 
 
-def _paragraph(line: str) -> bool:
-    """Return whether a line is paragraph text, which an underline turns into a heading."""
-    return not blank(line) and not _LIST_ITEM.match(line)
+def _heading(lines: list[str], i: int) -> bool:
+    """Return whether Markdown reads line ``i`` as a heading (ATX, setext or HTML)."""
+    above = lines[i - 1] if i else ""
+    setext = _UNDERLINE.match(lines[i]) and not blank(above) and not _LIST_ITEM.match(above)
+    return bool(_HEADER.match(lines[i]) or setext or _HTML_HEADER.search(lines[i]))
 
 
 def canonical(memory: str, sections: Sequence[str]) -> str:

@@ -30,8 +30,8 @@ from llm_as_rnn.core.state import (
     Observation,
     StepRecord,
     check_targets,
-    thread_name,
 )
+from llm_as_rnn.core.state import thread_name as thread_name  # its home until issue 23
 from llm_as_rnn.core.warm import new_warm_start, record_start, warm_context
 from llm_as_rnn.errors import ConfigError, from_validation
 from llm_as_rnn.runtime import namespaces

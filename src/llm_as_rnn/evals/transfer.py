@@ -14,8 +14,8 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
-from llm_as_rnn.core.identity import digest, settings_of
-from llm_as_rnn.core.memfile import MemoryFile, render
+from llm_as_rnn.core.identity import digest, model_identity, settings_of
+from llm_as_rnn.core.memfile import MemoryFile, render, tokenizer_of
 from llm_as_rnn.core.sequence import read_trace
 from llm_as_rnn.core.state import StepRecord
 from llm_as_rnn.errors import counted
@@ -77,7 +77,7 @@ def memory_file(cfg: EvalConfig, training: Training) -> MemoryFile:
         task=training.data.task.name,
         sections=tuple(training.data.task.sections),
         budget=last["budget"],
-        tokenizer=ctx.tokenizer or cfg.model,
+        tokenizer=tokenizer_of(model_identity(ctx, "predictor")),
         tokens=last["memory_tokens"],
         origin={
             "thread": training.thread,

@@ -323,11 +323,12 @@ def render_html(
     """Return a self-contained page: settings, discarded steps, plots, one section per step.
 
     ``settings`` are the thread's recorded ones (None: not recorded); ``events``
-    (rewinds, human edits) show after the step they follow. The page loads no
-    external resources.
+    (rewinds, human edits on every branch, oldest first) show after the step they
+    follow. The page loads no external resources.
     """
     parts = [(r["step"], 0, step_section(r)) for r in records]
-    sections = sorted(parts + [(ev["after_step"], 1, event_section(ev)) for ev in events])
+    parts += [(ev["after_step"], 1, event_section(ev)) for ev in events]  # events: by time
+    sections = sorted(parts, key=lambda part: part[:2])  # stable: same step, in time order
     tokens_png, correct_png = _plot(records)
     known = [r["correct"] for r in records if r["correct"] is not None]
     accuracy = f"{sum(known) / len(known):.0%} right" if known else "no truth known"

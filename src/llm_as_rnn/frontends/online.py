@@ -37,9 +37,9 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
+from llm_as_rnn.core.branches import config_of, trace_of
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.history import config_of
 from llm_as_rnn.core.history import settle as finish_rewind
 from llm_as_rnn.core.identity import PENDING, forget_settings
 from llm_as_rnn.core.memfile import MemoryFile
@@ -50,7 +50,6 @@ from llm_as_rnn.core.sequence import (
     never_predicted,
     pending_step,
     read_discards,
-    read_trace,
     rewind,
     thread_name,
 )
@@ -311,7 +310,7 @@ class OnlineLearner:
     async def ahistory(self, thread: str) -> list[StepRecord]:
         """Return the records of the thread's finished steps, oldest first."""
         await self._state(thread)
-        return await read_trace(self.store, thread)
+        return await trace_of(self.graph, thread)  # not read_trace: a cut-short rewind's old steps
 
     async def adiscarded(self, thread: str) -> list[DiscardRecord]:
         """Return the thread's discarded steps, oldest first."""

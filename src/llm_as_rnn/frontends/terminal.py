@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from llm_as_rnn.core.branches import short_id
 from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.core.memory import diff_lines
 from llm_as_rnn.core.state import NO_REWRITE, MemoryEvent, StepRecord, clip
@@ -247,13 +248,29 @@ def thread_lines(threads: Mapping[str, tuple[int, Mapping[str, Any] | None]]) ->
 def event_line(event: MemoryEvent) -> str:
     """Return one line saying what a rewind or a human edit did."""
     if event["kind"] == "rewind":
+        branch = short_id(event.get("branch", ""))
         return (
             f"rewound after step {event['after_step']} (from step {event.get('from_step')}; "
-            f"old branch {event.get('branch')}, listed by `memory log --all`) at {event['at']}"
+            f"old branch {branch}: `memory log --all` lists it, `memory show --branch {branch}` "
+            f"reads it) at {event['at']}"
         )
-    lines = diff_lines(event.get("memory_before", ""), event.get("memory_after", ""))
+    lines = event_diff(event)
     added = sum(line.startswith("+") for line in lines)
     removed = sum(line.startswith("-") for line in lines)
     return (
         f"human edit after step {event['after_step']} (+{added} -{removed} lines) at {event['at']}"
     )
+
+
+def event_diff(event: MemoryEvent) -> list[str]:
+    """Return a human edit's unified diff ([] for a rewind)."""
+    return diff_lines(event.get("memory_before", ""), event.get("memory_after", ""))
+
+
+def event_view(event: MemoryEvent) -> Text:
+    """Return a rewind's or a human edit's line, an edit with its diff (coloured)."""
+    view = Text(event_line(event), style="bold yellow")
+    for line in event_diff(event):  # none for a rewind
+        style = {"+": "green", "-": "red", "@": "dim"}.get(line[:1], "")
+        view.append("\n" + line, style=style)
+    return view

@@ -14,20 +14,14 @@ import sys
 import tempfile
 from typing import Any
 
+from llm_as_rnn.core.branches import Graph, Version, head_of, predictor_counter, versions
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.history import (
-    Graph,
-    Version,
-    edit,
-    head_of,
-    predictor_counter,
-    rewind,
-    versions,
-)
+from llm_as_rnn.core.history import change, edit, rewind
 from llm_as_rnn.core.identity import digest, recorded_settings
-from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, parse, render
+from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, read_memory_file, render, tokenizer_of
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.errors import ConfigError, DataError, first_line
+from llm_as_rnn.core.warm import read_import
+from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.records import distribution_metrics
 from llm_as_rnn.frontends.cli.flags import Parser, non_negative, thread_name
 from llm_as_rnn.runtime.paths import DATABASE, INPUT_FILE, READ_DATABASE, output_file, write_atomic
@@ -37,7 +31,7 @@ from llm_as_rnn.tasks import get_task
 
 def version_line(v: Version) -> str:
     """Return one line of ``memory log``: step, tokens/λ, what made it, correctness, lift."""
-    where = f"[{v.branch[-8:]}] " if v.branch else ""  # a checkpoint id begins with its time
+    where = f"[{v.branch}] " if v.branch else ""
     made = {"kept": "rejected", "edit": "human edit", "h0": "h_0"}.get(v.made, v.made)
     if v.record and v.record["rejection_reason"]:
         made += f" ({v.record['rejection_reason']})"
@@ -57,51 +51,73 @@ def version_line(v: Version) -> str:
 
 
 def pick(found: list[Version], step: int | None, thread: str) -> Version:
-    """Return the memory after ``step`` on the current branch (None: the latest)."""
-    current = [v for v in found if v.branch is None]
+    """Return the memory after ``step`` on one branch's lineage (None: its latest).
+
+    ``found``: ``versions`` of one branch (the current one, or ``branch=``); a
+    step only an old branch has is named with the way to read it.
+    """
     if step is None:
-        return current[-1]
-    at = [v for v in current if v.step == step]
+        return found[-1]
+    at = [v for v in found if v.step == step]
     if not at:
         raise ConfigError(
-            f"thread {thread!r} has no step {step}: give a step from 0 to {current[-1].step}"
+            f"thread {thread!r} has no step {step} on this branch: give a step from 0 to "
+            f"{found[-1].step}, or the --branch of an older one (`memory log --all` lists them)"
         )
     return at[-1]
 
 
 async def memory_command(args: argparse.Namespace) -> int:
-    """Run one ``memory`` verb."""
+    """Run one ``memory`` verb.
+
+    Readers open the database read-only; rewind and edit check everything
+    read-only first (``history.change``): a refusal writes nothing.
+    """
     verb = args.verb
     if verb == "export" and args.format == "text" and args.out is not None:
         raise ConfigError(
             "--format text prints the memory alone to stdout: redirect it (> FILE), or drop "
             "--format text to write a memory file to --out"
         )
-    read_only = verb not in ("rewind", "edit")
-    given = await _given(args) if verb == "edit" else None  # before the lease is taken
-    async with open_storage(args.db, read_only=read_only) as (checkpointer, store):
+    async with open_storage(args.db, read_only=True) as (checkpointer, store):
         graph = build_graph(checkpointer, store)
-        if verb == "rewind":
-            done = await rewind(graph, args.thread, args.to_step)
-            print(f"rewound {args.thread!r}: {version_line(done)}")
+        await head_of(graph, args.thread, db=args.db)  # one message for an unknown thread
+        if verb not in ("rewind", "edit"):
+            await _read(graph, args)
             return 0
-        if verb == "edit":
-            assert given is not None
-            print(f"edited {args.thread!r}: {version_line(await edit(graph, args.thread, given))}")
-            return 0
-        count = await predictor_counter(store, args.thread)
-        found = await versions(graph, args.thread, count, all_branches=verb == "log" and args.all)
-        if verb == "log":
-            print("\n".join(version_line(v) for v in found))
-        elif verb == "show":
-            print(pick(found, args.step, args.thread).memory)
-        elif verb == "diff":
-            before = pick(found, args.from_step, args.thread).memory
-            after = pick(found, args.to_step, args.thread).memory
-            _print_diff(diff_lines(before, after))
-        else:
-            await _export(graph, args, pick(found, args.step, args.thread))
+    if verb == "rewind":
+        done = await change(
+            args.db, lambda g, dry: rewind(g, args.thread, args.to_step, dry_run=dry)
+        )
+        k = done.step
+        print(
+            f"rewound {args.thread!r} to the memory after step {k}: the next `run` recomputes "
+            f"steps {k + 1}.. (`memory log --all` lists the old ones)\n{version_line(done)}"
+        )
+        return 0
+    given = await _given(args)  # before the lease is taken
+    done = await change(args.db, lambda g, dry: edit(g, args.thread, given, dry_run=dry))
+    print(f"edited {args.thread!r}: {version_line(done)}")
     return 0
+
+
+async def _read(graph: Graph, args: argparse.Namespace) -> None:
+    assert graph.store is not None
+    count = await predictor_counter(graph.store, args.thread)
+    branch = getattr(args, "branch", None)
+    found = await versions(
+        graph, args.thread, count, all_branches=args.verb == "log" and args.all, branch=branch
+    )
+    if args.verb == "log":
+        print("\n".join(version_line(v) for v in found))
+    elif args.verb == "show":
+        print(pick(found, args.step, args.thread).memory)
+    elif args.verb == "diff":
+        before = pick(found, args.from_step, args.thread).memory
+        after = pick(found, args.to_step, args.thread).memory
+        _print_diff(diff_lines(before, after))
+    else:
+        await _export(graph, args, pick(found, args.step, args.thread))
 
 
 def _print_diff(lines: list[str]) -> None:
@@ -116,15 +132,18 @@ async def export_file(graph: Graph, thread: str, version: Version) -> MemoryFile
     assert graph.store is not None
     settings = await recorded_settings(graph.store, thread) or {}
     task = get_task(settings["task"]["name"])
-    predictor = settings["models"]["predictor"]
+    origin: dict[str, Any] = {"thread": thread, "step": version.step, "settings": digest(settings)}
+    imported = await read_import(graph.store, thread)
+    if imported and imported.get("origin"):  # the chain back to where h_0 was learned
+        origin["imported_from"] = imported["origin"]
     return MemoryFile(
         memory=version.memory,
         task=task.name,
         sections=tuple(task.sections),
         budget=version.budget,
-        tokenizer=predictor.get("tokenizer") or f"{predictor['kind']}:{predictor['name']}",
+        tokenizer=tokenizer_of(settings["models"]["predictor"]),
         tokens=version.tokens,
-        origin={"thread": thread, "step": version.step, "settings": digest(settings)},
+        origin=origin,
     )
 
 
@@ -144,23 +163,19 @@ async def _export(graph: Graph, args: argparse.Namespace, version: Version) -> N
 async def _given(args: argparse.Namespace) -> MemoryFile:
     """Return the memory an edit brings: ``--from-file``, else what ``$EDITOR`` saved."""
     if args.from_file is not None:
-        try:
-            with open(args.from_file, encoding="utf-8") as handle:
-                return parse(handle.read(), f"--from-file {args.from_file}")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(
-                f"cannot read --from-file {args.from_file}: {first_line(exc)}"
-            ) from None
-    return parse(await _edited(args), "the edited memory")
+        return read_memory_file(args.from_file, f"--from-file {args.from_file}")
+    return await _edited(args)
 
 
-async def _edited(args: argparse.Namespace) -> str:
+async def _edited(args: argparse.Namespace) -> MemoryFile:
     """Return the memory as the user's ``$VISUAL``/``$EDITOR`` saved it (a non-zero exit: none)."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor:
         raise ConfigError("no $EDITOR set: set EDITOR (or VISUAL), or give --from-file FILE")
     async with open_storage(args.db, read_only=True) as (checkpointer, store):
-        head = await head_of(build_graph(checkpointer, store), args.thread, finished=True)
+        head = await head_of(
+            build_graph(checkpointer, store), args.thread, finished=True, db=args.db
+        )
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "memory.md")
         with open(path, "w", encoding="utf-8") as handle:
@@ -171,8 +186,7 @@ async def _edited(args: argparse.Namespace) -> str:
             raise ConfigError(f"cannot run $EDITOR {editor!r}: {first_line(exc)}") from None
         if code != 0:
             raise ConfigError(f"$EDITOR exited with {code}: nothing changed")
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+        return read_memory_file(path, "the edited memory")
 
 
 def add_memory_parser(commands: Any) -> Parser:
@@ -189,7 +203,8 @@ def add_memory_parser(commands: Any) -> Parser:
         "show": "print the memory (after --step K)",
         "diff": "diff the memories after --from A and --to B",
         "export": "write a portable memory file (--format text: the memory alone)",
-        "rewind": "continue the thread from the memory after --to-step K",
+        "rewind": "continue the thread from the memory after --to-step K (the next run "
+        "recomputes steps K+1..; log --all lists the old ones)",
         "edit": "replace the memory by a human's (--from-file, else $EDITOR)",
     }
     memory.verbs = {}
@@ -207,16 +222,46 @@ def add_memory_parser(commands: Any) -> Parser:
     v = memory.verbs
     v["log"].add_argument("--all", action="store_true", help="list old branches too")
     for verb in ("show", "export"):
-        v[verb].add_argument("--step", type=non_negative, default=None, help="after step K")
-    v["diff"].add_argument("--from", dest="from_step", type=non_negative, required=True)
-    v["diff"].add_argument("--to", dest="to_step", type=non_negative, default=None)
-    v["export"].add_argument("--format", choices=("json", "text"), default="json")
+        v[verb].add_argument(
+            "--step",
+            type=non_negative,
+            default=None,
+            help="the memory after step K (0: h_0; default: the current memory)",
+        )
+    for verb in ("show", "diff", "export"):
+        v[verb].add_argument(
+            "--branch",
+            default=None,
+            help="read an old branch: its id as `memory log --all` "
+            "prints it (default: the current branch)",
+        )
+    v["diff"].add_argument(
+        "--from", dest="from_step", type=non_negative, required=True, help="the memory after step A"
+    )
+    v["diff"].add_argument(
+        "--to",
+        dest="to_step",
+        type=non_negative,
+        default=None,
+        help="the memory after step B (default: the current memory)",
+    )
+    v["export"].add_argument(
+        "--format",
+        choices=("json", "text"),
+        default="json",
+        help="json: a portable memory file (default); text: the memory alone, for a prompt",
+    )
     v["export"].add_argument(
         "--out",
         default=None,
         path=output_file(SIGNATURE),
         help="write the memory file here (else stdout); an existing file must be a memory file",
     )
-    v["rewind"].add_argument("--to-step", type=non_negative, required=True, help="step K")
+    v["rewind"].add_argument(
+        "--to-step",
+        type=non_negative,
+        required=True,
+        help="K: keep steps 1..K and the memory after step K (0: h_0); later steps are redone",
+    )
     v["edit"].add_argument("--from-file", default=None, path=INPUT_FILE, help="memory file or text")
     return memory

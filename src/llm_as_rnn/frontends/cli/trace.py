@@ -9,13 +9,13 @@ from rich.console import Console, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from llm_as_rnn.core.branches import events_of, no_thread, trace_of
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.history import events_of, trace_of
 from llm_as_rnn.core.identity import recorded_settings
-from llm_as_rnn.core.sequence import read_discards, read_trace
+from llm_as_rnn.core.sequence import read_discards
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.frontends.html import discard_line, render_html
-from llm_as_rnn.frontends.terminal import event_line, step_panel, thread_lines
+from llm_as_rnn.frontends.terminal import event_view, step_panel, thread_lines
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.paths import write_atomic
 from llm_as_rnn.runtime.storage import open_storage
@@ -32,7 +32,7 @@ async def trace_command(args: argparse.Namespace) -> int:
             spaces = await store.alist_namespaces(prefix=namespaces.TRACES, limit=10_000)
             names = sorted(namespaces.decode(ns[len(namespaces.TRACES)]) for ns in spaces)
             threads = {
-                name: (len(await read_trace(store, name)), await recorded_settings(store, name))
+                name: (len(await trace_of(graph, name)), await recorded_settings(store, name))
                 for name in names
             }
             listing = thread_lines(threads) or [f"no traced threads in {args.db}"]
@@ -43,10 +43,7 @@ async def trace_command(args: argparse.Namespace) -> int:
         settings = await recorded_settings(store, args.thread)
         discards = await read_discards(store, args.thread)
     if not records:
-        raise ConfigError(
-            f"no steps for thread {args.thread!r} in {args.db}: run `llm-as-rnn trace --db "
-            f"{args.db}` to list its threads"
-        )
+        raise no_thread(args.thread, args.db)
     if args.html:
         try:
             write_atomic(args.html, render_html(records, args.thread, settings, discards, events))
@@ -60,8 +57,8 @@ async def trace_command(args: argparse.Namespace) -> int:
         (d["step"], 0, Text(f"discarded {discard_line(d)}")) for d in discards
     ]
     views += [(r["step"], 1, step_panel(r, len(records))) for r in records]
-    views += [(ev["after_step"], 2, Text(event_line(ev), style="bold yellow")) for ev in events]
-    for _, _, view in sorted(views, key=lambda view: view[:2]):
+    views += [(ev["after_step"], 2, event_view(ev)) for ev in events]  # events: by time
+    for _, _, view in sorted(views, key=lambda view: view[:2]):  # stable
         console.print(view)
     last, edits = records[-1], [ev for ev in events if ev["kind"] == "edit"]
     title, memory = f"memory after step {last['step']}", last["memory_after"]
