@@ -107,7 +107,7 @@ def test_edits_after_one_step_show_in_time_order(db: str, tmp_path: Path) -> Non
 def test_an_unchanged_edit_is_refused(
     db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, shown, _ = cli(capsys, "memory", "show", "--db", db, "--thread", "a")
+    _, shown, _ = cli(capsys, "memory", "show", "--db", db, "--thread", "a")
     same = tmp_path / "same.md"
     for text in (shown, shown.replace("\n", " \r\n"), "\ufeff" + shown + "\n\n"):
         same.write_bytes(text.encode())
@@ -204,3 +204,18 @@ def test_diff_of_no_step_is_refused(db: str) -> None:
         memory.diff(db, "a", None)  # type: ignore[arg-type]
     with pytest.raises(DataError):
         memory.edit(db, "a", "## PATTERNS\n## PATTERNS")
+
+
+def test_a_warm_start_is_visible_in_log_trace_and_page(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "m.json"
+    memory.export(db, "a", 5, file)
+    run = ["run", "--model", "fake", "--task", "weather", "--steps", "1", "--db", db]
+    assert main([*run, "--thread", "w", "--init-memory", str(file)]) == 0
+    said = "imported from thread 'a' step 5, file m.json"
+    assert said in cli(capsys, "memory", "log", "--db", db, "--thread", "w")[1].splitlines()[0]
+    assert f"h_0 {said}" in cli(capsys, "trace", "--db", db, "--thread", "w")[1]
+    page = tmp_path / "p.html"
+    assert main(["trace", "--db", db, "--thread", "w", "--html", str(page)]) == 0
+    assert f"h_0 {said}" in page.read_text(encoding="utf-8").replace("&#x27;", "'")

@@ -58,6 +58,8 @@ class Version:
     """None on the thread's current branch; else the old branch's ``short_id``."""
     checkpoint: str | None = None
     """The checkpoint holding it (None: h_0 before the first step)."""
+    imported: dict[str, Any] | None = None
+    """A warm start's h_0: where it came from (``core.warm.WarmStart.record``)."""
 
 
 def short_id(checkpoint: str) -> str:
@@ -206,10 +208,11 @@ async def _h0(
     first = next(r for r in records if r["step"] == 1) if records else None
     memory = first["memory_before"] if first else h0
     settings = await recorded_settings(store, thread) or {}
-    imported = await store.aget(namespaces.imported(thread), "h0")
+    item = await store.aget(namespaces.imported(thread), "h0")
+    imported = dict(item.value) if item else None
     made = "import" if imported or settings.get("initial_memory") else "h0"
     budget = first["budget"] if first else int(settings.get("budget") or 0)
-    return Version(0, memory, made, budget, count(memory))
+    return Version(0, memory, made, budget, count(memory), imported=imported)
 
 
 def _walk(

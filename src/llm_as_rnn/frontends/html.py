@@ -13,7 +13,7 @@ from typing import Any
 from llm_as_rnn.core.memory import output_limit
 from llm_as_rnn.core.state import DiscardRecord, MemoryEvent, StepRecord
 from llm_as_rnn.evals.plots import budget_marks, pyplot, step_axis
-from llm_as_rnn.frontends.terminal import event_line
+from llm_as_rnn.frontends.terminal import event_line, import_line
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1d2430}
@@ -21,7 +21,6 @@ h1{font-size:22px;margin:0 0 4px}.sub{color:#5b6472;margin-bottom:18px}
 .plots{display:flex;gap:12px;flex-wrap:wrap}.plots figure{margin:0;flex:1 1 540px}
 .plots img{width:100%;border:1px solid #dde2ea;border-radius:6px}
 section.step{border:1px solid #dde2ea;border-radius:8px;margin:16px 0;padding:12px 16px}
-section.step h2{font-size:16px;margin:0 0 8px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;margin-left:6px}
 .right{background:#d9f2dd;color:#16632a}.wrong{background:#fadadd;color:#8a1620}
 .unknown{background:#eee;color:#555}.rejected{background:#fff0c2;color:#7a5a00}
@@ -33,9 +32,8 @@ table.diff{border-collapse:collapse;width:100%;table-layout:fixed;
 table.diff th{background:#f3f5f8;text-align:left;padding:4px 6px}
 table.diff td{padding:1px 6px;vertical-align:top;white-space:pre-wrap;word-break:break-word}
 td.del{background:#fde2e4}td.add{background:#dcf5e0}td.same{color:#59606b}
-pre{white-space:pre-wrap;margin:0}
+pre{white-space:pre-wrap;margin:0}section.step h2,section.settings h2{font-size:16px;margin:0 0 8px}
 section.settings{border:1px solid #dde2ea;border-radius:8px;margin:0 0 16px;padding:12px 16px}
-section.settings h2{font-size:16px;margin:0 0 8px}
 table.models{border-collapse:collapse;width:100%;margin-bottom:8px}
 table.models th{text-align:left;color:#5b6472;background:#f3f5f8}
 table.models td,table.models th{padding:3px 6px;border-top:1px solid #eef1f5;vertical-align:top}
@@ -284,29 +282,29 @@ def step_section(record: StepRecord) -> str:
         )
         facts.append(("rejected", e(record["rejection_reason"]) + folded))
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
-    diff = "".join(
-        f'<tr><td class="{lc}">{e(lt)}</td><td class="{rc}">{e(rt)}</td></tr>'
-        for lc, lt, rc, rt in side_by_side(record["memory_before"], record["memory_after"])
-    )
     title = f"Step {record['step']}" + (f" · {e(str(record['id']))}" if record["id"] else "")
     return (
         f'<section class="step" id="step-{record["step"]}"><h2>{title}{_badge(record)}</h2>'
         f'<table class="facts">{rows}</table>'
-        f'<table class="diff"><tr><th>memory before</th><th>memory after</th></tr>{diff}</table>'
-        "</section>"
+        f"{diff_table(record['memory_before'], record['memory_after'], 'memory ')}</section>"
     )
+
+
+def diff_table(before: str, after: str, heading: str = "") -> str:
+    """Return two memories side by side, their lines marked as kept, removed or added."""
+    e = html.escape
+    diff = "".join(
+        f'<tr><td class="{lc}">{e(lt)}</td><td class="{rc}">{e(rt)}</td></tr>'
+        for lc, lt, rc, rt in side_by_side(before, after)
+    )
+    head = f"<tr><th>{heading}before</th><th>{heading}after</th></tr>"
+    return f'<table class="diff">{head}{diff}</table>'
 
 
 def event_section(event: MemoryEvent) -> str:
     """Return a rewind's or a human edit's section (an edit with its side-by-side diff)."""
     e = html.escape
-    diff = "".join(
-        f'<tr><td class="{lc}">{e(lt)}</td><td class="{rc}">{e(rt)}</td></tr>'
-        for lc, lt, rc, rt in side_by_side(
-            event.get("memory_before", ""), event.get("memory_after", "")
-        )
-    )
-    table = f'<table class="diff"><tr><th>before</th><th>after</th></tr>{diff}</table>'
+    table = diff_table(event.get("memory_before", ""), event.get("memory_after", ""))
     return (
         f'<section class="event {event["kind"]}" id="{event["kind"]}-{e(event["id"])}">'
         f"<h2>{e(event_line(event))}</h2>{table if event['kind'] == 'edit' else ''}</section>"
@@ -319,14 +317,17 @@ def render_html(
     settings: Mapping[str, Any] | None = None,
     discards: Sequence[DiscardRecord] = (),
     events: Sequence[MemoryEvent] = (),
+    imported: Mapping[str, Any] | None = None,
 ) -> str:
     """Return a self-contained page: settings, discarded steps, plots, one section per step.
 
-    ``settings`` are the thread's recorded ones (None: not recorded); ``events``
-    (rewinds, human edits on every branch, oldest first) show after the step they
-    follow. The page loads no external resources.
+    ``settings``: the thread's recorded ones; ``events`` (rewinds, human edits on
+    every branch, oldest first) show after their step; ``imported`` (a warm start's
+    record) first. The page loads no external resources.
     """
-    parts = [(r["step"], 0, step_section(r)) for r in records]
+    h0 = html.escape(f"h_0 {import_line(imported)}") if imported else ""
+    parts = [(0, -1, f"<section class='event import'><h2>{h0}</h2></section>")] if h0 else []
+    parts += [(r["step"], 0, step_section(r)) for r in records]
     parts += [(ev["after_step"], 1, event_section(ev)) for ev in events]  # events: by time
     sections = sorted(parts, key=lambda part: part[:2])  # stable: same step, in time order
     tokens_png, correct_png = _plot(records)

@@ -262,6 +262,22 @@ def event_line(event: MemoryEvent) -> str:
     )
 
 
+def import_line(record: Mapping[str, Any]) -> str:
+    """Return where a warm start's h_0 came from (``core.warm.WarmStart.record``)."""
+    origin, source = record.get("origin") or {}, record.get("source")
+    parts = [
+        f"imported from thread {origin['thread']!r} step {origin.get('step')}"
+        if origin.get("thread")
+        else "imported (a memory text)"
+    ]
+    parts += [f"file {source}"] if source else []
+    parts += ["edited by hand"] if record.get("edited") else []
+    parts += (
+        [f"truncated to {record.get('tokens')} tokens to fit λ"] if record.get("fitted") else []
+    )
+    return ", ".join(parts)
+
+
 def event_diff(event: MemoryEvent) -> list[str]:
     """Return a human edit's unified diff ([] for a rewind)."""
     return diff_lines(event.get("memory_before", ""), event.get("memory_after", ""))

@@ -24,6 +24,7 @@ from llm_as_rnn.core.warm import read_import
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.records import distribution_metrics
 from llm_as_rnn.frontends.cli.flags import Parser, non_negative, thread_name
+from llm_as_rnn.frontends.terminal import import_line
 from llm_as_rnn.runtime.paths import DATABASE, INPUT_FILE, READ_DATABASE, output_file, write_atomic
 from llm_as_rnn.runtime.storage import open_storage
 from llm_as_rnn.tasks import get_task
@@ -35,6 +36,8 @@ def version_line(v: Version) -> str:
     made = {"kept": "rejected", "edit": "human edit", "h0": "h_0"}.get(v.made, v.made)
     if v.record and v.record["rejection_reason"]:
         made += f" ({v.record['rejection_reason']})"
+    if v.imported:
+        made += f" ({import_line(v.imported)})"
     if v.event and v.event["kind"] == "rewind":
         made += f" from step {v.event.get('from_step')}"
     parts = [f"{where}step {v.step:>4}", f"{v.tokens}/{v.budget} tokens", made]

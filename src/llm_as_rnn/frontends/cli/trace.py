@@ -13,9 +13,10 @@ from llm_as_rnn.core.branches import events_of, no_thread, trace_of
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import recorded_settings
 from llm_as_rnn.core.sequence import read_discards
+from llm_as_rnn.core.warm import read_import
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.frontends.html import discard_line, render_html
-from llm_as_rnn.frontends.terminal import event_view, step_panel, thread_lines
+from llm_as_rnn.frontends.terminal import event_view, import_line, step_panel, thread_lines
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.paths import write_atomic
 from llm_as_rnn.runtime.storage import open_storage
@@ -42,11 +43,13 @@ async def trace_command(args: argparse.Namespace) -> int:
         events = await events_of(graph, args.thread)
         settings = await recorded_settings(store, args.thread)
         discards = await read_discards(store, args.thread)
+        imported = await read_import(store, args.thread)
     if not records:
         raise no_thread(args.thread, args.db)
     if args.html:
         try:
-            write_atomic(args.html, render_html(records, args.thread, settings, discards, events))
+            page = render_html(records, args.thread, settings, discards, events, imported)
+            write_atomic(args.html, page)
         except OSError as exc:  # a full disk, a folder without write permission
             raise ConfigError(f"cannot write --html {args.html}: {first_line(exc)}") from None
         print(f"wrote {args.html} ({len(records)} steps)", file=sys.stderr)
@@ -56,6 +59,7 @@ async def trace_command(args: argparse.Namespace) -> int:
     views: list[tuple[int, int, RenderableType]] = [
         (d["step"], 0, Text(f"discarded {discard_line(d)}")) for d in discards
     ]
+    views += [(0, 0, Text(f"h_0 {import_line(imported)}", style="bold"))] if imported else []
     views += [(r["step"], 1, step_panel(r, len(records))) for r in records]
     views += [(ev["after_step"], 2, event_view(ev)) for ev in events]  # events: by time
     for _, _, view in sorted(views, key=lambda view: view[:2]):  # stable
