@@ -254,7 +254,13 @@ def check_input(observations: Sequence[Observation], budget: int | None = None) 
 
 
 async def read_trace(store: BaseStore, thread_id: str) -> list[StepRecord]:
-    """Return every step record of a thread from the store, in step order."""
+    """Return every step record of a thread from the store, in step order.
+
+    The store alone: between a rewind's commit and the next writer (a rewind
+    killed before its last move, ``core.history``) it still holds the old steps
+    after the rewind's step. ``core.branches.trace_of`` reads the head too and
+    drops them; it needs the graph (``OnlineLearner.history`` uses it).
+    """
     if not isinstance(store, BaseStore):
         raise ConfigError(
             f"read_trace needs a LangGraph store (e.g. from open_storage), not {store!r}"

@@ -203,8 +203,8 @@ def add_memory_parser(commands: Any) -> Parser:
     verbs = memory.add_subparsers(dest="verb", required=True, parser_class=Parser)
     helps = {
         "log": "one line per memory version (--all: old branches too)",
-        "show": "print the memory (after --step K)",
-        "diff": "diff the memories after --from A and --to B",
+        "show": "print the memory (after --step K; of an old --branch ID)",
+        "diff": "diff the memories after --from A and --to B (of an old --branch ID)",
         "export": "write a portable memory file (--format text: the memory alone)",
         "rewind": "continue the thread from the memory after --to-step K (the next run "
         "recomputes steps K+1..; log --all lists the old ones)",
