@@ -17,7 +17,7 @@ from llm_as_rnn import ConfigError, OnlineLearner, read_trace, run_sequence
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import recorded_settings
 from llm_as_rnn.core.memfile import MemoryFile, render
-from llm_as_rnn.core.memory import fit_to_budget
+from llm_as_rnn.core.memory import cut_sections, fit_to_budget
 from llm_as_rnn.core.warm import read_import, read_memory_file
 from llm_as_rnn.data import weather
 from llm_as_rnn.errors import DataError
@@ -85,6 +85,7 @@ async def test_export_then_import_is_byte_identical_h0(tmp_path: Path) -> None:
         "origin": {"thread": "teacher", "step": 5, "settings": "abc"},
         "edited": False,
         "fitted": False,
+        "canonicalised": False,
         "source": "exported.json",  # the name alone, not its folder
         "tokens": approx_tokens(memory),
     }
@@ -172,8 +173,8 @@ async def test_over_budget_is_truncated_with_one_warning(
     fitted = fit_to_budget(memory, TASK.sections, budget, approx_tokens)
     assert said == [
         f"warning: the initial memory (exported.json) is {approx_tokens(memory)} tokens, over the "
-        f"budget λ={budget}: truncated to {approx_tokens(fitted)} tokens (each section keeps "
-        "its first words)"
+        f"budget λ={budget}: truncated to {approx_tokens(fitted)} tokens (cut: "
+        f"{', '.join(cut_sections(memory, fitted, TASK.sections))}; the longest sections first)"
     ]
     assert (await read_trace(store, "w"))[0]["memory_before"] == fitted
     imported = await read_import(store, "w")

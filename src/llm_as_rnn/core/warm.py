@@ -8,9 +8,13 @@ other sections). The identity holds the hash of the memory *as given*: the
 fitted text follows from it, the budget and the predictor's tokenizer, all
 three in the identity, and the identity is checked before any model loads,
 when no tokenizer can fit it yet; so the identity's hash is the file's own
-``sha256``. A memory over the budget is truncated (``core.memory.fit_to_budget``,
-every section keeps its first words: deterministic, no model call) with one
-warning, and that fitted text is the thread's h_0.
+``sha256``. A memory over the budget is truncated (``core.memory.fit_to_budget``:
+the longest sections are cut first, deterministic, no model call) with one
+warning naming the sections cut, and that fitted text is the thread's h_0. A
+memory within budget but not in the canonical form every thread memory has
+(trailing spaces, CRLF line ends, blank lines) is read as its canonical text,
+with one info line, and recorded ``canonicalised``; an export, canonical by
+construction, is imported byte for byte.
 
 Where the memory came from is recorded with the thread's first settings
 (``record_start``): the store's ``namespaces.imported(thread)``, key ``h0``.
@@ -29,7 +33,7 @@ from langgraph.store.base import BaseStore
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.identity import record_settings, recorded_settings
 from llm_as_rnn.core.memfile import MemoryFile, check_for_task, content_hash, parse
-from llm_as_rnn.core.memory import fit_to_budget
+from llm_as_rnn.core.memory import cut_sections, fit_to_budget
 from llm_as_rnn.errors import ConfigError, DataError, first_line
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.resolve import aresolve
@@ -105,6 +109,11 @@ class WarmStart:
         """Return whether the given memory was over the budget (and truncated to fit)."""
         return self.given_tokens > self.budget
 
+    @property
+    def canonicalised(self) -> bool:
+        """Return whether the given memory, within budget, was not in canonical form."""
+        return not self.fitted and self.h0 != self.file.memory
+
     def record(self) -> dict[str, Any]:
         """Return the import's record (``namespaces.imported``, key ``h0``)."""
         return {
@@ -112,6 +121,7 @@ class WarmStart:
             "origin": self.file.origin,
             "edited": self.file.edited,
             "fitted": self.fitted,
+            "canonicalised": self.canonicalised,
             "source": self.file.source,
             "tokens": self.tokens,
         }
@@ -120,8 +130,10 @@ class WarmStart:
 async def warm_start(context: Context, file: MemoryFile, budget: int) -> WarmStart:
     """Fit an imported memory to a new thread's budget; say so when it was over, or edited.
 
-    One warning line when the memory is over the budget (it is truncated), one
-    info line when the file was edited by hand (it is accepted, and recorded so).
+    One warning line when the memory is over the budget (it is truncated,
+    naming the sections cut), one info line when it is not canonical (it is
+    canonicalised), one when the file was edited by hand (accepted, and
+    recorded so).
     """
     predictor = await aresolve(context.model_for("predictor"), context.endpoint())
     sections = get_task(context.task).sections
@@ -137,11 +149,19 @@ async def warm_start(context: Context, file: MemoryFile, budget: int) -> WarmSta
     if start.fitted:
         log.warning(
             "warning: the initial memory%s is %d tokens, over the budget λ=%d: truncated to "
-            "%d tokens (each section keeps its first words)",
+            "%d tokens (cut: %s; the longest sections first)",
             named,
             start.given_tokens,
             budget,
             start.tokens,
+            ", ".join(cut_sections(file.memory, h0, sections)) or "spacing only",
+        )
+    if start.canonicalised:
+        log.info(
+            "info: the initial memory%s is not in canonical form (spaces at line ends, CRLF, "
+            "blank lines): it starts as its canonical text, sha256 %s",
+            named,
+            content_hash(h0)[:12],
         )
     if file.edited:
         log.info(

@@ -1,0 +1,101 @@
+"""Warm start: what the thread starts from is what a reader is told, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from llm_as_rnn import read_trace, run_sequence
+from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.memfile import MemoryFile, content_hash, render
+from llm_as_rnn.core.memory import render_memory
+from llm_as_rnn.core.warm import read_import, read_memory_file
+from llm_as_rnn.data import weather
+from llm_as_rnn.frontends.cli import main
+from llm_as_rnn.runtime.backends import approx_tokens
+from llm_as_rnn.tasks import get_task
+from tests.conftest import make_context
+
+TASK = get_task("weather")
+SEQ = weather.window(0, 12)
+CANONICAL = render_memory(
+    {"PATTERNS": "- rain follows rain", "RECENT ERRORS": "- none", "RULES OF THUMB": "- dry"},
+    TASK.sections,
+)
+
+
+def test_export_import_export_through_threads_is_byte_identical(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "a.db")
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    run = ["run", "--model", "fake", "--db", db]
+    assert main([*run, "--steps", "4", "--thread", "A"]) == 0
+    assert main(["memory", "export", "--db", db, "--thread", "A", "--out", str(first)]) == 0
+    assert main([*run, "--steps", "2", "--thread", "B", "--init-memory", str(first)]) == 0
+    export_b = ["memory", "export", "--db", db, "--thread", "B", "--step", "0"]
+    assert main([*export_b, "--out", str(second)]) == 0
+    a, b = (json.loads(p.read_text(encoding="utf-8")) for p in (first, second))
+    assert a["memory"].encode() == b["memory"].encode()
+    assert a["sha256"] == b["sha256"] == content_hash(b["memory"])
+    assert b["origin"]["thread"] == "B" and b["origin"]["step"] == 0
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        CANONICAL.replace("\n", "\r\n"),
+        CANONICAL.replace("- none", "- none   "),
+        CANONICAL.replace("## RECENT", "\n\n\n## RECENT") + "\n",
+    ],
+)
+async def test_a_non_canonical_memory_is_canonicalised_with_one_info_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, given: str
+) -> None:
+    path = tmp_path / "hand.json"  # JSON keeps a CRLF that a text file read would drop
+    path.write_text(render(MemoryFile(memory=given, task="weather")), encoding="utf-8")
+    store = InMemoryStore()
+    g = build_graph(InMemorySaver(), store)
+    with caplog.at_level(logging.INFO, logger="llm_as_rnn"):
+        await run_sequence(
+            g, SEQ[:1], thread_id="w", context=make_context(), initial_memory=read_memory_file(path)
+        )
+    said = [m for m in caplog.messages if "initial memory" in m]
+    assert said == [
+        "info: the initial memory (hand.json) is not in canonical form (spaces at line ends, "
+        f"CRLF, blank lines): it starts as its canonical text, sha256 {content_hash(CANONICAL)[:12]}"
+    ]
+    assert (await read_trace(store, "w"))[0]["memory_before"] == CANONICAL
+    imported = await read_import(store, "w")
+    assert imported is not None
+    assert imported["canonicalised"] and not imported["fitted"]
+    assert imported["sha256"] == content_hash(given)  # the memory as given: the identity's
+
+
+async def test_over_budget_warning_names_the_sections_cut(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    giant = CANONICAL.replace("- rain follows rain", "- " + "x" * 4000)
+    path = tmp_path / "giant.md"
+    path.write_text(giant, encoding="utf-8")
+    store = InMemoryStore()
+    g = build_graph(InMemorySaver(), store)
+    with caplog.at_level(logging.INFO, logger="llm_as_rnn"):
+        await run_sequence(
+            g,
+            SEQ[:1],
+            thread_id="w",
+            context=make_context(budget=64),
+            initial_memory=read_memory_file(path),
+        )
+    said = [m for m in caplog.messages if "initial memory" in m]
+    assert len(said) == 1
+    assert f"is {approx_tokens(giant)} tokens, over the budget λ=64" in said[0]
+    assert "(cut: PATTERNS; the longest sections first)" in said[0]
+    start = (await read_trace(store, "w"))[0]["memory_before"]
+    assert "- none" in start and "- dry" in start  # the small sections are kept whole
