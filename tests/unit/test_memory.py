@@ -107,7 +107,8 @@ def test_truncate_cuts_a_giant_word_and_keeps_the_small_sections() -> None:
     out = mem.truncate(text, SECTIONS, 30, chars)
     kept = mem.parse_sections(out, SECTIONS)
     assert chars(out) <= 30
-    assert kept["RECENT ERRORS"] == "- wet" and kept["RULES OF THUMB"] == "- dry"
+    assert kept["RECENT ERRORS"] == "- wet"
+    assert kept["RULES OF THUMB"] == "- dry"
     assert kept["PATTERNS"].startswith("- x")
     assert mem.cut_sections(text, out, SECTIONS) == ["PATTERNS"]
 

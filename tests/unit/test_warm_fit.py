@@ -43,7 +43,8 @@ def test_export_import_export_through_threads_is_byte_identical(
     a, b = (json.loads(p.read_text(encoding="utf-8")) for p in (first, second))
     assert a["memory"].encode() == b["memory"].encode()
     assert a["sha256"] == b["sha256"] == content_hash(b["memory"])
-    assert b["origin"]["thread"] == "B" and b["origin"]["step"] == 0
+    assert b["origin"]["thread"] == "B"
+    assert b["origin"]["step"] == 0
 
 
 @pytest.mark.parametrize(
@@ -68,12 +69,14 @@ async def test_a_non_canonical_memory_is_canonicalised_with_one_info_line(
     said = [m for m in caplog.messages if "initial memory" in m]
     assert said == [
         "info: the initial memory (hand.json) is not in canonical form (spaces at line ends, "
-        f"CRLF, blank lines): it starts as its canonical text, sha256 {content_hash(CANONICAL)[:12]}"
+        "CRLF, blank lines): it starts as its canonical text, sha256 "
+        + content_hash(CANONICAL)[:12]
     ]
     assert (await read_trace(store, "w"))[0]["memory_before"] == CANONICAL
     imported = await read_import(store, "w")
     assert imported is not None
-    assert imported["canonicalised"] and not imported["fitted"]
+    assert imported["canonicalised"]
+    assert not imported["fitted"]
     assert imported["sha256"] == content_hash(given)  # the memory as given: the identity's
 
 
@@ -98,4 +101,5 @@ async def test_over_budget_warning_names_the_sections_cut(
     assert f"is {approx_tokens(giant)} tokens, over the budget λ=64" in said[0]
     assert "(cut: PATTERNS; the longest sections first)" in said[0]
     start = (await read_trace(store, "w"))[0]["memory_before"]
-    assert "- none" in start and "- dry" in start  # the small sections are kept whole
+    assert "- none" in start
+    assert "- dry" in start

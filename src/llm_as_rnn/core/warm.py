@@ -63,6 +63,18 @@ def read_memory_file(path: str | os.PathLike[str], where: str | None = None) -> 
     return dataclasses.replace(parse(text, where), source=redact(os.path.basename(path)))
 
 
+def provenance(file: MemoryFile) -> list[str]:
+    """Return where a memory file came from, in words: its origin, and whether hand-edited."""
+    origin = file.origin
+    said = []
+    if origin.get("thread") is not None:
+        step = f" step {origin['step']}" if origin.get("step") is not None else ""
+        said.append(f"origin thread {origin['thread']}{step}")
+    if file.edited:
+        said.append("edited by hand")
+    return said
+
+
 def warm_context(
     context: Context, given: str | MemoryFile | None
 ) -> tuple[Context, MemoryFile | None]:
