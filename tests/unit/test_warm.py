@@ -224,7 +224,8 @@ async def test_resume_needs_the_same_memory_and_an_old_thread_keeps_its_own() ->
     ctx = make_context()
     await run_sequence(g, SEQ[:2], thread_id="warm", context=ctx, initial_memory=memory)
     with pytest.raises(
-        ConfigError, match=r'initial_memory: "sha256:.*-> null; it started from an imported memory'
+        ConfigError,
+        match=r'initial_memory: "sha256:\w{12}…" -> null; it started from the imported memory',
     ):
         await run_sequence(g, SEQ[:3], thread_id="warm", context=ctx)
     other = memory.replace("## PATTERNS\n", "## PATTERNS\n- other\n")
@@ -236,7 +237,7 @@ async def test_resume_needs_the_same_memory_and_an_old_thread_keeps_its_own() ->
     await run_sequence(g, SEQ[:2], thread_id="cold", context=ctx)
     with pytest.raises(
         ConfigError,
-        match="an imported memory is a new thread's h_0, and this one started from its own",
+        match="it has steps from the task's h_0, so its h_0 is behind it",
     ):
         await run_sequence(g, SEQ[:3], thread_id="cold", context=ctx, initial_memory=memory)
     before = (await read_trace(store, "cold"))[-1]["memory_after"]

@@ -10,7 +10,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from llm_as_rnn import read_trace, run_sequence
+from llm_as_rnn import ConfigError, read_trace, run_sequence
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.memfile import MemoryFile, content_hash, render
 from llm_as_rnn.core.memory import render_memory
@@ -103,3 +103,54 @@ async def test_over_budget_warning_names_the_sections_cut(
     start = (await read_trace(store, "w"))[0]["memory_before"]
     assert "- none" in start
     assert "- dry" in start
+
+
+def test_a_resume_refusal_names_the_recorded_file_in_the_callers_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s5.json"
+    path.write_text(
+        render(MemoryFile(memory=CANONICAL, task="weather", origin={"thread": "T", "step": 5})),
+        encoding="utf-8",
+    )
+    other = tmp_path / "other.md"
+    other.write_text(CANONICAL.replace("- dry", "- wet"), encoding="utf-8")
+    db = str(tmp_path / "r.db")
+    run = ["run", "--model", "fake", "--steps", "2", "--db", db, "--thread"]
+    assert main([*run, "w", "--init-memory", str(path)]) == 0
+    assert main([*run, "cold"]) == 0
+    capsys.readouterr()
+    said = {}
+    for case, flags in {
+        "without the file": ["w"],
+        "another file": ["w", "--init-memory", str(other)],
+        "a file on a cold thread": ["cold", "--init-memory", str(path)],
+    }.items():
+        assert main([*run, *flags]) == 2, case
+        said[case] = capsys.readouterr().err
+    for case, err in said.items():
+        assert err.count("\n") == 1, case
+        assert err.count('"') % 2 == 0, case  # every quote closed
+        assert "--thread NEW" in err, case
+        assert "--allow-new-settings" in err, case
+        assert "thread_id=" not in err, case
+        assert "allow_new_settings=" not in err, case
+    recorded = "the imported memory s5.json (sha256 " + content_hash(CANONICAL)[:12]
+    assert f"{recorded}, origin thread T step 5): give the same one" in said["without the file"]
+    assert f"--init-memory {path.name}" in said["without the file"]
+    assert "its h_0 is behind it" in said["another file"]
+    assert "its h_0 is behind it" in said["a file on a cold thread"]
+
+
+async def test_the_library_says_the_refusal_in_python_words() -> None:
+    store = InMemoryStore()
+    g = build_graph(InMemorySaver(), store)
+    given = MemoryFile(memory=CANONICAL, task="weather", source="s5.json")
+    await run_sequence(g, SEQ[:1], thread_id="w", context=make_context(), initial_memory=given)
+    with pytest.raises(ConfigError) as refused:
+        await run_sequence(g, SEQ[:2], thread_id="w", context=make_context())
+    said = str(refused.value)
+    assert "thread_id=NEW" in said
+    assert "allow_new_settings=True" in said
+    assert "initial_memory=read_memory_file('s5.json')" in said
+    assert "--" not in said

@@ -31,7 +31,7 @@ from typing import Any
 from langgraph.store.base import BaseStore
 
 from llm_as_rnn.core.context import Context
-from llm_as_rnn.core.identity import record_settings, recorded_settings
+from llm_as_rnn.core.identity import IMPORT_KEY, record_settings, recorded_settings
 from llm_as_rnn.core.memfile import MemoryFile, check_for_task, content_hash, parse
 from llm_as_rnn.core.memory import cut_sections, fit_to_budget
 from llm_as_rnn.errors import ConfigError, DataError, first_line
@@ -39,9 +39,6 @@ from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.secrets import redact
 from llm_as_rnn.tasks import get_task
-
-KEY = "h0"
-"""The store key of a warm-started thread's import (in ``namespaces.imported``)."""
 
 log = logging.getLogger("llm_as_rnn")
 
@@ -196,7 +193,7 @@ async def record_start(
     so its resume records both again (the same import, under the same key).
     """
     if store is not None and imported is not None:
-        await store.aput(namespaces.imported(thread_id), KEY, imported, index=False)
+        await store.aput(namespaces.imported(thread_id), IMPORT_KEY, imported, index=False)
     await record_settings(store, thread_id, settings)
 
 
@@ -216,5 +213,5 @@ async def new_warm_start(
 
 async def read_import(store: BaseStore, thread_id: str) -> dict[str, Any] | None:
     """Return where a thread's h_0 came from (``WarmStart.record``), None for a cold start."""
-    item = await store.aget(namespaces.imported(thread_id), KEY)
+    item = await store.aget(namespaces.imported(thread_id), IMPORT_KEY)
     return None if item is None else dict(item.value)
