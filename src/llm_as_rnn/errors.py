@@ -13,6 +13,9 @@
   later, or use another thread. The CLI exits with 2.
 - ``EndpointError``: the model failed after its retries (server down, broken
   replies). Finished steps are saved: retry later to resume. The CLI exits with 1.
+
+Warnings (the run goes on) are ``LlmAsRnnWarning``s, through ``warnings.warn``:
+``MemoryFitWarning`` when an imported memory is truncated to its budget.
 """
 
 from __future__ import annotations
@@ -71,6 +74,18 @@ class LeaseError(LlmAsRnnError):
 
 class EndpointError(LlmAsRnnError):
     """The model failed after its retries; finished steps are saved, retry to resume."""
+
+
+class LlmAsRnnWarning(UserWarning):
+    """Base of this package's warnings (``warnings.warn``): the run goes on, changed as said.
+
+    In Python they reach the application through ``warnings`` (filter them
+    there); the command line prints each as one ``warning: ...`` line.
+    """
+
+
+class MemoryFitWarning(LlmAsRnnWarning):
+    """A memory over its budget was truncated to fit (a warm start's ``initial_memory``)."""
 
 
 USER_ERRORS: tuple[type[LlmAsRnnError], ...] = (ConfigError, LeaseError, StateError)

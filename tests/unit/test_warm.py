@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from llm_as_rnn.core.memfile import MemoryFile, render
 from llm_as_rnn.core.memory import cut_sections, fit_to_budget
 from llm_as_rnn.core.warm import read_import, read_memory_file
 from llm_as_rnn.data import weather
-from llm_as_rnn.errors import DataError
+from llm_as_rnn.errors import DataError, MemoryFitWarning
 from llm_as_rnn.frontends.cli import main
 from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.runtime.storage import open_storage
@@ -153,15 +154,14 @@ async def test_another_tasks_memory_is_refused_before_anything(
         OnlineLearner(make_context(make_model(never)), initial_memory=f)
 
 
-async def test_over_budget_is_truncated_with_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_over_budget_is_truncated_with_one_warning(tmp_path: Path) -> None:
     memory = await learned_memory(8)
     budget = approx_tokens(memory) // 2
     store = InMemoryStore()
     g = build_graph(InMemorySaver(), store)
     path = exported(tmp_path, memory)
-    with caplog.at_level(logging.INFO, logger="llm_as_rnn"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         await run_sequence(
             g,
             SEQ[:3],
@@ -169,10 +169,10 @@ async def test_over_budget_is_truncated_with_one_warning(
             context=make_context(budget=budget),
             initial_memory=read_memory_file(path),
         )
-    said = [m for m in caplog.messages if "initial memory" in m]
+    said = [str(w.message) for w in caught if issubclass(w.category, MemoryFitWarning)]
     fitted = fit_to_budget(memory, TASK.sections, budget, approx_tokens)
     assert said == [
-        f"warning: the initial memory (exported.json) is {approx_tokens(memory)} tokens, over the "
+        f"the initial memory (exported.json) is {approx_tokens(memory)} tokens, over the "
         f"budget λ={budget}: truncated to {approx_tokens(fitted)} tokens (cut: "
         f"{', '.join(cut_sections(memory, fitted, TASK.sections))}; the longest sections first)"
     ]

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from llm_as_rnn import ConfigError, read_trace, run_sequence
+import llm_as_rnn
+from llm_as_rnn import ConfigError, Context, DataError, OnlineLearner, read_trace, run_sequence
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.memfile import MemoryFile, content_hash, render
 from llm_as_rnn.core.memory import render_memory
 from llm_as_rnn.core.warm import read_import, read_memory_file
 from llm_as_rnn.data import weather
+from llm_as_rnn.errors import MemoryFitWarning
 from llm_as_rnn.frontends.cli import main
 from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.tasks import get_task
@@ -80,15 +83,13 @@ async def test_a_non_canonical_memory_is_canonicalised_with_one_info_line(
     assert imported["sha256"] == content_hash(given)  # the memory as given: the identity's
 
 
-async def test_over_budget_warning_names_the_sections_cut(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_over_budget_warning_names_the_sections_cut(tmp_path: Path) -> None:
     giant = CANONICAL.replace("- rain follows rain", "- " + "x" * 4000)
     path = tmp_path / "giant.md"
     path.write_text(giant, encoding="utf-8")
     store = InMemoryStore()
     g = build_graph(InMemorySaver(), store)
-    with caplog.at_level(logging.INFO, logger="llm_as_rnn"):
+    with pytest.warns(MemoryFitWarning) as caught:
         await run_sequence(
             g,
             SEQ[:1],
@@ -96,7 +97,7 @@ async def test_over_budget_warning_names_the_sections_cut(
             context=make_context(budget=64),
             initial_memory=read_memory_file(path),
         )
-    said = [m for m in caplog.messages if "initial memory" in m]
+    said = [str(w.message) for w in caught]
     assert len(said) == 1
     assert f"is {approx_tokens(giant)} tokens, over the budget λ=64" in said[0]
     assert "(cut: PATTERNS; the longest sections first)" in said[0]
@@ -154,3 +155,49 @@ async def test_the_library_says_the_refusal_in_python_words() -> None:
     assert "allow_new_settings=True" in said
     assert "initial_memory=read_memory_file('s5.json')" in said
     assert "--" not in said
+
+
+def test_a_path_given_as_the_memory_text_says_how_to_read_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "learned.md"
+    path.write_text(CANONICAL, encoding="utf-8")
+    says = r"initial_memory is memory text, and .*learned\.md' names a file: to read a file use "
+    says += r"read_memory_file\(path\)"
+    with pytest.raises(DataError, match=says):
+        OnlineLearner(Context(model="fake", budget=512), initial_memory=str(path))
+    with pytest.raises(ConfigError, match=says):
+        Context(model="fake", initial_memory=str(path))
+    with pytest.raises(ConfigError, match="give its text, a MemoryFile, or read_memory_file"):
+        Context(model="fake", initial_memory=path)  # type: ignore[arg-type]
+    read = llm_as_rnn.read_memory_file(path)  # the public way, and a MemoryFile is taken whole
+    assert isinstance(read, llm_as_rnn.MemoryFile)
+    assert Context(model="fake", initial_memory=read).initial_memory == CANONICAL  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"no such file: give a memory file \(`llm-as-rnn memory"):
+        read_memory_file(tmp_path / "nofile.json")
+
+
+def test_memory_before_the_first_step_is_the_fitted_h0_and_warns(tmp_path: Path) -> None:
+    path = tmp_path / "giant.md"
+    path.write_text(CANONICAL.replace("- rain follows rain", "- " + "x" * 4000), encoding="utf-8")
+    learner = OnlineLearner(make_context(budget=64), initial_memory=read_memory_file(path))
+    with pytest.warns(MemoryFitWarning, match=r"over the budget λ=64: .*\(cut: PATTERNS"):
+        before = learner.memory("u")
+    assert approx_tokens(before) <= 64
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        learner.predict("u", SEQ[0]["input"])
+        learner.learn("u", SEQ[0]["target"])
+    assert not [w for w in again if issubclass(w.category, MemoryFitWarning)]  # said once
+    assert learner.history("u")[0]["memory_before"] == before  # what the step read
+
+
+def test_the_cli_prints_the_fit_warning_as_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "giant.md"
+    path.write_text(CANONICAL.replace("- rain follows rain", "- " + "x" * 4000), encoding="utf-8")
+    db = str(tmp_path / "w.db")
+    argv = ["run", "--model", "fake", "--steps", "1", "--budget", "64", "--db", db]
+    assert main([*argv, "--init-memory", str(path)]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "over the budget" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("warning: the initial memory (giant.md) is ")

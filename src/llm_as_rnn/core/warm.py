@@ -10,7 +10,7 @@ three in the identity, and the identity is checked before any model loads,
 when no tokenizer can fit it yet; so the identity's hash is the file's own
 ``sha256``. A memory over the budget is truncated (``core.memory.fit_to_budget``:
 the longest sections are cut first, deterministic, no model call) with one
-warning naming the sections cut, and that fitted text is the thread's h_0. A
+``MemoryFitWarning`` naming the sections cut, and that fitted text is the thread's h_0. A
 memory within budget but not in the canonical form every thread memory has
 (trailing spaces, CRLF line ends, blank lines) is read as its canonical text,
 with one info line, and recorded ``canonicalised``; an export, canonical by
@@ -25,16 +25,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from langgraph.store.base import BaseStore
 
-from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.context import Context, path_as_memory
 from llm_as_rnn.core.identity import IMPORT_KEY, record_settings, recorded_settings
 from llm_as_rnn.core.memfile import MemoryFile, check_for_task, content_hash, parse
 from llm_as_rnn.core.memory import cut_sections, fit_to_budget
-from llm_as_rnn.errors import ConfigError, DataError, first_line
+from llm_as_rnn.errors import ConfigError, DataError, MemoryFitWarning, first_line
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.secrets import redact
@@ -56,7 +57,11 @@ def read_memory_file(path: str | os.PathLike[str], where: str | None = None) -> 
     except UnicodeDecodeError:
         raise DataError(f"{where} is not UTF-8 text: give a memory file or a memory text") from None
     except OSError as exc:
-        raise DataError(f"cannot read {where}: {first_line(exc)}") from None
+        why = {FileNotFoundError: "no such file", IsADirectoryError: "a folder, not a file"}
+        raise DataError(
+            f"cannot read {where}: {why.get(type(exc)) or exc.strerror or first_line(exc)}: give a "
+            "memory file (`llm-as-rnn memory export --out FILE`) or a text file of the memory"
+        ) from None
     return dataclasses.replace(parse(text, where), source=redact(os.path.basename(path)))
 
 
@@ -89,6 +94,8 @@ def warm_context(
         raise ConfigError(
             f"initial_memory {given!r:.60} is not a memory: give its text or a MemoryFile"
         )
+    if isinstance(given, str) and (problem := path_as_memory(given)):
+        raise DataError(problem)
     file = MemoryFile(memory=given) if isinstance(given, str) else given
     task = get_task(context.task)
     check_for_task(file, task.name, task.sections)
@@ -136,13 +143,16 @@ class WarmStart:
         }
 
 
-async def warm_start(context: Context, file: MemoryFile, budget: int) -> WarmStart:
+async def warm_start(
+    context: Context, file: MemoryFile, budget: int, *, say: bool = True
+) -> WarmStart:
     """Fit an imported memory to a new thread's budget; say so when it was over, or edited.
 
-    One warning line when the memory is over the budget (it is truncated,
-    naming the sections cut), one info line when it is not canonical (it is
-    canonicalised), one when the file was edited by hand (accepted, and
-    recorded so).
+    One ``MemoryFitWarning`` when the memory is over the budget (it is
+    truncated, naming the sections cut; the CLI prints it as a line), one
+    info line when it is not canonical (it is canonicalised), one when the
+    file was edited by hand (accepted, and recorded so). ``say=False``: none
+    (an ``OnlineLearner`` that said them already, at ``memory()``).
     """
     predictor = await aresolve(context.model_for("predictor"), context.endpoint())
     sections = get_task(context.task).sections
@@ -155,30 +165,41 @@ async def warm_start(context: Context, file: MemoryFile, budget: int) -> WarmSta
         budget=budget,
     )
     named = f" ({file.source})" if file.source else ""
-    if start.fitted:
-        log.warning(
-            "warning: the initial memory%s is %d tokens, over the budget λ=%d: truncated to "
-            "%d tokens (cut: %s; the longest sections first)",
-            named,
-            start.given_tokens,
-            budget,
-            start.tokens,
-            ", ".join(cut_sections(file.memory, h0, sections)) or "spacing only",
+    if say and start.fitted:
+        cut = ", ".join(cut_sections(file.memory, h0, sections)) or "spacing only"
+        warnings.warn(
+            MemoryFitWarning(
+                f"the initial memory{named} is {start.given_tokens} tokens, over the budget "
+                f"λ={budget}: truncated to {start.tokens} tokens (cut: {cut}; the longest "
+                "sections first)"
+            ),
+            stacklevel=1,  # one place: Python's default filter shows it once, not per call
         )
-    if start.canonicalised:
+    if say and start.canonicalised:
         log.info(
             "info: the initial memory%s is not in canonical form (spaces at line ends, CRLF, "
             "blank lines): it starts as its canonical text, sha256 %s",
             named,
             content_hash(h0)[:12],
         )
-    if file.edited:
+    if say and file.edited:
         log.info(
             "info: the initial memory%s was edited by hand (it does not match its sha256): "
             "accepted, and recorded as edited",
             named,
         )
     return start
+
+
+async def first_memory(
+    context: Context, file: MemoryFile | None, budget: int, *, say: bool = True
+) -> str:
+    """Return the memory a new thread starts from: ``file``'s fitted (and said), else h_0's."""
+    if file is not None:
+        return (await warm_start(context, file, budget, say=say)).h0
+    predictor = await aresolve(context.model_for("predictor"), context.endpoint())
+    sections = get_task(context.task).sections
+    return fit_to_budget(context.h0(), sections, budget, predictor.count_tokens)
 
 
 async def record_start(
@@ -198,7 +219,13 @@ async def record_start(
 
 
 async def new_warm_start(
-    store: BaseStore | None, thread_id: str, context: Context, file: MemoryFile | None, budget: int
+    store: BaseStore | None,
+    thread_id: str,
+    context: Context,
+    file: MemoryFile | None,
+    budget: int,
+    *,
+    say: bool = True,
 ) -> dict[str, Any] | None:
     """Return the import record of a warm start on a thread with no recorded settings yet.
 
@@ -208,7 +235,7 @@ async def new_warm_start(
     """
     if store is None or file is None or await recorded_settings(store, thread_id) is not None:
         return None
-    return (await warm_start(context, file, budget)).record()
+    return (await warm_start(context, file, budget, say=say)).record()
 
 
 async def read_import(store: BaseStore, thread_id: str) -> dict[str, Any] | None:
