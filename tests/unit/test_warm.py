@@ -207,7 +207,7 @@ async def test_a_hand_edited_export_is_accepted_and_recorded_edited(
         await run_sequence(
             g, SEQ[:1], thread_id="w", context=make_context(), initial_memory=read_memory_file(path)
         )
-    assert [m for m in caplog.messages if "edited by hand" in m] == [
+    assert [m for m in caplog.messages if "was edited by hand" in m] == [
         "info: the initial memory (exported.json) was edited by hand (it does not match its "
         "sha256): accepted, and recorded as edited"
     ]

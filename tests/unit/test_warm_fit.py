@@ -32,6 +32,13 @@ CANONICAL = render_memory(
 )
 
 
+def exported(tmp_path: Path) -> Path:
+    path = tmp_path / "s5.json"
+    memory_file = MemoryFile(memory=CANONICAL, task="weather", origin={"thread": "T", "step": 5})
+    path.write_text(render(memory_file), encoding="utf-8")
+    return path
+
+
 def test_export_import_export_through_threads_is_byte_identical(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -109,11 +116,7 @@ async def test_over_budget_warning_names_the_sections_cut(tmp_path: Path) -> Non
 def test_a_resume_refusal_names_the_recorded_file_in_the_callers_words(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "s5.json"
-    path.write_text(
-        render(MemoryFile(memory=CANONICAL, task="weather", origin={"thread": "T", "step": 5})),
-        encoding="utf-8",
-    )
+    path = exported(tmp_path)
     other = tmp_path / "other.md"
     other.write_text(CANONICAL.replace("- dry", "- wet"), encoding="utf-8")
     db = str(tmp_path / "r.db")
@@ -201,3 +204,8 @@ def test_the_cli_prints_the_fit_warning_as_one_line(
     lines = [line for line in capsys.readouterr().err.splitlines() if "over the budget" in line]
     assert len(lines) == 1
     assert lines[0].startswith("warning: the initial memory (giant.md) is ")
+    assert main([*argv, "--thread", "o", "--init-memory", str(exported(tmp_path))]) == 0
+    started = [line for line in capsys.readouterr().err.splitlines() if "starting from" in line]
+    assert started == [
+        f"info: starting from s5.json (origin thread T step 5, {approx_tokens(CANONICAL)} tokens)"
+    ]

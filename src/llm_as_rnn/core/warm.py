@@ -35,7 +35,7 @@ from llm_as_rnn.core.context import Context, path_as_memory
 from llm_as_rnn.core.identity import IMPORT_KEY, record_settings, recorded_settings
 from llm_as_rnn.core.memfile import MemoryFile, check_for_task, content_hash, parse
 from llm_as_rnn.core.memory import cut_sections, fit_to_budget
-from llm_as_rnn.errors import ConfigError, DataError, MemoryFitWarning, first_line
+from llm_as_rnn.errors import ConfigError, DataError, MemoryFitWarning, counted, first_line
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.secrets import redact
@@ -148,7 +148,9 @@ async def warm_start(
 ) -> WarmStart:
     """Fit an imported memory to a new thread's budget; say so when it was over, or edited.
 
-    One ``MemoryFitWarning`` when the memory is over the budget (it is
+    One info line saying where it starts from (``starting from FILE (origin
+    thread T step K, N tokens[, truncated][, edited by hand])``), one
+    ``MemoryFitWarning`` when the memory is over the budget (it is
     truncated, naming the sections cut; the CLI prints it as a line), one
     info line when it is not canonical (it is canonicalised), one when the
     file was edited by hand (accepted, and recorded so). ``say=False``: none
@@ -165,6 +167,13 @@ async def warm_start(
         budget=budget,
     )
     named = f" ({file.source})" if file.source else ""
+    if say:
+        about = [
+            *provenance(dataclasses.replace(file, edited=False)),
+            counted(start.tokens, "token"),
+        ]
+        about += ["truncated"] * start.fitted + ["edited by hand"] * file.edited
+        log.info("info: starting from %s (%s)", file.source or "the given memory", ", ".join(about))
     if say and start.fitted:
         cut = ", ".join(cut_sections(file.memory, h0, sections)) or "spacing only"
         warnings.warn(
