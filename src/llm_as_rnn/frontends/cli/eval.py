@@ -71,5 +71,6 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
     rows = sum(len(methods) for methods in summary["results"].values())
     trained = [m["file"] for t in summary.get("training", {}).values() for m in t.values()]
     files = ", ".join(["summary.json", "steps.jsonl", *(f for f in trained if f)])
-    err.print(f"wrote {args.out}/report.md ({rows} result rows), {files}", markup=False)
+    wrote = f"wrote {args.out}/report.md ({rows} result rows), {files}"
+    err.print(wrote, markup=False, highlight=False, soft_wrap=True)
     return 0
