@@ -9,17 +9,21 @@ The public surface:
   ``OnlineLearner`` (predict now, learn when the truth arrives);
 - the learned memory: ``llm_as_rnn.memory`` (``log``, ``show``, ``diff``,
   ``export``, ``rewind``, ``edit``: the ``llm-as-rnn memory`` verbs);
+  ``read_memory_file`` and ``MemoryFile`` (a memory file, for a warm start);
 - tasks: ``Task``, ``ClassificationTask``, ``RegressionTask``, ``Score`` to
   define your own, ``get_task`` to look one up by name (plugins included);
 - errors: ``LlmAsRnnError`` and under it ``ConfigError`` (``DataError``),
   ``StateError`` (``LearnerStateError``), ``LeaseError``, ``EndpointError``
-  (see ``llm_as_rnn.errors``).
+  (see ``llm_as_rnn.errors``); warnings: ``LlmAsRnnWarning``
+  (``MemoryFitWarning``).
 """
 
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.graph import build_graph
+from llm_as_rnn.core.memfile import MemoryFile
 from llm_as_rnn.core.sequence import SequenceResult, read_trace, run_sequence
 from llm_as_rnn.core.state import Feedback, Observation, Prediction, State, StepRecord
+from llm_as_rnn.core.warm import read_memory_file
 from llm_as_rnn.errors import (
     ConfigError,
     DataError,
@@ -27,6 +31,8 @@ from llm_as_rnn.errors import (
     LearnerStateError,
     LeaseError,
     LlmAsRnnError,
+    LlmAsRnnWarning,
+    MemoryFitWarning,
     StateError,
 )
 from llm_as_rnn.frontends.online import OnlineLearner
@@ -44,6 +50,9 @@ __all__ = [
     "LearnerStateError",
     "LeaseError",
     "LlmAsRnnError",
+    "LlmAsRnnWarning",
+    "MemoryFile",
+    "MemoryFitWarning",
     "Observation",
     "OnlineLearner",
     "Prediction",
@@ -58,6 +67,7 @@ __all__ = [
     "build_graph",
     "get_task",
     "open_storage",
+    "read_memory_file",
     "read_trace",
     "run_sequence",
 ]

@@ -13,12 +13,17 @@
   later, or use another thread. The CLI exits with 2.
 - ``EndpointError``: the model failed after its retries (server down, broken
   replies). Finished steps are saved: retry later to resume. The CLI exits with 1.
+
+Warnings (the run goes on) are ``LlmAsRnnWarning``s, through ``warnings.warn``:
+``MemoryFitWarning`` when an imported memory is truncated to its budget.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
+from typing import Literal, Self
 
 from pydantic import ValidationError
 
@@ -27,8 +32,28 @@ class LlmAsRnnError(Exception):
     """Base of every error this package raises on purpose; the message says what to do."""
 
 
+Words = Literal["cli", "python"]
+"""Whose words a message is in: the command line's flags, or the library's arguments."""
+
+
 class ConfigError(LlmAsRnnError, ValueError):
     """Bad input or configuration; the message names the problem and the fix."""
+
+    cli: str | None = None
+    """The message in the command line's words (``--thread NEW``), when it names a fix;
+    ``str(error)`` is in the library's (``thread_id=NEW``). See ``worded``."""
+
+    @classmethod
+    def worded(cls, say: Callable[[Words], str]) -> Self:
+        """Return the error said in Python words, with ``cli`` said in the command line's."""
+        error = cls(say("python"))
+        error.cli = say("cli")
+        return error
+
+
+def cli_message(exc: BaseException) -> str:
+    """Return an error's message as the command line prints it (its flags, not arguments)."""
+    return (exc.cli if isinstance(exc, ConfigError) else None) or str(exc)
 
 
 class DataError(ConfigError):
@@ -49,6 +74,18 @@ class LeaseError(LlmAsRnnError):
 
 class EndpointError(LlmAsRnnError):
     """The model failed after its retries; finished steps are saved, retry to resume."""
+
+
+class LlmAsRnnWarning(UserWarning):
+    """Base of this package's warnings (``warnings.warn``): the run goes on, changed as said.
+
+    In Python they reach the application through ``warnings`` (filter them
+    there); the command line prints each as one ``warning: ...`` line.
+    """
+
+
+class MemoryFitWarning(LlmAsRnnWarning):
+    """A memory over its budget was truncated to fit (a warm start's ``initial_memory``)."""
 
 
 USER_ERRORS: tuple[type[LlmAsRnnError], ...] = (ConfigError, LeaseError, StateError)

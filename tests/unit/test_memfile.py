@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_as_rnn.core import memfile
+from llm_as_rnn.core import memfile, warm
 from llm_as_rnn.core.memfile import MemoryFile, content_hash, parse, render
 from llm_as_rnn.core.state import blank
 from llm_as_rnn.errors import DataError
@@ -194,13 +194,13 @@ def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
     with open(path, "wb") as f:
         f.truncate(memfile.MAX_BYTES + 1)  # sparse: no disk used
     with pytest.raises(DataError, match="is over"):
-        memfile.read_memory_file(path)
+        warm.read_memory_file(path)
 
 
 def test_one_reader_reads_a_bom_file(tmp_path: Path) -> None:
     path = tmp_path / "bom.md"
     path.write_bytes(b"\xef\xbb\xbf" + MEMORY.encode())
-    assert memfile.read_memory_file(path).memory == MEMORY
+    assert warm.read_memory_file(path).memory == MEMORY
 
 
 SHAPES = {

@@ -100,6 +100,53 @@ def test_truncate_invariant_for_any_text(text: str, budget: int, counter: mem.To
     assert mem.invariant_violations(out, SECTIONS, budget, counter) == []
 
 
+def test_truncate_cuts_a_giant_word_and_keeps_the_small_sections() -> None:
+    # one 400,000-character word used to empty every section (each kept its first 0 words)
+    bodies = {"PATTERNS": "- " + "x" * 400_000, "RECENT ERRORS": "- wet", "RULES OF THUMB": "- dry"}
+    text = mem.render_memory(bodies, SECTIONS)
+    out = mem.truncate(text, SECTIONS, 30, chars)
+    kept = mem.parse_sections(out, SECTIONS)
+    assert chars(out) <= 30
+    assert kept["RECENT ERRORS"] == "- wet"
+    assert kept["RULES OF THUMB"] == "- dry"
+    assert kept["PATTERNS"].startswith("- x")
+    assert mem.cut_sections(text, out, SECTIONS) == ["PATTERNS"]
+
+
+_WORDS = st.lists(st.text(alphabet="abc", min_size=1, max_size=80), max_size=12)
+_BODY = _WORDS.map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bodies=st.tuples(_BODY, _BODY, _BODY),
+    budget=st.integers(min_value=0, max_value=300),
+    counter=st.sampled_from([words, chars]),
+)
+def test_truncate_shares_the_budget(
+    bodies: tuple[str, str, str], budget: int, counter: mem.TokenCounter
+) -> None:
+    given_bodies = dict(zip(SECTIONS, bodies, strict=True))
+    text = mem.render_memory(given_bodies, SECTIONS)
+    given_bodies = mem.parse_sections(text, SECTIONS)  # as the memory reads
+    budget = max(budget, mem.min_budget(SECTIONS, counter))
+    out = mem.truncate(text, SECTIONS, budget, counter)
+    assert counter(out) <= budget
+    headers = [line for line in out.splitlines() if line.startswith("## ")]
+    assert headers == [mem.header(s) for s in SECTIONS]  # every header, in order
+    kept = mem.parse_sections(out, SECTIONS)
+    for name in SECTIONS:
+        assert given_bodies[name].startswith(kept[name])  # a prefix of what it had
+    for cut in (n for n in SECTIONS if kept[n] != given_bodies[n]):
+        longest_word = max((len(w) for w in given_bodies[cut].split()), default=0)
+        for other in SECTIONS:  # no section keeps more than a cut one's share (one word)
+            assert len(kept[other]) <= len(kept[cut]) + longest_word + 1
+        if not kept[cut]:  # emptied only when every section is, and a character each is over
+            assert not any(kept.values())
+            firsts = {name: body[:1] for name, body in given_bodies.items()}
+            assert counter(mem.render_memory(firsts, SECTIONS)) > budget
+
+
 OLD = mem.render_memory(
     {s: "\n".join(f"- lesson {i} about {s.lower()}" for i in range(6)) for s in SECTIONS}, SECTIONS
 )

@@ -32,6 +32,7 @@ from llm_as_rnn import (
     build_graph,
     get_task,
     open_storage,
+    read_memory_file,
     read_trace,
     run_sequence,
 )
@@ -46,6 +47,7 @@ DATA_TYPES = {
     "Score",
     "SequenceResult",  # dataclasses the package returns
     "Task",  # abstract: its subclasses below are the cases
+    "MemoryFile",  # a dataclass: read_memory_file below checks what it reads
 }
 """Public names that are data types, not calls that take input."""
 
@@ -138,6 +140,8 @@ CASES: dict[str, list[tuple[type[LlmAsRnnError], Callable[[], Any]]]] = {
         (ConfigError, lambda: Context.model_validate({"budget": "x"})),
         (ConfigError, lambda: Context.model_validate_json("[1]")),
         (ConfigError, lambda: Context(task="sp500", answer_mode="choice")),  # no labels to score
+        (ConfigError, lambda: Context(initial_memory="pyproject.toml")),  # a path, not the text
+        (ConfigError, lambda: Context(initial_memory=7)),  # type: ignore[arg-type]
     ],
     "Sampling": [
         (ConfigError, lambda: Sampling(top_p=0)),
@@ -173,6 +177,10 @@ CASES: dict[str, list[tuple[type[LlmAsRnnError], Callable[[], Any]]]] = {
             ),
         ),
     ],
+    "read_memory_file": [
+        (DataError, lambda: read_memory_file("no-such-memory.json")),
+        (DataError, lambda: read_memory_file(".")),
+    ],
     "read_trace": [
         (ConfigError, lambda: read_trace(None, "t")),  # type: ignore[arg-type]
         (ConfigError, lambda: read_trace(InMemoryStore(), 5)),  # type: ignore[arg-type]
@@ -187,6 +195,7 @@ CASES: dict[str, list[tuple[type[LlmAsRnnError], Callable[[], Any]]]] = {
         *learner_calls(),
         (DataError, learner_then_bad_target),
         (ConfigError, lambda: OnlineLearner(Context(model="fake", feedback="judge"))),
+        (DataError, lambda: OnlineLearner(GOOD, initial_memory="pyproject.toml")),  # a path
     ],
     "get_task": [
         (ConfigError, lambda: get_task("no-such-task")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,10 @@ from llm_as_rnn import ConfigError, OnlineLearner, read_trace, run_sequence
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import recorded_settings
 from llm_as_rnn.core.memfile import MemoryFile, render
-from llm_as_rnn.core.memory import fit_to_budget
+from llm_as_rnn.core.memory import cut_sections, fit_to_budget
 from llm_as_rnn.core.warm import read_import, read_memory_file
 from llm_as_rnn.data import weather
-from llm_as_rnn.errors import DataError
+from llm_as_rnn.errors import DataError, MemoryFitWarning
 from llm_as_rnn.frontends.cli import main
 from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.runtime.storage import open_storage
@@ -85,6 +86,7 @@ async def test_export_then_import_is_byte_identical_h0(tmp_path: Path) -> None:
         "origin": {"thread": "teacher", "step": 5, "settings": "abc"},
         "edited": False,
         "fitted": False,
+        "canonicalised": False,
         "source": "exported.json",  # the name alone, not its folder
         "tokens": approx_tokens(memory),
     }
@@ -152,15 +154,14 @@ async def test_another_tasks_memory_is_refused_before_anything(
         OnlineLearner(make_context(make_model(never)), initial_memory=f)
 
 
-async def test_over_budget_is_truncated_with_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_over_budget_is_truncated_with_one_warning(tmp_path: Path) -> None:
     memory = await learned_memory(8)
     budget = approx_tokens(memory) // 2
     store = InMemoryStore()
     g = build_graph(InMemorySaver(), store)
     path = exported(tmp_path, memory)
-    with caplog.at_level(logging.INFO, logger="llm_as_rnn"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         await run_sequence(
             g,
             SEQ[:3],
@@ -168,12 +169,12 @@ async def test_over_budget_is_truncated_with_one_warning(
             context=make_context(budget=budget),
             initial_memory=read_memory_file(path),
         )
-    said = [m for m in caplog.messages if "initial memory" in m]
+    said = [str(w.message) for w in caught if issubclass(w.category, MemoryFitWarning)]
     fitted = fit_to_budget(memory, TASK.sections, budget, approx_tokens)
     assert said == [
-        f"warning: the initial memory (exported.json) is {approx_tokens(memory)} tokens, over the "
-        f"budget λ={budget}: truncated to {approx_tokens(fitted)} tokens (each section keeps "
-        "its first words)"
+        f"the initial memory (exported.json) is {approx_tokens(memory)} tokens, over the "
+        f"budget λ={budget}: truncated to {approx_tokens(fitted)} tokens (cut: "
+        f"{', '.join(cut_sections(memory, fitted, TASK.sections))}; the longest sections first)"
     ]
     assert (await read_trace(store, "w"))[0]["memory_before"] == fitted
     imported = await read_import(store, "w")
@@ -206,7 +207,7 @@ async def test_a_hand_edited_export_is_accepted_and_recorded_edited(
         await run_sequence(
             g, SEQ[:1], thread_id="w", context=make_context(), initial_memory=read_memory_file(path)
         )
-    assert [m for m in caplog.messages if "edited by hand" in m] == [
+    assert [m for m in caplog.messages if "was edited by hand" in m] == [
         "info: the initial memory (exported.json) was edited by hand (it does not match its "
         "sha256): accepted, and recorded as edited"
     ]
@@ -223,7 +224,8 @@ async def test_resume_needs_the_same_memory_and_an_old_thread_keeps_its_own() ->
     ctx = make_context()
     await run_sequence(g, SEQ[:2], thread_id="warm", context=ctx, initial_memory=memory)
     with pytest.raises(
-        ConfigError, match=r'initial_memory: "sha256:.*-> null; it started from an imported memory'
+        ConfigError,
+        match=r'initial_memory: "sha256:\w{12}…" -> null; it started from the imported memory',
     ):
         await run_sequence(g, SEQ[:3], thread_id="warm", context=ctx)
     other = memory.replace("## PATTERNS\n", "## PATTERNS\n- other\n")
@@ -235,7 +237,7 @@ async def test_resume_needs_the_same_memory_and_an_old_thread_keeps_its_own() ->
     await run_sequence(g, SEQ[:2], thread_id="cold", context=ctx)
     with pytest.raises(
         ConfigError,
-        match="an imported memory is a new thread's h_0, and this one started from its own",
+        match="it has steps from the task's h_0, so its h_0 is behind it",
     ):
         await run_sequence(g, SEQ[:3], thread_id="cold", context=ctx, initial_memory=memory)
     before = (await read_trace(store, "cold"))[-1]["memory_after"]

@@ -8,6 +8,7 @@ here, once, into ``ModelSpec`` values.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from llm_as_rnn.core.memfile import memory_problems
+from llm_as_rnn.core.memfile import MemoryFile, memory_problems
 from llm_as_rnn.core.state import MAX_BUDGET, ROLES, Role
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.spec import (
@@ -78,6 +79,21 @@ def _default_sampling() -> dict[Role, Sampling]:
         # None: the rewriter may write a full memory (core.memory.output_limit).
         "rewriter": Sampling(temperature=0.5, top_p=0.9, max_new_tokens=None),
     }
+
+
+def path_as_memory(text: str) -> str | None:
+    """Say why a memory text that is one line naming an existing file is a mistake (None: it isn't).
+
+    ``initial_memory`` is the memory's text: a path there would be read as a
+    memory without sections, and refused for a reason that hides the mistake.
+    """
+    line = text.strip()
+    if not line or "\n" in line or not os.path.isfile(line):
+        return None
+    return (
+        f"initial_memory is memory text, and {line!r} names a file: to read a file use "
+        "read_memory_file(path) (from llm_as_rnn)"
+    )
 
 
 class Context(Checked):
@@ -145,6 +161,8 @@ class Context(Checked):
     """A warm start: the memory h_0 of a new thread (``--init-memory FILE``, a
     memory exported from another thread), else the task's own h_0. It must
     carry the task's sections; over the budget it is fitted at the first step.
+    A ``MemoryFile`` gives its memory; a file's path is refused (the text is
+    the memory: ``read_memory_file(path)`` reads a file).
     Its hash is part of the thread's identity."""
     freeze: bool = False
     """Predict only (``run --freeze``: deployment; the ``rnn-frozen`` eval
@@ -174,6 +192,21 @@ class Context(Checked):
                 f"({task.kind}) has none: use 'free' (--answer-mode free)"
             )
         return self
+
+    @field_validator("initial_memory", mode="before")
+    @classmethod
+    def _memory_text(cls, value: Any) -> Any:
+        """Take a ``MemoryFile``'s memory; refuse a path, or anything else, for the text."""
+        if isinstance(value, MemoryFile):
+            return value.memory
+        if value is not None and not isinstance(value, str):
+            raise ValueError(
+                f"{type(value).__name__} is not a memory: give its text, a MemoryFile, "
+                "or read_memory_file(path)"
+            )
+        if value is not None and (problem := path_as_memory(value)):
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _memory_fits_task(self) -> Context:

@@ -38,6 +38,7 @@ from langgraph.store.base import BaseStore
 from llm_as_rnn.core import prompts
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.memfile import content_hash
+from llm_as_rnn.core.refusal import refuse
 from llm_as_rnn.core.state import ROLES, Observation, Role, StepRecord
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime import namespaces
@@ -235,8 +236,13 @@ def listed(changes: Sequence[str], most: int = 4) -> str:
 
 
 def _short(value: Any) -> str:
+    """Return a value as JSON, a long one cut (a string's closing quote kept)."""
+    if isinstance(value, str) and value.startswith("sha256:"):
+        value = value[:19] + "…"  # a hash is known by its first 12 digits
     text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+    if len(text) <= 60:
+        return text
+    return json.dumps(value[:56] + "…") if isinstance(value, str) else text[:57] + "..."
 
 
 def digest(value: Any) -> str:
@@ -285,25 +291,16 @@ async def check_thread(
     if observations is not None and (step := first_changed_step(observations, records, context)):
         changed.append(f"data: step {step} had another input or target (an edited file?)")
     if changed and not allow_new_settings:
-        raise ConfigError(
-            f"thread {thread_id!r} was run with other settings ({listed(changed)}"
-            f"{_warm_hint(before, current)}): "
-            "start a new thread (--thread NEW, thread_id=NEW), or continue this one "
-            "deliberately (--allow-new-settings, allow_new_settings=True)"
-        )
+        imported = await store.aget(namespaces.imported(thread_id), IMPORT_KEY)
+        record = None if imported is None else imported.value
+        raise refuse(thread_id, changed, before, current, record, listed(changed))
     if not changed:
         return None
     return {**current, "budget": current["budget"] or before.get("budget")}
 
 
-def _warm_hint(before: Mapping[str, Any], current: Mapping[str, Any]) -> str:
-    """Say what a changed ``initial_memory`` means: it is h_0, which a thread has behind it."""
-    if (was := before.get("initial_memory")) == current.get("initial_memory"):
-        return ""
-    if was is None:
-        return "; an imported memory is a new thread's h_0, and this one started from its own"
-    return "; it started from an imported memory (--init-memory): give the same one"
-
+IMPORT_KEY = "h0"
+"""The store key of a warm-started thread's import (in ``namespaces.imported``)."""
 
 PENDING = "pending"
 """The store key of the settings a thread's pending step was predicted with

@@ -1,9 +1,10 @@
 r"""The portable memory file: a learned memory taken out of its thread.
 
 ``memory export`` writes one; ``--init-memory`` (``Context.initial_memory``)
-and ``memory edit --from-file`` read one (``read_memory_file``, the only I/O
-here: no model, no database). The format (``FORMAT``, version ``VERSION``) is JSON, written
-canonically (fixed key order, two-space indent, UTF-8, one final newline), so
+and ``memory edit --from-file`` read one (``core.warm.read_memory_file``).
+Everything here is pure: no model, no database, no file. The format
+(``FORMAT``, version ``VERSION``) is JSON, written canonically (fixed key
+order, two-space indent, UTF-8, one final newline), so
 ``render(parse(data)) == data`` for every file this module wrote::
 
     {
@@ -31,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,7 +40,6 @@ from typing import Any
 from llm_as_rnn.core.memory import header, render_memory, section_of
 from llm_as_rnn.core.state import MAX_BUDGET, blank, thread_name
 from llm_as_rnn.errors import ConfigError, DataError, first_line
-from llm_as_rnn.runtime.secrets import redact
 from llm_as_rnn.tasks import get_task
 
 FORMAT = "llm-as-rnn.memory"
@@ -221,31 +220,6 @@ def _origin(value: Any, where: str, depth: int) -> dict[str, Any]:
     if "imported_from" in out:
         out["imported_from"] = _origin(out["imported_from"], where, depth - 1)
     return out
-
-
-def read_memory_file(path: str | os.PathLike[str], where: str | None = None) -> MemoryFile:
-    """Read a memory file (or a plain memory text), or raise a one-line ``DataError``.
-
-    The one reader of a memory file (``--init-memory``, ``memory edit
-    --from-file``). ``where`` names it in errors (default: the path). A file
-    over ``MAX_BYTES`` is refused unread. The file's name alone is kept as its
-    ``source``: a folder may name a person, a name is enough.
-    """
-    where = where or os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-        if len(data) > MAX_BYTES:
-            raise DataError(
-                f"{where} is over {MAX_BYTES // 2**20} MiB: no memory is that long; give a "
-                "memory file (memory export) or a memory text"
-            )
-        text = data.decode("utf-8-sig")  # a BOM is an editor's, not the memory's
-    except UnicodeDecodeError:
-        raise DataError(f"{where} is not UTF-8 text: give a memory file or a memory text") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {where}: {first_line(exc)}") from None
-    return dataclasses.replace(parse(text, where), source=redact(os.path.basename(path)))
 
 
 def _lines(memory: str) -> list[str]:

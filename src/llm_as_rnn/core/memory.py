@@ -144,20 +144,29 @@ def invariant_violations(
     return problems
 
 
-def _first_words(body: str, n: int) -> str:
-    """Return the first ``n`` words of ``body``, keeping its line breaks."""
-    if n <= 0:
-        return ""
-    pieces = re.split(r"(\s+)", body.strip())
-    return "".join(pieces[: 2 * n - 1]).strip()
+def _prefix(body: str, limit: int) -> str:
+    """Return at most ``limit`` characters of ``body``, ending at a word if that keeps half.
+
+    A word longer than half the limit is cut, not dropped: a giant word would
+    otherwise take its whole section with it.
+    """
+    if len(body) <= limit:
+        return body
+    head = body[: limit + 1]
+    breaks = [m.start() for m in re.finditer(r"\s+", head)]
+    if breaks and 2 * breaks[-1] >= limit:
+        return head[: breaks[-1]].rstrip()
+    return body[:limit].rstrip()
 
 
 def truncate(memory: str, sections: Sequence[str], budget: int, count: TokenCounter) -> str:
     """Cut the memory to the budget deterministically, keeping every header.
 
-    Each section keeps its first ``c`` words, with ``c`` the largest cap that
-    fits (binary search), so no section is starved for another. Raises
-    ``ConfigError`` when even the headers alone exceed the budget.
+    The longest sections are cut first: each keeps its first ``L`` characters
+    (whole words where a word fits), with ``L`` the largest cap that fits
+    (binary search). A short section is kept whole while a long one is cut,
+    and no section is emptied unless every one is. Raises ``ConfigError``
+    when even the headers alone exceed the budget.
     """
     if budget < min_budget(sections, count):
         raise ConfigError(f"budget {budget} cannot hold the section headers")
@@ -166,17 +175,23 @@ def truncate(memory: str, sections: Sequence[str], budget: int, count: TokenCoun
     if count(canonical) <= budget:
         return canonical
 
-    def capped(c: int) -> str:
-        return render_memory({k: _first_words(v, c) for k, v in bodies.items()}, sections)
+    def capped(limit: int) -> str:
+        return render_memory({k: _prefix(v, limit) for k, v in bodies.items()}, sections)
 
-    lo, hi = 0, max((len(v.split()) for v in bodies.values()), default=0)
-    while lo < hi:  # largest c with count(capped(c)) <= budget
+    lo, hi = 0, max((len(v) for v in bodies.values()), default=0)
+    while lo < hi:  # largest limit with count(capped(limit)) <= budget
         mid = (lo + hi + 1) // 2
         if count(capped(mid)) <= budget:
             lo = mid
         else:
             hi = mid - 1
     return capped(lo)
+
+
+def cut_sections(before: str, after: str, sections: Sequence[str]) -> list[str]:
+    """Return the sections whose content ``after`` (a truncation of ``before``) lost."""
+    old, new = parse_sections(before, sections), parse_sections(after, sections)
+    return [name for name in sections if old.get(name, "") != new.get(name, "")]
 
 
 def fit_to_budget(memory: str, sections: Sequence[str], budget: int, count: TokenCounter) -> str:

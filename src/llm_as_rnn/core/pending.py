@@ -35,15 +35,19 @@ async def starting(
     budget: int,
     initial_memory: MemoryFile | None,
     allow_new_settings: bool,
+    say: bool = True,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Check a step may start on a thread; return what it records when learned (``hold``).
+
+    ``say``: warn of a fitted import (``warm.warm_start``), unless said already.
 
     Refuses other settings (``check_thread``) and a budget too small for the
     task's headers, before any step; fits a new thread's imported memory.
     """
     settings = await check_thread(store, thread_id, context, allow_new_settings=allow_new_settings)
     await check_run_budget(context, budget)
-    return settings, await new_warm_start(store, thread_id, context, initial_memory, budget)
+    start = await new_warm_start(store, thread_id, context, initial_memory, budget, say=say)
+    return settings, start
 
 
 async def hold(

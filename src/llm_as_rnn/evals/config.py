@@ -58,7 +58,7 @@ def method_budget(method: str) -> int | None:
 
 
 def training_method(method: str) -> str:
-    """Return the cold method that learns a transfer method's memory (``rnn-warm@64``: ``rnn@64``).
+    """Return the ``rnn`` that learns a transfer method's memory (``rnn-warm@64``: ``rnn@64``).
 
     Supervised, from h_0, at the transfer method's budget.
     """

@@ -64,7 +64,7 @@ def unit_name(task: str, method: str, sequence: str, key: str) -> str:
 
 
 def training_thread(cfg: EvalConfig, data: EvalData, method: str) -> str:
-    """Return the thread that learns ``method``'s memory (the cold ``rnn``) on the training data."""
+    """Return the thread where ``rnn`` learns ``method``'s memory on the training data."""
     observations = data.training_observations()
     key = cfg.unit_key(data.task, method, observations)
     return rnn_thread(data.task.name, method, TRAINING, key)

@@ -25,6 +25,7 @@ from llm_as_rnn.evals.datasets import EvalData, load_data
 from llm_as_rnn.evals.methods import TRAINING, collect, load_backend, run_units
 from llm_as_rnn.evals.metrics import summarize
 from llm_as_rnn.evals.report import short_sequences, write_outputs
+from llm_as_rnn.evals.starts import start_section
 from llm_as_rnn.evals.transfer import (
     export,
     read_trainings,
@@ -137,16 +138,17 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=console) as progress:
-            per_method = sum(len(s.observations) for d in datasets for s in d.sequences)
-            bars = {m: progress.add_task(m, total=per_method) for m in cfg.model_methods()}
-            for m, done in done_counts(await collect(store, datasets, cfg)).items():
-                if m in bars:
-                    progress.update(bars[m], completed=done)
-            if training_methods(cfg):
+            bars = {}
+            if training_methods(cfg):  # first: the transfer methods wait for it
                 trained = await read_trainings(store, cfg, datasets)
                 total = sum(len(t.data.training_observations()) for t in trained)
                 done = sum(len(t.records) for t in trained)
                 bars[TRAINING] = progress.add_task(TRAINING, total=total, completed=done)
+            per_method = sum(len(s.observations) for d in datasets for s in d.sequences)
+            bars |= {m: progress.add_task(m, total=per_method) for m in cfg.model_methods()}
+            for m, done in done_counts(await collect(store, datasets, cfg)).items():
+                if m in bars:
+                    progress.update(bars[m], completed=done)
 
             def advance(method: str) -> None:
                 progress.advance(bars[method])
@@ -178,7 +180,7 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
         records,
         timings(records, run_s),
         model_name,
-        training_section(trainings),
+        [*start_section(cfg), *training_section(cfg, trainings)],
     )
     return summary
 

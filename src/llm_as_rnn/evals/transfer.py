@@ -1,7 +1,8 @@
 """What ``eval --train-sequences K`` trained: the memory's file in ``--out`` and its report lines.
 
-One cold ``rnn`` thread per task (and budget) learns the K training
-sequences in order (``methods.training_thread``); its last memory starts
+One ``rnn`` thread per task (and budget), from the task's h_0 or the
+``--init-memory`` file, learns the K training sequences in order
+(``methods.training_thread``); its last memory starts
 ``rnn-warm`` and ``rnn-frozen`` on every test sequence. It is exported as a
 memory file (``core.memfile``), so what the report measured can be deployed.
 """
@@ -20,8 +21,9 @@ from llm_as_rnn.core.sequence import read_trace
 from llm_as_rnn.core.state import StepRecord
 from llm_as_rnn.errors import counted
 from llm_as_rnn.evals.config import TRANSFER_METHODS, EvalConfig, base_method, training_method
-from llm_as_rnn.evals.datasets import EvalData
+from llm_as_rnn.evals.datasets import EvalData, EvalSequence
 from llm_as_rnn.evals.methods import training_thread
+from llm_as_rnn.evals.starts import h0_words
 from llm_as_rnn.runtime.paths import write_atomic
 
 TRAINED_FILES = "trained-memory-*.json"
@@ -34,7 +36,7 @@ class Training:
 
     data: EvalData
     method: str
-    """The cold method that learned it (``rnn``, ``rnn@256`` in a budget sweep)."""
+    """The ``rnn`` method that learned it (``rnn``, ``rnn@256`` in a budget sweep)."""
     thread: str
     records: list[StepRecord]
 
@@ -51,7 +53,7 @@ class Training:
 
 
 def training_methods(cfg: EvalConfig) -> list[str]:
-    """Return the cold methods whose runs train a transfer method, once each."""
+    """Return the ``rnn`` methods whose runs train a transfer method, once each."""
     methods = [m for m in cfg.model_methods() if base_method(m) in TRANSFER_METHODS]
     return list(dict.fromkeys(training_method(m) for m in methods))
 
@@ -110,34 +112,60 @@ def training_summary(trainings: list[Training]) -> dict[str, Any]:
     return out
 
 
-def training_section(trainings: list[Training]) -> list[str]:
-    """Return the report's section on what was trained on what (nothing without training)."""
+def _span(sequence: EvalSequence, first_step: int) -> str:
+    """Return a sequence's id, its first and last step id, and its steps in a thread."""
+    days = f"{sequence.observations[0].get('id')} - {sequence.observations[-1].get('id')}"
+    last = first_step + len(sequence.observations) - 1
+    return f"{sequence.id} ({days}; steps {first_step}-{last})"
+
+
+def _spans(sequences: list[EvalSequence], one_thread: bool) -> str:
+    """Return sequences as the report names them: in one thread one after another, or each alone."""
+    out, first = [], 1
+    for sequence in sequences:
+        out.append(_span(sequence, first))
+        first = first + len(sequence.observations) if one_thread else 1
+    return ", ".join(out)
+
+
+def training_section(cfg: EvalConfig, trainings: list[Training]) -> list[str]:
+    """Return the report's section on what was trained on what (nothing without training).
+
+    Its words follow the config: the training starts from ``starts.h0_words``
+    (the task's h_0, or the ``--init-memory`` file), and so does ``rnn``.
+    """
     if not trainings:
         return []
+    start = h0_words(cfg)
+    rnn = (
+        "`rnn` starts every test sequence from that same file: it is warm from the file, "
+        "and measures the file's memory learning on."
+        if cfg.initial_memory is not None
+        else f"`rnn` starts every test sequence from {start}."
+    )
     lines = [
         "## Training (rnn-warm, rnn-frozen)",
         "",
-        "Before the test sequences, one cold `rnn` thread per task and budget learned the "
-        "training sequences below, in order, never a test sequence; its last memory starts "
-        "`rnn-warm` (which keeps learning) and `rnn-frozen` (no critique, no rewrite) on "
-        "every test sequence. `rnn` starts from the task's blank memory.",
+        f"Before the test sequences, one `rnn` thread per task and budget, starting from "
+        f"{start}, learned the training sequences below, in order (its steps numbered on "
+        "across them), never a test sequence; its last memory starts `rnn-warm` (which keeps "
+        f"learning) and `rnn-frozen` (no critique, no rewrite) on every test sequence. {rnn}",
         "",
-        "| task | trained as | training sequences (first - last step id) | steps | λ | "
-        "final memory | file |",
+        "| task | trained as | training sequences (first - last step id; thread steps) | "
+        "steps | λ | final memory | file |",
         "|---|---|---|---|---|---|---|",
     ]
     for t in trainings:
-        spans = ", ".join(
-            f"{s.id} ({s.observations[0].get('id')} - {s.observations[-1].get('id')})"
-            for s in t.data.training
-        )
         last = t.records[-1] if t.records else None
         steps = f"{len(t.records)} of {len(t.data.training_observations())}"
         tokens = counted(last["memory_tokens"], "token") if last else "-"
         budget = last["budget"] if last else "-"
         file = f"[{t.file_name}]({t.file_name})" if t.done else "not finished"
         lines.append(
-            f"| {t.data.task.name} | {t.method} | {spans} | {steps} | {budget} | {tokens} "
-            f"| {file} |"
+            f"| {t.data.task.name} | {t.method} | {_spans(t.data.training, True)} | {steps} "
+            f"| {budget} | {tokens} | {file} |"
         )
+    tested = {t.data.task.name: t.data.sequences for t in trainings}
+    lines += ["", "Test sequences (first - last step id; steps):", ""]
+    lines += [f"- {task}: {_spans(seqs, False)}" for task, seqs in tested.items()]
     return [*lines, ""]

@@ -10,7 +10,8 @@ stream (a user, a ticker, a patient):
 - ``discard(thread)`` drops the pending step instead (the truth never came):
   the thread is back where it was before that ``predict``, and the dropped
   step is kept in ``discarded(thread)``;
-- ``memory(thread)`` and ``history(thread)`` read the state and the trace.
+- ``memory(thread)`` and ``history(thread)`` read the state and the trace
+  (``memory`` of a new thread: the h_0 its first step will read, fitted).
 
 Every argument is checked before the graph runs: a bad one (a target that is
 not one of the task's labels, a blank or non-JSON input, a budget too small
@@ -18,8 +19,9 @@ for the task's memory headers) is a ``ConfigError`` (a ``DataError`` for data
 values) and leaves the thread exactly as it was; a call out of order is a
 ``LearnerStateError`` (a ``StateError``) naming the call to make. A step is
 learned with the settings it was predicted with; calls on one thread run one
-at a time (a lock, and the database's lease across processes). Every method
-has an async twin (``apredict``, ...); the sync ones run on a private loop.
+at a time (a lock, and the database's lease across processes). Async twins:
+``apredict``, ...; the sync ones run on a private loop. Warnings (an import
+truncated to λ) go through ``warnings.warn`` (``MemoryFitWarning``), once.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from llm_as_rnn.core.state import (
     StepRecord,
     checked_target,
 )
-from llm_as_rnn.core.warm import warm_context
+from llm_as_rnn.core.warm import first_memory, warm_context
 from llm_as_rnn.errors import ConfigError, LearnerStateError, StateError, from_validation
 from llm_as_rnn.frontends.concurrency import LoopThread, ThreadLocks
 from llm_as_rnn.runtime import namespaces
@@ -107,8 +109,7 @@ class OnlineLearner:
         self._exit: AsyncExitStack | None = None
         self._closed = False
         self._locks = ThreadLocks()
-
-    # ------------------------------------------------------------ opening
+        self._said: set[str] = set()  # threads whose h_0 fit memory() already warned of
 
     @classmethod
     @asynccontextmanager
@@ -198,8 +199,6 @@ class OnlineLearner:
             self._loop = LoopThread()
         return self._loop.run(coro)
 
-    # ------------------------------------------------------------ async API
-
     def _check_open(self) -> None:
         if self._closed:
             raise StateError("the learner is closed: open a new one (OnlineLearner.open)")
@@ -246,6 +245,7 @@ class OnlineLearner:
                 state.values.get("budget") or self.context.budget,
                 self.initial_memory,
                 self.allow_new_settings,
+                say=thread not in self._said,
             )
             if unstarted:  # nothing of it was seen: no discard record
                 await rewind(self.graph, config, await last_finished(self.graph, config))
@@ -303,9 +303,14 @@ class OnlineLearner:
             return record
 
     async def amemory(self, thread: str) -> str:
-        """Return the thread's current memory (h_0 before any step: ``Context.h0``)."""
+        """Return the thread's memory; before any step, its fitted h_0 (``warm.first_memory``)."""
         _, state = await self._state(thread)
-        return str(state.values.get("memory") or self.context.h0())
+        if state.values.get("memory"):
+            return str(state.values["memory"])
+        budget = state.values.get("budget") or self.context.budget
+        said = thread in self._said
+        self._said.add(thread)  # its fit is said once: here, or at its first predict
+        return await first_memory(self.context, self.initial_memory, budget, say=not said)
 
     async def ahistory(self, thread: str) -> list[StepRecord]:
         """Return the records of the thread's finished steps, oldest first."""
@@ -316,8 +321,6 @@ class OnlineLearner:
         """Return the thread's discarded steps, oldest first."""
         await self._state(thread)
         return await read_discards(self.store, thread)
-
-    # ------------------------------------------------------------ sync API
 
     def predict(self, thread: str, input: Any, *, id: str | None = None) -> Prediction:
         """Sync ``apredict``."""

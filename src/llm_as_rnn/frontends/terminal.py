@@ -14,6 +14,7 @@ from llm_as_rnn.core.branches import short_id
 from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.core.memory import diff_lines
 from llm_as_rnn.core.state import NO_REWRITE, MemoryEvent, StepRecord, clip
+from llm_as_rnn.errors import counted
 from llm_as_rnn.evals.records import distribution_metrics
 
 
@@ -119,6 +120,8 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
     answer = (
         prediction["answer"] if prediction["valid"] else f"invalid ({prediction['text'][:60]!r})"
     )
+    critic = record["usage"].get("critic")  # no critic call (a frozen memory): code scored it
+    critique = "critique   " if critic and critic["calls"] else "scored by code "
     head = Text.assemble(
         ("input      ", "bold"),
         shown[:300],
@@ -132,13 +135,13 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
         verdict(record),
         "\n",
         *distribution_line(record),
-        ("critique   ", "bold"),
+        (critique, "bold"),
         record["feedback"]["text"],  # bounded, and marked when cut (``Feedback.cut_off``)
     )
     totals = _totals(record)
     footer = Text(
         f"memory {record['memory_tokens']}/{record['budget']} tokens · {record['enforcement']}"
-        f" · {totals['calls']:.0f} calls · {totals['prompt_tokens']:.0f}+"
+        f" · {counted(int(totals['calls']), 'call')} · {totals['prompt_tokens']:.0f}+"
         f"{totals['completion_tokens']:.0f} tokens · {totals['latency_s']} s",
         style="dim",
     )

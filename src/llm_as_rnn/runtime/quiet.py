@@ -6,6 +6,9 @@ import logging
 import os
 import sys
 import warnings
+from typing import Any
+
+from llm_as_rnn.errors import LlmAsRnnWarning
 
 
 def quiet_libraries() -> None:
@@ -15,6 +18,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")  # e.g. the GGUF conversion bar of transformers
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
+    warnings.filterwarnings("always", category=LlmAsRnnWarning)  # ours: one line each
     for name in ("transformers", "langgraph", "httpx", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -36,3 +40,15 @@ def show_own_logs() -> None:
     logger.setLevel(logging.INFO)
     if not any(isinstance(h, _Stderr) for h in logger.handlers):
         logger.addHandler(_Stderr())
+    shown = warnings.showwarning
+    if getattr(shown, "ours", False):
+        return
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, LlmAsRnnWarning):  # the library's warnings.warn, as a line
+            logger.warning("warning: %s", message)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    show.ours = True  # type: ignore[attr-defined]
+    warnings.showwarning = show

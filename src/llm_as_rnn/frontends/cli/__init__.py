@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from llm_as_rnn.errors import USER_ERRORS
+from llm_as_rnn.errors import USER_ERRORS, cli_message
 from llm_as_rnn.frontends.cli.eval import eval_command
 from llm_as_rnn.frontends.cli.flags import EXIT_USAGE
 from llm_as_rnn.frontends.cli.memory import memory_command
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "memory":
             return asyncio.run(memory_command(args))
     except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cli_message(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to resume", file=sys.stderr)

@@ -69,5 +69,8 @@ async def eval_command(args: argparse.Namespace, argv: Sequence[str] | None) -> 
     for line in terminal_table(summary["results"]):
         err.print(line, markup=False, highlight=False, soft_wrap=True)
     rows = sum(len(methods) for methods in summary["results"].values())
-    err.print(f"wrote {args.out}/report.md ({rows} result rows), summary.json, steps.jsonl")
+    trained = [m["file"] for t in summary.get("training", {}).values() for m in t.values()]
+    files = ", ".join(["summary.json", "steps.jsonl", *(f for f in trained if f)])
+    wrote = f"wrote {args.out}/report.md ({rows} result rows), {files}"
+    err.print(wrote, markup=False, highlight=False, soft_wrap=True)
     return 0

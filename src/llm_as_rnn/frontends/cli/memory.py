@@ -18,9 +18,9 @@ from llm_as_rnn.core.branches import Graph, Version, head_of, predictor_counter,
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.history import change, edit, rewind
 from llm_as_rnn.core.identity import digest, recorded_settings
-from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, read_memory_file, render, tokenizer_of
+from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, render, tokenizer_of
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.warm import read_import
+from llm_as_rnn.core.warm import read_import, read_memory_file
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.records import distribution_metrics
 from llm_as_rnn.frontends.cli.flags import Parser, non_negative, thread_name
