@@ -146,6 +146,11 @@ class Context(Checked):
     memory exported from another thread), else the task's own h_0. It must
     carry the task's sections; over the budget it is fitted at the first step.
     Its hash is part of the thread's identity."""
+    structured: bool = True
+    """Constrained memory updates: the rewrite and compress calls decode under the
+    answer's grammar (delta operations over the memory's own sections and note ids;
+    full mode's section skeleton) where the backend can (local models). False: free
+    text, then the parser (the paper's setting)."""
     freeze: bool = False
     """Predict only (deployment, and the ``rnn-frozen`` eval method): one
     predictor call per step, no critique or rewrite call; the memory never
@@ -238,6 +243,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "answer_mode": "free",
         "rewrite_mode": "full",
         "prompt_order": "role-first",
+        "structured": False,
     }
 }
 """Named settings. ``paper``: the paper's setting as far as it is known (its
@@ -255,7 +261,8 @@ def describe_preset(name: str) -> str:
         f"{sampling['top_p']}, max new tokens {sampling['max_new_tokens']} for every role; "
         f"step mode {values['step_mode']}; feedback {values['feedback']}; "
         f"answer mode {values['answer_mode']}; rewrite mode {values['rewrite_mode']}; "
-        f"prompt order {values['prompt_order']}"
+        f"prompt order {values['prompt_order']}; "
+        f"structured updates {'on' if values['structured'] else 'off'}"
     )
 
 
@@ -283,14 +290,16 @@ def make_context(
 ) -> Context:
     """Build a context from command-line style options; one-line ``ConfigError`` if invalid.
 
-    ``preset`` (``PRESETS``) gives defaults that the other options override;
+    ``preset`` (``PRESETS``) gives defaults that the other options override
+    (an option given as None is not given);
     ``max_new_tokens`` caps every role; ``timeout`` and ``retries`` also bound
     the time spent retrying one call (at least 30 s).
     """
+    fields = {k: v for k, v in fields.items() if v is not None}  # None: not given
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
-        fields = {**PRESETS[preset], **{k: v for k, v in fields.items() if v is not None}}
+        fields = {**PRESETS[preset], **fields}
     if timeout is not None:
         fields["request_timeout"] = timeout
     if retries is not None:

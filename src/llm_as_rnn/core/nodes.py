@@ -12,6 +12,7 @@ invalid input) do raise, leaving the thread resumable at the failed node.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
@@ -22,7 +23,7 @@ from langgraph.types import Command, interrupt
 
 from llm_as_rnn.core import delta, prompts
 from llm_as_rnn.core import memory as mem
-from llm_as_rnn.core.calls import Call, ask, journaled, predict_answer
+from llm_as_rnn.core.calls import Call, Form, ask, journaled, predict_answer, rewrite_forms
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.feedback import (
     answer_text,
@@ -221,9 +222,10 @@ async def rewrite(
     journaled_call = call_for(runtime, step, rewriter, "rewriter", budget, limit)
     rejected: list[tuple[str, str]] = []  # why, and what the rewrite said
     made: list[Generation] = []
+    rewrite_form, compress_form = rewrite_forms(ctx, task.sections, old)
 
-    async def call(messages: list[BaseMessage]) -> Generation:
-        made.append(await journaled_call(messages))
+    async def call(messages: list[BaseMessage], form: Form | None = rewrite_form) -> Generation:
+        made.append(await journaled_call(messages, form))
         return made[-1]
 
     def accept(text: str) -> str | None:
@@ -274,7 +276,8 @@ async def rewrite(
         elif delta_mode:
             new, enforcement = delta.fit_notes(new, task.sections, budget, count)
         else:
-            new, enforcement, more = await enforce_budget(new, budget, task, call, count, ctx)
+            compress = functools.partial(call, form=compress_form)
+            new, enforcement, more = await enforce_budget(new, budget, task, compress, count, ctx)
             gens += more
     if mem.invariant_violations(new, task.sections, budget, count):
         new, enforcement = fit(old, task, budget, count), "kept"  # defensive

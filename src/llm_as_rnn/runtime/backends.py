@@ -24,6 +24,7 @@ from llm_as_rnn.errors import EndpointError, LlmAsRnnError, describe
 from llm_as_rnn.runtime.retry import BadResponseError, is_transient, retry
 from llm_as_rnn.runtime.secrets import scrub
 from llm_as_rnn.runtime.spec import CallPolicy, Sampling
+from llm_as_rnn.runtime.structure import Structure
 from llm_as_rnn.runtime.usage import Generation
 
 CHARS_PER_TOKEN = 3.0
@@ -88,6 +89,14 @@ class ChatBackend:
         """Translate sampling into keyword arguments of ``ainvoke``."""
         return {}
 
+    def structure_kwargs(self, structure: Structure) -> dict[str, Any]:
+        """Translate a structured answer's description into keyword arguments of ``invoke``.
+
+        This backend cannot constrain its answers: it ignores the structure
+        (the caller's parser still checks the answer).
+        """
+        return {}
+
     def call_timeout(self, policy: CallPolicy) -> float | None:
         """Return the wall-clock bound of one attempt (None: bounded otherwise)."""
         return policy.timeout_s * 1.5
@@ -113,13 +122,21 @@ class ChatBackend:
         return result if isinstance(result, AIMessage) else AIMessage(content=str(result))
 
     async def generate(
-        self, messages: list[BaseMessage], sampling: Sampling, policy: CallPolicy
+        self,
+        messages: list[BaseMessage],
+        sampling: Sampling,
+        policy: CallPolicy,
+        structure: Structure | None = None,
     ) -> Generation:
-        """Call the model with bounded retries on transient errors."""
+        """Call the model with bounded retries on transient errors.
+
+        ``structure``: the answer's form, constrained where the backend can.
+        """
         start = time.perf_counter()
-        reply, attempts = await self.attempts(
-            messages, self.call_kwargs(sampling, policy.seed), policy
-        )
+        kwargs = self.call_kwargs(sampling, policy.seed)
+        if structure is not None:
+            kwargs |= self.structure_kwargs(structure)
+        reply, attempts = await self.attempts(messages, kwargs, policy)
         assert reply is not None  # not refusable: errors raise
         text = message_text(reply)
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
