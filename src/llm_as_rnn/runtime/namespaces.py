@@ -54,8 +54,11 @@ def discarded(thread_id: str) -> tuple[str, ...]:
 
 
 def imported(thread_id: str) -> tuple[str, ...]:
-    """Return the namespace of a warm-started thread's import (key ``h0``: where its
-    initial memory came from, whether it was edited by hand or fitted to the budget)."""
+    """Return the namespace of a warm-started thread's import.
+
+    Key ``h0``: where its initial memory came from, whether it was edited by
+    hand or fitted to the budget.
+    """
     return (ROOT, "imported", encode(thread_id))
 
 
