@@ -9,8 +9,10 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.store.base import BaseStore
 
 from llm_as_rnn.core import delta, prompts
+from llm_as_rnn.core import memory as mem
 from llm_as_rnn.core.choice import choose
 from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.feedback import JUDGE_FIELDS, VERDICTS
 from llm_as_rnn.core.memory import output_limit
 from llm_as_rnn.core.state import Prediction, Role
 from llm_as_rnn.runtime import structure
@@ -85,6 +87,11 @@ def rewrite_forms(ctx: Context, sections: Sequence[str], memory: str) -> tuple[F
     return rewrite, compress
 
 
+def judge_form(cap: int) -> Structure | None:
+    """Return the structure of a judge's answer (its verdict and fields) within ``cap``."""
+    return structure.judgement(VERDICTS, JUDGE_FIELDS, cap)
+
+
 async def ask(
     call: Call,
     messages: list[BaseMessage],
@@ -139,3 +146,33 @@ async def predict_answer(
             return chosen
     text, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)
     return Prediction(text=text, answer=answer, valid=answer is not None), gens
+
+
+async def enforce_budget(
+    memory: str,
+    budget: int,
+    task: Task,
+    call: Call,
+    count: mem.TokenCounter,
+    ctx: Context,
+) -> tuple[str, str, list[Generation]]:
+    """Bring an accepted rewrite within budget: compress calls, then truncation."""
+    if count(memory) <= budget:
+        return memory, "rewrite", []
+    gens = []
+    current = memory
+    for _ in range(ctx.compress_attempts):
+        messages = prompts.compress_messages(task, current, count(current), budget)
+        gen = await call(messages)
+        gens.append(gen)
+        if gen.cut_off:  # an incomplete memory is never kept
+            continue
+        # Shrink is judged against a budget-sized memory: compressing is meant to shrink.
+        reference = mem.fit_to_budget(current, task.sections, budget, count)
+        verdict = mem.guard(reference, gen.text, task.sections, count, max_shrink=ctx.max_shrink)
+        if verdict.memory is None:
+            continue
+        current = verdict.memory
+        if count(current) <= budget:
+            return current, "compress", gens
+    return mem.fit_to_budget(current, task.sections, budget, count), "truncate", gens

@@ -23,7 +23,16 @@ from langgraph.types import Command, interrupt
 
 from llm_as_rnn.core import delta, prompts
 from llm_as_rnn.core import memory as mem
-from llm_as_rnn.core.calls import Call, Form, ask, journaled, predict_answer, rewrite_forms
+from llm_as_rnn.core.calls import (
+    Call,
+    Form,
+    ask,
+    enforce_budget,
+    journaled,
+    judge_form,
+    predict_answer,
+    rewrite_forms,
+)
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.feedback import (
     answer_text,
@@ -165,9 +174,9 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         )
     elif ctx.feedback == "judge":
         messages = prompts.judge_messages(task, memory, shown, answer)
-        text, verdict, gens = await ask(
-            call, messages, parse_verdict, prompts.reask_message_verdict(), ctx.reask_attempts
-        )
+        judge = functools.partial(call, form=judge_form)
+        reask = prompts.reask_message_verdict()
+        text, verdict, gens = await ask(judge, messages, parse_verdict, reask, ctx.reask_attempts)
         feedback = judge_feedback(text, verdict, score, gens[-1].cut_off)
     else:
         assert target is not None
@@ -313,33 +322,3 @@ async def rewrite(
         "last_step": record,
     }
     return Command(update=update, goto="predict" if state.get("observations") else END)
-
-
-async def enforce_budget(
-    memory: str,
-    budget: int,
-    task: Task,
-    call: Call,
-    count: mem.TokenCounter,
-    ctx: Context,
-) -> tuple[str, str, list[Generation]]:
-    """Bring an accepted rewrite within budget: compress calls, then truncation."""
-    if count(memory) <= budget:
-        return memory, "rewrite", []
-    gens = []
-    current = memory
-    for _ in range(ctx.compress_attempts):
-        messages = prompts.compress_messages(task, current, count(current), budget)
-        gen = await call(messages)
-        gens.append(gen)
-        if gen.cut_off:  # an incomplete memory is never kept
-            continue
-        # Shrink is judged against a budget-sized memory: compressing is meant to shrink.
-        reference = fit(current, task, budget, count)
-        verdict = mem.guard(reference, gen.text, task.sections, count, max_shrink=ctx.max_shrink)
-        if verdict.memory is None:
-            continue
-        current = verdict.memory
-        if count(current) <= budget:
-            return current, "compress", gens
-    return fit(current, task, budget, count), "truncate", gens

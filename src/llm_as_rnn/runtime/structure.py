@@ -1,11 +1,13 @@
 """Structured answers: backend-neutral descriptions of what a memory update may say.
 
 An ``Operations`` (delta mode: ``ADD``/``EDIT``/``REMOVE``/``NONE`` lines over
-the current memory's sections and note ids) or a ``Skeleton`` (full mode:
-every ``## NAME`` header in order, each with a few ``- `` bullets) says which
+the current memory's sections and note ids), a ``Skeleton`` (full mode:
+every ``## NAME`` header in order, each with a few ``- `` bullets) or a
+``Judgement`` (the judge's ``Verdict:`` line and its field lines) says which
 answers are allowed. Each backend turns it into its own form: a local model
 into a grammar for constrained decoding (``lark``, run by ``runtime.grammar``);
-a backend that cannot constrain ignores it (the parsers still apply).
+an endpoint into a JSON schema (``runtime.schema``); a backend that cannot
+constrain ignores it (the parsers still apply).
 
 Bounds. Every free-text field (a note, a bullet, the fused call's
 ``Feedback:`` line) is bounded in tokens, and the literal text around the
@@ -28,8 +30,8 @@ MIN_FIELD_TOKENS = 6
 LEAD_TOKENS = 40
 """Tokens of the fused call's ``Feedback:`` line."""
 CHARS_PER_TOKEN = 6
-"""Characters allowed per token of a field (generous: English averages about four).
-A schema without token counts (an endpoint's) bounds fields by characters."""
+"""Characters allowed per token of a field in a grammar, which also bounds the
+field in tokens (generous: English averages about four)."""
 MAX_BULLETS = 8
 """Bullets per section of a full rewrite at most."""
 LEAD = "Feedback: "
@@ -65,7 +67,18 @@ class Skeleton:
     """The answer opens with a ``Feedback:`` line (a fused call)."""
 
 
-Structure = Operations | Skeleton
+@dataclass(frozen=True)
+class Judgement:
+    """A judge's answer: ``Verdict: <one of verdicts>``, then one line per field."""
+
+    verdicts: tuple[str, ...]
+    fields: tuple[str, ...]
+    """The field names, in order (``Wrong if``, ...): ``<name>: <text>`` lines."""
+    field_tokens: int
+    """Tokens of one field's text at most."""
+
+
+Structure = Operations | Skeleton | Judgement
 
 
 def size(text: str) -> int:
@@ -75,6 +88,10 @@ def size(text: str) -> int:
 
 def worst_tokens(structure: Structure) -> int:
     """Return the most tokens an answer under ``structure`` can take, its end token included."""
+    if isinstance(structure, Judgement):
+        verdict = max(size(f"Verdict: {v}\n") for v in structure.verdicts)
+        fields = sum(size(f"{name}: \n") + structure.field_tokens for name in structure.fields)
+        return 1 + verdict + fields
     total = 1 + (size(LEAD) + LEAD_TOKENS + 1 if structure.lead else 0)
     if isinstance(structure, Skeleton):
         headers = sum(size(f"## {name}\n") for name in structure.sections)
@@ -114,6 +131,15 @@ def skeleton(sections: Sequence[str], cap: int, lead: bool = False) -> Skeleton 
     return None
 
 
+def judgement(verdicts: Sequence[str], fields: Sequence[str], cap: int) -> Judgement | None:
+    """Return the judge's structure with the longest fields within ``cap`` (None: none fits)."""
+    for field in range(FIELD_TOKENS, MIN_FIELD_TOKENS - 1, -2):
+        found = Judgement(tuple(verdicts), tuple(fields), field)
+        if worst_tokens(found) <= cap:
+            return found
+    return None
+
+
 def lark(structure: Structure) -> str:
     """Return the structure as a Lark grammar (llguidance's dialect, with token bounds)."""
     chars = structure.field_tokens * CHARS_PER_TOKEN
@@ -121,6 +147,10 @@ def lark(structure: Structure) -> str:
         f"field[max_tokens={structure.field_tokens}]: /{LINE}{{0,{chars - 1}}}/",
         f"lead_text[max_tokens={LEAD_TOKENS}]: /{LINE}{{0,{LEAD_TOKENS * CHARS_PER_TOKEN}}}/",
     ]
+    if isinstance(structure, Judgement):
+        lines = " ".join(f'{json.dumps(name + ": ")} field "\\n"' for name in structure.fields)
+        rules.append("verdict: " + " | ".join(json.dumps(v) for v in structure.verdicts))
+        return "\n".join([f'start: "Verdict: " verdict "\\n" {lines}', *rules])
     start = f'{json.dumps(LEAD)} lead_text "\\n" ' if structure.lead else ""
     if isinstance(structure, Skeleton):
         bullets = f'("- " field "\\n"){{1,{structure.bullets}}}'
