@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from llm_as_rnn.core.state import MAX_BUDGET, clip
+from llm_as_rnn.core.state import MAX_BUDGET, RejectionKind, clip
 from llm_as_rnn.errors import ConfigError
 
 TokenCounter = Callable[[str], int]
@@ -215,6 +215,8 @@ class Verdict:
     """The canonical candidate when accepted, else None."""
     reason: str | None
     """Why the candidate was rejected (None when accepted)."""
+    kind: RejectionKind | None = None
+    """The reason's kind (None when accepted)."""
 
 
 def guard(
@@ -234,22 +236,24 @@ def guard(
     how a memory collapses in practice.
     """
     if not raw.strip():
-        return Verdict(None, "empty rewrite")
+        return Verdict(None, "empty rewrite", "empty")
     bodies = parse_sections(raw, sections)
     if not bodies:
-        return Verdict(None, "unparseable rewrite: no section headers")
+        return Verdict(None, "unparseable rewrite: no section headers", "unparseable")
     dropped = [name for name in sections if name not in bodies]
     if dropped:
-        return Verdict(None, "rewrite dropped sections: " + ", ".join(dropped))
+        return Verdict(None, "rewrite dropped sections: " + ", ".join(dropped), "missing section")
     if not any(bodies.values()):
-        return Verdict(None, "rewrite has only empty sections")
+        return Verdict(None, "rewrite has only empty sections", "empty")
     echoed = [m for m in ECHO_MARKERS if any(m in body for body in bodies.values())]
     if echoed:
-        return Verdict(None, f"rewrite echoes the prompt ({echoed[0]!r})")
+        return Verdict(None, f"rewrite echoes the prompt ({echoed[0]!r})", "echo")
     candidate = render_memory(bodies, sections)
     old_tokens = count(old)
     if old_tokens >= min_tokens_for_shrink and count(candidate) < max_shrink * old_tokens:
-        return Verdict(None, f"drastic shrink: {count(candidate)} tokens from {old_tokens}")
+        return Verdict(
+            None, f"drastic shrink: {count(candidate)} tokens from {old_tokens}", "drastic shrink"
+        )
     return Verdict(candidate, None)
 
 

@@ -48,6 +48,7 @@ from llm_as_rnn.core.state import (
     REJECTED_LIMIT,
     Feedback,
     Observation,
+    RejectionKind,
     Role,
     State,
     StepRecord,
@@ -230,6 +231,7 @@ async def rewrite(
     limit = delta.OUTPUT_LIMIT if delta_mode else mem.rewrite_limit(budget, count(old))
     journaled_call = call_for(runtime, step, rewriter, "rewriter", budget, limit)
     rejected: list[tuple[str, str]] = []  # why, and what the rewrite said
+    kinds: list[RejectionKind] = []  # the kind of each ``rejected`` reason
     made: list[Generation] = []
     rewrite_form, compress_form = rewrite_forms(ctx, task.sections, old)
 
@@ -241,17 +243,20 @@ async def rewrite(
         if made and made[-1].cut_off:
             limit = made[-1].completion_tokens
             rejected.append((f"rewrite cut off at its limit of {limit} tokens", text))
+            kinds.append("cut off")
             return None
         candidate = text
         if delta_mode:
             applied = delta.apply(old, text, task.sections)
-            if applied.reason:
+            if applied.reason and applied.kind:
                 rejected.append((applied.reason, text))
+                kinds.append(applied.kind)
                 return None
             candidate = applied.memory or ""
         verdict = mem.guard(old, candidate, task.sections, count, max_shrink=ctx.max_shrink)
-        if verdict.reason:
+        if verdict.reason and verdict.kind:
             rejected.append((verdict.reason, text))
+            kinds.append(verdict.kind)
         return verdict.memory
 
     shown, answer = task.render_input(observation["input"]), answer_text(task, prediction)
@@ -289,6 +294,8 @@ async def rewrite(
             new, enforcement, more = await enforce_budget(new, budget, task, compress, count, ctx)
             gens += more
     if mem.invariant_violations(new, task.sections, budget, count):
+        rejected.append(("the memory invariant broke after fitting", new))
+        kinds.append("invariant")
         new, enforcement = fit(old, task, budget, count), "kept"  # defensive
     step_usage = usage.by_role(state.get("step_usage") or {}, {"rewriter": usage.of_calls(gens)})
     refused = rejected if enforcement == "kept" else []  # a later accepted attempt wins
@@ -307,6 +314,7 @@ async def rewrite(
         enforcement=enforcement,  # type: ignore[typeddict-item]
         rewrite_rejected=enforcement == "kept",
         rejection_reason="; ".join(dict.fromkeys(why for why, _ in refused)) or None,
+        rejection_kind=kinds[-1] if enforcement == "kept" and kinds else None,
         rejected_rewrite=mem.rejected_attempts(refused, REJECTED_LIMIT),
         usage=step_usage,
     )

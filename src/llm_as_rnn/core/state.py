@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, NotRequired
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal, NotRequired, get_args
 
 from pydantic import AfterValidator, Field, TypeAdapter
 from typing_extensions import TypedDict
@@ -24,6 +25,24 @@ from llm_as_rnn.runtime.usage import Usage
 from llm_as_rnn.tasks import Task
 
 Role = Literal["predictor", "critic", "rewriter"]
+RejectionKind = Literal[
+    "cut off",
+    "unparseable",
+    "missing section",
+    "empty",
+    "echo",
+    "drastic shrink",
+    "unknown note",
+    "invariant",
+]
+"""Why a rewrite was rejected, by where it was decided: cut off at its token cap
+(the rewrite node); no readable memory or operations (``unparseable``), a
+required section missing, nothing but empty sections, the prompt echoed, a
+collapse (``drastic shrink``) (the collapse guard, ``core.memory.guard``);
+an operation on a note the memory no longer has (``core.delta.apply``); the
+memory invariant broken after fitting (the rewrite node's defensive check)."""
+REJECTION_KINDS: tuple[RejectionKind, ...] = get_args(RejectionKind)
+"""Every kind, in the order summaries list them."""
 ROLES: tuple[Role, ...] = ("predictor", "critic", "rewriter")
 
 
@@ -156,6 +175,9 @@ class StepRecord(TypedDict):
     "skipped": lazy mode made no rewrite after a right prediction)."""
     rewrite_rejected: bool
     rejection_reason: str | None
+    rejection_kind: NotRequired[RejectionKind | None]
+    """The kind of the last rejected attempt of a step whose rewrite was rejected
+    (``REJECTION_KINDS``); None otherwise. Absent from records written before it."""
     rejected_rewrite: NotRequired[str | None]
     """What each rejected rewrite attempt said (a memory, or delta operations)
     under its reason, in ``REJECTED_LIMIT`` characters at most; None when the
@@ -248,3 +270,34 @@ def checked_target(task: Task, target: Any) -> Any:
         raise
     except ValueError as exc:
         raise DataError(first_line(exc)) from None
+
+
+def rejections(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Count the rewrites of step records and those rejected, by kind.
+
+    ``records`` are trace records or ``steps.jsonl`` lines (both carry
+    ``rewrite_rejected``, ``enforcement`` and ``rejection_kind``); steps that
+    made no rewrite (a method without one, lazy mode's skips) are not counted.
+    A rejection recorded before kinds were is counted as ``unrecorded``.
+    """
+    rewrites = [
+        r
+        for r in records
+        if r.get("rewrite_rejected") is not None and r.get("enforcement") != "skipped"
+    ]
+    found = Counter(
+        r.get("rejection_kind") or "unrecorded" for r in rewrites if r["rewrite_rejected"]
+    )
+    order = [*REJECTION_KINDS, "unrecorded"]
+    return {
+        "rewrites": len(rewrites),
+        "rejected": sum(found.values()),
+        "by_kind": {kind: found[kind] for kind in order if found[kind]},
+    }
+
+
+def rejections_line(counts: Mapping[str, Any], lead: str = "rewrites rejected: ") -> str:
+    """Return ``rewrites rejected: 1 of 6 (drastic shrink 1)`` for ``rejections``' counts."""
+    kinds = ", ".join(f"{kind} {n}" for kind, n in counts["by_kind"].items())
+    line = f"{lead}{counts['rejected']} of {counts['rewrites']}"
+    return f"{line} ({kinds})" if kinds else line

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_as_rnn.core.memory import output_limit
-from llm_as_rnn.core.state import DiscardRecord, StepRecord
+from llm_as_rnn.core.state import DiscardRecord, StepRecord, rejections, rejections_line
 from llm_as_rnn.evals.plots import budget_marks, pyplot, step_axis
 
 STYLE = """
@@ -310,14 +310,14 @@ def render_html(
     tokens_png, correct_png = _plot(records)
     known = [r["correct"] for r in records if r["correct"] is not None]
     accuracy = f"{sum(known) / len(known):.0%} right" if known else "no truth known"
-    rejected = sum(r["rewrite_rejected"] for r in records)
+    rejected = rejections_line(rejections(records))
     e = html.escape
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>LLM-as-RNN trace · {e(thread)}</title>"
         f"<style>{STYLE}</style></head><body>"
         f"<h1>Learning trace · {e(thread)}</h1>"
-        f"<div class='sub'>{len(records)} steps · {accuracy} · {rejected} rewrites rejected</div>"
+        f"<div class='sub'>{len(records)} steps · {accuracy} · {e(rejected)}</div>"
         f"{settings_section(settings)}{discards_section(discards)}<div class='plots'>"
         f"<figure id='plot-memory'><img alt='memory tokens over time' "
         f"src='data:image/png;base64,{tokens_png}'></figure>"

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.state import StepRecord, clip
+from llm_as_rnn.core.state import StepRecord, clip, rejections, rejections_line
 from llm_as_rnn.evals.records import distribution_metrics
 
 
@@ -46,6 +46,7 @@ def step_json(record: StepRecord) -> dict[str, Any]:
         **_totals(record),
         "rewrite_rejected": record["rewrite_rejected"],
         "rejection_reason": record["rejection_reason"],
+        "rejection_kind": record.get("rejection_kind"),
         "rejected_rewrite": record.get("rejected_rewrite"),
         "feedback_cut_off": record["feedback"].get("cut_off", False),
         "enforcement": record["enforcement"],
@@ -189,9 +190,8 @@ def run_summary(records: Sequence[StepRecord]) -> RenderableType:
             f"of {len(lifts)} steps; 0 while the memory is h_0)"
         )
     kinds = Counter(r["enforcement"] for r in records)
-    accepted = len(records) - kinds["kept"] - kinds["skipped"]
     lines.append(
-        f"rewrites accepted {accepted} · rejected {kinds['kept']}"
+        rejections_line(rejections(records))
         + (f" · skipped {kinds['skipped']}" if kinds["skipped"] else "")
         + (
             f" (compress {kinds['compress']}, truncate {kinds['truncate']})"
