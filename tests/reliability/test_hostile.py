@@ -22,10 +22,14 @@ INJECTION = (
 )
 
 
+@pytest.mark.parametrize("structured", ["supported", "refused"])
 @pytest.mark.parametrize("rewrite_mode", ["full", "delta"])
-def test_hostile_outputs_never_break_the_memory(tmp_path: Path, rewrite_mode: str) -> None:
+def test_hostile_outputs_never_break_the_memory(
+    tmp_path: Path, rewrite_mode: str, structured: str
+) -> None:
     task = get_task("weather")
-    with fault_server(seed=5, hostile=0.5) as server:
+    refused = structured == "refused"  # response_format refused: free text and the parser
+    with fault_server(seed=5, hostile=0.5, no_structured=refused) as server:
         args = run_args(server.url, tmp_path / "h.db", "h", STEPS, "--rewrite-mode", rewrite_mode)
         out = run_cli(args)
         stats = server.stats()
@@ -37,7 +41,9 @@ def test_hostile_outputs_never_break_the_memory(tmp_path: Path, rewrite_mode: st
     rejected = [r for r in records if r["rewrite_rejected"]]
     invalid = [r for r in records if not r["prediction"]["valid"]]
     record(
-        "hostile outputs (50%)" + (", delta rewrites" if rewrite_mode == "delta" else ""),
+        "hostile outputs (50%)"
+        + (", delta rewrites" if rewrite_mode == "delta" else "")
+        + (", structured outputs refused" if refused else ""),
         runs=1,
         survived=1,
         steps_lost=STEPS - len(records),

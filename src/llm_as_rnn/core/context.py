@@ -147,10 +147,11 @@ class Context(Checked):
     carry the task's sections; over the budget it is fitted at the first step.
     Its hash is part of the thread's identity."""
     structured: bool = True
-    """Constrained memory updates: the rewrite and compress calls decode under the
-    answer's grammar (delta operations over the memory's own sections and note ids;
-    full mode's section skeleton) where the backend can (local models). False: free
-    text, then the parser (the paper's setting)."""
+    """Constrained memory updates: the rewrite, compress and judge calls decode under
+    the answer's structure (delta operations over the memory's own sections and note
+    ids; full mode's section skeleton; the judge's verdict and fields): a grammar on
+    local models, a JSON schema on endpoints (structured outputs). False: free text,
+    then the parser (the paper's setting)."""
     freeze: bool = False
     """Predict only (deployment, and the ``rnn-frozen`` eval method): one
     predictor call per step, no critique or rewrite call; the memory never

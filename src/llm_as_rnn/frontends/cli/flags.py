@@ -233,8 +233,9 @@ def add_model_flags(p: Parser) -> None:
         type=on_off,
         metavar="{on,off}",
         default=None,
-        help="on (default): memory updates decoded under their grammar where the backend "
-        "can (local models); off: free text, then the parser (as --preset paper)",
+        help="on (default): memory updates and verdicts decoded under their grammar (local "
+        "models) or JSON schema (endpoints' structured outputs); off: free text, then the "
+        "parser (as --preset paper)",
     )
     add_choice(
         p,
