@@ -76,6 +76,28 @@ async def test_a_server_refusing_structured_outputs_answers_free_text_with_one_w
     assert sum(REFUSED in m for m in caplog.messages) == 1
 
 
+async def test_a_structured_answer_cut_at_its_cap_is_cut_off_not_a_refusal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ops = operations(SECTIONS, [1, 2], 256)
+    assert ops is not None
+    messages = [HumanMessage("Current notes:\n" + OLD)]
+    with fault_server(seed=4) as server:
+        backend = await aresolve(parse_spec("openai:cutting-model"), Endpoint(server.url))
+        with caplog.at_level(logging.WARNING, logger="llm_as_rnn"):
+            cut = await backend.generate(messages, Sampling(max_new_tokens=5), CallPolicy(), ops)
+            whole = await backend.generate(
+                messages, Sampling(max_new_tokens=256), CallPolicy(), ops
+            )
+        stats = server.stats()
+    assert cut.cut_off  # the SDK raised on finish reason "length": still an answer, cut
+    assert cut.completion_tokens == 5
+    assert not whole.cut_off
+    assert delta.apply(OLD, whole.text, SECTIONS).kind in (None, "unknown note")
+    assert stats["structured"] == stats["requests"] == 2  # still asked for its schema
+    assert not caplog.messages
+
+
 @pytest.mark.parametrize(
     ("options", "server", "structured"),
     [
