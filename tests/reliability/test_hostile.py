@@ -52,6 +52,9 @@ def test_hostile_outputs_never_break_the_memory(
         invalid_predictions=len(invalid),
     )
     assert stats["hostile"] >= 10
+    # a hostile answer (not JSON, or cut off) is not taken for a refusal of the format
+    assert ("refuses structured outputs" in out.stderr) is refused
+    assert (stats["structured"] > 0) is not refused
     assert rejected
     assert all(r["rejection_reason"] for r in rejected)
     assert invalid  # empty / wrong-format answers were recorded as invalid, not crashed on
