@@ -65,7 +65,7 @@ def task_class(class_name: str, base: type | None = None, **attrs: Any) -> type:
     return type(class_name, (base or ClassificationTask,), {"question": question, **attrs})
 
 
-def tiny_llama() -> Any:
+def tiny_llama(vocab_size: int = 97) -> Any:
     """A tiny randomly initialised Llama (built here, nothing downloaded; skips without torch)."""
     pytest.importorskip("torch", reason="local models need torch (the hf extra)")
     pytest.importorskip("transformers", reason="local models need transformers (the hf extra)")
@@ -74,7 +74,7 @@ def tiny_llama() -> Any:
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=97,
+        vocab_size=vocab_size,
         hidden_size=48,
         intermediate_size=96,
         num_hidden_layers=2,
@@ -83,3 +83,28 @@ def tiny_llama() -> Any:
         max_position_embeddings=512,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def bpe_tokenizer(words: str = "", size: int = 400) -> Any:
+    """A GPT-2 style byte-level BPE tokenizer trained here on ``words`` (nothing downloaded)."""
+    pytest.importorskip("transformers", reason="local models need transformers (the hf extra)")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    corpus = "ADD EDIT REMOVE NONE Feedback: ## PATTERNS RECENT ERRORS - rain dry fronts n1 n2 "
+    tokenizer.train_from_iterator([corpus + words] * 20, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
+    fast.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
+    )
+    return fast

@@ -15,9 +15,11 @@ Faults are drawn from a seed and the request body, never more than
 
 ``logprobs``: with ``"logprobs": true`` the reply carries deterministic token
 logprobs (``token_logprobs``), unless the server runs with ``--no-logprobs``.
-A ``json_schema`` ``response_format`` whose ``answer`` is an enum is obeyed
-(``{"answer": <the rule-based label>}``), or refused with HTTP 400 under
-``--no-structured``.
+A ``json_schema`` ``response_format`` is obeyed: the answer is an instance of
+the schema built from the rule-based reply (``instance``: an enum takes the
+value the reply names, else one drawn; a string a line of the reply within
+its ``maxLength``; an array a few items within its bounds), or refused with
+HTTP 400 under ``--no-structured``.
 ``--echo-credentials`` makes injected HTTP errors quote the request's
 ``Authorization`` header, as a careless proxy might (secrets tests).
 ``--hostile RATE`` replaces that share of answers with hostile ones (empty,
@@ -25,8 +27,9 @@ ten times the budget, wrong format, unicode garbage, prompt injection).
 An answer longer than the request's ``max_tokens`` is cut there, with
 finish reason ``length``, as real servers do. ``--latency`` slows every
 answer. ``GET /v1/models`` lists one model, ``GET /stats`` returns the
-counters, ``POST /reset`` clears them. The server stops by itself after
-``--max-requests`` requests or ``--lifetime`` seconds.
+counters (``structured``: answers given under a schema), ``POST /reset``
+clears them. The server stops by itself after ``--max-requests`` requests or
+``--lifetime`` seconds.
 
 Run: ``python -m tests.reliability.fault_server --port 8765 --fault-rate 0.3``.
 """
@@ -87,12 +90,47 @@ def token_logprobs(text: str, messages: list[BaseMessage]) -> list[dict[str, Any
     return content
 
 
-def _enum(response_format: Any) -> list[str] | None:
-    """Return the labels a ``json_schema`` response format constrains ``answer`` to, if any."""
+_LABEL = re.compile(r"^(?:\[n\d+\]\s*|[A-Za-z][A-Za-z ]{0,20}:\s*)+")
+
+
+def _schema(response_format: Any) -> dict[str, Any] | None:
+    """Return the JSON schema of a ``json_schema`` response format, if any."""
     if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
         return None
-    schema = response_format.get("json_schema", {}).get("schema", {})
-    return list(schema.get("properties", {}).get("answer", {}).get("enum", [])) or None
+    return dict(response_format.get("json_schema", {}).get("schema", {}))
+
+
+def instance(schema: dict[str, Any], said: str, path: str = "") -> Any:
+    """Return a value valid under ``schema`` made from the reply ``said`` (deterministic).
+
+    Handles what the package sends: objects (every property), arrays, strings
+    (with enum, minLength, maxLength) and ``anyOf``.
+    """
+    if "anyOf" in schema:
+        options = schema["anyOf"]
+        return instance(options[int(_draw("any", said, path) * len(options))], said, path)
+    if "enum" in schema:
+        named = [v for v in schema["enum"] if str(v).lower() in said.lower()]
+        if named:
+            return max(named, key=lambda v: len(str(v)))  # "implausible" over "plausible"
+        return schema["enum"][int(_draw("enum", said, path) * len(schema["enum"]))]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {key: instance(sub, said, f"{path}/{key}") for key, sub in properties.items()}
+    if kind == "array":
+        low, high = schema.get("minItems", 0), schema.get("maxItems", 2)
+        count = max(low, min(high, 2))
+        return [instance(schema.get("items", {}), said, f"{path}/{i}") for i in range(count)]
+    lines = [  # a reply's lines without their bullets and labels ("Lesson:", "ADD X:")
+        " ".join(_LABEL.sub("", line.lstrip("-*# ")).split())
+        for line in said.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    lines = [line for line in lines if line] or ["nothing to note"]
+    line = lines[int(_draw("line", said, path) * len(lines))]
+    text = line[: min(schema.get("maxLength", 60), 60)].strip()
+    return text.ljust(schema.get("minLength", 0), ".") or "noted"
 
 
 def _draw(*parts: object) -> float:
@@ -124,6 +162,7 @@ class State:
             self.attempts: Counter[str] = Counter()
             self.completed: Counter[str] = Counter()
             self.hostile = 0
+            self.structured = 0
             self.bearer: set[str] = set()
 
     def stats(self) -> dict[str, Any]:
@@ -135,6 +174,7 @@ class State:
                 "completions": sum(self.completed.values()),
                 "duplicate_completions": sum(n - 1 for n in self.completed.values() if n > 1),
                 "hostile": self.hostile,
+                "structured": self.structured,
                 "bearer": sorted(self.bearer),
             }
 
@@ -213,13 +253,14 @@ class Handler(BaseHTTPRequestHandler):
             self._fault(fault)
             return
         text = state.respond(_messages(payload))
-        enum = _enum(payload.get("response_format"))
-        if enum is not None:
+        schema = _schema(payload.get("response_format"))
+        if schema is not None:
             if args.no_structured:
                 self._send(400, b'{"error": {"message": "response_format is not supported"}}')
                 return
-            picked = text.removeprefix("Answer: ").strip()
-            text = json.dumps({"answer": picked if picked in enum else enum[0]})
+            text = json.dumps(instance(schema, text))
+            with state.lock:
+                state.structured += 1
         if args.hostile and _draw("hostile", args.seed, body) < args.hostile:
             text = HOSTILE[int(_draw("which", args.seed, body) * len(HOSTILE))]
             with state.lock:

@@ -70,7 +70,8 @@ def start_server(port: int | None = None, **options: Any) -> FaultServer:
     args = [sys.executable, "-m", "tests.reliability.fault_server", "--port", str(port)]
     for key, value in options.items():
         flag = f"--{key.replace('_', '-')}"
-        args += [flag] if value is True else [flag, str(value)]  # True: a switch
+        if value is not False:  # True: a switch on; False: off (not given)
+            args += [flag] if value is True else [flag, str(value)]
     process = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
     )

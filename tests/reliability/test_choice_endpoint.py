@@ -11,7 +11,7 @@ import pytest
 
 from llm_as_rnn.core import prompts
 from llm_as_rnn.core.choice import choose, distribution
-from llm_as_rnn.runtime.backends import first_token_scores
+from llm_as_rnn.runtime.endpoint import first_token_scores
 from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.spec import CallPolicy, Endpoint, parse_spec
 from llm_as_rnn.tasks import get_task

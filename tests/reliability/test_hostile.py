@@ -22,10 +22,14 @@ INJECTION = (
 )
 
 
+@pytest.mark.parametrize("structured", ["supported", "refused"])
 @pytest.mark.parametrize("rewrite_mode", ["full", "delta"])
-def test_hostile_outputs_never_break_the_memory(tmp_path: Path, rewrite_mode: str) -> None:
+def test_hostile_outputs_never_break_the_memory(
+    tmp_path: Path, rewrite_mode: str, structured: str
+) -> None:
     task = get_task("weather")
-    with fault_server(seed=5, hostile=0.5) as server:
+    refused = structured == "refused"  # response_format refused: free text and the parser
+    with fault_server(seed=5, hostile=0.5, no_structured=refused) as server:
         args = run_args(server.url, tmp_path / "h.db", "h", STEPS, "--rewrite-mode", rewrite_mode)
         out = run_cli(args)
         stats = server.stats()
@@ -37,7 +41,9 @@ def test_hostile_outputs_never_break_the_memory(tmp_path: Path, rewrite_mode: st
     rejected = [r for r in records if r["rewrite_rejected"]]
     invalid = [r for r in records if not r["prediction"]["valid"]]
     record(
-        "hostile outputs (50%)" + (", delta rewrites" if rewrite_mode == "delta" else ""),
+        "hostile outputs (50%)"
+        + (", delta rewrites" if rewrite_mode == "delta" else "")
+        + (", structured outputs refused" if refused else ""),
         runs=1,
         survived=1,
         steps_lost=STEPS - len(records),
@@ -46,6 +52,9 @@ def test_hostile_outputs_never_break_the_memory(tmp_path: Path, rewrite_mode: st
         invalid_predictions=len(invalid),
     )
     assert stats["hostile"] >= 10
+    # a hostile answer (not JSON, or cut off) is not taken for a refusal of the format
+    assert ("refuses structured outputs" in out.stderr) is refused
+    assert (stats["structured"] > 0) is not refused
     assert rejected
     assert all(r["rejection_reason"] for r in rejected)
     assert invalid  # empty / wrong-format answers were recorded as invalid, not crashed on

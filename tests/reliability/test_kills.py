@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from llm_as_rnn.core.memfile import MemoryFile, render
 from llm_as_rnn.evals.config import REFERENCES
 from llm_as_rnn.runtime import namespaces
@@ -55,36 +57,42 @@ def kill_until_done(args: list[str], server, rng: random.Random, max_kills: int)
     return kills, runs
 
 
-def test_run_killed_22_times_equals_uninterrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("structured", "max_kills"), [("supported", 22), ("refused", 8)]
+)  # refused: each process asks once for structured outputs, then free text
+def test_run_killed_equals_uninterrupted(tmp_path: Path, structured: str, max_kills: int) -> None:
     rng = random.Random(20261126)
+    refused = structured == "refused"
     # 50 ms a call: a kill lands while the call after the awaited one is in flight
-    with fault_server(seed=1, latency=0.05) as server:
+    with fault_server(seed=1, latency=0.05, no_structured=refused) as server:
         reference = run_cli(run_args(server.url, tmp_path / "ref.db", "ref", STEPS))
         assert reference.returncode == 0, reference.stderr[-2000:]
         expected = trace(tmp_path / "ref.db", "ref")
         server.reset()
         args = run_args(server.url, tmp_path / "kill.db", "ref", STEPS)
-        kills, runs = kill_until_done(args, server, rng, max_kills=22)
+        kills, runs = kill_until_done(args, server, rng, max_kills=max_kills)
         stats = server.stats()
     got = trace(tmp_path / "kill.db", "ref")
     steps = [r["step"] for r in got]
     record(
-        "SIGKILL during run",
+        "SIGKILL during run" + (", structured outputs refused" if refused else ""),
         runs=runs,
         survived=runs - kills,
         kills=kills,
         steps_lost=STEPS - len(set(steps)),
         duplicate_calls=stats["duplicate_completions"],
     )
-    assert kills == 22
+    assert kills == max_kills
     assert steps == list(range(1, STEPS + 1))  # none missing, none doubled
     assert comparable(got) == comparable(expected)  # same memory, trace, usage
     assert got[-1]["memory_after"] == expected[-1]["memory_after"]
     assert stats["duplicate_completions"] <= kills
 
 
-def test_eval_killed_equals_uninterrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("structured", "max_kills"), [("supported", 5), ("refused", 3)])
+def test_eval_killed_equals_uninterrupted(tmp_path: Path, structured: str, max_kills: int) -> None:
     rng = random.Random(7)
+    refused = structured == "refused"
     common = [
         "eval",
         "--tasks",
@@ -104,14 +112,14 @@ def test_eval_killed_equals_uninterrupted(tmp_path: Path) -> None:
         "--concurrency",
         "1",
     ]  # one call in flight at a kill
-    with fault_server(seed=2, latency=0.05) as server:
+    with fault_server(seed=2, latency=0.05, no_structured=refused) as server:
         straight = run_cli([*CLI, *common, "--base-url", server.url, "--out", str(tmp_path / "a")])
         assert straight.returncode == 0, straight.stderr[-2000:]
         # rnn and rnn-judge send some identical prompts (same h_0, same day): not extra calls
         same_prompts = server.stats()["duplicate_completions"]
         server.reset()
         args = [*CLI, *common, "--base-url", server.url, "--out", str(tmp_path / "b")]
-        kills, runs = kill_until_done(args, server, rng, max_kills=5)
+        kills, runs = kill_until_done(args, server, rng, max_kills=max_kills)
         extra = server.stats()["duplicate_completions"] - same_prompts
     a = json.loads((tmp_path / "a" / "summary.json").read_text())
     b = json.loads((tmp_path / "b" / "summary.json").read_text())
@@ -120,14 +128,14 @@ def test_eval_killed_equals_uninterrupted(tmp_path: Path) -> None:
     keys = {(r["task"], r["method"], r["sequence"], r["step"]) for r in steps}
     total = 2 * 5 * 2 * 4
     record(
-        "SIGKILL during eval",
+        "SIGKILL during eval" + (", structured outputs refused" if refused else ""),
         runs=runs,
         survived=runs - kills,
         kills=kills,
         steps_lost=total - len(keys),
         duplicate_calls=extra,
     )
-    assert kills == 5
+    assert kills == max_kills
     assert a == b
     assert len(steps) == len(keys) == total
     assert 0 <= extra <= kills

@@ -164,6 +164,7 @@ ANOTHER_VALUE: dict[str, Any] = {
     "max_shrink": 0.5,
     "initial_memory": "## PATTERNS\n- learned elsewhere\n## RECENT ERRORS\n## RULES OF THUMB",
     "freeze": True,
+    "structured": False,
 }
 """A valid value other than the default for every ``Context`` field: a new field
 fails ``test_every_context_field_is_hashed_or_allow_listed`` until it has one."""
@@ -256,6 +257,7 @@ def test_every_eval_option_is_in_the_unit_key_unless_allow_listed() -> None:
         "answer_mode": "choice",
         "rewrite_mode": "delta",
         "prompt_order": "memory-first",
+        "structured": False,
         "request_timeout": 5.0,
         "max_attempts": 9,
         "db": "other.db",

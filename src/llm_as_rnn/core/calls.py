@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.store.base import BaseStore
 
-from llm_as_rnn.core import prompts
+from llm_as_rnn.core import delta, prompts
+from llm_as_rnn.core import memory as mem
 from llm_as_rnn.core.choice import choose
 from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.feedback import JUDGE_FIELDS, VERDICTS
 from llm_as_rnn.core.memory import output_limit
 from llm_as_rnn.core.state import Prediction, Role
+from llm_as_rnn.runtime import structure
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.journal import Journal
+from llm_as_rnn.runtime.structure import Structure
 from llm_as_rnn.runtime.usage import Generation
 from llm_as_rnn.tasks import ClassificationTask, Task
 
 T = TypeVar("T")
 
-Call = Callable[[list[BaseMessage]], Awaitable[Generation]]
-"""One model call of a role: messages in, a ``Generation`` out."""
+Form = Callable[[int], Structure | None]
+"""The structure of an answer given its token cap (None: free text)."""
+
+
+class Call(Protocol):
+    """One model call of a role: messages in, a ``Generation`` out (``form``: its structure)."""
+
+    def __call__(
+        self, messages: list[BaseMessage], form: Form | None = None
+    ) -> Awaitable[Generation]:
+        """Make the call."""
+        ...
 
 
 def journaled(
@@ -37,17 +51,45 @@ def journaled(
     """Return calls of ``backend`` for ``role`` whose answers the step's journal keeps.
 
     A role without a token cap (the rewriter's default) may write ``limit``
-    tokens, by default ``output_limit(budget)``: enough for a full memory.
+    tokens, by default ``output_limit(budget)``: enough for a full memory. A
+    call given a ``form`` is structured to fit that cap (``ctx.structured``).
     """
     journal = Journal(store, thread_id, step)
     sampling = ctx.sampling[role].capped(limit or output_limit(budget or ctx.budget))
     policy = ctx.call_policy()
 
-    async def call(messages: list[BaseMessage]) -> Generation:
+    async def call(messages: list[BaseMessage], form: Form | None = None) -> Generation:
         prompt = prompts.ordered(messages, ctx.prompt_order)
-        return await journal.generate(backend, role, prompt, sampling, policy)
+        cap = sampling.max_new_tokens
+        shape = form(cap) if form is not None and ctx.structured and cap is not None else None
+        return await journal.generate(backend, role, prompt, sampling, policy, shape)
 
     return call
+
+
+def rewrite_forms(ctx: Context, sections: Sequence[str], memory: str) -> tuple[Form, Form]:
+    """Return the structures of a step's rewrite call and of its compress calls.
+
+    Delta mode: operations on ``memory``'s own sections and note ids; full
+    mode: the section skeleton. A fused call opens with its ``Feedback:`` line.
+    """
+    lead = ctx.step_mode == "fused"
+    ids = [n for notes in delta.notes_of(memory, sections).values() for n, _ in notes]
+
+    def compress(cap: int) -> Structure | None:
+        return structure.skeleton(sections, cap)
+
+    def rewrite(cap: int) -> Structure | None:
+        if ctx.rewrite_mode == "delta":
+            return structure.operations(sections, ids, cap, lead)
+        return structure.skeleton(sections, cap, lead)
+
+    return rewrite, compress
+
+
+def judge_form(cap: int) -> Structure | None:
+    """Return the structure of a judge's answer (its verdict and fields) within ``cap``."""
+    return structure.judgement(VERDICTS, JUDGE_FIELDS, cap)
 
 
 async def ask(
@@ -104,3 +146,33 @@ async def predict_answer(
             return chosen
     text, answer, gens = await ask_answer(call, task, messages, ctx.reask_attempts)
     return Prediction(text=text, answer=answer, valid=answer is not None), gens
+
+
+async def enforce_budget(
+    memory: str,
+    budget: int,
+    task: Task,
+    call: Call,
+    count: mem.TokenCounter,
+    ctx: Context,
+) -> tuple[str, str, list[Generation]]:
+    """Bring an accepted rewrite within budget: compress calls, then truncation."""
+    if count(memory) <= budget:
+        return memory, "rewrite", []
+    gens = []
+    current = memory
+    for _ in range(ctx.compress_attempts):
+        messages = prompts.compress_messages(task, current, count(current), budget)
+        gen = await call(messages)
+        gens.append(gen)
+        if gen.cut_off:  # an incomplete memory is never kept
+            continue
+        # Shrink is judged against a budget-sized memory: compressing is meant to shrink.
+        reference = mem.fit_to_budget(current, task.sections, budget, count)
+        verdict = mem.guard(reference, gen.text, task.sections, count, max_shrink=ctx.max_shrink)
+        if verdict.memory is None:
+            continue
+        current = verdict.memory
+        if count(current) <= budget:
+            return current, "compress", gens
+    return mem.fit_to_budget(current, task.sections, budget, count), "truncate", gens

@@ -9,7 +9,6 @@ The answer is its argmax, so a prediction is never invalid.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from langchain_core.messages import BaseMessage
 
 from llm_as_rnn.core.state import Prediction
-from llm_as_rnn.runtime.backends import ChatBackend, LabelQuery
+from llm_as_rnn.runtime.backends import ChatBackend, LabelQuery, warn_once
 from llm_as_rnn.runtime.spec import CallPolicy
 from llm_as_rnn.runtime.usage import Generation
 
@@ -55,18 +54,13 @@ async def score_labels(
     return None if scores is None else distribution(labels, scores)
 
 
-_WARNED: set[str] = set()
-
-
-def warn_once(backend: ChatBackend) -> None:
+def warn_free(backend: ChatBackend) -> None:
     """Say once per backend that it cannot score labels, so answers are free text."""
-    if backend.name not in _WARNED:
-        _WARNED.add(backend.name)
-        logging.getLogger("llm_as_rnn").warning(
-            "warning: %s cannot score labels (no log-probabilities, no constrained "
-            "decoding): answering in free mode",
-            backend.name,
-        )
+    warn_once(
+        f"{backend.name}:labels",
+        f"warning: {backend.name} cannot score labels (no log-probabilities, no constrained "
+        "decoding): answering in free mode",
+    )
 
 
 async def choose(
@@ -114,7 +108,7 @@ async def constrained(
     ask = getattr(backend, "constrained_choice", None)
     answer = await ask(messages, labels, policy) if ask is not None else None
     if answer is None:
-        warn_once(backend)
+        warn_free(backend)
         return None
     prediction = Prediction(text=f"{PREFIX} {answer}", answer=answer, valid=True)
     return prediction, [scoring_call(backend, messages, started)]

@@ -164,6 +164,11 @@ class Context(Checked):
     A ``MemoryFile`` gives its memory; a file's path is refused (the text is
     the memory: ``read_memory_file(path)`` reads a file).
     Its hash is part of the thread's identity."""
+    structured: bool = True
+    """Constrained memory updates: rewrite, compress and judge calls decode under their
+    answer's structure (delta operations on the memory's own sections and note ids; the
+    section skeleton; the judge's fields): a grammar on local models, a JSON schema on
+    endpoints. False: free text, then the parser (the paper's setting)."""
     freeze: bool = False
     """Predict only (``run --freeze``: deployment; the ``rnn-frozen`` eval
     method): the memory never changes (enforcement ``frozen``). A step makes
@@ -273,6 +278,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "answer_mode": "free",
         "rewrite_mode": "full",
         "prompt_order": "role-first",
+        "structured": False,
     }
 }
 """Named settings. ``paper``: the paper's setting as far as it is known (its
@@ -290,7 +296,8 @@ def describe_preset(name: str) -> str:
         f"{sampling['top_p']}, max new tokens {sampling['max_new_tokens']} for every role; "
         f"step mode {values['step_mode']}; feedback {values['feedback']}; "
         f"answer mode {values['answer_mode']}; rewrite mode {values['rewrite_mode']}; "
-        f"prompt order {values['prompt_order']}"
+        f"prompt order {values['prompt_order']}; "
+        f"structured updates {'on' if values['structured'] else 'off'}"
     )
 
 
@@ -318,14 +325,16 @@ def make_context(
 ) -> Context:
     """Build a context from command-line style options; one-line ``ConfigError`` if invalid.
 
-    ``preset`` (``PRESETS``) gives defaults that the other options override;
+    ``preset`` (``PRESETS``) gives defaults that the other options override
+    (an option given as None is not given);
     ``max_new_tokens`` caps every role; ``timeout`` and ``retries`` also bound
     the time spent retrying one call (at least 30 s).
     """
+    fields = {k: v for k, v in fields.items() if v is not None}  # None: not given
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
-        fields = {**PRESETS[preset], **{k: v for k, v in fields.items() if v is not None}}
+        fields = {**PRESETS[preset], **fields}
     if timeout is not None:
         fields["request_timeout"] = timeout
     if retries is not None:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llm_as_rnn.core.memory import TokenCounter, fit_to_budget, parse_sections, render_memory
+from llm_as_rnn.core.state import RejectionKind
 
 OUTPUT_LIMIT = 256
 """Tokens a delta rewrite may write (unless the user caps them lower): a few
@@ -159,17 +160,19 @@ class Applied:
 
     memory: str | None
     reason: str | None
+    kind: RejectionKind | None = None
+    """The reason's kind: ``unparseable``, or ``unknown note``."""
 
 
 def apply(memory: str, reply: str, sections: Sequence[str]) -> Applied:
     """Parse a rewriter's reply and apply its operations (never raises)."""
     ops = parse_ops(reply, sections)
     if isinstance(ops, str):
-        return Applied(None, f"unusable operations: {ops}")
+        return Applied(None, f"unusable operations: {ops}", "unparseable")
     try:
         return Applied(apply_ops(memory, ops, sections), None)
     except ValueError as exc:
-        return Applied(None, f"unusable operations: {exc}")
+        return Applied(None, f"unusable operations: {exc}", "unknown note")
 
 
 def fit_notes(

@@ -15,6 +15,10 @@ from typing import Any
 from llm_as_rnn.core.state import NOTE_LIMIT, Feedback, Prediction, clip
 from llm_as_rnn.tasks import Score, Task
 
+VERDICTS = ("plausible", "implausible")
+"""A judge's verdicts (``Verdict: <one>``, its answer's first line)."""
+JUDGE_FIELDS = ("Wrong if", "Relied on", "Lesson")
+"""The lines of a judge's answer after its verdict, in order (``<name>: <text>``)."""
 _VERDICT = re.compile(r"verdict\W*(implausible|plausible)", re.I)
 _FEEDBACK_LINE = re.compile(r"^\W*feedback\W*:\s*(.+)$", re.I | re.M)
 _VERDICT_WORDS = r"(?:correct|incorrect|wrong|right|accurate|inaccurate)"
@@ -85,7 +89,9 @@ def was_right(feedback: Feedback) -> bool:
     return feedback.get("verdict") == "plausible"
 
 
-_JUDGE_FIELD = re.compile(r"^\W*(wrong if|relied on|lesson)\W*:\s*(.+)$", re.I | re.M)
+_JUDGE_FIELD = re.compile(
+    rf"^\W*({'|'.join(name.lower() for name in JUDGE_FIELDS)})\W*:\s*(.+)$", re.I | re.M
+)
 
 
 def judge_critique(text: str) -> str:

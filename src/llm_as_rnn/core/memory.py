@@ -15,12 +15,13 @@ non-empty, carries every section header of the task, and counts at most
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from llm_as_rnn.core.state import MAX_BUDGET, clip
+from llm_as_rnn.core.state import MAX_BUDGET, RejectionKind, clip
 from llm_as_rnn.errors import ConfigError
 
 TokenCounter = Callable[[str], int]
@@ -230,6 +231,8 @@ class Verdict:
     """The canonical candidate when accepted, else None."""
     reason: str | None
     """Why the candidate was rejected (None when accepted)."""
+    kind: RejectionKind | None = None
+    """The reason's kind (None when accepted)."""
 
 
 def guard(
@@ -249,22 +252,24 @@ def guard(
     how a memory collapses in practice.
     """
     if not raw.strip():
-        return Verdict(None, "empty rewrite")
+        return Verdict(None, "empty rewrite", "empty")
     bodies = parse_sections(raw, sections)
     if not bodies:
-        return Verdict(None, "unparseable rewrite: no section headers")
+        return Verdict(None, "unparseable rewrite: no section headers", "unparseable")
     dropped = [name for name in sections if name not in bodies]
     if dropped:
-        return Verdict(None, "rewrite dropped sections: " + ", ".join(dropped))
+        return Verdict(None, "rewrite dropped sections: " + ", ".join(dropped), "missing section")
     if not any(bodies.values()):
-        return Verdict(None, "rewrite has only empty sections")
+        return Verdict(None, "rewrite has only empty sections", "empty")
     echoed = [m for m in ECHO_MARKERS if any(m in body for body in bodies.values())]
     if echoed:
-        return Verdict(None, f"rewrite echoes the prompt ({echoed[0]!r})")
+        return Verdict(None, f"rewrite echoes the prompt ({echoed[0]!r})", "echo")
     candidate = render_memory(bodies, sections)
     old_tokens = count(old)
     if old_tokens >= min_tokens_for_shrink and count(candidate) < max_shrink * old_tokens:
-        return Verdict(None, f"drastic shrink: {count(candidate)} tokens from {old_tokens}")
+        return Verdict(
+            None, f"drastic shrink: {count(candidate)} tokens from {old_tokens}", "drastic shrink"
+        )
     return Verdict(candidate, None)
 
 
@@ -285,7 +290,29 @@ def rejected_attempts(attempts: Sequence[tuple[str, str]], limit: int) -> str | 
 
 def diff_lines(before: str, after: str) -> list[str]:
     """Return a unified line diff of two memories (no file headers)."""
-    import difflib
-
     lines = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=1)
     return [line for line in lines if not line.startswith(("---", "+++"))]
+
+
+def side_by_side(before: str, after: str) -> list[tuple[str, str, str, str]]:
+    """Return aligned diff rows ``(left class, left text, right class, right text)``."""
+    a, b = before.splitlines(), after.splitlines()
+    rows: list[tuple[str, str, str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            rows += [
+                ("same", a[i], "same", b[j])
+                for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
+            ]
+            continue
+        left, right = a[i1:i2], b[j1:j2]
+        for k in range(max(len(left), len(right))):
+            rows.append(
+                (
+                    "del" if k < len(left) else "",
+                    left[k] if k < len(left) else "",
+                    "add" if k < len(right) else "",
+                    right[k] if k < len(right) else "",
+                )
+            )
+    return rows

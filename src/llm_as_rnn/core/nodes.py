@@ -12,6 +12,7 @@ invalid input) do raise, leaving the thread resumable at the failed node.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
@@ -22,7 +23,16 @@ from langgraph.types import Command, interrupt
 
 from llm_as_rnn.core import delta, prompts
 from llm_as_rnn.core import memory as mem
-from llm_as_rnn.core.calls import Call, ask, journaled, predict_answer
+from llm_as_rnn.core.calls import (
+    Call,
+    Form,
+    ask,
+    enforce_budget,
+    journaled,
+    judge_form,
+    predict_answer,
+    rewrite_forms,
+)
 from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.feedback import (
     answer_text,
@@ -38,6 +48,7 @@ from llm_as_rnn.core.state import (
     REJECTED_LIMIT,
     Feedback,
     Observation,
+    RejectionKind,
     Role,
     State,
     StepRecord,
@@ -170,9 +181,9 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         )
     elif ctx.feedback == "judge":
         messages = prompts.judge_messages(task, memory, shown, answer)
-        text, verdict, gens = await ask(
-            call, messages, parse_verdict, prompts.reask_message_verdict(), ctx.reask_attempts
-        )
+        judge = functools.partial(call, form=judge_form)
+        reask = prompts.reask_message_verdict()
+        text, verdict, gens = await ask(judge, messages, parse_verdict, reask, ctx.reask_attempts)
         feedback = judge_feedback(text, verdict, score, gens[-1].cut_off)
     else:
         assert target is not None
@@ -226,27 +237,32 @@ async def rewrite(
     limit = delta.OUTPUT_LIMIT if delta_mode else mem.rewrite_limit(budget, count(old))
     journaled_call = call_for(runtime, step, rewriter, "rewriter", budget, limit)
     rejected: list[tuple[str, str]] = []  # why, and what the rewrite said
+    kinds: list[RejectionKind] = []  # the kind of each ``rejected`` reason
     made: list[Generation] = []
+    rewrite_form, compress_form = rewrite_forms(ctx, task.sections, old)
 
-    async def call(messages: list[BaseMessage]) -> Generation:
-        made.append(await journaled_call(messages))
+    async def call(messages: list[BaseMessage], form: Form | None = rewrite_form) -> Generation:
+        made.append(await journaled_call(messages, form))
         return made[-1]
 
     def accept(text: str) -> str | None:
         if made and made[-1].cut_off:
             limit = made[-1].completion_tokens
             rejected.append((f"rewrite cut off at its limit of {limit} tokens", text))
+            kinds.append("cut off")
             return None
         candidate = text
         if delta_mode:
             applied = delta.apply(old, text, task.sections)
-            if applied.reason:
+            if applied.reason and applied.kind:
                 rejected.append((applied.reason, text))
+                kinds.append(applied.kind)
                 return None
             candidate = applied.memory or ""
         verdict = mem.guard(old, candidate, task.sections, count, max_shrink=ctx.max_shrink)
-        if verdict.reason:
+        if verdict.reason and verdict.kind:
             rejected.append((verdict.reason, text))
+            kinds.append(verdict.kind)
         return verdict.memory
 
     shown, answer = task.render_input(observation["input"]), answer_text(task, prediction)
@@ -282,9 +298,12 @@ async def rewrite(
         elif delta_mode:
             new, enforcement = delta.fit_notes(new, task.sections, budget, count)
         else:
-            new, enforcement, more = await enforce_budget(new, budget, task, call, count, ctx)
+            compress = functools.partial(call, form=compress_form)
+            new, enforcement, more = await enforce_budget(new, budget, task, compress, count, ctx)
             gens += more
     if mem.invariant_violations(new, task.sections, budget, count):
+        rejected.append(("the memory invariant broke after fitting", new))
+        kinds.append("invariant")
         new, enforcement = fit(old, task, budget, count), "kept"  # defensive
     step_usage = usage.by_role(state.get("step_usage") or {}, {"rewriter": usage.of_calls(gens)})
     refused = rejected if enforcement == "kept" else []  # a later accepted attempt wins
@@ -303,6 +322,7 @@ async def rewrite(
         enforcement=enforcement,  # type: ignore[typeddict-item]
         rewrite_rejected=enforcement == "kept",
         rejection_reason="; ".join(dict.fromkeys(why for why, _ in refused)) or None,
+        rejection_kind=kinds[-1] if enforcement == "kept" and kinds else None,
         rejected_rewrite=mem.rejected_attempts(refused, REJECTED_LIMIT),
         usage=step_usage,
     )
@@ -318,33 +338,3 @@ async def rewrite(
         "last_step": record,
     }
     return Command(update=update, goto="predict" if state.get("observations") else END)
-
-
-async def enforce_budget(
-    memory: str,
-    budget: int,
-    task: Task,
-    call: Call,
-    count: mem.TokenCounter,
-    ctx: Context,
-) -> tuple[str, str, list[Generation]]:
-    """Bring an accepted rewrite within budget: compress calls, then truncation."""
-    if count(memory) <= budget:
-        return memory, "rewrite", []
-    gens = []
-    current = memory
-    for _ in range(ctx.compress_attempts):
-        messages = prompts.compress_messages(task, current, count(current), budget)
-        gen = await call(messages)
-        gens.append(gen)
-        if gen.cut_off:  # an incomplete memory is never kept
-            continue
-        # Shrink is judged against a budget-sized memory: compressing is meant to shrink.
-        reference = fit(current, task, budget, count)
-        verdict = mem.guard(reference, gen.text, task.sections, count, max_shrink=ctx.max_shrink)
-        if verdict.memory is None:
-            continue
-        current = verdict.memory
-        if count(current) <= budget:
-            return current, "compress", gens
-    return fit(current, task, budget, count), "truncate", gens

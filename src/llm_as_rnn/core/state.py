@@ -15,7 +15,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired, get_args
 
 from pydantic import AfterValidator, Field, TypeAdapter
 from typing_extensions import TypedDict
@@ -25,6 +25,24 @@ from llm_as_rnn.runtime.usage import Usage
 from llm_as_rnn.tasks import Task
 
 Role = Literal["predictor", "critic", "rewriter"]
+RejectionKind = Literal[
+    "cut off",
+    "unparseable",
+    "missing section",
+    "empty",
+    "echo",
+    "drastic shrink",
+    "unknown note",
+    "invariant",
+]
+"""Why a rewrite was rejected, by where it was decided: cut off at its token cap
+(the rewrite node); no readable memory or operations (``unparseable``), a
+required section missing, nothing but empty sections, the prompt echoed, a
+collapse (``drastic shrink``) (the collapse guard, ``core.memory.guard``);
+an operation on a note the memory no longer has (``core.delta.apply``); the
+memory invariant broken after fitting (the rewrite node's defensive check)."""
+REJECTION_KINDS: tuple[RejectionKind, ...] = get_args(RejectionKind)
+"""Every kind, in the order summaries list them."""
 ROLES: tuple[Role, ...] = ("predictor", "critic", "rewriter")
 
 
@@ -165,6 +183,9 @@ class StepRecord(TypedDict):
     asked for)."""
     rewrite_rejected: bool
     rejection_reason: str | None
+    rejection_kind: NotRequired[RejectionKind | None]
+    """The kind of the last rejected attempt of a step whose rewrite was rejected
+    (``REJECTION_KINDS``); None otherwise. Absent from records written before it."""
     rejected_rewrite: NotRequired[str | None]
     """What each rejected rewrite attempt said (a memory, or delta operations)
     under its reason, in ``REJECTED_LIMIT`` characters at most; None when the

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from llm_as_rnn.core.rejections import rejections_line
 from llm_as_rnn.errors import counted
 
 SMALL_N = 5
@@ -80,6 +81,12 @@ def ece(summary: dict[str, Any]) -> float | None:
     return calibration["ece"] if calibration else None
 
 
+def rejected(summary: dict[str, Any]) -> str | None:
+    """Return the rewrites rejected by kind, e.g. ``1 of 6 (drastic shrink 1)``; None: none made."""
+    counts = summary.get("rewrites")
+    return rejections_line(counts, lead="") if counts and counts["rewrites"] else None
+
+
 HEADLINE = (
     metric("accuracy", "accuracy", "higher"),
     metric("acc1_code", "Acc@1 (code)", "higher"),
@@ -126,6 +133,7 @@ GROUPS: tuple[tuple[str, tuple[Column, ...]], ...] = (
             Column("error correction", correction),
             Column("drift", number(lambda s: s["memory_drift"], 3)),
             Column("collapse", number(lambda s: s.get("memory_collapse"), 3)),
+            Column("rewrites rejected", rejected),
         ),
     ),
     (

@@ -105,6 +105,8 @@ class EvalConfig:
     """``delta``: memory updates as operations on numbered notes (``Context.rewrite_mode``)."""
     prompt_order: str = "role-first"
     """``memory-first``: every prompt opens with the memory (``Context.prompt_order``)."""
+    structured: bool | None = None
+    """Constrained memory updates (``Context.structured``; None: the preset's, else on)."""
     request_timeout: float = 60.0
     max_attempts: int = 4
     db: str | None = None
@@ -255,6 +257,7 @@ class EvalConfig:
             answer_mode=self.answer_mode if isinstance(task, ClassificationTask) else "free",
             rewrite_mode=self.rewrite_mode,
             prompt_order=self.prompt_order,
+            structured=self.structured,
             timeout=self.request_timeout,
             retries=self.max_attempts,
             max_new_tokens=self.max_new_tokens,

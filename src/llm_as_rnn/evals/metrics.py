@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from llm_as_rnn.core.rejections import rejections
 from llm_as_rnn.errors import require
 
 
@@ -203,6 +204,7 @@ def summarize(by_sequence: dict[str, list[dict[str, Any]]], kind: str) -> dict[s
         else None,
         "memory_drift": round(sum(drifts) / len(drifts), 6) if drifts else None,
         "memory_collapse": collapse,
+        "rewrites": rejections(every),
         "invalid_rate": round(sum(not r["valid"] for r in every) / len(every), 6)
         if every
         else None,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
-import difflib
 import html
 import io
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llm_as_rnn.core.memory import output_limit
-from llm_as_rnn.core.state import DiscardRecord, MemoryEvent, StepRecord
+from llm_as_rnn.core.memory import output_limit, side_by_side
+from llm_as_rnn.core.rejections import rejections, rejections_line
+from llm_as_rnn.core.state import (
+    DiscardRecord,
+    MemoryEvent,
+    StepRecord,
+)
 from llm_as_rnn.evals.plots import budget_marks, pyplot, step_axis
 from llm_as_rnn.frontends.terminal import event_line, import_line
 
@@ -43,30 +47,6 @@ details pre{background:#f6f7f9;border-radius:4px;padding:6px;font-size:12px}
 
 ROLE_PARTS = ("models", "sampling")
 """Recorded settings shown per role, in the models table; every other one is listed below it."""
-
-
-def side_by_side(before: str, after: str) -> list[tuple[str, str, str, str]]:
-    """Return aligned diff rows ``(left class, left text, right class, right text)``."""
-    a, b = before.splitlines(), after.splitlines()
-    rows: list[tuple[str, str, str, str]] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op == "equal":
-            rows += [
-                ("same", a[i], "same", b[j])
-                for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
-            ]
-            continue
-        left, right = a[i1:i2], b[j1:j2]
-        for k in range(max(len(left), len(right))):
-            rows.append(
-                (
-                    "del" if k < len(left) else "",
-                    left[k] if k < len(left) else "",
-                    "add" if k < len(right) else "",
-                    right[k] if k < len(right) else "",
-                )
-            )
-    return rows
 
 
 def _plot(records: Sequence[StepRecord]) -> tuple[str, str]:
@@ -333,14 +313,14 @@ def render_html(
     tokens_png, correct_png = _plot(records)
     known = [r["correct"] for r in records if r["correct"] is not None]
     accuracy = f"{sum(known) / len(known):.0%} right" if known else "no truth known"
-    rejected = sum(r["rewrite_rejected"] for r in records)
+    rejected = rejections_line(rejections(records))
     e = html.escape
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>LLM-as-RNN trace · {e(thread)}</title>"
         f"<style>{STYLE}</style></head><body>"
         f"<h1>Learning trace · {e(thread)}</h1>"
-        f"<div class='sub'>{len(records)} steps · {accuracy} · {rejected} rewrites rejected</div>"
+        f"<div class='sub'>{len(records)} steps · {accuracy} · {e(rejected)}</div>"
         f"{settings_section(settings)}{discards_section(discards)}<div class='plots'>"
         f"<figure id='plot-memory'><img alt='memory tokens over time' "
         f"src='data:image/png;base64,{tokens_png}'></figure>"

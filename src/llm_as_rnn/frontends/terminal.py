@@ -13,7 +13,13 @@ from rich.text import Text
 from llm_as_rnn.core.branches import short_id
 from llm_as_rnn.core.identity import differences, listed
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.state import NO_REWRITE, MemoryEvent, StepRecord, clip
+from llm_as_rnn.core.rejections import rejections, rejections_line
+from llm_as_rnn.core.state import (
+    NO_REWRITE,
+    MemoryEvent,
+    StepRecord,
+    clip,
+)
 from llm_as_rnn.errors import counted
 from llm_as_rnn.evals.records import distribution_metrics
 
@@ -48,6 +54,7 @@ def step_json(record: StepRecord) -> dict[str, Any]:
         **_totals(record),
         "rewrite_rejected": record["rewrite_rejected"],
         "rejection_reason": record["rejection_reason"],
+        "rejection_kind": record.get("rejection_kind"),
         "rejected_rewrite": record.get("rejected_rewrite"),
         "feedback_cut_off": record["feedback"].get("cut_off", False),
         "enforcement": record["enforcement"],
@@ -197,9 +204,8 @@ def run_summary(records: Sequence[StepRecord]) -> RenderableType:
             )
         )
     kinds = Counter(r["enforcement"] for r in records)
-    accepted = len(records) - kinds["kept"] - sum(kinds[k] for k in NO_REWRITE)
     lines.append(
-        f"rewrites accepted {accepted} · rejected {kinds['kept']}"
+        rejections_line(rejections(records))
         + "".join(f" · {k} {kinds[k]}" for k in NO_REWRITE if kinds[k])
         + (
             f" (compress {kinds['compress']}, truncate {kinds['truncate']})"

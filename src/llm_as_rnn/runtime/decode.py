@@ -15,6 +15,10 @@ round differently from a single one, so a near-tie between two tokens can go
 the other way (greedy or sampled). ``tests/integration/test_embedded.py``
 checks batched greedy answers against one-at-a-time ones on the bundled
 model.
+
+A row may carry a grammar state (``runtime.grammar.Constraint``): it masks
+the row's logits before its token is chosen, follows the chosen token, and
+the row ends when its grammar is complete. Rows with and without share a batch.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm_as_rnn.runtime.grammar import Constraint
 
 
 @dataclass(frozen=True)
@@ -113,16 +120,22 @@ class Row:
     ended: bool = False
     """Whether the last token is an end token."""
     generator: Any = field(default=None, repr=False)
+    constraint: Constraint | None = field(default=None, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the row's answer is whole: an end token, or its grammar complete."""
+        return self.ended or (self.constraint is not None and self.constraint.complete)
 
     @property
     def done(self) -> bool:
-        """Whether the row has ended or reached its cap."""
-        return self.ended or len(self.tokens) >= self.settings.max_new_tokens
+        """Whether the row is complete or has reached its cap."""
+        return self.complete or len(self.tokens) >= self.settings.max_new_tokens
 
     def result(self) -> Decoded:
         """Return the row's answer (end tokens left out)."""
         tokens = self.tokens[:-1] if self.ended else self.tokens
-        return Decoded(tokens=list(tokens), cut_off=not self.ended)
+        return Decoded(tokens=list(tokens), cut_off=not self.complete)
 
 
 def plain_cache(cache: Any) -> bool:
@@ -237,11 +250,19 @@ class RunningBatch:
         return out.logits[:, -1, :].float(), getattr(out, self.key), mask
 
     def choose(self, rows: Sequence[Row], logits: Any) -> None:
-        """Append each row's next token (greedy, or drawn with the row's own generator)."""
+        """Append each row's next token (greedy, or drawn with the row's own generator).
+
+        A constrained row chooses among the tokens its grammar allows.
+        """
+        for i, row in enumerate(rows):
+            if row.constraint is not None:
+                row.constraint.mask(logits[i])
         chosen = pick(logits, [r.settings for r in rows], [r.generator for r in rows])
         for row, token in zip(rows, chosen, strict=True):
             row.tokens.append(token)
             row.ended = token in self.end_tokens
+            if row.constraint is not None and not row.ended:
+                row.constraint.advance(token)
 
     def merge(self, cache: Any, mask: Any) -> None:
         """Append new rows' cache and mask below the running ones, left-padding the shorter."""

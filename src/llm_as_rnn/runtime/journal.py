@@ -28,6 +28,7 @@ from langgraph.store.base import BaseStore, PutOp
 from llm_as_rnn.runtime import namespaces
 from llm_as_rnn.runtime.backends import ChatBackend
 from llm_as_rnn.runtime.spec import CallPolicy, Sampling
+from llm_as_rnn.runtime.structure import Structure
 from llm_as_rnn.runtime.usage import Generation
 
 DELETE_BATCH = 16
@@ -84,12 +85,13 @@ class Journal:
         messages: list[BaseMessage],
         sampling: Sampling,
         policy: CallPolicy,
+        structure: Structure | None = None,
     ) -> Generation:
-        """Return the journaled answer of this call, or make the call."""
+        """Return the journaled answer of this call, or make the call (``structure``: its form)."""
         key = call_key(self.step, self.index, role, messages, sampling)
         self.index += 1
         if self.store is None:
-            return await backend.generate(messages, sampling, policy)
+            return await backend.generate(messages, sampling, policy, structure)
         journal = await _thread(self.store, self.namespace)
         if key in journal.entries:
             return journal.entries[key]
@@ -100,7 +102,7 @@ class Journal:
                 [PutOp(self.namespace, journal.unsaved, asdict(done), index=False)]
             )
             journal.unsaved = None
-        generation = await backend.generate(messages, sampling, policy)
+        generation = await backend.generate(messages, sampling, policy, structure)
         journal.entries[key] = generation
         journal.unsaved = key
         return generation

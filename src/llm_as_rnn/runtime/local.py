@@ -12,6 +12,10 @@ sequences share the weights' passes instead of queueing
 A local call is bounded by its ``max_new_tokens``, never by a wall-clock
 timeout: time spent queueing for the thread, or decoding slowly on a busy
 machine, is not a failure.
+
+A structured call (``runtime.structure``) decodes under its grammar
+(``runtime.grammar``) when the model is at hand; through the chat model
+alone it is free text.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.runtime.backends import ChatBackend, LabelQuery, role_dicts
 from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch
 from llm_as_rnn.runtime.engine import Engine
+from llm_as_rnn.runtime.grammar import Constraint, llg_tokenizer
 from llm_as_rnn.runtime.scoring import ScoredPrompt, chunks, label_chunk, run_prompt, score_chunk
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
+from llm_as_rnn.runtime.structure import Structure
 
 T = TypeVar("T")
 
@@ -78,6 +84,7 @@ class LocalCall:
     messages: list[BaseMessage]
     settings: DecodeSettings
     seed: int | None
+    structure: Structure | None = None
 
     def row_seed(self) -> int | None:
         """Return the call's own seed: same prompt and seed, same draw (a resumed step repeats)."""
@@ -145,13 +152,20 @@ class LocalHFBackend(ChatBackend):
         )
         return {"settings": settings, "seed": seed}
 
+    def structure_kwargs(self, structure: Structure) -> dict[str, Any]:
+        """Decode under the structure's grammar (``runtime.grammar``)."""
+        return {"structure": structure}
+
     async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
         """Queue the call: it joins the running batch of concurrent calls (``runtime.engine``)."""
-        call = LocalCall(messages, kwargs["settings"], kwargs.get("seed"))
+        call = LocalCall(messages, kwargs["settings"], kwargs.get("seed"), kwargs.get("structure"))
         if self.model is None:  # a chat model whose weights are out of reach: one by one
             return await on_torch_thread(self.invoke_chat, call)
         prompt = self.tokenizer(self.chat_prompt(messages), add_special_tokens=False).input_ids
-        row = await self.engine.submit(Row(prompt, call.settings, call.row_seed()))
+        row = Row(prompt, call.settings, call.row_seed())
+        if call.structure is not None:
+            row.constraint = await on_torch_thread(self.constraint, call.structure)
+        row = await self.engine.submit(row)
         answer = row.result()
         return AIMessage(
             content=self.tokenizer.decode(answer.tokens, skip_special_tokens=True),
@@ -171,6 +185,15 @@ class LocalHFBackend(ChatBackend):
             self.model, end_tokens(self.model, self.tokenizer), pad if pad is not None else 0
         )
         return Engine(batch, torch_thread())
+
+    def constraint(self, structure: Structure) -> Constraint:
+        """Return a new grammar state for one row (blocking: builds the tokenizer's view once)."""
+        return Constraint(self.llg, structure, end_tokens(self.model, self.tokenizer))
+
+    @functools.cached_property
+    def llg(self) -> Any:
+        """The tokenizer as the grammar library sees it (made on first use)."""
+        return llg_tokenizer(self.tokenizer, end_tokens(self.model, self.tokenizer))
 
     def invoke_chat(self, call: LocalCall) -> AIMessage:
         """Generate through the chat model itself (its pipeline's settings)."""

@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.runtime.backends import CappedBackend, ChatBackend, OpenAIBackend
+from llm_as_rnn.runtime.backends import CappedBackend, ChatBackend
+from llm_as_rnn.runtime.endpoint import OpenAIBackend
 from llm_as_rnn.runtime.local import (
     embedded_dir,
     load_tokenizer,

@@ -173,6 +173,13 @@ def add_positive(p: Parser, flag: str, default: int | None, help: str) -> None:
     p.add_argument(flag, type=positive, default=default, help=help)
 
 
+def on_off(value: str) -> bool:
+    """Read an ``on``/``off`` flag value."""
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}: use on or off")
+    return value == "on"
+
+
 def add_choice(p: Parser, flag: str, choices: tuple[str, ...], help: str) -> None:
     """Add a flag taking one of ``choices`` (the first is the default)."""
     p.add_argument(flag, choices=choices, default=choices[0], help=help)
@@ -221,6 +228,15 @@ def add_model_flags(p: Parser) -> None:
         get_args(RewriteMode),
         "full: the rewriter writes the whole memory (the paper); delta: a few operations "
         "on numbered notes, applied by code (fewer output tokens per step)",
+    )
+    p.add_argument(
+        "--structured",
+        type=on_off,
+        metavar="{on,off}",
+        default=None,
+        help="on (default): memory updates and verdicts decoded under their grammar (local "
+        "models) or JSON schema (endpoints' structured outputs); off: free text, then the "
+        "parser (as --preset paper)",
     )
     add_choice(
         p,

@@ -35,6 +35,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
         "answer_mode": args.answer_mode,
         "rewrite_mode": args.rewrite_mode,
         "prompt_order": args.prompt_order,
+        "structured": args.structured,
     }
 
 

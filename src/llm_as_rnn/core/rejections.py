@@ -1,0 +1,40 @@
+"""Rewrites rejected, counted by kind: the line the run summary, trace page and report show."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from llm_as_rnn.core.state import NO_REWRITE, REJECTION_KINDS
+
+
+def rejections(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Count the rewrites of step records and those rejected, by kind.
+
+    ``records`` are trace records or ``steps.jsonl`` lines (both carry
+    ``rewrite_rejected``, ``enforcement`` and ``rejection_kind``); steps that
+    made no rewrite (a method without one, ``NO_REWRITE``) are not counted.
+    A rejection recorded before kinds were is counted as ``unrecorded``.
+    """
+    rewrites = [
+        r
+        for r in records
+        if r.get("rewrite_rejected") is not None and r.get("enforcement") not in NO_REWRITE
+    ]
+    found = Counter(
+        r.get("rejection_kind") or "unrecorded" for r in rewrites if r["rewrite_rejected"]
+    )
+    order = [*REJECTION_KINDS, "unrecorded"]
+    return {
+        "rewrites": len(rewrites),
+        "rejected": sum(found.values()),
+        "by_kind": {kind: found[kind] for kind in order if found[kind]},
+    }
+
+
+def rejections_line(counts: Mapping[str, Any], lead: str = "rewrites rejected: ") -> str:
+    """Return ``rewrites rejected: 1 of 6 (drastic shrink 1)`` for ``rejections``' counts."""
+    kinds = ", ".join(f"{kind} {n}" for kind, n in counts["by_kind"].items())
+    line = f"{lead}{counts['rejected']} of {counts['rewrites']}"
+    return f"{line} ({kinds})" if kinds else line

@@ -1,0 +1,248 @@
+"""An OpenAI-compatible endpoint (``OpenAIBackend``): sampling, label scores, structured outputs.
+
+Optional server features are asked for and dropped when refused: token
+logprobs (choice mode's label scores, ``first_token_scores``) and structured
+outputs (``response_format`` with a JSON schema: choice mode's constrained
+label, and every structured answer of ``runtime.structure`` through
+``runtime.schema``). A server that refuses structured outputs is not asked
+again in this process, and says so in one warning line; its answers are free
+text, read by the same parsers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+
+from llm_as_rnn.runtime.backends import (
+    ChatBackend,
+    LabelQuery,
+    approx_tokens,
+    message_text,
+    warn_once,
+)
+from llm_as_rnn.runtime.retry import BadResponseError
+from llm_as_rnn.runtime.schema import json_schema, name_of, text_of
+from llm_as_rnn.runtime.spec import CallPolicy, Sampling
+from llm_as_rnn.runtime.structure import Structure
+from llm_as_rnn.runtime.usage import Generation
+
+TOP_LOGPROBS = 20
+"""Alternatives per position asked of an endpoint (OpenAI's maximum)."""
+
+
+def first_token_scores(
+    content: Sequence[dict[str, Any]], prefix: str, continuations: Sequence[str]
+) -> list[float] | None:
+    """Score labels from an endpoint's token logprobs at the answer's first token.
+
+    ``content`` is the ``logprobs.content`` list of a chat completion (one entry
+    per generated token with its ``top_logprobs``). The answer position is the
+    first token after the generated text contains ``prefix`` (or the first
+    token when it never does). A label's score is the log-probability of the
+    longest listed alternative there that its text starts with; labels sharing
+    that token split it evenly; a label with none gets the smallest listed
+    probability, halved. None when the reply carries no alternatives.
+    """
+    marker = prefix.strip().lower()
+    position, seen = 0, ""
+    for index, entry in enumerate(content):
+        if marker in seen.lower():
+            position = index
+            break
+        seen += str(entry.get("token", ""))
+    alternatives = content[position].get("top_logprobs") if content else None
+    if not alternatives:
+        return None
+    top = {str(a["token"]): float(a["logprob"]) for a in alternatives}
+    floor = min(top.values()) - math.log(2)
+    picks: list[str | None] = []
+    for continuation in continuations:
+        label = continuation.strip().lower()
+        matching = [t for t in top if t.strip() and label.startswith(t.strip().lower())]
+        picks.append(max(matching, key=lambda t: len(t.strip())) if matching else None)
+    return [floor if pick is None else top[pick] - math.log(picks.count(pick)) for pick in picks]
+
+
+def completion_message(completion: Any) -> AIMessage:
+    """Return an OpenAI ``ChatCompletion``'s first answer as a message, finish reason and usage."""
+    choice, usage = completion.choices[0], completion.usage
+    counts = None
+    if usage is not None:
+        counts = {
+            "input_tokens": usage.prompt_tokens,
+            "output_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        }
+    return AIMessage(
+        content=choice.message.content or "",
+        response_metadata={"finish_reason": choice.finish_reason},
+        usage_metadata=counts,
+    )
+
+
+class OpenAIBackend(ChatBackend):
+    """An OpenAI-compatible endpoint through ``ChatOpenAI``."""
+
+    def __init__(self, chat: BaseChatModel, name: str, tokenizer: Any | None) -> None:
+        super().__init__(chat, name)
+        self.tokenizer = tokenizer
+        self.structured_outputs = True
+        """False once the server refused ``response_format`` (not asked again)."""
+
+    def count_tokens(self, text: str) -> int:
+        """Count with the configured local tokenizer, else approximate."""
+        if self.tokenizer is not None:
+            return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return approx_tokens(text)
+
+    async def invoke(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        """Make one attempt; a broken completion body is a transient error."""
+        from openai import ContentFilterFinishReasonError, LengthFinishReasonError
+
+        try:
+            return await super().invoke(messages, kwargs)
+        except (IndexError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            # langchain-openai fails this way on empty choices or a broken body:
+            # the server's fault, worth a retry like a 5xx.
+            raise BadResponseError(f"malformed completion: {type(exc).__name__}: {exc}") from exc
+        except (LengthFinishReasonError, ContentFilterFinishReasonError) as exc:
+            # The SDK's structured-output path raises on these finish reasons, but
+            # the answer came: a cut one is rejected as cut off, not a refused format.
+            return completion_message(exc.completion)
+
+    async def label_logprobs(
+        self, query: LabelQuery, policy: CallPolicy | None = None
+    ) -> list[float] | None:
+        """Score labels from the endpoint's logprobs at the answer (``first_token_scores``).
+
+        One greedy request for a few tokens with ``logprobs`` and the top 20
+        alternatives per token, retried like any call on transient errors;
+        None (free mode) when the server refuses logprobs or returns none.
+        """
+        kwargs: dict[str, Any] = {"temperature": 0.0, "max_tokens": 16, "logprobs": True}
+        kwargs["top_logprobs"] = TOP_LOGPROBS
+        reply = await self.optional_call(query.messages, kwargs, policy or CallPolicy())
+        if reply is None:
+            return None  # a server that refuses logprobs: free mode
+        logprobs = (reply.response_metadata or {}).get("logprobs")
+        if not isinstance(logprobs, dict):
+            return None  # the server ignores logprobs
+        content = logprobs.get("content") or []
+        scores = first_token_scores(content, query.prefix, query.continuations)
+        # An empty or broken reply from a server that does give logprobs: no information
+        # about the labels, so every label is equally likely (never a free-text answer).
+        return scores if scores is not None else [0.0] * len(query.continuations)
+
+    async def constrained_choice(
+        self, messages: list[BaseMessage], labels: Sequence[str], policy: CallPolicy | None = None
+    ) -> str | None:
+        """Ask for one label under constrained decoding (structured output with an enum).
+
+        ``response_format`` with a JSON schema ``{"answer": <one of labels>}``, which
+        OpenAI, vLLM, llama.cpp server and Ollama enforce while decoding. None when
+        the server refuses it or its reply is not such an object (free mode then).
+        """
+        schema = {
+            "type": "object",
+            "properties": {"answer": {"type": "string", "enum": list(labels)}},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }
+        kwargs: dict[str, Any] = {"temperature": 0.0, "max_tokens": 64}
+        reply, _ = await self.json_call(messages, kwargs, "answer", schema, policy or CallPolicy())
+        try:
+            answer = json.loads(message_text(reply))["answer"] if reply is not None else None
+        except (ValueError, TypeError, KeyError):
+            return None
+        return answer if answer in labels else None
+
+    async def json_call(
+        self,
+        messages: list[BaseMessage],
+        kwargs: dict[str, Any],
+        name: str,
+        schema: dict[str, Any],
+        policy: CallPolicy,
+    ) -> tuple[AIMessage | None, int]:
+        """Make a call answering under a JSON schema (structured outputs, ``strict``).
+
+        Returns the reply and its attempts; None when the server refuses
+        ``response_format`` (a non-transient error): then one warning line, and
+        this backend asks no more (free text from then on).
+        """
+        if not self.structured_outputs:
+            return None, 0
+        shape = {"name": name, "strict": True, "schema": schema}
+        kwargs = {**kwargs, "response_format": {"type": "json_schema", "json_schema": shape}}
+        reply, attempts = await self.attempts(messages, kwargs, policy, refusable=True)
+        if reply is None:
+            self.structured_outputs = False
+            warn_once(
+                f"{self.name}:structured",
+                f"warning: {self.name} refuses structured outputs (response_format): "
+                "answers are free text, read by the parser",
+            )
+        return reply, attempts
+
+    async def generate(
+        self,
+        messages: list[BaseMessage],
+        sampling: Sampling,
+        policy: CallPolicy,
+        structure: Structure | None = None,
+    ) -> Generation:
+        """Call the model; a structured call answers JSON under the structure's schema.
+
+        The JSON answer comes back in its text form (``runtime.schema.text_of``).
+        A server that refuses the schema is asked again for free text; one that
+        ignores it (an answer that is not such JSON, not cut off) is read as
+        free text, with one warning line.
+        """
+        if structure is None:
+            return await super().generate(messages, sampling, policy)
+        start = time.perf_counter()
+        kwargs = self.call_kwargs(sampling, policy.seed)
+        schema = json_schema(structure)
+        reply, attempts = await self.json_call(messages, kwargs, name_of(structure), schema, policy)
+        if reply is None:
+            return await super().generate(messages, sampling, policy)
+        generation = self.generation(reply, attempts, messages, sampling, start)
+        text = text_of(structure, generation.text)
+        if text is not None:
+            return dataclasses.replace(generation, text=text)
+        if not generation.cut_off:  # a cut answer is rejected as cut off, whatever its form
+            warn_once(
+                f"{self.name}:ignored",
+                f"warning: {self.name} answered without its JSON schema (response_format): "
+                "such answers are read as free text",
+            )
+        return generation
+
+    async def optional_call(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any], policy: CallPolicy
+    ) -> AIMessage | None:
+        """Make a call that uses an optional server feature; None when the server refuses it.
+
+        Transient errors are retried as for any call (and raise when retries run out).
+        """
+        reply, _ = await self.attempts(messages, kwargs, policy, refusable=True)
+        return reply
+
+    def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
+        """Pass sampling as request parameters."""
+        kwargs: dict[str, Any] = {
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_new_tokens,
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        return kwargs
