@@ -19,8 +19,9 @@ import common
 STEPS = 10
 
 
-async def mode(rewrite_mode: str) -> dict[str, Any]:
+async def mode(rewrite_mode: str, structured: bool = True) -> dict[str, Any]:
     run = await common.evaluate(
+        structured=structured,
         **common.EMBEDDED_WEATHER,
         sequences=1,
         steps=STEPS,
@@ -30,8 +31,15 @@ async def mode(rewrite_mode: str) -> dict[str, Any]:
     steps = [s for s in run.steps if s["method"] == "rnn"]
     changed = sum(s["memory"] != s["memory_before"] for s in steps)
     rejected = [s for s in steps if s["rewrite_rejected"]]
+    wrong = [s for s in steps if s["correct"] is False]
     return {
         "changed_share": round(changed / len(steps), 3),
+        # what a step learns from: after a wrong prediction the memory should change
+        "changed_after_wrong": round(
+            sum(s["memory"] != s["memory_before"] for s in wrong) / max(len(wrong), 1), 3
+        ),
+        "wrong_steps": len(wrong),
+        "rejected_by_kind": dict(Counter(s.get("rejection_kind") for s in rejected)),
         "rejected_share": round(len(rejected) / len(steps), 3),
         "rewriter_completion_tokens_per_step": round(
             sum(s["usage"]["rewriter"]["completion_tokens"] for s in steps) / len(steps), 1
