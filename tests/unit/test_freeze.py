@@ -109,7 +109,7 @@ async def test_frozen_deferred_mode_still_waits_for_the_truth_to_score_it() -> N
 async def test_the_summary_counts_frozen_steps_as_neither_accepted_nor_rejected() -> None:
     records, _ = await frozen_trace()
     text = str(run_summary(records).renderable)  # type: ignore[attr-defined]
-    assert f"rewrites accepted 0 · rejected 0 · frozen {len(SEQ)}" in text
+    assert f"rewrites rejected: 0 of 0 · frozen {len(SEQ)}" in text  # no rewrite was asked for
 
 
 def test_run_freeze_makes_one_call_per_step(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -81,9 +81,16 @@ async def change(db: str | os.PathLike[str], work: Callable[[Graph, bool], Await
         return await work(build_graph(checkpointer, store), False)
 
 
-def _guard(graph: Graph, thread: str, dry_run: bool) -> contextlib.AbstractAsyncContextManager[Any]:
+@contextlib.asynccontextmanager
+async def _guard(graph: Graph, thread: str, dry_run: bool) -> AsyncIterator[None]:
+    """Hold the thread's lease and finish a rewind cut short first (nothing for a dry run)."""
     assert graph.store is not None
-    return contextlib.nullcontext() if dry_run else holding(leases_of(graph.store), thread)
+    if dry_run:
+        yield
+        return
+    async with holding(leases_of(graph.store), thread):
+        await settle(graph, thread)
+        yield
 
 
 def _now() -> str:
@@ -102,8 +109,6 @@ async def rewind(graph: Graph, thread: str, step: int, *, dry_run: bool = False)
     store = graph.store
     assert store is not None
     async with _guard(graph, thread, dry_run):
-        if not dry_run:
-            await settle(graph, thread)
         head = await head_of(graph, thread, finished=True)
         reached = int(head.values["step"])
         if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < reached:
@@ -154,8 +159,6 @@ async def edit(graph: Graph, thread: str, given: MemoryFile, *, dry_run: bool = 
     store = graph.store
     assert store is not None
     async with _guard(graph, thread, dry_run):
-        if not dry_run:
-            await settle(graph, thread)
         head = await head_of(graph, thread, finished=True)
         settings = await recorded_settings(store, thread) or {}
         task = get_task(settings["task"]["name"])
