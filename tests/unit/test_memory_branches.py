@@ -219,3 +219,28 @@ def test_a_warm_start_is_visible_in_log_trace_and_page(
     page = tmp_path / "p.html"
     assert main(["trace", "--db", db, "--thread", "w", "--html", str(page)]) == 0
     assert f"h_0 {said}" in page.read_text(encoding="utf-8").replace("&#x27;", "'")
+
+
+def test_an_edit_after_a_rewind_to_h0_keeps_the_h0_row(db: str) -> None:
+    h0 = memory.show(db, "a", 0)
+    memory.rewind(db, "a", 0)
+    memory.edit(db, "a", h0.replace(ADDED, f"{ADDED}\n- written by hand"))
+    versions = memory.log(db, "a")
+    assert [v.made for v in versions] == ["h0", "rewind", "edit"]
+    assert versions[0].memory == h0  # the row of h_0 is h_0, not the edit after it
+    assert "written by hand" in versions[-1].memory
+
+
+@pytest.mark.parametrize("bad", ["\x1b[31mred\x1b[0m", "bell\x07", "nul\x00", "\u202eevil"])
+def test_control_characters_never_reach_a_memory(db: str, bad: str) -> None:
+    before = memory.show(db, "a")
+    with pytest.raises(DataError, match="control character"):
+        memory.edit(db, "a", edited(db, bad))
+    assert memory.show(db, "a") == before
+    # a model's stray control codes are dropped from what it writes
+    from llm_as_rnn.core.memory import normalize
+
+    text = f"## PATTERNS\n- {bad}\n## RECENT ERRORS\n- x\n## RULES OF THUMB\n- y"
+    canonical = normalize(text, ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB"])
+    assert canonical is not None
+    assert not any(c in canonical for c in "\x1b\x07\x00\u202e")

@@ -171,8 +171,12 @@ async def versions(
     head = await head_of(graph, thread)
     tree = await tree_of(graph, thread)
     records = await read_records(graph.store, namespaces.trace(thread))
-    h0 = head.values["memory"] if not head.values["step"] else ""  # rewound to h_0: no record
-    out = [await _h0(graph.store, thread, records, count, h0)]
+    first = records
+    for event in events(list(tree.values())):  # rewound to h_0: step 1's record is an old one
+        if not any(r["step"] == 1 for r in first) and event["kind"] == "rewind":
+            first = await read_records(graph.store, namespaces.branch(thread, event["branch"]))
+    h0 = head.values["memory"] if not head.values["step"] else ""  # no step ever finished
+    out = [await _h0(graph.store, thread, first, count, h0)]
     out += _walk(lineage(tree, head), {r["step"]: r for r in visible(head, records)}, count, -1)
     if not all_branches and branch is None:
         return out
@@ -205,7 +209,7 @@ async def versions(
 async def _h0(
     store: BaseStore, thread: str, records: list[StepRecord], count: TokenCounter, h0: str
 ) -> Version:
-    first = next(r for r in records if r["step"] == 1) if records else None
+    first = next((r for r in records if r["step"] == 1), None)
     memory = first["memory_before"] if first else h0
     settings = await recorded_settings(store, thread) or {}
     item = await store.aget(namespaces.imported(thread), "h0")

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_as_rnn.core.memory import header, render_memory, section_of
+from llm_as_rnn.core.memory import CONTROL, header, render_memory, section_of
 from llm_as_rnn.core.state import MAX_BUDGET, blank, thread_name
 from llm_as_rnn.errors import ConfigError, DataError, first_line
 from llm_as_rnn.tasks import get_task
@@ -239,6 +239,8 @@ def memory_problems(memory: str, sections: Sequence[str], headers_only: bool = F
     """
     if blank(memory):
         return ["the memory is empty"]
+    if control := CONTROL.search(memory):
+        return [f"the memory holds a control character ({control.group()!a}): remove it"]
     lines = _lines(memory)
     names = {name.upper(): name for name in sections}
     found = [(i, section_of(line, names)) for i, line in enumerate(lines)]

@@ -28,6 +28,9 @@ TokenCounter = Callable[[str], int]
 
 _DECORATION = " \t#*_:=-`>[]"
 _FENCE = re.compile(r"^\s*(```[\w-]*|</?memory>)\s*$")
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Characters no memory holds: control codes (a terminal acts on ESC, BEL...) and
+bidirectional overrides (they make text read other than it is); tabs and line ends stay."""
 ECHO_MARKERS = ("Output only the", "Rewrite the notes below", "<observation>", "Current notes:")
 """Phrases of the rewrite prompt: a memory containing one echoes the prompt."""
 
@@ -55,6 +58,7 @@ def parse_sections(text: str, sections: Sequence[str]) -> dict[str, str]:
     bodies: dict[str, list[str]] = {}
     current: str | None = None
     for line in text.splitlines():
+        line = CONTROL.sub("", line)  # a model's stray control codes never reach a memory
         if _FENCE.match(line):
             continue
         name = section_of(line, names)
