@@ -21,7 +21,7 @@ from tests.reliability.harness import (
     trace,
 )
 
-STEPS = 12
+STEPS = 24
 
 
 def rerun_on_restarted(server: FaultServer, seed: int, args: list[str]) -> CompletedProcess[str]:
@@ -55,7 +55,9 @@ def test_30_percent_transient_faults_change_nothing(tmp_path: Path) -> None:
         kinds=stats["faults"],
         seconds=round(elapsed, 1),
     )
-    assert stats["faults_injected"] >= 0.2 * stats["requests"]
+    # 30% of first attempts fail, and each failure adds a request: about 0.3 / 1.3 = 23%
+    # of all requests are faults, a seeded draw over some 90 of them (19% once).
+    assert stats["faults_injected"] >= 0.15 * stats["requests"]
     assert len(stats["faults"]) >= 6  # most fault kinds were drawn
     assert comparable(got) == comparable(expected)
     assert retries == stats["faults_injected"]  # every fault became one visible retry
