@@ -32,25 +32,31 @@ from llm_as_rnn.runtime.secrets import (
 from llm_as_rnn.runtime.spec import Endpoint
 
 PLANTED = "sk-planted-UNIT-5Rq8Zt2Wm"
-REQUIRED = {"eval": ["--out", "o"]}
-"""The flags a command cannot parse without."""
 
 
-def abbreviations() -> list[tuple[str, str]]:
-    """Return ``(command, flag minus its last letter)`` for every long flag of every command."""
+def abbreviations() -> list[tuple[list[str], str]]:
+    """Return ``(command words, flag minus its last letter)`` for every long flag of every
+    command and verb (``memory log``, ...), the words holding each required flag."""
     out = []
-    for name, command in build_parser().commands.items():
-        flags = set(re.findall(r"--[a-z][a-z-]*[a-z]", command.format_help()))
-        out += [(name, f[:-1]) for f in sorted(flags) if f.startswith("--") and f[:-1] not in flags]
+    parsers = [
+        ([name, *([verb] if verb else [])], parser)
+        for name, command in build_parser().commands.items()
+        for verb, parser in (command.verbs.items() or [("", command)])
+    ]
+    for words, parser in parsers:
+        required = [a.option_strings[0] for a in parser._actions if a.required and a.option_strings]
+        words = words + [w for flag in required for w in (flag, "1")]
+        flags = set(re.findall(r"--[a-z][a-z-]*[a-z]", parser.format_help()))
+        out += [(words, f[:-1]) for f in sorted(flags) if f[:-1] not in flags]
     return out
 
 
 @pytest.mark.parametrize(("command", "prefix"), abbreviations())
 def test_every_abbreviated_flag_is_refused(
-    command: str, prefix: str, capsys: pytest.CaptureFixture[str]
+    command: list[str], prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit:
-        parse_args([command, *REQUIRED.get(command, []), prefix, PLANTED])
+        parse_args([*command, prefix, PLANTED])
     assert exit.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: unrecognized arguments: {prefix} ")
