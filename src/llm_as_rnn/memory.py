@@ -29,7 +29,7 @@ from llm_as_rnn.core.memfile import render as _render
 from llm_as_rnn.core.memory import diff_lines as _diff_lines
 from llm_as_rnn.core.state import thread_name as _thread_name
 from llm_as_rnn.errors import ConfigError as _ConfigError
-from llm_as_rnn.frontends.cli.memory import export_file as _export_file
+from llm_as_rnn.frontends.cli.memory import export_of as _export_of
 from llm_as_rnn.frontends.cli.memory import pick as _pick
 from llm_as_rnn.runtime import paths as _paths
 from llm_as_rnn.runtime.spec import Checked
@@ -139,7 +139,7 @@ def export(
         places.check()
 
     async def made(graph: Graph) -> MemoryFile:
-        return await _export_file(graph, a.thread, await _at(graph, a.thread, a.step, a.branch))
+        return await _export_of(graph, a.thread, await _at(graph, a.thread, a.step, a.branch))
 
     found = _on(a.db, made)
     if a.out is not None:

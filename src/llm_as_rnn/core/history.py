@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from langgraph.store.base import PutOp
+from langgraph.store.base import BaseStore, PutOp
 
 from llm_as_rnn.core.branches import (
     Graph,
@@ -41,9 +41,10 @@ from llm_as_rnn.core.branches import (
     tree_of,
 )
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.identity import recorded_settings
-from llm_as_rnn.core.memfile import MemoryFile, canonical, check_for_task
+from llm_as_rnn.core.identity import digest, recorded_settings
+from llm_as_rnn.core.memfile import MemoryFile, canonical, check_for_task, tokenizer_of
 from llm_as_rnn.core.state import MemoryEvent
+from llm_as_rnn.core.warm import read_import
 from llm_as_rnn.errors import ConfigError, DataError
 from llm_as_rnn.runtime import journal, namespaces, pause
 from llm_as_rnn.runtime.leases import holding
@@ -183,3 +184,29 @@ async def edit(graph: Graph, thread: str, given: MemoryFile, *, dry_run: bool = 
         await graph.aupdate_state(head.config, {"memory": memory, "event": event}, "rewrite")
         pause.at("edit-written")
         return made
+
+
+async def export_file(
+    store: BaseStore, thread: str, step: int, memory: str, *, budget: int, tokens: int
+) -> MemoryFile:
+    """Return the portable memory file of a thread's memory after ``step``.
+
+    The one way a memory leaves its thread (``memory export``, an eval's trained
+    memory): task and sections, λ and the tokenizer from the thread's recorded
+    settings, and an origin that keeps the chain back to a warm start's file.
+    """
+    settings = await recorded_settings(store, thread) or {}
+    task = get_task(settings["task"]["name"])
+    origin: dict[str, Any] = {"thread": thread, "step": step, "settings": digest(settings)}
+    imported = await read_import(store, thread)
+    if imported and imported.get("origin"):  # the chain back to where h_0 was learned
+        origin["imported_from"] = imported["origin"]
+    return MemoryFile(
+        memory=memory,
+        task=task.name,
+        sections=tuple(task.sections),
+        budget=budget,
+        tokenizer=tokenizer_of(settings["models"]["predictor"]),
+        tokens=tokens,
+        origin=origin,
+    )

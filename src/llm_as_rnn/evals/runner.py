@@ -163,7 +163,7 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
                 model_name = backend.name
         records = await collect(store, datasets, cfg)
         trainings = await read_trainings(store, cfg, datasets)
-    export(out, cfg, trainings)
+        await export(store, out, trainings)
     summary = {
         "config": cfg.identity(),
         "results": summaries(records, datasets, cfg.report_methods()),

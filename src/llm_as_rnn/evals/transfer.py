@@ -15,8 +15,8 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
-from llm_as_rnn.core.identity import digest, model_identity, settings_of
-from llm_as_rnn.core.memfile import MemoryFile, render, tokenizer_of
+from llm_as_rnn.core.history import export_file
+from llm_as_rnn.core.memfile import render
 from llm_as_rnn.core.sequence import read_trace
 from llm_as_rnn.core.state import StepRecord
 from llm_as_rnn.errors import counted
@@ -70,30 +70,23 @@ async def read_trainings(
     return out
 
 
-def memory_file(cfg: EvalConfig, training: Training) -> MemoryFile:
-    """Return a finished training's memory as a memory file (origin: its thread's last step)."""
-    last = training.records[-1]
-    ctx = cfg.context(training.data.task, training.method)
-    return MemoryFile(
-        memory=last["memory_after"],
-        task=training.data.task.name,
-        sections=tuple(training.data.task.sections),
-        budget=last["budget"],
-        tokenizer=tokenizer_of(model_identity(ctx, "predictor")),
-        tokens=last["memory_tokens"],
-        origin={
-            "thread": training.thread,
-            "step": last["step"],
-            "settings": digest(settings_of(ctx, ctx.budget)),
-        },
-    )
+async def export(store: BaseStore, out: Path, trainings: list[Training]) -> None:
+    """Write each finished training's memory file into ``out`` (atomically).
 
-
-def export(out: Path, cfg: EvalConfig, trainings: list[Training]) -> None:
-    """Write each finished training's memory file into ``out`` (atomically)."""
+    Its origin is the training thread's last step (``history.export_file``).
+    """
     for training in trainings:
         if training.done:
-            write_atomic(out / training.file_name, render(memory_file(cfg, training)))
+            last = training.records[-1]
+            made = await export_file(
+                store,
+                training.thread,
+                last["step"],
+                last["memory_after"],
+                budget=last["budget"],
+                tokens=last["memory_tokens"],
+            )
+            write_atomic(out / training.file_name, render(made))
 
 
 def training_summary(trainings: list[Training]) -> dict[str, Any]:

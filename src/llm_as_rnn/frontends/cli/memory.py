@@ -16,18 +16,16 @@ from typing import Any
 
 from llm_as_rnn.core.branches import Graph, Version, head_of, predictor_counter, versions
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.history import change, edit, rewind
-from llm_as_rnn.core.identity import digest, recorded_settings
-from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, render, tokenizer_of
+from llm_as_rnn.core.history import change, edit, export_file, rewind
+from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, render
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.warm import read_import, read_memory_file
+from llm_as_rnn.core.warm import read_memory_file
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.records import distribution_metrics
 from llm_as_rnn.frontends.cli.flags import Parser, non_negative, thread_name
 from llm_as_rnn.frontends.terminal import import_line
 from llm_as_rnn.runtime.paths import DATABASE, INPUT_FILE, READ_DATABASE, output_file, write_atomic
 from llm_as_rnn.runtime.storage import open_storage
-from llm_as_rnn.tasks import get_task
 
 
 def version_line(v: Version) -> str:
@@ -130,28 +128,21 @@ def _print_diff(lines: list[str]) -> None:
         print(f"\x1b[{code}m{line}\x1b[0m" if code else line)
 
 
-async def export_file(graph: Graph, thread: str, version: Version) -> MemoryFile:
-    """Return the portable memory file of one of a thread's versions."""
+async def export_of(graph: Graph, thread: str, version: Version) -> MemoryFile:
+    """Return the memory file of one of a thread's versions (``history.export_file``)."""
     assert graph.store is not None
-    settings = await recorded_settings(graph.store, thread) or {}
-    task = get_task(settings["task"]["name"])
-    origin: dict[str, Any] = {"thread": thread, "step": version.step, "settings": digest(settings)}
-    imported = await read_import(graph.store, thread)
-    if imported and imported.get("origin"):  # the chain back to where h_0 was learned
-        origin["imported_from"] = imported["origin"]
-    return MemoryFile(
-        memory=version.memory,
-        task=task.name,
-        sections=tuple(task.sections),
+    return await export_file(
+        graph.store,
+        thread,
+        version.step,
+        version.memory,
         budget=version.budget,
-        tokenizer=tokenizer_of(settings["models"]["predictor"]),
         tokens=version.tokens,
-        origin=origin,
     )
 
 
 async def _export(graph: Graph, args: argparse.Namespace, version: Version) -> None:
-    made = await export_file(graph, args.thread, version)
+    made = await export_of(graph, args.thread, version)
     text = render(made) if args.format == "json" else made.memory + "\n"
     if args.out is None:
         sys.stdout.write(text)
