@@ -9,6 +9,9 @@ test that wants a plugin names it (``plugin_env``).
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -108,3 +111,31 @@ def bpe_tokenizer(words: str = "", size: int = 400) -> Any:
         "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
     )
     return fast
+
+
+def rewriter_answers(rewrite: str) -> Any:
+    """Rule-based for every role except the rewriter, which answers ``rewrite``."""
+    base = rule_based(0)
+
+    def respond(messages: list[BaseMessage]) -> str:
+        last = str(messages[-1].content)
+        if any(m in last for m in ("Current notes:", "could not be used", "over its budget")):
+            return rewrite
+        return base(messages)
+
+    return respond
+
+
+def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 90) -> None:
+    """Start ``args`` and SIGKILL it once ``ready()`` holds (or ``timeout`` seconds passed).
+
+    The process must still be running when it is killed: one that ended first
+    fails the test (nothing was interrupted).
+    """
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline:
+        assert proc.poll() is None, "the command ended before it could be killed"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from llm_as_rnn.evals.columns import COLUMNS
 from llm_as_rnn.evals.config import REFERENCES
+from tests.conftest import kill_when
 
 CLI = [sys.executable, "-m", "llm_as_rnn", "eval"]
 
@@ -166,13 +164,7 @@ def test_killed_eval_resumes_to_the_same_summary(tmp_path: Path) -> None:
     slow = [*CLI, *ARGS, "--model", "fake:0:15", "--out", str(resumed)]
     seen = []
     for threshold in (10, 45, 90):  # kill once that many steps are committed
-        proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while stored_steps(resumed / "state.db") < threshold and time.monotonic() < deadline:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_when(slow, lambda n=threshold: stored_steps(resumed / "state.db") >= n, 60)
         seen.append(stored_steps(resumed / "state.db"))
     assert seen[0] < seen[1] < seen[2] < TOTAL  # progress kept across kills, never complete
     assert not (resumed / "summary.json").exists()

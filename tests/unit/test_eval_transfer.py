@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from llm_as_rnn.core.memfile import parse
 from llm_as_rnn.tasks import get_task
+from tests.conftest import kill_when
 from tests.unit.test_eval_cli import CLI, run_eval
 from tests.unit.test_eval_workers import outputs
 
@@ -102,13 +99,7 @@ def test_a_training_killed_midway_resumes_to_a_straight_run(tmp_path: Path) -> N
     assert straight.returncode == 0, straight.stderr
     out = tmp_path / "killed"
     slow = [*CLI, *ARGS, "--model", "fake:0:40", "--out", str(out)]
-    proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while training_steps(out / "state.db") < 2 and time.monotonic() < deadline:
-        assert proc.poll() is None, "the eval ended before it could be killed"
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(slow, lambda: training_steps(out / "state.db") >= 2)
     assert 2 <= training_steps(out / "state.db") < 6  # killed inside the training
     assert not (out / FILE).exists()
     final = run_eval(*ARGS, "--model", "fake:0:40", "--out", str(out))

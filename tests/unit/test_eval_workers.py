@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from llm_as_rnn.evals.config import REFERENCES
+from tests.conftest import kill_when
 from tests.unit.test_eval_cli import ARGS, CLI, TOTAL, run_eval, stored_steps
 
 
@@ -43,13 +41,7 @@ def test_two_workers_equal_one_process(tmp_path: Path) -> None:
 def test_killed_parent_stops_its_workers_and_the_eval_resumes(tmp_path: Path) -> None:
     out = tmp_path / "w"
     args = [*CLI, *ARGS, "--model", "fake:0:15", "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while stored_steps(out / "state.db") < 40 and time.monotonic() < deadline:
-        assert proc.poll() is None, "the eval ended before it could be killed"
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(args, lambda: stored_steps(out / "state.db") >= 40)
     time.sleep(2.0)  # the orphaned workers notice within 0.5 s and exit
     settled = stored_steps(out / "state.db")
     time.sleep(1.0)

@@ -20,7 +20,7 @@ from llm_as_rnn.data import weather
 from llm_as_rnn.runtime.backends import approx_tokens
 from llm_as_rnn.tasks import get_task
 from llm_as_rnn.testing import rule_based
-from tests.conftest import make_context, make_model
+from tests.conftest import make_context, make_model, rewriter_answers
 
 TASK = get_task("weather")
 SEQ = weather.window(0, 40)
@@ -71,19 +71,6 @@ async def test_empty_run_goes_straight_to_end(persisted_graph: Any) -> None:
     assert out.get("step", 0) == 0
 
 
-def _rewriter(rewrite: str) -> Any:
-    """Rule-based for every role except the rewriter, which answers ``rewrite``."""
-    base = rule_based(0)
-
-    def respond(messages: list[BaseMessage]) -> str:
-        last = str(messages[-1].content)
-        if any(m in last for m in ("Current notes:", "could not be used", "over its budget")):
-            return rewrite
-        return base(messages)
-
-    return respond
-
-
 @pytest.mark.parametrize("step_mode", ["three-call", "fused"])
 @pytest.mark.parametrize(
     "garbage",
@@ -93,7 +80,7 @@ async def test_collapse_guard_keeps_old_memory(
     garbage: str, step_mode: str, persisted_graph: Any
 ) -> None:
     g, _, store = persisted_graph
-    ctx = make_context(make_model(_rewriter(garbage)), step_mode=step_mode)
+    ctx = make_context(make_model(rewriter_answers(garbage)), step_mode=step_mode)
     out = await g.ainvoke({"observations": [SEQ[0]]}, cfg(), context=ctx)
     record = out["last_step"]
     assert record["rewrite_rejected"] is True
@@ -110,7 +97,7 @@ async def test_over_budget_rewrite_is_compressed_then_truncated(persisted_graph:
     long = mem.render_memory(
         {s: "- " + "very long lesson " * 200 for s in TASK.sections}, TASK.sections
     )
-    ctx = make_context(make_model(_rewriter(long)), budget=120, compress_attempts=2)
+    ctx = make_context(make_model(rewriter_answers(long)), budget=120, compress_attempts=2)
     out = await g.ainvoke({"observations": [SEQ[0]]}, cfg(), context=ctx)
     record = out["last_step"]
     assert record["enforcement"] == "truncate"  # the rewriter never fits, so truncation
@@ -138,7 +125,7 @@ async def test_over_budget_rewrite_is_compressed_then_truncated(persisted_graph:
 )
 async def test_invariant_holds_for_any_rewrite(rewrite: str, budget: int, step_mode: str) -> None:
     g = build_graph(InMemorySaver(), InMemoryStore())
-    ctx = make_context(make_model(_rewriter(rewrite)), budget=budget, step_mode=step_mode)
+    ctx = make_context(make_model(rewriter_answers(rewrite)), budget=budget, step_mode=step_mode)
     out = await g.ainvoke({"observations": SEQ[:2]}, cfg(), context=ctx)
     assert out["step"] == 2
     assert mem.invariant_violations(out["memory"], TASK.sections, budget, approx_tokens) == []

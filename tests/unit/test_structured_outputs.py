@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
@@ -22,8 +21,7 @@ from llm_as_rnn.runtime.backends import CHARS_PER_TOKEN, approx_tokens
 from llm_as_rnn.runtime.schema import json_schema, text_of
 from llm_as_rnn.runtime.structure import judgement, operations, skeleton
 from llm_as_rnn.tasks import get_task
-from llm_as_rnn.testing import rule_based
-from tests.conftest import make_context, make_model
+from tests.conftest import make_context, make_model, rewriter_answers
 
 TASK = get_task("weather")
 SECTIONS = list(TASK.sections)
@@ -160,19 +158,6 @@ def test_rejections_are_counted_by_kind_over_rewrites_made() -> None:
         "rewrites rejected: 4 of 5 (cut off 2, drastic shrink 1, unrecorded 1)"
     )
     assert rejections_line(rejections([])) == "rewrites rejected: 0 of 0"
-
-
-def rewriter_answers(rewrite: str) -> Any:
-    """Rule-based for every role except the rewriter, which answers ``rewrite``."""
-    base = rule_based(0)
-
-    def respond(messages: list[BaseMessage]) -> str:
-        last = str(messages[-1].content)
-        if any(m in last for m in ("Current notes:", "could not be used", "over its budget")):
-            return rewrite
-        return base(messages)
-
-    return respond
 
 
 async def test_a_run_records_and_sums_up_its_rejections_by_kind() -> None:
