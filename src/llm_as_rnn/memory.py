@@ -29,8 +29,6 @@ from llm_as_rnn.core.memfile import render as _render
 from llm_as_rnn.core.memory import diff_lines as _diff_lines
 from llm_as_rnn.core.state import thread_name as _thread_name
 from llm_as_rnn.errors import ConfigError as _ConfigError
-from llm_as_rnn.frontends.cli.memory import export_of as _export_of
-from llm_as_rnn.frontends.cli.memory import pick as _pick
 from llm_as_rnn.runtime import paths as _paths
 from llm_as_rnn.runtime.spec import Checked
 from llm_as_rnn.runtime.storage import open_storage as _open_storage
@@ -83,18 +81,10 @@ def _on(db: str, work: Callable[[Graph], Awaitable[T]]) -> T:
     return _asyncio.run(run())
 
 
-async def _versions(
-    graph: Graph, thread: str, all_branches: bool = False, branch: str | None = None
-) -> list[Version]:
-    assert graph.store is not None
-    count = await _branches.predictor_counter(graph.store, thread)
-    return await _branches.versions(graph, thread, count, all_branches=all_branches, branch=branch)
-
-
 def log(db: Db, thread: str, *, all_branches: bool = False) -> list[Version]:
     """Return a thread's memory versions (h_0, steps, edits, rewinds; old branches too)."""
     a = _checked(db=db, thread=thread, all_branches=all_branches)
-    return _on(a.db, lambda g: _versions(g, a.thread, a.all_branches))
+    return _on(a.db, lambda g: _branches.versions_of(g, a.thread, all_branches=a.all_branches))
 
 
 def show(db: Db, thread: str, step: int | None = None, *, branch: str | None = None) -> str:
@@ -104,7 +94,7 @@ def show(db: Db, thread: str, step: int | None = None, *, branch: str | None = N
 
 
 async def _at(graph: Graph, thread: str, step: int | None, branch: str | None) -> Version:
-    return _pick(await _versions(graph, thread, branch=branch), step, thread)
+    return _branches.pick(await _branches.versions_of(graph, thread, branch=branch), step, thread)
 
 
 def diff(
@@ -139,7 +129,9 @@ def export(
         places.check()
 
     async def made(graph: Graph) -> MemoryFile:
-        return await _export_of(graph, a.thread, await _at(graph, a.thread, a.step, a.branch))
+        assert graph.store is not None
+        version = await _at(graph, a.thread, a.step, a.branch)
+        return await _history.export_file(graph.store, a.thread, version)
 
     found = _on(a.db, made)
     if a.out is not None:

@@ -273,3 +273,29 @@ async def predictor_counter(store: BaseStore, thread: str) -> TokenCounter:
     )
     endpoint = Endpoint(found.get("endpoint"), tokenizer=found.get("tokenizer"))
     return (await aresolve(spec, endpoint)).count_tokens
+
+
+async def versions_of(
+    graph: Graph, thread: str, *, all_branches: bool = False, branch: str | None = None
+) -> list[Version]:
+    """Return ``versions``, counted with the thread's own predictor tokenizer."""
+    assert graph.store is not None
+    count = await predictor_counter(graph.store, thread)
+    return await versions(graph, thread, count, all_branches=all_branches, branch=branch)
+
+
+def pick(found: list[Version], step: int | None, thread: str) -> Version:
+    """Return the memory after ``step`` on one branch's lineage (None: its latest).
+
+    ``found``: ``versions`` of one branch (the current one, or ``branch=``); a
+    step only an old branch has is named with the way to read it.
+    """
+    if step is None:
+        return found[-1]
+    at = [v for v in found if v.step == step]
+    if not at:
+        raise ConfigError(
+            f"thread {thread!r} has no step {step} on this branch: give a step from 0 to "
+            f"{found[-1].step}, or the --branch of an older one (`memory log --all` lists them)"
+        )
+    return at[-1]

@@ -186,10 +186,8 @@ async def edit(graph: Graph, thread: str, given: MemoryFile, *, dry_run: bool = 
         return made
 
 
-async def export_file(
-    store: BaseStore, thread: str, step: int, memory: str, *, budget: int, tokens: int
-) -> MemoryFile:
-    """Return the portable memory file of a thread's memory after ``step``.
+async def export_file(store: BaseStore, thread: str, version: Version) -> MemoryFile:
+    """Return the portable memory file of one of a thread's memory versions.
 
     The one way a memory leaves its thread (``memory export``, an eval's trained
     memory): task and sections, λ and the tokenizer from the thread's recorded
@@ -197,16 +195,16 @@ async def export_file(
     """
     settings = await recorded_settings(store, thread) or {}
     task = get_task(settings["task"]["name"])
-    origin: dict[str, Any] = {"thread": thread, "step": step, "settings": digest(settings)}
+    origin: dict[str, Any] = {"thread": thread, "step": version.step, "settings": digest(settings)}
     imported = await read_import(store, thread)
     if imported and imported.get("origin"):  # the chain back to where h_0 was learned
         origin["imported_from"] = imported["origin"]
     return MemoryFile(
-        memory=memory,
+        memory=version.memory,
         task=task.name,
         sections=tuple(task.sections),
-        budget=budget,
+        budget=version.budget,
         tokenizer=tokenizer_of(settings["models"]["predictor"]),
-        tokens=tokens,
+        tokens=version.tokens,
         origin=origin,
     )

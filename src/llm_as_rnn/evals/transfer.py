@@ -15,6 +15,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
+from llm_as_rnn.core.branches import Version
 from llm_as_rnn.core.history import export_file
 from llm_as_rnn.core.memfile import render
 from llm_as_rnn.core.sequence import read_trace
@@ -78,14 +79,15 @@ async def export(store: BaseStore, out: Path, trainings: list[Training]) -> None
     for training in trainings:
         if training.done:
             last = training.records[-1]
-            made = await export_file(
-                store,
-                training.thread,
+            version = Version(
                 last["step"],
                 last["memory_after"],
-                budget=last["budget"],
-                tokens=last["memory_tokens"],
+                last["enforcement"],
+                last["budget"],
+                last["memory_tokens"],
+                record=last,
             )
+            made = await export_file(store, training.thread, version)
             write_atomic(out / training.file_name, render(made))
 
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from typing import Any
 
-from llm_as_rnn.core.branches import Graph, Version, head_of, predictor_counter, versions
+from llm_as_rnn.core.branches import Graph, Version, head_of, pick, versions_of
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.history import change, edit, export_file, rewind
 from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, render
@@ -49,23 +49,6 @@ def version_line(v: Version) -> str:
             lift = distribution_metrics(dist, record["target"], h0)["lift_nats"]
             parts.append(f"lift {lift:+.3f} nats")
     return " · ".join(parts)
-
-
-def pick(found: list[Version], step: int | None, thread: str) -> Version:
-    """Return the memory after ``step`` on one branch's lineage (None: its latest).
-
-    ``found``: ``versions`` of one branch (the current one, or ``branch=``); a
-    step only an old branch has is named with the way to read it.
-    """
-    if step is None:
-        return found[-1]
-    at = [v for v in found if v.step == step]
-    if not at:
-        raise ConfigError(
-            f"thread {thread!r} has no step {step} on this branch: give a step from 0 to "
-            f"{found[-1].step}, or the --branch of an older one (`memory log --all` lists them)"
-        )
-    return at[-1]
 
 
 async def memory_command(args: argparse.Namespace) -> int:
@@ -103,11 +86,9 @@ async def memory_command(args: argparse.Namespace) -> int:
 
 
 async def _read(graph: Graph, args: argparse.Namespace) -> None:
-    assert graph.store is not None
-    count = await predictor_counter(graph.store, args.thread)
     branch = getattr(args, "branch", None)
-    found = await versions(
-        graph, args.thread, count, all_branches=args.verb == "log" and args.all, branch=branch
+    found = await versions_of(
+        graph, args.thread, all_branches=args.verb == "log" and args.all, branch=branch
     )
     if args.verb == "log":
         print("\n".join(version_line(v) for v in found))
@@ -128,21 +109,9 @@ def _print_diff(lines: list[str]) -> None:
         print(f"\x1b[{code}m{line}\x1b[0m" if code else line)
 
 
-async def export_of(graph: Graph, thread: str, version: Version) -> MemoryFile:
-    """Return the memory file of one of a thread's versions (``history.export_file``)."""
-    assert graph.store is not None
-    return await export_file(
-        graph.store,
-        thread,
-        version.step,
-        version.memory,
-        budget=version.budget,
-        tokens=version.tokens,
-    )
-
-
 async def _export(graph: Graph, args: argparse.Namespace, version: Version) -> None:
-    made = await export_of(graph, args.thread, version)
+    assert graph.store is not None
+    made = await export_file(graph.store, args.thread, version)
     text = render(made) if args.format == "json" else made.memory + "\n"
     if args.out is None:
         sys.stdout.write(text)
