@@ -19,11 +19,11 @@ import time
 
 import common
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from llm_as_rnn.runtime.grammar import Constraint, llg_tokenizer
 from llm_as_rnn.runtime.structure import Structure, operations, skeleton
+from llm_as_rnn.testing import byte_level_tokenizer
 
 VOCAB, ANSWERS = 49152, 20
 SECTIONS = ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB"]
@@ -33,19 +33,9 @@ def tokenizer() -> PreTrainedTokenizerFast:
     rng = random.Random(0)
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     words = ["".join(rng.choices(letters, k=rng.randint(2, 12))) for _ in range(120_000)]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(
-        [" ".join(words[i : i + 50]) for i in range(0, len(words), 50)], trainer
-    )
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    corpus = [" ".join(words[i : i + 50]) for i in range(0, len(words), 50)]
+    fast: PreTrainedTokenizerFast = byte_level_tokenizer(corpus, VOCAB)
+    return fast
 
 
 def measure(llg: object, structure: Structure, vocab: int, eos: int) -> dict[str, float]:

@@ -24,7 +24,7 @@ from langgraph.store.memory import InMemoryStore
 
 from llm_as_rnn import Context, build_graph
 from llm_as_rnn.tasks import PLUGINS_VARIABLE
-from llm_as_rnn.testing import FunctionChatModel, rule_based
+from llm_as_rnn.testing import FunctionChatModel, byte_level_tokenizer, rule_based
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPDESK_PLUGIN = ROOT / "tests" / "fixtures" / "helpdesk_plugin"
@@ -91,22 +91,8 @@ def tiny_llama(vocab_size: int = 97) -> Any:
 def bpe_tokenizer(words: str = "", size: int = 400) -> Any:
     """A GPT-2 style byte-level BPE tokenizer trained here on ``words`` (nothing downloaded)."""
     pytest.importorskip("transformers", reason="local models need transformers (the hf extra)")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=size,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
     corpus = "ADD EDIT REMOVE NONE Feedback: ## PATTERNS RECENT ERRORS - rain dry fronts n1 n2 "
-    tokenizer.train_from_iterator([corpus + words] * 20, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
-    )
+    fast = byte_level_tokenizer([corpus + words] * 20, size)
     fast.chat_template = (
         "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
     )

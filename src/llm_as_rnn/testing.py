@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -295,4 +295,29 @@ def fake_model(
     """Return the deterministic rule-based chat model (spec ``fake[:seed]``, ``fake-long``)."""
     return FunctionChatModel(
         respond=rule_based(seed, long_memories), latency_s=latency_s, scorer=rule_scorer(seed)
+    )
+
+
+def byte_level_tokenizer(corpus: Iterable[str], size: int) -> Any:
+    """Return a GPT-2 style byte-level BPE tokenizer of ``size`` tokens trained on ``corpus``.
+
+    The bundled SmolLM2's kind of tokenizer, built here (nothing downloaded) for
+    tests and benchmarks of local decoding; ``<|endoftext|>`` is its end and pad
+    token. Needs the ``hf`` extra (``tokenizers``, ``transformers``).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # transformers' own
+        tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
     )
