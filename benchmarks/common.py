@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -14,6 +15,20 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+
+QUICK_ENV = "LLM_AS_RNN_BENCH_QUICK"
+"""Set to 1 by ``make bench-quick``: every benchmark runs in its reduced size."""
+
+
+def quick() -> bool:
+    """Return whether this is a quick run (``make bench-quick``): same keys, smaller sizes."""
+    return os.environ.get(QUICK_ENV) == "1"
+
+
+def sized(full: int, reduced: int) -> int:
+    """Return ``full``, or ``reduced`` in a quick run (repetitions, steps, sequences)."""
+    return reduced if quick() else full
 
 
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
