@@ -62,6 +62,17 @@ def test_operations_are_applied_by_code() -> None:
     assert unknown.reason == "unusable operations: REMOVE n42: no such note"
 
 
+def test_operations_on_a_note_the_same_answer_removed_are_skipped() -> None:
+    """A grammar over the memory's ids allows ``REMOVE n9`` twice: the update still lands."""
+    removed = delta.apply(MEMORY, "REMOVE n9", SECTIONS).memory
+    assert removed is not None
+    assert "[n9]" not in removed
+    for reply in ("REMOVE n9\nREMOVE n9", "REMOVE n9\nEDIT n9: back again"):
+        assert delta.apply(MEMORY, reply, SECTIONS) == delta.Applied(removed, None)
+    edited_then_removed = delta.apply(MEMORY, "EDIT n9: x\nREMOVE n9", SECTIONS)
+    assert edited_then_removed.memory == removed
+
+
 def test_eviction_drops_the_oldest_notes_first() -> None:
     notes = {
         "PATTERNS": [(1, "a " * 20), (4, "b " * 20)],

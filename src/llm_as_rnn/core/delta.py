@@ -117,10 +117,18 @@ def parse_ops(text: str, sections: Sequence[str]) -> list[Op] | str:
 
 
 def apply_ops(memory: str, ops: Sequence[Op], sections: Sequence[str]) -> str:
-    """Return the memory with ``ops`` applied; raise ``ValueError`` naming an unknown id."""
+    """Return the memory with ``ops`` applied; raise ``ValueError`` naming an unknown id.
+
+    A note removed by an earlier operation of the same answer takes no later
+    operation: a repeated ``REMOVE``, or an ``EDIT`` after it, is skipped (the
+    answer already settled that note), not a reason to drop the whole update.
+    A grammar over the memory's ids cannot forbid such repeats; an id the
+    memory never had is still an error.
+    """
     notes = notes_of(memory, sections)
     where = {n: name for name, items in notes.items() for n, _ in items}
     counter = max(where, default=0)
+    removed: set[int] = set()
     for op in ops:
         if op.kind == "add":
             assert op.section is not None
@@ -128,12 +136,15 @@ def apply_ops(memory: str, ops: Sequence[Op], sections: Sequence[str]) -> str:
             notes[op.section].append((counter, op.text))
             where[counter] = op.section
             continue
+        if op.note in removed:
+            continue
         if op.note not in where:
             raise ValueError(f"{op.kind.upper()} n{op.note}: no such note")
         section = where[op.note]
         if op.kind == "remove":
             notes[section] = [(n, t) for n, t in notes[section] if n != op.note]
             del where[op.note]
+            removed.add(op.note)
         else:
             notes[section] = [(n, op.text if n == op.note else t) for n, t in notes[section]]
     return render_notes(notes, sections)

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from llm_as_rnn.runtime.grammar import mask_rows
+
 if TYPE_CHECKING:
     from llm_as_rnn.runtime.grammar import Constraint
 
@@ -254,9 +256,7 @@ class RunningBatch:
 
         A constrained row chooses among the tokens its grammar allows.
         """
-        for i, row in enumerate(rows):
-            if row.constraint is not None:
-                row.constraint.mask(logits[i])
+        mask_rows(logits, [r.constraint for r in rows])
         chosen = pick(logits, [r.settings for r in rows], [r.generator for r in rows])
         for row, token in zip(rows, chosen, strict=True):
             row.tokens.append(token)

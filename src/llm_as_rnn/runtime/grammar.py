@@ -15,7 +15,7 @@ a 49k-token vocabulary.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from llm_as_rnn.runtime.structure import Structure, lark
@@ -46,6 +46,8 @@ class Constraint:
         if self.matcher.is_error():
             raise ValueError(f"grammar of {structure!r:.80}: {self.matcher.get_error()}")
         self.end_tokens = sorted(end_tokens)
+        self.vocab = int(llg.vocab_size)
+        """The grammar's vocabulary size (a model's logits may be padded beyond it)."""
 
     @property
     def complete(self) -> bool:
@@ -54,18 +56,47 @@ class Constraint:
 
     def mask(self, logits: Any) -> None:
         """Set the logits of tokens the grammar forbids next to minus infinity (in place)."""
-        import numpy as np
-        import torch
-
-        bits = np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8)
-        allowed = np.unpackbits(bits, bitorder="little")[: logits.shape[-1]].astype(bool)
-        keep = torch.zeros(logits.shape[-1], dtype=torch.bool)
-        keep[: len(allowed)] = torch.from_numpy(allowed)
-        if self.matcher.is_error() or not keep.any():  # defensive: only an end is left
-            keep[:] = False
-            keep[self.end_tokens] = True
-        logits.masked_fill_(~keep, float("-inf"))
+        mask_rows(logits.unsqueeze(0), [self])
 
     def advance(self, token: int) -> None:
         """Follow the row's chosen token."""
         self.matcher.consume_token(token)
+
+
+@functools.cache
+def executor() -> Any:
+    """Return llguidance's executor, which computes several rows' masks in one call."""
+    import llguidance
+
+    return llguidance.LLExecutor()
+
+
+def mask_rows(logits: Any, constraints: Sequence[Constraint | None]) -> None:
+    """Mask each constrained row of ``logits`` (rows x vocabulary) by its grammar, in place.
+
+    One call computes every row's bitmask (llguidance, outside the GIL) into
+    one tensor; the bits are expanded and applied for all rows at once, so a
+    batch pays the Python and torch overhead once per pass, not once per row.
+    ``constraints[i]`` is row i's grammar state, or None for a free row. A row
+    whose grammar is in error or allows nothing may only end.
+    """
+    import torch
+
+    rows = [i for i, c in enumerate(constraints) if c is not None]
+    if not rows:
+        return
+    matchers = [constraints[i].matcher for i in rows]  # type: ignore[union-attr]
+    vocab = logits.shape[-1]
+    words = (max(max(c.vocab for c in constraints if c is not None), vocab) + 31) // 32
+    bitmask = torch.zeros((len(rows), words), dtype=torch.int32)
+    executor().unsafe_compute_mask_ptr(
+        [(m, k) for k, m in enumerate(matchers)], bitmask.data_ptr(), words * 4, len(rows)
+    )
+    shifts = torch.arange(32, dtype=torch.int32)
+    allowed = ((bitmask.unsqueeze(-1) >> shifts) & 1).bool().view(len(rows), -1)[:, :vocab]
+    for k, i in enumerate(rows):
+        if matchers[k].is_error() or not bool(allowed[k].any()):  # defensive: only an end is left
+            allowed[k] = False
+            allowed[k, constraints[i].end_tokens] = True  # type: ignore[union-attr]
+    index = torch.tensor(rows)
+    logits[index] = logits[index].masked_fill(~allowed, float("-inf"))
