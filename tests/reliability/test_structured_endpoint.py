@@ -90,7 +90,7 @@ async def test_a_structured_answer_cut_at_its_cap_is_cut_off_not_a_refusal(
                 messages, Sampling(max_new_tokens=256), CallPolicy(), ops
             )
         stats = server.stats()
-    assert cut.cut_off  # the SDK raised on finish reason "length": still an answer, cut
+    assert cut.cut_off  # finish reason "length": still an answer, cut
     assert cut.completion_tokens == 5
     assert not whole.cut_off
     assert delta.apply(OLD, whole.text, SECTIONS).kind in (None, "unknown note")
