@@ -98,14 +98,17 @@ def alternate(
 
 
 def floor_graph(
-    model: BaseChatModel, saver: Any, prompts: Mapping[str, list[BaseMessage]] | None = None
+    model: BaseChatModel,
+    saver: Any,
+    prompts: Mapping[str, list[BaseMessage]] | None = None,
+    params: Mapping[str, dict[str, Any]] | None = None,
 ) -> Any:
     """Return the frameworks alone: three nodes, one LangChain call each, routed like ours.
 
     The frameworks' floor of the comparative benchmarks: LangGraph on our state
     schema and checkpointer, and nothing else of ours. ``prompts``: each node's
-    prompt (``predict``, ``critique``, ``rewrite``), sent as it is; a one-line
-    prompt by default.
+    prompt (``predict``, ``critique``, ``rewrite``), sent as it is (a one-line
+    prompt by default); ``params``: each node's call parameters (none by default).
     """
     from langchain_core.messages import HumanMessage
     from langgraph.graph import START, StateGraph
@@ -114,19 +117,21 @@ def floor_graph(
     from llm_as_rnn.core.state import InputState, State
 
     line = [HumanMessage("Predict tomorrow's weather. Answer: <label>")]
-    sent = dict.fromkeys(("predict", "critique", "rewrite"), line) | dict(prompts or {})
+    nodes = ("predict", "critique", "rewrite")
+    sent = dict.fromkeys(nodes, line) | dict(prompts or {})
+    kwargs = {node: {} for node in nodes} | dict(params or {})
 
     async def predict(state: State) -> Command[Any]:
         queue = state.get("observations") or []
-        await model.ainvoke(sent["predict"])
+        await model.ainvoke(sent["predict"], **kwargs["predict"])
         return Command(update={"observations": queue[1:], "current": queue[0]}, goto="critique")
 
     async def critique(state: State) -> dict[str, Any]:
-        await model.ainvoke(sent["critique"])
+        await model.ainvoke(sent["critique"], **kwargs["critique"])
         return {"feedback": None}
 
     async def rewrite(state: State) -> Command[Any]:
-        await model.ainvoke(sent["rewrite"])
+        await model.ainvoke(sent["rewrite"], **kwargs["rewrite"])
         goto = "predict" if state.get("observations") else "__end__"
         return Command(update={"step": state.get("step", 0) + 1}, goto=goto)
 

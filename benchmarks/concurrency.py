@@ -8,8 +8,10 @@ sequence's serial time (its calls x 100 ms); efficiency = ideal / wall.
 Beside it, the frameworks' floor on the same server and call pattern: 32
 sequences x 5 steps at once in this process, each step one LangGraph run of
 ``common.floor_graph`` (three nodes, one ``ChatOpenAI`` call each, sending
-the three prompts of a weather step) on the same SQLite checkpointer, and
-nothing else of ours; ``floor_efficiency`` is its ideal (5 steps x 3 calls x
+the three prompts of a weather step with each role's sampling parameters as
+ours sends them) on the same SQLite checkpointer, and nothing else of ours
+(its rewrite asks for free text: the JSON schema of a structured update is
+ours); ``floor_efficiency`` is its ideal (5 steps x 3 calls x
 100 ms) over its wall. ``efficiency_over_floor`` = efficiency /
 floor_efficiency, the median over the alternated pairs of each pair's
 quotient (both runs of a pair share that minute's load on this shared
@@ -35,8 +37,9 @@ import common
 from langchain_core.messages import BaseMessage
 from tests.reliability.harness import start_server
 
-from llm_as_rnn import get_task, open_storage
+from llm_as_rnn import Context, get_task, open_storage
 from llm_as_rnn.core import prompts
+from llm_as_rnn.core.memory import output_limit
 from llm_as_rnn.data import weather
 
 SEQUENCES, STEPS, LATENCY, CALLS_PER_STEP = 32, 5, 0.100, 3
@@ -70,6 +73,22 @@ async def once(url: str, sequences: int = SEQUENCES, workers: int = 1) -> dict[s
         "wall_s": round(wall, 3),
         "efficiency": round(ideal / wall, 4),
     }
+
+
+def step_params() -> dict[str, dict[str, Any]]:
+    """Return each node's request parameters as ours sends them: its role's sampling, seed 0."""
+    sampling = Context().sampling
+    roles = {"predict": "predictor", "critique": "critic", "rewrite": "rewriter"}
+    params = {}
+    for node, role in roles.items():
+        chosen = sampling[role].capped(output_limit(BUDGET))
+        params[node] = {
+            "temperature": chosen.temperature,
+            "top_p": chosen.top_p,
+            "max_tokens": chosen.max_new_tokens,
+            "seed": 0,  # the eval's default seed
+        }
+    return params
 
 
 def step_prompts() -> dict[str, list[BaseMessage]]:
@@ -108,7 +127,7 @@ async def floor_once(url: str) -> dict[str, Any]:
                 timeout=30,
                 http_async_client=client,
             )
-            graph = common.floor_graph(chat, saver, step_prompts())
+            graph = common.floor_graph(chat, saver, step_prompts(), step_params())
             start = time.perf_counter()
             await asyncio.gather(
                 *(common.floor_sequence(graph, observations, f"s{i}") for i in range(SEQUENCES))
