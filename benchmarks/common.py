@@ -7,10 +7,14 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -36,6 +40,21 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
+def quotients(ours: list[dict[str, Any]], floor: list[dict[str, Any]], key: str) -> list[float]:
+    """Return ``ours[key] / floor[key]`` for each alternated pair (report their median).
+
+    The two runs of a pair ran back to back, so the load of that minute on
+    this shared machine hits both and cancels in their quotient; a quotient of
+    the two medians could set one side's quiet minute against the other's busy one.
+    """
+    return [o[key] / f[key] for o, f in zip(ours, floor, strict=True)]
+
+
+def median(values: list[float]) -> float:
+    """Return the median of figures, rounded to 4 digits."""
+    return round(float(statistics.median(values)), 4)
+
+
 def repeat(
     measure: Callable[[], dict[str, Any]], times: int, warmup: int = 0
 ) -> list[dict[str, Any]]:
@@ -51,6 +70,85 @@ def repeat(
         runs.append(measure())
         print(f"  repetition {i + 1}/{times}: {json.dumps(runs[-1])}", file=sys.stderr)
     return runs
+
+
+def alternate(
+    ours: Callable[[], dict[str, Any]],
+    floor: Callable[[], dict[str, Any]],
+    times: int,
+    warmup: int = 0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Repeat a measurement of ours and of the frameworks' floor, in pairs.
+
+    Machine drift hits both runs of a pair alike; which one goes first swaps
+    from pair to pair, so neither always inherits the other's leftovers
+    (a warm cache, garbage to collect).
+    """
+    turn = [0]
+
+    def pair() -> dict[str, Any]:
+        turn[0] += 1
+        if turn[0] % 2:
+            return {"ours": ours(), "floor": floor()}  # evaluated left to right
+        floor_first = floor()
+        return {"ours": ours(), "floor": floor_first}
+
+    pairs = repeat(pair, times, warmup)
+    return [p["ours"] for p in pairs], [p["floor"] for p in pairs]
+
+
+def floor_graph(
+    model: BaseChatModel,
+    saver: Any,
+    prompts: Mapping[str, list[BaseMessage]] | None = None,
+    params: Mapping[str, dict[str, Any]] | None = None,
+) -> Any:
+    """Return the frameworks alone: three nodes, one LangChain call each, routed like ours.
+
+    The frameworks' floor of the comparative benchmarks: LangGraph on our state
+    schema and checkpointer, and nothing else of ours. ``prompts``: each node's
+    prompt (``predict``, ``critique``, ``rewrite``), sent as it is (a one-line
+    prompt by default); ``params``: each node's call parameters (none by default).
+    """
+    from langchain_core.messages import HumanMessage
+    from langgraph.graph import START, StateGraph
+    from langgraph.types import Command
+
+    from llm_as_rnn.core.state import InputState, State
+
+    line = [HumanMessage("Predict tomorrow's weather. Answer: <label>")]
+    nodes = ("predict", "critique", "rewrite")
+    sent = dict.fromkeys(nodes, line) | dict(prompts or {})
+    kwargs = {node: {} for node in nodes} | dict(params or {})
+
+    async def predict(state: State) -> Command[Any]:
+        queue = state.get("observations") or []
+        await model.ainvoke(sent["predict"], **kwargs["predict"])
+        return Command(update={"observations": queue[1:], "current": queue[0]}, goto="critique")
+
+    async def critique(state: State) -> dict[str, Any]:
+        await model.ainvoke(sent["critique"], **kwargs["critique"])
+        return {"feedback": None}
+
+    async def rewrite(state: State) -> Command[Any]:
+        await model.ainvoke(sent["rewrite"], **kwargs["rewrite"])
+        goto = "predict" if state.get("observations") else "__end__"
+        return Command(update={"step": state.get("step", 0) + 1}, goto=goto)
+
+    builder = StateGraph(State, input_schema=InputState)
+    builder.add_node("predict", predict, destinations=("critique", "__end__"))
+    builder.add_node("critique", critique)
+    builder.add_node("rewrite", rewrite, destinations=("predict", "__end__"))
+    builder.add_edge(START, "predict")
+    builder.add_edge("critique", "rewrite")
+    return builder.compile(checkpointer=saver)
+
+
+async def floor_sequence(graph: Any, observations: list[Any], thread: str) -> None:
+    """Run the floor graph over a sequence, one run per timestep as ``run_sequence`` does."""
+    config = {"configurable": {"thread_id": thread}}
+    for observation in observations:
+        await graph.ainvoke({"observations": [observation]}, config, durability="exit")
 
 
 @dataclass

@@ -76,6 +76,32 @@ async def test_a_server_refusing_structured_outputs_answers_free_text_with_one_w
     assert sum(REFUSED in m for m in caplog.messages) == 1
 
 
+async def test_a_structured_call_skips_the_sdks_parse_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The SDK's parse walks the whole schema with its typed transform on every call
+    # (client CPU on the shared event loop): the schema goes as a plain body field.
+    from openai.resources.chat.completions import AsyncCompletions
+
+    async def no_parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a structured call took the SDK's parse path")
+
+    monkeypatch.setattr(AsyncCompletions, "parse", no_parse)
+    ops = operations(SECTIONS, [1, 2], 256)
+    assert ops is not None
+    with fault_server(seed=4) as server:
+        backend = await aresolve(parse_spec("openai:no-parse-model"), Endpoint(server.url))
+        reply = await backend.generate(
+            [HumanMessage("Current notes:\n" + OLD)],
+            Sampling(max_new_tokens=256),
+            CallPolicy(),
+            ops,
+        )
+        stats = server.stats()
+    assert stats["structured"] == stats["requests"] == 1  # the server saw the schema
+    assert delta.apply(OLD, reply.text, SECTIONS).kind in (None, "unknown note")
+
+
 async def test_a_structured_answer_cut_at_its_cap_is_cut_off_not_a_refusal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -90,7 +116,7 @@ async def test_a_structured_answer_cut_at_its_cap_is_cut_off_not_a_refusal(
                 messages, Sampling(max_new_tokens=256), CallPolicy(), ops
             )
         stats = server.stats()
-    assert cut.cut_off  # the SDK raised on finish reason "length": still an answer, cut
+    assert cut.cut_off  # finish reason "length": still an answer, cut
     assert cut.completion_tokens == 5
     assert not whole.cut_off
     assert delta.apply(OLD, whole.text, SECTIONS).kind in (None, "unknown note")

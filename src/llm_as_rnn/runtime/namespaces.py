@@ -14,6 +14,7 @@ ROOT = "llm_as_rnn"
 """The root label of every namespace this package writes."""
 
 _ESCAPES = {"%": "%25", ".": "%2E", "\x00": "%00"}
+_ENCODE = str.maketrans(_ESCAPES)  # one C pass (names are encoded on every store access)
 _UNESCAPES = {v: k for k, v in _ESCAPES.items()}
 _ESCAPED = re.compile("|".join(re.escape(v) for v in _UNESCAPES))
 EMPTY = "%"
@@ -24,7 +25,7 @@ def encode(name: str) -> str:
     """Return a store label that stands for ``name`` (reversible)."""
     if not name:
         return EMPTY
-    return "".join(_ESCAPES.get(c, c) for c in name)
+    return name.translate(_ENCODE)
 
 
 def decode(label: str) -> str:

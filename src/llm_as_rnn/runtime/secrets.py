@@ -17,6 +17,7 @@ variable or error message carried it.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import os
@@ -66,10 +67,11 @@ class Secret(SecretStr):
         register(secret_value)
 
 
-def forms(value: str) -> set[str]:
+@functools.cache  # the same key is met on every model call (an endpoint's backend is looked up)
+def forms(value: str) -> frozenset[str]:
     """Return the ways a value may be written: raw, JSON- and HTML-escaped, %-encoded, decoded."""
     if len(value) < MIN_LENGTH:
-        return set()
+        return frozenset()
     written = (
         value,
         json.dumps(value)[1:-1],
@@ -78,7 +80,7 @@ def forms(value: str) -> set[str]:
         quote(value, safe=""),
         unquote(value),  # a URL's password is given encoded, and may be shown decoded
     )
-    return {form for form in written if len(form) >= MIN_LENGTH}
+    return frozenset(form for form in written if len(form) >= MIN_LENGTH)
 
 
 def register(value: str) -> None:
