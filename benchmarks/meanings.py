@@ -210,12 +210,18 @@ configured; same answers cached and uncached: {p["same_answers"]}."""
 def threads(t: Result) -> str:
     loads = list(t["default_threads"])
     rows = "\n".join(
-        f"| {n} | " + " | ".join(f"{by_load[b]:.2f}" for b in loads) + " |"
+        f"| {n} | "
+        + " | ".join(
+            f"{by_load[b]:.2f} ({t['score_seconds'][n][b]:.2f} + {t['generate_seconds'][n][b]:.2f})"
+            for b in loads
+        )
+        + " |"
         for n, by_load in t["seconds"].items()
     )
     return f"""**torch threads under contention** (`threads.py`): the bundled model, one scored
-predictor pass and a {t["new_tokens"]}-token greedy generation, seconds by PyTorch thread
-count (rows) and busy-loop processes beside it (columns; {t["cores"]} cores),
+predictor pass and a {t["new_tokens"]}-token greedy generation, seconds (the pass + the
+generation) by PyTorch thread count (rows) and busy-loop processes beside it (columns;
+{t["cores"]} cores),
 {t["repetitions"]} alternated repetitions:
 
 | threads | {" | ".join(f"{b} busy" for b in loads)} |

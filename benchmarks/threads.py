@@ -7,7 +7,8 @@ thread count (1 and the core count), first with no other load, then beside
 2 x cores busy-loop processes started (and killed) by this script: with our
 threads, about 3x as many runnable threads as cores. Within each load the
 thread counts alternate, in rotating order. ``seconds[threads][busy]``: the
-median seconds of the pass plus the generation; ``default_threads[busy]``:
+median seconds of the pass plus the generation (``score_seconds``,
+``generate_seconds``: each alone); ``default_threads[busy]``:
 what ``runtime.threads.auto_threads`` picks at that load (the busy loops
 counted as the load average); ``default_over_best[busy]``: its seconds over
 the best thread count's. Target: ``worst_default_over_best`` <= 1.10.
@@ -66,18 +67,19 @@ def predictor_query() -> LabelQuery:
     return LabelQuery(messages, choice.PREFIX, [f" {label}" for label in task.labels])
 
 
-def measure(backend: LocalHFBackend, query: LabelQuery, threads: int) -> float:
-    """Return the seconds of one scored pass and one greedy generation at ``threads`` threads."""
+def measure(backend: LocalHFBackend, query: LabelQuery, threads: int) -> tuple[float, float]:
+    """Return the seconds of one scored pass and of one greedy generation at ``threads``."""
     torch.set_num_threads(threads)  # this (main) thread runs every operator here
     start = time.perf_counter()
     prompt, labels = backend.label_prompt(query)
     score_chunk(backend.model, prompt, labels)
+    scored = time.perf_counter()
     ids = backend.tokenizer(backend.chat_prompt(query.messages), return_tensors="pt")
     with torch.no_grad():
         backend.model.generate(
             **ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False
         )
-    return time.perf_counter() - start
+    return scored - start, time.perf_counter() - scored
 
 
 def main() -> None:
@@ -85,22 +87,32 @@ def main() -> None:
     query = predictor_query()
     for threads in COUNTS:  # warm each thread count's pool once, uncounted
         measure(backend, query, threads)
-    seconds: dict[str, dict[str, float]] = {str(t): {} for t in COUNTS}
+    parts: dict[str, dict[str, dict[str, float]]] = {
+        part: {str(t): {} for t in COUNTS} for part in ("score", "generate", "total")
+    }
     load: dict[str, list[float]] = {}
     for busy in BUSY:
-        runs: dict[int, list[float]] = {t: [] for t in COUNTS}
+        runs: dict[int, list[tuple[float, float]]] = {t: [] for t in COUNTS}
         with busy_loops(busy):
             for rep in range(REPETITIONS):
                 shift = rep % len(COUNTS)
                 for threads in COUNTS[shift:] + COUNTS[:shift]:
                     runs[threads].append(measure(backend, query, threads))
+                    score, generate = runs[threads][-1]
                     print(
-                        f"  busy {busy}, {threads} threads: {runs[threads][-1]:.2f} s",
+                        f"  busy {busy}, {threads} threads: score {score:.2f} s, "
+                        f"generate {generate:.2f} s",
                         file=sys.stderr,
                     )
             load[str(busy)] = [round(x, 2) for x in os.getloadavg()]
         for threads, times in runs.items():
-            seconds[str(threads)][str(busy)] = round(statistics.median(times), 3)
+            for part, values in (
+                ("score", [s for s, _ in times]),
+                ("generate", [g for _, g in times]),
+                ("total", [s + g for s, g in times]),
+            ):
+                parts[part][str(threads)][str(busy)] = round(statistics.median(values), 3)
+    seconds = parts["total"]
     default = {str(b): auto_threads(CORES, b) for b in BUSY}
     over_best: dict[str, Any] = {
         str(b): round(
@@ -115,6 +127,8 @@ def main() -> None:
             "cores": CORES,
             "new_tokens": NEW_TOKENS,
             "seconds": seconds,
+            "score_seconds": parts["score"],
+            "generate_seconds": parts["generate"],
             "load_average_at_end": load,
             "default_threads": default,
             "default_over_best": over_best,
