@@ -228,9 +228,8 @@ generation) by PyTorch thread count (rows) and busy-loop processes beside it (co
 |---|{"---|" * len(loads)}
 {rows}
 
-The automatic count (`runtime/threads.py`: the cores no other process uses, at least 1)
-picks {t["default_threads"]} threads at these loads: {t["default_over_best"]} times the best
-count's seconds. `LLM_AS_RNN_TORCH_THREADS` overrides it."""
+The default (`runtime/threads.py`) is {t["default_threads"]} threads by load: its seconds
+are {t["default_over_best"]} times the best count's. `LLM_AS_RNN_TORCH_THREADS` overrides it."""
 
 
 MEANINGS: dict[str, Callable[[Result], str]] = {

@@ -9,8 +9,8 @@ threads, about 3x as many runnable threads as cores. Within each load the
 thread counts alternate, in rotating order. ``seconds[threads][busy]``: the
 median seconds of the pass plus the generation (``score_seconds``,
 ``generate_seconds``: each alone); ``default_threads[busy]``:
-what ``runtime.threads.auto_threads`` picks at that load (the busy loops
-counted as the load average); ``default_over_best[busy]``: its seconds over
+the default (``runtime.threads.DEFAULT_THREADS``: the same at every load);
+``default_over_best[busy]``: its seconds over
 the best thread count's. Target: ``worst_default_over_best`` <= 1.10.
 """
 
@@ -35,7 +35,7 @@ from llm_as_rnn.runtime.backends import LabelQuery
 from llm_as_rnn.runtime.local import LocalHFBackend, embedded_dir, local_backend
 from llm_as_rnn.runtime.scoring import score_chunk
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_NAME
-from llm_as_rnn.runtime.threads import auto_threads
+from llm_as_rnn.runtime.threads import DEFAULT_THREADS
 
 CORES = os.cpu_count() or 1
 COUNTS = sorted({1, CORES})
@@ -113,7 +113,7 @@ def main() -> None:
             ):
                 parts[part][str(threads)][str(busy)] = round(statistics.median(values), 3)
     seconds = parts["total"]
-    default = {str(b): auto_threads(CORES, b) for b in BUSY}
+    default = {str(b): DEFAULT_THREADS for b in BUSY}
     over_best: dict[str, Any] = {
         str(b): round(
             seconds[str(default[str(b)])][str(b)] / min(seconds[str(t)][str(b)] for t in COUNTS),

@@ -1,12 +1,15 @@
 """How many threads PyTorch's operators use on the torch thread (``runtime.local``).
 
-``LLM_AS_RNN_TORCH_THREADS=N`` sets it. Unset, the count follows the load
-when the torch thread starts (the model loads on it): the cores no other
-process is using, ``cores - load average``, at least 1 and at most the cores.
-PyTorch's default, one thread per core, collapses when the cores are busy:
-OpenMP's threads wait for each other at every operator, and a thread that
-lost its core holds up the rest (``benchmarks/threads.py``: see README,
-"Local models: threads", for the figures that chose this rule).
+``LLM_AS_RNN_TORCH_THREADS=N`` sets it; the default is 1, whatever the cores
+and the load. Measured on the bundled 135M model on a 2-core machine
+(``benchmarks/threads.py``: a scored predictor pass plus a 32-token greedy
+generation, 3 alternated repetitions, machine load 3.5 from other jobs): 1
+thread 4.0 s, 2 threads (PyTorch's default, one per core) 18.4 s; beside 4
+busy-loop processes, 43 s vs 177 s. One thread won at every load and in every
+repetition: with OpenMP, the threads of each operator wait for each other,
+and a thread that lost its core holds up the rest, while a small model's
+operators are too short to gain from splitting. A larger model on a quiet
+machine with many cores may gain from more: set the variable and measure.
 """
 
 from __future__ import annotations
@@ -16,22 +19,18 @@ import os
 from llm_as_rnn.errors import ConfigError
 
 THREADS_ENV = "LLM_AS_RNN_TORCH_THREADS"
-
-
-def auto_threads(cores: int, load: float) -> int:
-    """Return the thread count for ``cores`` cores with ``load`` runnable processes elsewhere."""
-    return max(1, min(cores, int(cores - load)))
+DEFAULT_THREADS = 1
 
 
 def torch_threads() -> int:
-    """Return ``LLM_AS_RNN_TORCH_THREADS``, or the automatic count; raise ``ConfigError`` if bad."""
+    """Return ``LLM_AS_RNN_TORCH_THREADS`` (default 1); raise ``ConfigError`` if it is bad."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
-        return auto_threads(os.cpu_count() or 1, os.getloadavg()[0])
+        return DEFAULT_THREADS
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(
             f"{THREADS_ENV} must be a positive integer (threads for PyTorch), got {raw!r}: "
-            f"set it like {THREADS_ENV}=1, or unset it to follow the load"
+            f"set it like {THREADS_ENV}=2, or unset it for the default ({DEFAULT_THREADS})"
         )
     return int(raw)
 
