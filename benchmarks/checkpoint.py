@@ -4,7 +4,8 @@ A 220-step weather sequence (deterministic fake model, budget 512) on the
 SQLite checkpointer and store; after each step the WAL is folded into the
 file and the used bytes (page_count x page_size minus free pages) read.
 early = bytes per step over t = 10..30, late = over t = 190..210;
-growth = late / early. Target: growth <= 1.5.
+growth = late / early. Target: growth <= 1.5. Three repetitions (one in a
+quick run).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ async def once() -> dict[str, Any]:
 
 
 def main() -> None:
-    runs = common.repeat(lambda: asyncio.run(once()), 3)
+    runs = common.repeat(lambda: asyncio.run(once()), common.sized(3, 1))
     common.emit(
         {
             "benchmark": "checkpoint",

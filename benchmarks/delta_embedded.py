@@ -1,6 +1,6 @@
 """Full rewrites vs delta operations on the bundled 135M model: does the memory change?
 
-Weather, 1 sequence x 10 steps, method rnn, budget 256, 96 new tokens per
+Weather, 1 sequence x 10 steps (3 in a quick run), method rnn, budget 256, 96 new tokens per
 call (as ``make demo``), seed 4, once per rewrite mode. Reported: the share
 of steps whose memory changed, and the share whose rewrite was rejected
 (cut off, malformed, dropped sections, unusable operations...), with the
@@ -16,7 +16,7 @@ from typing import Any
 
 import common
 
-STEPS = 10
+STEPS = common.sized(10, 3)
 
 
 async def mode(rewrite_mode: str, structured: bool = True) -> dict[str, Any]:
@@ -57,10 +57,7 @@ def main() -> None:
             "steps": STEPS,
             "full": full,
             "delta": delta,
-            "changed_ratio": round(
-                float(delta["changed_share"]) / max(float(full["changed_share"]), 1e-9), 3
-            ),  # type: ignore[arg-type]
-            "target": "delta changes the memory on >= 2x the steps of full, with fewer rejections",
+            "target": "delta changed_after_wrong >= 0.60; rejected_share <= 0.10 in both modes",
         }
     )
 

@@ -1,7 +1,8 @@
 """Local-model throughput: our backend vs raw ``model.generate`` on the same prompts.
 
 The embedded SmolLM2-135M, greedy decoding, 96 new tokens, the rewrite
-prompts of three weather days. ours = ``LocalHFBackend.generate`` (the path a
+prompts of three weather days, 5 repetitions (a quick run: 24 tokens, two
+days, one repetition). ours = ``LocalHFBackend.generate`` (the path a
 node takes: the engine, our decoder with a batch of one, the torch thread); raw =
 ``model.generate`` on the same chat-templated ids, on the same thread (a
 second thread running PyTorch would slow both: see ``on_torch_thread``).
@@ -30,14 +31,15 @@ from llm_as_rnn.runtime.local import embedded_dir, load_local, on_torch_thread
 from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF
 
-NEW_TOKENS = 96
+NEW_TOKENS = common.sized(96, 24)
+PROMPTS = common.sized(3, 2)
 
 
 def main() -> None:
     ctx = Context(model="embedded")
     backend = asyncio.run(aresolve(ctx.model, ctx.endpoint()))
     model, tokenizer = load_local(str(embedded_dir()), EMBEDDED_GGUF)
-    chats = common.rewrite_prompts([300, 301, 302])
+    chats = common.rewrite_prompts(list(range(300, 300 + PROMPTS)))
     greedy = Sampling(temperature=0.0, max_new_tokens=NEW_TOKENS)
 
     def ours(chat: list[Any]) -> tuple[int, float]:
@@ -97,7 +99,7 @@ def main() -> None:
             "raw_tokens": totals["raw"][0],
         }
 
-    runs = common.repeat(measure, 5)
+    runs = common.repeat(measure, common.sized(5, 1))
     common.emit(
         {
             "benchmark": "hf_throughput",

@@ -5,7 +5,8 @@ The eval runner on weather (4 sequences x 10 steps, method rnn) for each
 (critique and rewrite in one call) and ``lazy`` (no rewrite after a right
 prediction). With the deterministic fake model the counts are exact; set
 ``STEP_MODES_MODEL=embedded`` to run the same comparison on the bundled model
-(accuracy included; it is a 135M model: the numbers exercise the modes, they
+(2 sequences x 4 steps, 64 new tokens per call; a quick run: 1 x 2, 32;
+accuracy included; it is a 135M model: the numbers exercise the modes, they
 are not results).
 """
 
@@ -20,7 +21,8 @@ from typing import Any
 import common
 
 MODEL = os.environ.get("STEP_MODES_MODEL", "fake")
-SEQUENCES, STEPS = (4, 10) if MODEL.startswith("fake") else (2, 4)
+SEQUENCES, STEPS = (4, 10) if MODEL.startswith("fake") else (common.sized(2, 1), common.sized(4, 2))
+NEW_TOKENS = common.sized(64, 32)
 
 
 async def mode(step_mode: str) -> dict[str, Any]:
@@ -32,7 +34,7 @@ async def mode(step_mode: str) -> dict[str, Any]:
         steps=STEPS,
         budget=256,
         step_mode=step_mode,
-        max_new_tokens=None if MODEL.startswith("fake") else 64,
+        max_new_tokens=None if MODEL.startswith("fake") else NEW_TOKENS,
         seed=1,
     )
     stats, timing = run.summary["results"]["weather"]["rnn"], run.timing
@@ -55,6 +57,7 @@ def main() -> None:
             "model": MODEL,
             "sequences": SEQUENCES,
             "steps": STEPS,
+            "new_tokens": NEW_TOKENS,
             "modes": results,
             "calls_per_step": {m: r["calls_per_step"] for m, r in results.items()},
             "target": "three-call = 3.0, fused = 2.0, lazy < 3.0 (fake model)",

@@ -43,6 +43,7 @@ from llm_as_rnn.runtime.grammar import Constraint, llg_tokenizer
 from llm_as_rnn.runtime.scoring import ScoredPrompt, chunks, label_chunk, run_prompt, score_chunk
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
 from llm_as_rnn.runtime.structure import Structure
+from llm_as_rnn.runtime.threads import set_torch_threads, torch_threads
 
 T = TypeVar("T")
 
@@ -66,8 +67,13 @@ def embedded_dir() -> Path:
 
 @functools.cache
 def torch_thread() -> ThreadPoolExecutor:
-    """Return the process's one thread for PyTorch work."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-as-rnn-torch")
+    """Return the process's one thread for PyTorch work (``runtime.threads`` sets its pool)."""
+    return ThreadPoolExecutor(
+        max_workers=1,
+        thread_name_prefix="llm-as-rnn-torch",
+        initializer=set_torch_threads,
+        initargs=(torch_threads(),),  # read here: a bad value raises on the caller's thread
+    )
 
 
 async def on_torch_thread(fn: Callable[..., T], *args: Any) -> T:

@@ -1,0 +1,143 @@
+"""PyTorch threads under CPU contention: 1 thread vs one per core, quiet and oversubscribed.
+
+The bundled SmolLM2-135M. One scored predictor pass (a weather predictor
+prompt run once, then its labels scored: what choice mode does at every
+step) and one greedy generation of ``NEW_TOKENS`` tokens, timed for each
+thread count (1 and the core count), first with no other load, then beside
+2 x cores busy-loop processes started (and killed) by this script: with our
+threads, about 3x as many runnable threads as cores. Within each load the
+thread counts alternate, in rotating order. ``seconds[threads][busy]``: the
+median seconds of the pass plus the generation (``score_seconds``,
+``generate_seconds``: each alone); ``default_threads[busy]``:
+the default (``runtime.threads.DEFAULT_THREADS``: the same at every load);
+``default_over_best[busy]``: its seconds over
+the best thread count's. Target: ``worst_default_over_best`` <= 1.10.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import common
+import torch
+
+from llm_as_rnn import get_task
+from llm_as_rnn.core import choice, prompts
+from llm_as_rnn.data import weather
+from llm_as_rnn.runtime.backends import LabelQuery
+from llm_as_rnn.runtime.local import LocalHFBackend, embedded_dir, local_backend
+from llm_as_rnn.runtime.scoring import score_chunk
+from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_NAME
+from llm_as_rnn.runtime.threads import DEFAULT_THREADS
+
+CORES = os.cpu_count() or 1
+COUNTS = sorted({1, CORES})
+BUSY = (0, 2 * CORES)
+NEW_TOKENS = common.sized(32, 16)
+REPETITIONS = common.sized(3, 1)
+
+
+@contextlib.contextmanager
+def busy_loops(n: int) -> Iterator[None]:
+    """Keep ``n`` processes spinning on the CPU while the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(1.0 if n else 0.0)  # let the scheduler spread them
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def predictor_query() -> LabelQuery:
+    """Return a weather step's predictor prompt with its labels, as choice mode scores it."""
+    task = get_task("weather")
+    o = weather.window(200, 1)[0]
+    messages = prompts.predict_messages(
+        task, task.initial_memory(), task.render_input(o["input"]), 5
+    )
+    return LabelQuery(messages, choice.PREFIX, [f" {label}" for label in task.labels])
+
+
+def measure(backend: LocalHFBackend, query: LabelQuery, threads: int) -> tuple[float, float]:
+    """Return the seconds of one scored pass and of one greedy generation at ``threads``."""
+    torch.set_num_threads(threads)  # this (main) thread runs every operator here
+    start = time.perf_counter()
+    prompt, labels = backend.label_prompt(query)
+    score_chunk(backend.model, prompt, labels)
+    scored = time.perf_counter()
+    ids = backend.tokenizer(backend.chat_prompt(query.messages), return_tensors="pt")
+    with torch.no_grad():
+        backend.model.generate(
+            **ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False
+        )
+    return scored - start, time.perf_counter() - scored
+
+
+def main() -> None:
+    backend = local_backend(str(embedded_dir()), EMBEDDED_GGUF, EMBEDDED_NAME)
+    query = predictor_query()
+    for threads in COUNTS:  # warm each thread count's pool once, uncounted
+        measure(backend, query, threads)
+    parts: dict[str, dict[str, dict[str, float]]] = {
+        part: {str(t): {} for t in COUNTS} for part in ("score", "generate", "total")
+    }
+    load: dict[str, list[float]] = {}
+    for busy in BUSY:
+        runs: dict[int, list[tuple[float, float]]] = {t: [] for t in COUNTS}
+        with busy_loops(busy):
+            for rep in range(REPETITIONS):
+                shift = rep % len(COUNTS)
+                for threads in COUNTS[shift:] + COUNTS[:shift]:
+                    runs[threads].append(measure(backend, query, threads))
+                    score, generate = runs[threads][-1]
+                    print(
+                        f"  busy {busy}, {threads} threads: score {score:.2f} s, "
+                        f"generate {generate:.2f} s",
+                        file=sys.stderr,
+                    )
+            load[str(busy)] = [round(x, 2) for x in os.getloadavg()]
+        for threads, times in runs.items():
+            for part, values in (
+                ("score", [s for s, _ in times]),
+                ("generate", [g for _, g in times]),
+                ("total", [s + g for s, g in times]),
+            ):
+                parts[part][str(threads)][str(busy)] = round(statistics.median(values), 3)
+    seconds = parts["total"]
+    default = {str(b): DEFAULT_THREADS for b in BUSY}
+    over_best: dict[str, Any] = {
+        str(b): round(
+            seconds[str(default[str(b)])][str(b)] / min(seconds[str(t)][str(b)] for t in COUNTS),
+            3,
+        )
+        for b in BUSY
+    }
+    common.emit(
+        {
+            "benchmark": "threads",
+            "cores": CORES,
+            "new_tokens": NEW_TOKENS,
+            "seconds": seconds,
+            "score_seconds": parts["score"],
+            "generate_seconds": parts["generate"],
+            "load_average_at_end": load,
+            "default_threads": default,
+            "default_over_best": over_best,
+            "worst_default_over_best": max(over_best.values()),
+            "target": "worst_default_over_best <= 1.10",
+            "repetitions": REPETITIONS,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The benchmarks' page and verdicts, as pure functions of a sample run (no benchmark is run).
+
+The sample (``tests/fixtures/bench/results.json``) has the shape ``run_all``
+saves: every benchmark of ``RUNS`` with the keys its script emits. Every key
+the page reads must be in the sample (rendering it raises otherwise) and be
+one the script itself writes (its name is a string in the script's source).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import meanings  # noqa: E402
+import page  # noqa: E402
+import run_all  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "bench" / "results.json"
+ADDED_BY_RUN_ALL = {"run_seconds", "load_before", "load_after", "failed"}
+ON_OTHER_BRANCHES = {
+    "overhead": "over_floor comes with branch floors",
+    "concurrency": "floor_efficiency and efficiency_over_floor come with branch floors",
+    "prefix_cache": "prefix_cache.py comes with branch prefix-cache",
+}
+"""Benchmarks whose keys the page reads before their scripts write them: remove on merging."""
+
+
+def sample() -> dict[str, Any]:
+    return dict(json.loads(SAMPLE.read_text()))
+
+
+class Reads(dict[str, Any]):
+    """A dict that records every key read from it (nested dicts too)."""
+
+    def __init__(self, data: dict[str, Any], seen: set[str]) -> None:
+        super().__init__(data)
+        self.seen = seen
+
+    def __getitem__(self, key: str) -> Any:
+        self.seen.add(key)
+        value = super().__getitem__(key)
+        return Reads(value, self.seen) if isinstance(value, dict) else value
+
+
+def keys_read(name: str) -> set[str]:
+    """Return the keys the page reads from one benchmark's result (names, not data keys)."""
+    run = sample()
+    seen: set[str] = set()
+    results = dict(run["results"])
+    results[name] = Reads(results[name], seen)
+    page.page(results, run["meta"])
+    return {k for k in seen - ADDED_BY_RUN_ALL if not k.isdigit()}
+
+
+def test_the_sample_and_the_page_cover_every_benchmark_run() -> None:
+    names = [name for name, _, _ in run_all.RUNS]
+    assert list(sample()["results"]) == names
+    assert set(meanings.MEANINGS) == set(names)
+    assert {t.benchmark for t in page.TARGETS} <= set(names)
+    text = page.page(sample()["results"], sample()["meta"])
+    for name, script, _ in run_all.RUNS:
+        assert f"`{script}`" in text, name  # each section names its script
+
+
+@pytest.mark.parametrize(
+    ("name", "script"),
+    [
+        pytest.param(
+            name,
+            script,
+            marks=[pytest.mark.xfail(strict=True, reason=ON_OTHER_BRANCHES[name])]
+            if name in ON_OTHER_BRANCHES
+            else [],
+        )
+        for name, script, _ in run_all.RUNS
+    ],
+)
+def test_every_key_the_page_reads_is_written_by_its_script(name: str, script: str) -> None:
+    source = (BENCHMARKS / script).read_text()
+    read = keys_read(name)
+    assert read, f"the page reads nothing of {name}"
+    unwritten = sorted(k for k in read if f'"{k}"' not in source)
+    assert not unwritten, f"{script} does not write {unwritten}"
+
+
+def test_verdicts_follow_the_figures_and_their_floors() -> None:
+    run = sample()
+    results = run["results"]
+    by_figure = {v.measured.split(" = ")[0]: v for v in page.verdicts(results)}
+    assert by_figure["over_floor"].met
+    assert "floor_ratio = 1.117" in by_figure["over_floor"].beside
+    assert "floor_efficiency" in by_figure["efficiency_over_floor"].beside
+    worse = copy.deepcopy(results)
+    worse["overhead"]["over_floor"] = 1.06
+    worse["concurrency"]["efficiency_over_floor"] = 0.89
+    worse["prefix_cache"]["peak_cache_bytes"] = worse["prefix_cache"]["configured_bytes"] + 1
+    worse["delta_embedded"]["delta"]["changed_after_wrong"] = 0.5
+    missed = {v.measured.split(" = ")[0] for v in page.verdicts(worse) if not v.met}
+    assert {
+        "over_floor",
+        "efficiency_over_floor",
+        "peak_cache_bytes",
+        "delta.changed_after_wrong",
+    } <= missed
+    assert "delta.rejected_share" in missed  # the sample's own miss (0.33 > 0.10)
+    assert "ratio" not in missed  # the absolute ratio is shown, never judged
+
+
+def test_a_failed_benchmark_misses_its_targets_and_the_page_says_why() -> None:
+    run = sample()
+    run["results"]["smoke_batching"] = {
+        "failed": "exit code 1: RuntimeError: boom",
+        "run_seconds": 3.0,
+        "load_before": [1.0, 1.0, 1.0],
+        "load_after": [1.0, 1.0, 1.0],
+    }
+    smoke = [v for v in page.verdicts(run["results"]) if v.benchmark == "smoke_batching"]
+    assert smoke
+    assert not any(v.met for v in smoke)
+    text = page.page(run["results"], run["meta"])
+    assert "**smoke_batching**: failed (exit code 1: RuntimeError: boom)." in text
+
+
+def test_a_missing_script_is_a_failed_result_with_its_load() -> None:
+    result = run_all.run("no_such_benchmark.py", {})
+    assert result["failed"].startswith("exit code 2")
+    assert len(result["load_before"]) == len(result["load_after"]) == 3
+
+
+def test_the_page_records_the_machine_the_load_and_the_kind_of_run() -> None:
+    run = sample()
+    quick = page.page(run["results"], run["meta"])
+    full = page.page(run["results"], run["meta"] | {"quick": False})
+    for text in (quick, full):
+        assert "AMD EPYC 7B13 (2 cores)" in text
+        assert "2026-12-03 07:00 to 2026-12-03 07:09 UTC" in text
+        assert "before the run 1.20 / 1.10 / 1.00, after it\n1.90 / 1.40 / 1.10" in text
+    assert "make bench-quick" in quick
+    assert "make bench-quick" not in full
+
+
+def test_a_quick_run_writes_its_own_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_AS_RNN_BENCH_QUICK", "1")
+    assert run_all.outputs()[1].name == "BENCHMARKS-quick.md"
+    monkeypatch.delenv("LLM_AS_RNN_BENCH_QUICK")
+    assert run_all.outputs()[1].name == "BENCHMARKS.md"
