@@ -105,9 +105,19 @@ def test_the_size_comes_from_the_environment_and_zero_turns_it_off(monkeypatch: 
     assert prefix_cache_bytes() == 256 * 2**20
 
 
+def contextual(model: Any) -> Any:
+    """Scale a tiny Llama's projections five-fold: at the default initialisation its
+    answers hardly depend on tokens before the last, so a wrong prefix would pass unseen."""
+    with torch.no_grad():
+        for name, weights in model.named_parameters():
+            if name.endswith("proj.weight"):
+                weights.mul_(5)
+    return model
+
+
 @pytest.fixture(scope="module")
 def model() -> Any:
-    return tiny_llama()
+    return contextual(tiny_llama())
 
 
 SYSTEM = list(range(5, 45))  # a 40-token "system prompt" every prompt starts with
@@ -187,7 +197,7 @@ def test_grammar_constrained_rows_are_unchanged_by_the_cache() -> None:
     from llm_as_rnn.runtime.structure import skeleton
 
     tokenizer = bpe_tokenizer("PATTERNS WIND")
-    model = tiny_llama(vocab_size=len(tokenizer))
+    model = contextual(tiny_llama(vocab_size=len(tokenizer)))
     llg, end = llg_tokenizer(tokenizer, {tokenizer.eos_token_id}), {tokenizer.eos_token_id}
     shape = skeleton(["PATTERNS", "WIND"], 60)
     prompts = [
