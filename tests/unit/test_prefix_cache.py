@@ -89,6 +89,9 @@ def test_the_bytes_held_never_exceed_the_capacity_and_the_least_recent_go_first(
     cache.add(list(range(200, 230)), states(list(range(200, 230))))  # larger than the cache
     assert cache.lookup(list(range(200, 230)), 30).length == 0
     assert cache.size <= cache.capacity
+    cache.clear()
+    assert cache.size == 0
+    assert cache.lookup(kept, 7).length == 0
 
 
 def test_the_size_comes_from_the_environment_and_zero_turns_it_off(monkeypatch: Any) -> None:

@@ -115,6 +115,11 @@ class Prefixes:
         """The most bytes ever held."""
         self.clock = 0
 
+    def clear(self) -> None:
+        """Drop every entry (``peak`` stays: the most ever held)."""
+        self.root.children.clear()
+        self.size = 0
+
     def path(self, ids: Sequence[int]) -> list[tuple[Node, int]]:
         """Return the nodes ``ids`` run through, each with how many of its tokens match."""
         node, depth, path = self.root, 0, []
