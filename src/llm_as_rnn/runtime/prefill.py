@@ -134,12 +134,12 @@ def stacked(hits: Sequence[Hit]) -> tuple[Any, Any]:
 
     def rows(layer: int, part: int) -> Any:
         shape = list(sample[layer][part].shape)
-        padded = []
-        for hit in hits:
-            shape[-2] = width - hit.length
-            blank = [sample[layer][part].new_zeros(shape)] if shape[-2] else []
-            padded.append(torch.cat(blank + ([hit.layers[layer][part]] if hit.length else []), -2))
-        return torch.cat(padded) if len(padded) > 1 else padded[0]
+        shape[0], shape[-2] = len(hits), width
+        batch = sample[layer][part].new_zeros(shape)  # padding: zeros, masked out
+        for i, hit in enumerate(hits):
+            if hit.length:
+                batch[i, :, width - hit.length :] = hit.layers[layer][part][0]
+        return batch
 
     layers = [(rows(i, 0), rows(i, 1)) for i in range(len(sample))]
     return DynamicCache(ddp_cache_data=layers), mask
