@@ -147,8 +147,17 @@ def stacked(hits: Sequence[Hit]) -> tuple[Any, Any]:
 
 def row_states(prefilled: Prefilled, row: int) -> Layers:
     """Return one row's states at its prompt's positions (padding left out)."""
-    real = prefilled.mask[row].nonzero()[:, 0]
+    mask = prefilled.mask[row]
+    if bool(mask.all()):  # no padding (a lone prompt): views, which the cache copies from
+        return tuple(
+            (layer.keys[row : row + 1], layer.values[row : row + 1])
+            for layer in prefilled.cache.layers
+        )
+    real = mask.nonzero()[:, 0]
     return tuple(
-        (layer.keys[row : row + 1, :, real], layer.values[row : row + 1, :, real])
+        (
+            layer.keys[row : row + 1].index_select(2, real),
+            layer.values[row : row + 1].index_select(2, real),
+        )
         for layer in prefilled.cache.layers
     )
