@@ -9,7 +9,9 @@ Reported: each run's wall time, ``wall_ratio`` = batched / one at a time
 (``rows_per_pass``: calls join and leave a running batch between passes,
 ``runtime.engine``), and whether both runs made the same
 predictions (seeded draws are per call, so they should, up to arithmetic
-near-ties: ``runtime.decode``). No accuracy is claimed from a 135M model.
+near-ties: ``runtime.decode``). Both runs start from an empty prefix cache
+(``runtime.prefixes``): the second would otherwise find every prompt of the
+first. No accuracy is claimed from a 135M model.
 A quick run: methods zero-shot and rnn, 1 sequence x 1 step, 48 new tokens
 (still four sequences for the four calls in flight).
 """
@@ -42,8 +44,9 @@ SMOKE: dict[str, Any] = {
 """The README's smoke eval; a quick run keeps four sequences in flight, smaller."""
 
 
-async def timed(batch: int) -> tuple[float, list[dict[str, Any]]]:
+async def timed(backend: Any, batch: int) -> tuple[float, list[dict[str, Any]]]:
     os.environ[BATCH_ENV] = str(batch)
+    backend.prefixes.clear()  # each run from an empty prefix cache: both make the same calls
     start = time.perf_counter()
     run = await common.evaluate(**SMOKE)
     return time.perf_counter() - start, run.steps
@@ -65,10 +68,10 @@ async def main() -> None:
     from llm_as_rnn.runtime.resolve import aresolve
 
     backend = await aresolve(Context(model="embedded").model, Context().endpoint())  # untimed
-    serial_s, serial_steps = await timed(1)
+    serial_s, serial_steps = await timed(backend, 1)
     print(f"  one at a time: {serial_s:.0f} s", file=sys.stderr)
     before = rows_per_pass(backend)
-    batched_s, batched_steps = await timed(8)
+    batched_s, batched_steps = await timed(backend, 8)
     print(f"  batched: {batched_s:.0f} s", file=sys.stderr)
     passes = rows_per_pass(backend) - before
     common.emit(

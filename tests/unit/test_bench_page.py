@@ -25,12 +25,6 @@ import run_all  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "bench" / "results.json"
 ADDED_BY_RUN_ALL = {"run_seconds", "load_before", "load_after", "failed"}
-ON_OTHER_BRANCHES = {
-    "overhead": "over_floor comes with branch floors",
-    "concurrency": "floor_efficiency and efficiency_over_floor come with branch floors",
-    "prefix_cache": "prefix_cache.py comes with branch prefix-cache",
-}
-"""Benchmarks whose keys the page reads before their scripts write them: remove on merging."""
 
 
 def sample() -> dict[str, Any]:
@@ -72,16 +66,7 @@ def test_the_sample_and_the_page_cover_every_benchmark_run() -> None:
 
 @pytest.mark.parametrize(
     ("name", "script"),
-    [
-        pytest.param(
-            name,
-            script,
-            marks=[pytest.mark.xfail(strict=True, reason=ON_OTHER_BRANCHES[name])]
-            if name in ON_OTHER_BRANCHES
-            else [],
-        )
-        for name, script, _ in run_all.RUNS
-    ],
+    [(name, script) for name, script, _ in run_all.RUNS],
 )
 def test_every_key_the_page_reads_is_written_by_its_script(name: str, script: str) -> None:
     source = (BENCHMARKS / script).read_text()

@@ -15,10 +15,10 @@ from llm_as_rnn.runtime.decode import (
     DecodeSettings,
     Row,
     RunningBatch,
-    common_prefix,
     decode,
     top_p_filter,
 )
+from llm_as_rnn.runtime.prefixes import common_prefix
 from tests.conftest import tiny_llama
 
 PAD = 0

@@ -7,6 +7,8 @@ left-padded, the newcomers' longest common prefix once, and their cache is
 merged into the running one) and leave as soon as they end (their rows are
 cut out of the cache), so a short answer never waits for a long one:
 continuous batching. ``decode`` runs a fixed set of prompts to the end.
+Newcomers' prompts start from the longest prefix the model's cache of
+earlier prompts holds (``runtime.prefill``, ``runtime.prefixes``).
 
 Reproducibility: a sampled row draws from its own ``torch.Generator``, seeded
 from the row's seed, so its draws do not depend on which other prompts share
@@ -23,12 +25,13 @@ the row ends when its grammar is complete. Rows with and without share a batch.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llm_as_rnn.runtime.grammar import mask_rows
+from llm_as_rnn.runtime.prefill import cache_key, last_logits_only, plain_cache, prefill
+from llm_as_rnn.runtime.prefixes import Prefixes
 
 if TYPE_CHECKING:
     from llm_as_rnn.runtime.grammar import Constraint
@@ -56,18 +59,6 @@ class Decoded:
     cut_off: bool
 
 
-def common_prefix(rows: Sequence[Sequence[int]]) -> int:
-    """Return the length of the longest token prefix every row shares."""
-    if not rows:
-        return 0
-    shortest = min(len(r) for r in rows)
-    for i in range(shortest):
-        token = rows[0][i]
-        if any(r[i] != token for r in rows[1:]):
-            return i
-    return shortest
-
-
 def top_p_filter(probs: Any, top_p: float) -> Any:
     """Zero the tail of a probability vector outside the nucleus ``top_p`` (renormalised)."""
     import torch
@@ -79,36 +70,6 @@ def top_p_filter(probs: Any, top_p: float) -> Any:
     ordered = torch.where(before < top_p, ordered, torch.zeros_like(ordered))
     kept = torch.zeros_like(probs).scatter(-1, order, ordered)
     return kept / kept.sum()
-
-
-def forward_params(model: Any) -> set[str]:
-    """Return the keyword names of a model's ``forward``."""
-    return set(inspect.signature(model.forward).parameters)
-
-
-def cache_key(model: Any) -> str:
-    """Return the keyword of a model's key/value cache (``cache`` in transformers 5)."""
-    return "cache" if "cache" in forward_params(model) else "past_key_values"
-
-
-def last_logits_only(model: Any) -> dict[str, Any]:
-    """Return the keyword that makes a forward pass keep only the last position's logits."""
-    return {"logits_to_keep": 1} if "logits_to_keep" in forward_params(model) else {}
-
-
-def prefix_cache(model: Any, ids: Sequence[int], rows: int, **kwargs: Any) -> tuple[Any, Any]:
-    """Run ``ids`` through the model once; return its logits and its key/value cache for ``rows``.
-
-    The cache is repeated ``rows`` times along the batch, so every row of the
-    next forward pass continues from the same prefix.
-    """
-    import torch
-
-    out = model(input_ids=torch.tensor([list(ids)]), use_cache=True, **kwargs)
-    cache = getattr(out, cache_key(model))
-    if rows > 1:
-        cache.batch_repeat_interleave(rows)
-    return out.logits, cache
 
 
 @dataclass(eq=False)
@@ -140,12 +101,6 @@ class Row:
         return Decoded(tokens=list(tokens), cut_off=not self.complete)
 
 
-def plain_cache(cache: Any) -> bool:
-    """Return whether rows can be merged into ``cache``: every layer a plain growing cache."""
-    layers = list(getattr(cache, "layers", None) or [])
-    return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
-
-
 class RunningBatch:
     """Rows decoding together: they join between passes and leave when done.
 
@@ -156,8 +111,11 @@ class RunningBatch:
     it empties.
     """
 
-    def __init__(self, model: Any, end_tokens: set[int], pad: int) -> None:
+    def __init__(
+        self, model: Any, end_tokens: set[int], pad: int, prefixes: Prefixes | None = None
+    ) -> None:
         self.model = model
+        self.prefixes = prefixes or Prefixes(0)
         self.end_tokens = end_tokens
         self.pad = pad
         self.key = cache_key(model)
@@ -182,13 +140,13 @@ class RunningBatch:
         rows = [r for r in rows if r.settings.max_new_tokens > 0]
         if not rows:
             return finished
-        logits, cache, mask = self.prefill([r.prompt for r in rows])
-        self.choose(rows, logits)
+        run = prefill(self.model, [r.prompt for r in rows], self.pad, self.prefixes)
+        self.choose(rows, run.logits)
         if self.rows:
-            self.merge(cache, mask)
+            self.merge(run.cache, run.mask)
         else:
-            self.cache, self.mask = cache, mask
-            self.mergeable = plain_cache(cache)
+            self.cache, self.mask = run.cache, run.mask
+            self.mergeable = plain_cache(run.cache)
         self.rows += rows
         return finished + self.retire()
 
@@ -222,34 +180,6 @@ class RunningBatch:
         """Drop rows whose callers no longer wait."""
         gone = {id(r) for r in rows}
         self.keep([i for i, r in enumerate(self.rows) if id(r) not in gone])
-
-    def prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
-        """Run prompts left-padded (their common prefix once); return last logits, cache, mask."""
-        import torch
-
-        count = len(prompts)
-        shared = min(common_prefix(prompts), min(len(p) for p in prompts) - 1)
-        width = max(len(p) for p in prompts) - shared
-        ids = torch.full((count, width), self.pad, dtype=torch.long)
-        mask = torch.zeros((count, shared + width), dtype=torch.long)
-        mask[:, :shared] = 1
-        for i, prompt in enumerate(prompts):
-            rest = list(prompt[shared:])
-            ids[i, width - len(rest) :] = torch.tensor(rest)
-            mask[i, shared + width - len(rest) :] = 1
-        with torch.no_grad():
-            cache = None
-            if shared:
-                _, cache = prefix_cache(self.model, prompts[0][:shared], count, **self.last_only)
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=(mask.cumsum(-1) - 1).clamp(min=0)[:, shared:],
-                use_cache=True,
-                **self.last_only,
-                **({self.key: cache} if cache is not None else {}),
-            )
-        return out.logits[:, -1, :].float(), getattr(out, self.key), mask
 
     def choose(self, rows: Sequence[Row], logits: Any) -> None:
         """Append each row's next token (greedy, or drawn with the row's own generator).

@@ -28,14 +28,14 @@ BATCH_ENV = "LLM_AS_RNN_LOCAL_BATCH"
 DEFAULT_MAX_BATCH = 8
 
 
-def count_from_env(name: str, default: int) -> int:
-    """Return environment variable ``name`` as a count, at least 1 (``default`` if unset or bad)."""
+def count_from_env(name: str, default: int, minimum: int = 1) -> int:
+    """Return env variable ``name`` as a count >= ``minimum`` (``default`` if unset or bad)."""
     raw = os.environ.get(name, "").strip()
     try:
         value = int(raw) if raw else default
     except ValueError:
         value = default
-    return max(1, value)
+    return max(minimum, value)
 
 
 def max_batch_from_env() -> int:

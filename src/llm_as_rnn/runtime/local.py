@@ -7,7 +7,8 @@ cores decoding slows by about a tenth (``benchmarks/hf_throughput.py``,
 over the weights per new token for all of them, joining and leaving it at
 token boundaries (``runtime.engine``, ``runtime.decode``): concurrent
 sequences share the weights' passes instead of queueing
-(``benchmarks/local_batching.py``).
+(``benchmarks/local_batching.py``). Both generation and label scoring run a
+prompt from its longest prefix already run (``runtime.prefixes``).
 
 A local call is bounded by its ``max_new_tokens``, never by a wall-clock
 timeout: time spent queueing for the thread, or decoding slowly on a busy
@@ -40,6 +41,7 @@ from llm_as_rnn.runtime.backends import ChatBackend, LabelQuery, role_dicts
 from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch
 from llm_as_rnn.runtime.engine import Engine
 from llm_as_rnn.runtime.grammar import Constraint, llg_tokenizer
+from llm_as_rnn.runtime.prefixes import Prefixes, prefix_cache_bytes
 from llm_as_rnn.runtime.scoring import ScoredPrompt, chunks, label_chunk, run_prompt, score_chunk
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
 from llm_as_rnn.runtime.structure import Structure
@@ -187,10 +189,14 @@ class LocalHFBackend(ChatBackend):
     def engine(self) -> Engine[Row]:
         """The model's continuous-batching engine (one per backend, made on first use)."""
         pad = self.tokenizer.pad_token_id
-        batch = RunningBatch(
-            self.model, end_tokens(self.model, self.tokenizer), pad if pad is not None else 0
-        )
+        ends = end_tokens(self.model, self.tokenizer)
+        batch = RunningBatch(self.model, ends, pad if pad is not None else 0, self.prefixes)
         return Engine(batch, torch_thread())
+
+    @functools.cached_property
+    def prefixes(self) -> Prefixes:
+        """The model's prefix cache, shared by generation and label scoring (torch thread only)."""
+        return Prefixes(prefix_cache_bytes())
 
     def constraint(self, structure: Structure) -> Constraint:
         """Return a new grammar state for one row (blocking: builds the tokenizer's view once)."""
@@ -240,7 +246,7 @@ class LocalHFBackend(ChatBackend):
         prompt = self.chat_prompt(query.messages) + query.prefix
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
         labels = [self.continuation_ids(prompt, prompt_ids, c) for c in query.continuations]
-        return run_prompt(self.model, prompt_ids), labels
+        return run_prompt(self.model, prompt_ids, self.prefixes), labels
 
     def chat_prompt(self, messages: list[BaseMessage]) -> str:
         """Return the chat-templated prompt as the model sees it, ready for the answer."""

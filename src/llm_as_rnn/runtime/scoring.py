@@ -1,7 +1,8 @@
 """Exact label scores on a local causal model: the prompt once, the labels in chunks.
 
 A label's score is the summed log-probability of its tokens after the prompt.
-The prompt runs through the model once, as one row, keeping only the
+The prompt runs through the model once, as one row, from its longest prefix
+in the model's prefix cache (``runtime.prefixes``), keeping only the
 log-probabilities of the token after it. The labels then run in batches of
 at most ``LLM_AS_RNN_LABEL_CHUNK`` rows (``label_chunk``) that all read the
 prompt's one cache (``shared_rows``), and only the log-probabilities of the
@@ -22,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm_as_rnn.runtime.decode import cache_key, last_logits_only, plain_cache, prefix_cache
 from llm_as_rnn.runtime.engine import count_from_env
+from llm_as_rnn.runtime.prefill import cache_key, plain_cache, prefill
+from llm_as_rnn.runtime.prefixes import Prefixes
 
 LABEL_CHUNK_ENV = "LLM_AS_RNN_LABEL_CHUNK"
 DEFAULT_LABEL_CHUNK = 8
@@ -49,13 +51,16 @@ class ScoredPrompt:
     """Log-probabilities over the vocabulary of the token after the prompt."""
 
 
-def run_prompt(model: Any, ids: Sequence[int]) -> ScoredPrompt:
-    """Run ``ids`` through the model once (blocking); keep its cache and next-token log-probs."""
+def run_prompt(model: Any, ids: Sequence[int], prefixes: Prefixes | None = None) -> ScoredPrompt:
+    """Run ``ids`` through the model once (blocking); keep its cache and next-token log-probs.
+
+    Only the part of ``ids`` after their longest prefix in ``prefixes`` is run
+    (``runtime.prefill``), and ``ids`` are stored there in turn.
+    """
     import torch
 
-    with torch.no_grad():
-        logits, cache = prefix_cache(model, ids, 1, **last_logits_only(model))
-    return ScoredPrompt(cache, torch.log_softmax(logits[0, -1].float(), dim=-1))
+    run = prefill(model, [ids], 0, prefixes or Prefixes(0))  # one row: nothing is padded
+    return ScoredPrompt(run.cache, torch.log_softmax(run.logits[0], dim=-1))
 
 
 def score_chunk(model: Any, prompt: ScoredPrompt, labels: Sequence[Sequence[int]]) -> list[float]:
@@ -87,7 +92,7 @@ def score_chunk(model: Any, prompt: ScoredPrompt, labels: Sequence[Sequence[int]
 def shared_rows(cache: Any, rows: int) -> Any:
     """Return a one-row cache as ``rows`` rows for one forward pass, leaving ``cache`` unchanged.
 
-    A plain cache (``runtime.decode.plain_cache``) is shared, not copied: each
+    A plain cache (``runtime.prefill.plain_cache``) is shared, not copied: each
     layer hands attention its prompt keys and values broadcast to ``rows`` rows
     with the new tokens' appended, and stores nothing, so a pass holds one
     layer's rows at a time instead of a copy of the whole cache per row (the
