@@ -60,11 +60,24 @@ def predict_messages(task: Task, memory: str, observation: str, step: int) -> li
         f"{task.description}\n\nYour memory holds what you learned from earlier steps; "
         f"use it.\n{data('memory', memory)}\n\n{DATA_RULE}"
     )
-    human = (
-        f"Observation of step {step}:\n{data('observation', observation)}\n\n"
-        f"{task.question}\nReply with exactly one line:\n{task.answer_format}"
+    return [
+        SystemMessage(system),
+        HumanMessage(ask(task, f"Observation of step {step}", observation)),
+    ]
+
+
+def ask(task: Task, heading: str, observation: str) -> str:
+    """Ask the task's question about an observation, the observation last.
+
+    What is the same at every step (the question, the answer format) comes
+    before what changes (the observation), so a prefix cache (a local
+    model's, or a server's) reuses all of it: choice mode's h_0 prompt then
+    differs from one step to the next only from its observation on.
+    """
+    return (
+        f"{task.question}\nReply with exactly one line:\n{task.answer_format}\n\n"
+        f"{heading}:\n{data('observation', observation)}"
     )
-    return [SystemMessage(system), HumanMessage(human)]
 
 
 def reask_message(task: Task) -> HumanMessage:

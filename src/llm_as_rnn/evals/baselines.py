@@ -24,17 +24,14 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from llm_as_rnn.core.prompts import DATA_RULE, data
+from llm_as_rnn.core.prompts import DATA_RULE, ask, data
 from llm_as_rnn.tasks import Task
 
 MEMPROMPT_K = 3
 
 
 def _question(task: Task, observation: str) -> str:
-    return (
-        f"Current observation:\n{data('observation', observation)}\n\n"
-        f"{task.question}\nReply with exactly one line:\n{task.answer_format}"
-    )
+    return ask(task, "Current observation", observation)
 
 
 def zero_shot_messages(task: Task, observation: str) -> list[BaseMessage]:
