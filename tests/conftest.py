@@ -8,6 +8,7 @@ test that wants a plugin names it (``plugin_env``).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -97,6 +98,34 @@ def bpe_tokenizer(words: str = "", size: int = 400) -> Any:
         "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
     )
     return fast
+
+
+@functools.cache
+def grammar_kit() -> tuple[Any, Any]:
+    """A byte-level tokenizer and llguidance's view of it (skips without llguidance)."""
+    pytest.importorskip("llguidance", reason="constrained decoding needs llguidance (the hf extra)")
+    from llm_as_rnn.runtime.grammar import llg_tokenizer
+
+    tokenizer = bpe_tokenizer()
+    return tokenizer, llg_tokenizer(tokenizer, {tokenizer.eos_token_id})
+
+
+def grammar_accepts(structure: Any, text: str) -> bool:
+    """Return whether ``text`` is a whole answer under ``structure``'s grammar (llguidance).
+
+    "Accepted" means a constrained local model may write it, token by token.
+    """
+    import llguidance
+
+    from llm_as_rnn.runtime.grammar import compiled
+
+    tokenizer, llg = grammar_kit()
+    matcher = llguidance.LLMatcher(llg, compiled(structure), log_level=0)
+    assert not matcher.is_error(), matcher.get_error()
+    ids = tokenizer.encode(text)
+    if matcher.try_consume_tokens(ids) != len(ids):
+        return False
+    return bool(matcher.is_accepting() or matcher.is_stopped())
 
 
 def rewriter_answers(rewrite: str) -> Any:

@@ -35,9 +35,24 @@ field in tokens (generous: English averages about four)."""
 MAX_BULLETS = 8
 """Bullets per section of a full rewrite at most."""
 LEAD = "Feedback: "
-LINE = r"[^\s\p{Cc}][^\p{Cc}]"
+
+
+def line_breaks(last: int = 0xFFFF) -> str:
+    """Return every character up to ``last`` that ``str.splitlines`` ends a line on.
+
+    Derived from ``str.splitlines`` itself, not listed: the parsers split
+    answers with it, so a field holding any of these would become two lines.
+    """
+    every = "".join(map(chr, range(last + 1)))
+    return "".join(line[-1] for line in every.splitlines(keepends=True)[:-1])
+
+
+LINE_BREAKS = line_breaks()
+"""The line breaks of ``str.splitlines`` (all in the BMP: a test checks every code point)."""
+_OUTSIDE = r"\p{Cc}" + "".join(f"\\u{{{ord(ch):x}}}" for ch in LINE_BREAKS)
+LINE = rf"[^\s{_OUTSIDE}][^{_OUTSIDE}]"
 """A field's text: it opens with a visible character (parsers strip blanks) and holds
-no control character (no line break: one field, one line)."""
+no control character and no line break (one field, one line)."""
 
 
 @dataclass(frozen=True)
