@@ -25,9 +25,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llm_as_rnn.core.memory import TokenCounter, fit_to_budget, parse_sections, render_memory
+from llm_as_rnn.core.memory import TokenCounter, fit_to_budget
 from llm_as_rnn.core.state import RejectionKind
-from llm_as_rnn.tasks.markdown import titled
+from llm_as_rnn.tasks.markdown import parse_sections, render_memory, titled
 
 OUTPUT_LIMIT = 256
 """Tokens a delta rewrite may write (unless the user caps them lower): a few
