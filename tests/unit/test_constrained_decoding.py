@@ -187,7 +187,7 @@ async def test_the_rewrite_call_is_structured_unless_switched_off(
     old = "## PATTERNS\n- [n2] dry\n## RECENT ERRORS\n## RULES OF THUMB"
     backend = Recording()
     call = journaled(None, "t", 1, backend, "rewriter", ctx, 512, delta.OUTPUT_LIMIT)
-    rewrite, _ = rewrite_forms(ctx, ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB"], old)
+    rewrite, _ = rewrite_forms(ctx, ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB"], old, 512)
     await call([HumanMessage("x")], rewrite)
     await call([HumanMessage("x")])  # a call without a form: free text
     if expected:

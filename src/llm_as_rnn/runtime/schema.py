@@ -26,6 +26,7 @@ from llm_as_rnn.runtime.backends import CHARS_PER_TOKEN
 from llm_as_rnn.runtime.structure import (
     LEAD,
     LEAD_TOKENS,
+    VERDICT,
     Judgement,
     Operations,
     Skeleton,
@@ -34,6 +35,8 @@ from llm_as_rnn.runtime.structure import (
 
 FEEDBACK = "feedback"
 """The property of a fused call's ``Feedback:`` line."""
+VERDICT_KEY = "verdict"
+"""The property of a judge's verdict (a fused judge's too)."""
 SECTIONS = "sections"
 """The property holding a full rewrite's sections: keys built from section titles live
 in an object of their own, so no title collides with a fixed key (``feedback``)."""
@@ -77,8 +80,10 @@ def json_schema(structure: Structure) -> dict[str, Any]:
     line = text(structure.field_tokens)
     if isinstance(structure, Judgement):
         fields = {field_key(name): line for name in structure.fields}
-        return obj({"verdict": one_of(list(structure.verdicts)), **fields})
+        return obj({VERDICT_KEY: one_of(list(structure.verdicts)), **fields})
     lead = {FEEDBACK: text(LEAD_TOKENS)} if structure.lead else {}
+    if structure.verdicts:  # a fused judge's verdict is constrained as the judge's own is
+        lead = {VERDICT_KEY: one_of(list(structure.verdicts)), **lead}
     if isinstance(structure, Skeleton):
         bullets = {"type": "array", "items": line, "minItems": 1, "maxItems": structure.bullets}
         return obj({**lead, SECTIONS: obj({name: bullets for name in structure.sections})})
@@ -118,7 +123,7 @@ def text_of(structure: Structure, answer: str) -> str | None:
     if not isinstance(value, dict):
         return None
     if isinstance(structure, Judgement):
-        said = {"Verdict": one_line(value.get("verdict"))}
+        said = {"Verdict": one_line(value.get(VERDICT_KEY))}
         said |= {name: one_line(value.get(field_key(name))) for name in structure.fields}
         if None in said.values():
             return None
@@ -126,9 +131,10 @@ def text_of(structure: Structure, answer: str) -> str | None:
     lines = []
     if structure.lead:
         lead = one_line(value.get(FEEDBACK))
-        if lead is None:
+        verdict = one_line(value.get(VERDICT_KEY)) if structure.verdicts else ""
+        if lead is None or verdict is None:
             return None
-        lines.append(LEAD + lead)
+        lines.append(LEAD + (f"{VERDICT}{verdict}. " if verdict else "") + lead)
     body = (
         operation_lines(value) if isinstance(structure, Operations) else bullets(structure, value)
     )
