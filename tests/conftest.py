@@ -69,6 +69,17 @@ def task_class(class_name: str, base: type | None = None, **attrs: Any) -> type:
     return type(class_name, (base or ClassificationTask,), {"question": question, **attrs})
 
 
+def accepted_titles(sections: list[str]) -> bool:
+    """Return whether the task check accepts ``sections`` as a task's section titles."""
+    from llm_as_rnn.errors import ConfigError
+
+    try:
+        task_class("Titled", name="t", description="d", labels=("a",), sections=tuple(sections))()
+    except ConfigError:
+        return False
+    return True
+
+
 def tiny_llama(vocab_size: int = 97) -> Any:
     """A tiny randomly initialised Llama (built here, nothing downloaded; skips without torch)."""
     pytest.importorskip("torch", reason="local models need torch (the hf extra)")

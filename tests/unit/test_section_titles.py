@@ -17,21 +17,11 @@ from hypothesis import strategies as st
 
 from llm_as_rnn.core import delta
 from llm_as_rnn.core import memory as mem
-from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.schema import text_of
 from llm_as_rnn.runtime.structure import LINE_BREAKS, line_breaks, operations, skeleton
-from tests.conftest import grammar_accepts, task_class
+from tests.conftest import accepted_titles, grammar_accepts
 
 DECORATED = ["-DRAFT-", "[INTERNAL]", "NOTES:", "*KEY*", "`CODE`", "_X_", "NOTES: WIND", "C# X"]
-
-
-def accepted(sections: list[str]) -> bool:
-    """Whether the task check accepts ``sections`` as a task's titles."""
-    try:
-        task_class("Titled", name="t", description="d", labels=("a",), sections=tuple(sections))()
-    except ConfigError:
-        return False
-    return True
 
 
 def test_the_line_breaks_are_every_character_splitlines_breaks_on() -> None:
@@ -54,13 +44,13 @@ def test_no_field_of_a_grammar_holds_a_line_break(brk: str) -> None:
 
 @pytest.mark.parametrize("title", ["A\u2028B", "A\u2029B", "A\x85B", "A\u202eB", "A\x1cB"])
 def test_a_title_that_cannot_read_back_is_refused(title: str) -> None:
-    assert not accepted(["PATTERNS", title])
+    assert not accepted_titles(["PATTERNS", title])
 
 
 @pytest.mark.parametrize("sections", [["NOTES", "NOTES:"], ["A", "a: B"], ["X", "X *: Y"]])
 def test_a_title_another_opens_with_a_colon_is_refused(sections: list[str]) -> None:
     """``ADD A: B: x``: a note of ``A`` or of ``A: B``? The grammar could not write the first."""
-    assert not accepted(sections)
+    assert not accepted_titles(sections)
 
 
 def reads_back(sections: list[str]) -> None:
@@ -92,14 +82,14 @@ def reads_back(sections: list[str]) -> None:
 @pytest.mark.parametrize("title", DECORATED)
 def test_a_decorated_title_reads_back_on_every_path(title: str) -> None:
     sections = ["PATTERNS", title, "OTHER"]
-    assert accepted(sections)
+    assert accepted_titles(sections)
     reads_back(sections)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=10), min_size=1, max_size=3, unique_by=str.upper))
 def test_every_title_the_check_accepts_reads_back(sections: list[str]) -> None:
-    if accepted(sections):
+    if accepted_titles(sections):
         reads_back(sections)
 
 
