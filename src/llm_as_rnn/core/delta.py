@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from llm_as_rnn.core.memory import TokenCounter, fit_to_budget
 from llm_as_rnn.core.state import RejectionKind
-from llm_as_rnn.tasks.markdown import parse_sections, render_memory, titled
+from llm_as_rnn.tasks.markdown import clean, parse_sections, render_memory, titled
 
 OUTPUT_LIMIT = 256
 """Tokens a delta rewrite may write (unless the user caps them lower): a few
@@ -94,7 +94,7 @@ def parse_ops(text: str, sections: Sequence[str]) -> list[Op] | str:
     ops: list[Op] = []
     saw_none = False
     for line in text.splitlines():
-        match = _OP.match(line.strip())
+        match = _OP.match(clean(line).strip())
         if not match:
             continue
         kind, rest = match.group(1).lower(), match.group(2).strip()

@@ -25,6 +25,17 @@ _BULLET = re.compile(r"^\s*[-*•]\s")
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 """Characters no memory holds: control codes (a terminal acts on ESC, BEL...) and
 bidirectional overrides (they make text read other than it is); tabs and line ends stay."""
+_CUT = re.compile("\ufffd+$", re.M)
+"""A character cut at a line's end: a field's token bound can end it mid-character, and
+its bytes decode to U+FFFD."""
+
+
+def clean(text: str) -> str:
+    """Return model text without ``CONTROL`` characters and without characters cut at line ends.
+
+    Every path by which model text reaches a memory or a feedback applies it.
+    """
+    return _CUT.sub("", CONTROL.sub("", text))
 
 
 def header(name: str) -> str:
@@ -60,7 +71,7 @@ def parse_sections(text: str, sections: Sequence[str]) -> dict[str, str]:
     bodies: dict[str, list[str]] = {}
     current: str | None = None
     for line in text.splitlines():
-        line = CONTROL.sub("", line)  # a model's stray control codes never reach a memory
+        line = clean(line)  # a model's stray control codes never reach a memory
         if _FENCE.match(line):
             continue
         name = section_of(line, names)
