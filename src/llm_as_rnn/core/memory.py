@@ -8,6 +8,9 @@ The memory is canonical Markdown, one ``## NAME`` header per task section::
     ## RECENT ERRORS
     - ...
 
+How it is written and read back (headers, bullets, titles) is
+``tasks.markdown``'s, one definition the task check also applies.
+
 Invariant (held after every step, on every write path): the memory is
 non-empty, carries every section header of the task, and counts at most
 ``budget`` tokens of the predictor's tokenizer.
