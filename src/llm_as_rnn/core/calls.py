@@ -86,9 +86,11 @@ def journaled(
     async def call(messages: list[BaseMessage], form: Form | None = None) -> Generation:
         prompt = prompts.ordered(messages, ctx.prompt_order)
         cap = sampling.max_new_tokens
-        shape = form(cap) if form is not None and ctx.structured and cap is not None else None
-        if shape is None and form is not None and ctx.structured and cap is not None:
-            form.warn_unfit(cap)
+        shape = None
+        if form is not None and ctx.structured and cap is not None:
+            shape = form(cap)
+            if shape is None:
+                form.warn_unfit(cap)
         return await journal.generate(backend, role, prompt, sampling, policy, shape)
 
     return call

@@ -5,8 +5,9 @@ schema of ``response_format``: delta operations as an array of operation
 objects (``section`` one of the memory's section names, ``note`` one of its
 note ids), a full rewrite as one array of bullets per section (every section
 required, in order, in an object of their own: a key built from a title never
-sits beside a fixed key such as ``feedback``), a judge's answer as its verdict and fields. A schema
-cannot count tokens: each text field is bounded by characters, at the
+sits beside a fixed key such as ``feedback``), a judge's answer as its verdict
+and fields (a fused judge's verdict beside its ``feedback``). A schema cannot
+count tokens: each text field is bounded by characters, at the
 endpoints' own estimate of a token (``runtime.backends.CHARS_PER_TOKEN``), so
 an answer fits its token cap as that estimate counts it; each array is
 bounded by the structure's counts.

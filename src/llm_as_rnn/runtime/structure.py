@@ -4,8 +4,8 @@ An ``Operations`` (delta mode: ``ADD``/``EDIT``/``REMOVE``/``NONE`` lines over
 the current memory's sections and note ids), a ``Skeleton`` (full mode: every
 ``## NAME`` header in order, each with ``- `` bullets, as many as the cap
 allows) or a ``Judgement`` (the judge's ``Verdict:`` line and its field lines)
-says which answers are allowed. Each backend turns it into its own form: a local model
-into a grammar for constrained decoding (``lark``, run by ``runtime.grammar``);
+says which answers are allowed. Each backend turns it into its own form: a
+local model into a grammar for constrained decoding (``lark``, run by ``runtime.grammar``);
 an endpoint into a JSON schema (``runtime.schema``); a backend that cannot
 constrain ignores it (the parsers still apply).
 
@@ -137,8 +137,8 @@ def operations(
     """
     for ops in range(max_ops, 0, -1):
         for field in range(FIELD_TOKENS, MIN_FIELD_TOKENS - 1, -2):
-            shape = Operations(tuple(sections), tuple(sorted(notes)), ops, field, lead)
-            found = dataclasses.replace(shape, verdicts=tuple(verdicts))
+            ids = tuple(sorted(notes))
+            found = Operations(tuple(sections), ids, ops, field, lead, tuple(verdicts))
             if worst_tokens(found) <= cap:
                 return found
     return None
