@@ -8,6 +8,7 @@ test that wants a plugin names it (``plugin_env``).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -68,6 +69,17 @@ def task_class(class_name: str, base: type | None = None, **attrs: Any) -> type:
     return type(class_name, (base or ClassificationTask,), {"question": question, **attrs})
 
 
+def accepted_titles(sections: list[str]) -> bool:
+    """Return whether the task check accepts ``sections`` as a task's section titles."""
+    from llm_as_rnn.errors import ConfigError
+
+    try:
+        task_class("Titled", name="t", description="d", labels=("a",), sections=tuple(sections))()
+    except ConfigError:
+        return False
+    return True
+
+
 def tiny_llama(vocab_size: int = 97) -> Any:
     """A tiny randomly initialised Llama (built here, nothing downloaded; skips without torch)."""
     pytest.importorskip("torch", reason="local models need torch (the hf extra)")
@@ -97,6 +109,34 @@ def bpe_tokenizer(words: str = "", size: int = 400) -> Any:
         "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
     )
     return fast
+
+
+@functools.cache
+def grammar_kit() -> tuple[Any, Any]:
+    """A byte-level tokenizer and llguidance's view of it (skips without llguidance)."""
+    pytest.importorskip("llguidance", reason="constrained decoding needs llguidance (the hf extra)")
+    from llm_as_rnn.runtime.grammar import llg_tokenizer
+
+    tokenizer = bpe_tokenizer()
+    return tokenizer, llg_tokenizer(tokenizer, {tokenizer.eos_token_id})
+
+
+def grammar_accepts(structure: Any, text: str) -> bool:
+    """Return whether ``text`` is a whole answer under ``structure``'s grammar (llguidance).
+
+    "Accepted" means a constrained local model may write it, token by token.
+    """
+    import llguidance
+
+    from llm_as_rnn.runtime.grammar import compiled
+
+    tokenizer, llg = grammar_kit()
+    matcher = llguidance.LLMatcher(llg, compiled(structure), log_level=0)
+    assert not matcher.is_error(), matcher.get_error()
+    ids = tokenizer.encode(text)
+    if matcher.try_consume_tokens(ids) != len(ids):
+        return False
+    return bool(matcher.is_accepting() or matcher.is_stopped())
 
 
 def rewriter_answers(rewrite: str) -> Any:

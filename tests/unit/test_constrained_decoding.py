@@ -2,7 +2,8 @@
 
 A tiny random Llama and a byte-level BPE tokenizer built here (``tests/conftest.py``,
 nothing downloaded) stand in for a real model: random weights pick the worst
-tokens a grammar allows, so what parses here parses for any model. Rows with
+tokens a grammar allows, so what parses here parses for any model. Section titles
+are any the task check accepts, not a list known to be safe. Rows with
 and without a grammar share one running batch, greedy and sampled.
 """
 
@@ -17,14 +18,14 @@ from langchain_core.messages import HumanMessage
 
 from llm_as_rnn.core import delta
 from llm_as_rnn.core import memory as mem
-from llm_as_rnn.core.feedback import fused_feedback
+from llm_as_rnn.core.feedback import VERDICTS, fused_feedback
 from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch
 from llm_as_rnn.runtime.local import LocalHFBackend
 from llm_as_rnn.runtime.spec import CallPolicy, Sampling
 from llm_as_rnn.runtime.structure import Operations, Skeleton, operations, skeleton
 from llm_as_rnn.runtime.usage import Generation
 from llm_as_rnn.testing import FunctionChatModel
-from tests.conftest import bpe_tokenizer, tiny_llama
+from tests.conftest import accepted_titles, bpe_tokenizer, tiny_llama
 
 pytest.importorskip("llguidance", reason="constrained decoding needs llguidance (the hf extra)")
 from llm_as_rnn.runtime.grammar import Constraint, llg_tokenizer
@@ -39,9 +40,10 @@ def kit() -> tuple[Any, Any, Any]:
     return tokenizer, model, llg_tokenizer(tokenizer, {tokenizer.eos_token_id})
 
 
+titles = st.one_of(st.sampled_from(WORDS), st.text(st.characters(codec="utf-8"), max_size=12))
 memories = st.builds(
     lambda sections, notes: (sections, notes),
-    st.lists(st.sampled_from(WORDS), min_size=1, max_size=4, unique=True),
+    st.lists(titles, min_size=1, max_size=4, unique_by=str.upper).filter(accepted_titles),
     st.lists(st.text(st.characters(codec="utf-8"), min_size=1, max_size=30), max_size=6),
 )
 
@@ -57,11 +59,13 @@ def memory_of(sections: list[str], notes: list[str]) -> str:
 def check(structure: Operations | Skeleton, old: str, text: str, count: Any) -> None:
     sections = list(structure.sections)
     if structure.lead:
+        source = "judge" if structure.verdicts else "truth"
         stated = fused_feedback(
-            {"text": "", "source": "truth", "correct": False, "error": None, "verdict": None},
+            {"text": "", "source": source, "correct": False, "error": None, "verdict": None},
             text,
         )
         assert stated["text"], text
+        assert (stated["verdict"] in VERDICTS) is bool(structure.verdicts), text
     if isinstance(structure, Operations):
         assert delta.apply(old, text, sections).reason is None, text
     else:
@@ -74,6 +78,7 @@ def check(structure: Operations | Skeleton, old: str, text: str, count: Any) -> 
     memory=memories,
     full=st.booleans(),
     lead=st.booleans(),
+    judge=st.booleans(),
     cap=st.integers(40, 260),
     temperature=st.sampled_from([0.0, 1.0, 2.0]),
     seed=st.integers(0, 2**31),
@@ -83,6 +88,7 @@ def test_every_constrained_answer_parses_and_ends_within_its_cap(
     memory: tuple[list[str], list[str]],
     full: bool,
     lead: bool,
+    judge: bool,
     cap: int,
     temperature: float,
     seed: int,
@@ -91,7 +97,12 @@ def test_every_constrained_answer_parses_and_ends_within_its_cap(
     sections, notes = memory
     old = memory_of(sections, notes)
     ids = [n for items in delta.notes_of(old, sections).values() for n, _ in items]
-    built = skeleton(sections, cap, lead) if full else operations(sections, ids, cap, lead)
+    verdicts = VERDICTS if lead and judge else ()
+    built = (
+        skeleton(sections, cap, lead, verdicts)
+        if full
+        else operations(sections, ids, cap, lead, verdicts=verdicts)
+    )
     if built is None:  # the cap cannot hold one short note: free text (tested below)
         return
     end = {tokenizer.eos_token_id}
@@ -187,7 +198,7 @@ async def test_the_rewrite_call_is_structured_unless_switched_off(
     old = "## PATTERNS\n- [n2] dry\n## RECENT ERRORS\n## RULES OF THUMB"
     backend = Recording()
     call = journaled(None, "t", 1, backend, "rewriter", ctx, 512, delta.OUTPUT_LIMIT)
-    rewrite, _ = rewrite_forms(ctx, ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB"], old)
+    rewrite, _ = rewrite_forms(ctx, ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB"], old, 512)
     await call([HumanMessage("x")], rewrite)
     await call([HumanMessage("x")])  # a call without a form: free text
     if expected:

@@ -77,19 +77,19 @@ def test_a_delta_answer_comes_back_as_operations_that_apply() -> None:
 def test_a_full_answer_comes_back_as_every_section_in_order() -> None:
     shape = skeleton(SECTIONS, 400)
     assert shape is not None
-    schema = json_schema(shape)
-    assert list(schema["properties"]) == schema["required"] == SECTIONS
-    assert all(p["minItems"] == 1 for p in schema["properties"].values())
+    sections = json_schema(shape)["properties"]["sections"]
+    assert list(sections["properties"]) == sections["required"] == SECTIONS
+    assert all(p["minItems"] == 1 for p in sections["properties"].values())
     answer = {"RULES OF THUMB": ["Check the wind."], "PATTERNS": ["Dry spells last."]}
     answer["RECENT ERRORS"] = ["Missed a front", "  "]
-    text = text_of(shape, json.dumps(answer))
+    text = text_of(shape, json.dumps({"sections": answer}))
     assert text is not None
     assert [line for line in text.splitlines() if line.startswith("## ")] == [
         f"## {name}" for name in SECTIONS
     ]
     verdict = mem.guard(TASK.initial_memory(), text, SECTIONS, approx_tokens)
     assert verdict.reason is None
-    assert text_of(shape, json.dumps({"PATTERNS": ["x"]})) is None  # a section missing
+    assert text_of(shape, json.dumps({"sections": {"PATTERNS": ["x"]}})) is None  # one missing
 
 
 def test_a_judges_answer_comes_back_as_its_verdict_and_fields() -> None:
@@ -111,6 +111,27 @@ def test_an_answer_that_is_not_such_json_has_no_text_form(reply: str) -> None:
     shape = operations(SECTIONS, [2], 256)
     assert shape is not None
     assert text_of(shape, reply) is None
+
+
+@pytest.mark.parametrize("fence", ["```json\n{}\n```", "```\n{}\n```", "  ```JSON\n{}\n```\n"])
+def test_json_in_one_code_fence_is_read_as_the_json(fence: str) -> None:
+    shape = operations(SECTIONS, [2], 256)
+    assert shape is not None
+    body = {"operations": [{"op": "ADD", "section": "PATTERNS", "text": "fronts bring rain"}]}
+    text = text_of(shape, fence.replace("{}", json.dumps(body, indent=2)))
+    assert text == "ADD PATTERNS: fronts bring rain"
+    assert text_of(shape, "```json\n{}\n```\n```json\n{}\n```") is None  # two: not one answer
+
+
+@pytest.mark.parametrize("title", ["feedback", "sections", "verdict", "operations"])
+def test_a_section_named_like_a_fixed_json_key_keeps_both(title: str) -> None:
+    shape = skeleton([title, "OTHER"], 400, lead=True)
+    assert shape is not None
+    schema = json_schema(shape)
+    assert schema["required"] == ["feedback", "sections"]
+    assert schema["properties"]["sections"]["required"] == [title, "OTHER"]
+    answer = {"feedback": "late", "sections": {title: ["a"], "OTHER": ["b"]}}
+    assert text_of(shape, json.dumps(answer)) == f"Feedback: late\n## {title}\n- a\n## OTHER\n- b"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -16,7 +17,7 @@ from llm_as_rnn.core.feedback import JUDGE_FIELDS, VERDICTS
 from llm_as_rnn.core.memory import output_limit
 from llm_as_rnn.core.state import Prediction, Role
 from llm_as_rnn.runtime import structure
-from llm_as_rnn.runtime.backends import ChatBackend
+from llm_as_rnn.runtime.backends import ChatBackend, warn_once
 from llm_as_rnn.runtime.journal import Journal
 from llm_as_rnn.runtime.structure import Structure
 from llm_as_rnn.runtime.usage import Generation
@@ -24,8 +25,32 @@ from llm_as_rnn.tasks import ClassificationTask, Task
 
 T = TypeVar("T")
 
-Form = Callable[[int], Structure | None]
-"""The structure of an answer given its token cap (None: free text)."""
+
+@dataclass(frozen=True)
+class Form:
+    """The structure of a kind of answer, given its token cap (None: free text)."""
+
+    kind: str
+    """What is answered, in words for a warning (``full rewrites``)."""
+    build: Callable[[int], Structure | None]
+
+    def __call__(self, cap: int) -> Structure | None:
+        """Return the structure of an answer of at most ``cap`` tokens (None: none fits)."""
+        return self.build(cap)
+
+    def warn_unfit(self, cap: int) -> None:
+        """Say once that answers capped at ``cap`` are free text, naming the cap that fits."""
+        smallest = structure.smallest_cap(self.build)
+        fix = (
+            f"raise --max-new-tokens to at least {smallest}"
+            if smallest is not None
+            else "the memory's budget is too small for it"
+        )
+        warn_once(
+            f"structure:{self.kind}",
+            f"warning: {self.kind} may write {cap} tokens, too few for their structure: "
+            f"their structure is off (free text, read by the parser); {fix}",
+        )
 
 
 class Call(Protocol):
@@ -61,35 +86,42 @@ def journaled(
     async def call(messages: list[BaseMessage], form: Form | None = None) -> Generation:
         prompt = prompts.ordered(messages, ctx.prompt_order)
         cap = sampling.max_new_tokens
-        shape = form(cap) if form is not None and ctx.structured and cap is not None else None
+        shape = None
+        if form is not None and ctx.structured and cap is not None:
+            shape = form(cap)
+            if shape is None:
+                form.warn_unfit(cap)
         return await journal.generate(backend, role, prompt, sampling, policy, shape)
 
     return call
 
 
-def rewrite_forms(ctx: Context, sections: Sequence[str], memory: str) -> tuple[Form, Form]:
+def rewrite_forms(
+    ctx: Context, sections: Sequence[str], memory: str, budget: int
+) -> tuple[Form, Form]:
     """Return the structures of a step's rewrite call and of its compress calls.
 
     Delta mode: operations on ``memory``'s own sections and note ids; full
-    mode: the section skeleton. A fused call opens with its ``Feedback:`` line.
+    mode: the section skeleton. A fused call opens with its ``Feedback:`` line,
+    a fused judge's with its verdict. A compress answer is sized to ``budget``
+    (the budget it compresses to), whatever its cap.
     """
     lead = ctx.step_mode == "fused"
+    verdicts = VERDICTS if lead and ctx.feedback == "judge" else ()
     ids = [n for notes in delta.notes_of(memory, sections).values() for n, _ in notes]
-
-    def compress(cap: int) -> Structure | None:
-        return structure.skeleton(sections, cap)
 
     def rewrite(cap: int) -> Structure | None:
         if ctx.rewrite_mode == "delta":
-            return structure.operations(sections, ids, cap, lead)
-        return structure.skeleton(sections, cap, lead)
+            return structure.operations(sections, ids, cap, lead, verdicts=verdicts)
+        return structure.skeleton(sections, cap, lead, verdicts)
 
-    return rewrite, compress
+    kind = f"{ctx.rewrite_mode} rewrites"
+    compress = Form("compress calls", lambda cap: structure.skeleton(sections, min(cap, budget)))
+    return Form(kind, rewrite), compress
 
 
-def judge_form(cap: int) -> Structure | None:
-    """Return the structure of a judge's answer (its verdict and fields) within ``cap``."""
-    return structure.judgement(VERDICTS, JUDGE_FIELDS, cap)
+JUDGE_FORM = Form("judge answers", lambda cap: structure.judgement(VERDICTS, JUDGE_FIELDS, cap))
+"""The structure of a judge's answer (its verdict and fields)."""
 
 
 async def ask(

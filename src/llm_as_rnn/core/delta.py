@@ -25,8 +25,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llm_as_rnn.core.memory import TokenCounter, fit_to_budget, parse_sections, render_memory
+from llm_as_rnn.core.memory import TokenCounter, fit_to_budget
 from llm_as_rnn.core.state import RejectionKind
+from llm_as_rnn.tasks.markdown import clean, parse_sections, render_memory, titled
 
 OUTPUT_LIMIT = 256
 """Tokens a delta rewrite may write (unless the user caps them lower): a few
@@ -90,22 +91,20 @@ def parse_ops(text: str, sections: Sequence[str]) -> list[Op] | str:
     Lines that are not operations (a preamble, blank lines) are ignored; an
     operation that cannot be read makes the whole list malformed (strict).
     """
-    names = {s.upper(): s for s in sections}
     ops: list[Op] = []
     saw_none = False
     for line in text.splitlines():
-        match = _OP.match(line.strip())
+        match = _OP.match(clean(line).strip())
         if not match:
             continue
         kind, rest = match.group(1).lower(), match.group(2).strip()
         if kind == "none":
             saw_none = True
         elif kind == "add":
-            section, colon, note = rest.partition(":")
-            name = names.get(section.strip().strip("*#` ").upper())
-            if not colon or name is None or not note.strip():
+            added = titled(rest, sections)
+            if added is None:
                 return f"malformed ADD {rest[:60]!r}: use 'ADD <SECTION>: <note>'"
-            ops.append(Op("add", section=name, text=note.strip()))
+            ops.append(Op("add", section=added[0], text=added[1]))
         else:
             found = _ID.match(rest)
             if not found or (kind == "edit" and not found.group(2).strip()):

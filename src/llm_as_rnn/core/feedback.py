@@ -14,6 +14,7 @@ from typing import Any
 
 from llm_as_rnn.core.state import NOTE_LIMIT, Feedback, Prediction, clip
 from llm_as_rnn.tasks import Score, Task
+from llm_as_rnn.tasks.markdown import clean
 
 VERDICTS = ("plausible", "implausible")
 """A judge's verdicts (``Verdict: <one>``, its answer's first line)."""
@@ -52,11 +53,12 @@ def fact(task: Task, answer: str, target: Any, score: Score) -> str:
 def lesson(reply: str, cut_off: bool = False) -> tuple[str, bool]:
     """Return the lesson of a critic's reply, and whether it lost its end.
 
-    Whitespace is collapsed; opening verdicts of the critic's own ("CORRECT.",
+    Control characters (``tasks.markdown.clean``, as in a memory) are dropped and
+    whitespace is collapsed; opening verdicts of the critic's own ("CORRECT.",
     "The prediction was wrong.") and a ``Lesson:`` label are dropped, since
     the verdict is the score's; the text is clipped to ``NOTE_LIMIT``.
     """
-    text = " ".join(reply.split())
+    text = " ".join(clean(reply).split())
     while match := _OWN_VERDICT.match(text):
         text = text[match.end() :]
     return clip(text, NOTE_LIMIT, cut_off=cut_off)
@@ -112,8 +114,9 @@ def judge_feedback(text: str, verdict: str | None, score: Score, cut_off: bool =
     """Return the feedback of a judge's answer: its verdict and critique (clipped, flagged).
 
     The verdict is shown once, first: a critique opening with it again loses that opening.
+    Control characters are dropped, as from a memory (``tasks.markdown.clean``).
     """
-    critique = _LEADING_VERDICT.sub("", judge_critique(text), count=1)
+    critique = _LEADING_VERDICT.sub("", clean(judge_critique(text)), count=1)
     reason, cut = clip(critique, NOTE_LIMIT, cut_off=cut_off)
     return Feedback(
         text=f"Judge verdict: {verdict or 'unclear'}. {reason}".strip(),

@@ -37,10 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_as_rnn.core.memory import CONTROL, header, render_memory, section_of
 from llm_as_rnn.core.state import MAX_BUDGET, blank, thread_name
 from llm_as_rnn.errors import ConfigError, DataError, first_line
 from llm_as_rnn.tasks import get_task
+from llm_as_rnn.tasks.markdown import CONTROL, header, render_memory, section_of
 
 FORMAT = "llm-as-rnn.memory"
 """The ``format`` field every memory file carries."""

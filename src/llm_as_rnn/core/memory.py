@@ -8,6 +8,9 @@ The memory is canonical Markdown, one ``## NAME`` header per task section::
     ## RECENT ERRORS
     - ...
 
+How it is written and read back (headers, bullets, titles) is
+``tasks.markdown``'s, one definition the task check also applies.
+
 Invariant (held after every step, on every write path): the memory is
 non-empty, carries every section header of the task, and counts at most
 ``budget`` tokens of the predictor's tokenizer.
@@ -23,75 +26,12 @@ from dataclasses import dataclass
 
 from llm_as_rnn.core.state import MAX_BUDGET, RejectionKind, clip
 from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.tasks.markdown import header, parse_sections, render_memory
 
 TokenCounter = Callable[[str], int]
 
-_DECORATION = " \t#*_:=-`>[]"
-_FENCE = re.compile(r"^\s*(```[\w-]*|</?memory>)\s*$")
-CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-"""Characters no memory holds: control codes (a terminal acts on ESC, BEL...) and
-bidirectional overrides (they make text read other than it is); tabs and line ends stay."""
 ECHO_MARKERS = ("Output only the", "Rewrite the notes below", "<observation>", "Current notes:")
 """Phrases of the rewrite prompt: a memory containing one echoes the prompt."""
-
-
-def header(name: str) -> str:
-    """Return the canonical header line of a section."""
-    return f"## {name}"
-
-
-def section_of(line: str, names: dict[str, str]) -> str | None:
-    """Return the section a line opens, if it is a (possibly decorated) header."""
-    key = line.strip().strip(_DECORATION).strip().upper()
-    return names.get(key)
-
-
-def parse_sections(text: str, sections: Sequence[str]) -> dict[str, str]:
-    """Split text into the task's sections, tolerating decorated headers.
-
-    Lines before the first recognised header (preambles such as "Here is the
-    updated memory:"), Markdown code fences and headers of unknown sections
-    (small models truncate or invent them) are dropped. A section that
-    appears twice keeps both bodies, in order.
-    """
-    names = {s.upper(): s for s in sections}
-    bodies: dict[str, list[str]] = {}
-    current: str | None = None
-    for line in text.splitlines():
-        line = CONTROL.sub("", line)  # a model's stray control codes never reach a memory
-        if _FENCE.match(line):
-            continue
-        name = section_of(line, names)
-        if name is not None:
-            current = name
-            bodies.setdefault(name, [])
-        elif line.lstrip().startswith("#"):
-            continue  # a header of no section of ours (often a truncated one) is not content
-        elif current is not None:
-            bodies[current].append(line.rstrip())
-    return {name: "\n".join(_unique(lines)).strip() for name, lines in bodies.items()}
-
-
-def _unique(lines: list[str]) -> list[str]:
-    """Drop repeated non-blank lines (small models repeat sections verbatim)."""
-    seen: set[str] = set()
-    out = []
-    for line in lines:
-        key = line.strip()
-        if key and key in seen:
-            continue
-        seen.add(key)
-        out.append(line)
-    return out
-
-
-def render_memory(bodies: dict[str, str], sections: Sequence[str]) -> str:
-    """Render section bodies as canonical memory text, in the task's order."""
-    parts = []
-    for name in sections:
-        body = bodies.get(name, "").strip()
-        parts.append(f"{header(name)}\n{body}" if body else header(name))
-    return "\n\n".join(parts)
 
 
 def normalize(text: str, sections: Sequence[str]) -> str | None:

@@ -24,12 +24,12 @@ from langgraph.types import Command, interrupt
 from llm_as_rnn.core import delta, prompts
 from llm_as_rnn.core import memory as mem
 from llm_as_rnn.core.calls import (
+    JUDGE_FORM,
     Call,
     Form,
     ask,
     enforce_budget,
     journaled,
-    judge_form,
     predict_answer,
     rewrite_forms,
 )
@@ -181,7 +181,7 @@ async def critique(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         )
     elif ctx.feedback == "judge":
         messages = prompts.judge_messages(task, memory, shown, answer)
-        judge = functools.partial(call, form=judge_form)
+        judge = functools.partial(call, form=JUDGE_FORM)
         reask = prompts.reask_message_verdict()
         text, verdict, gens = await ask(judge, messages, parse_verdict, reask, ctx.reask_attempts)
         feedback = judge_feedback(text, verdict, score, gens[-1].cut_off)
@@ -239,7 +239,7 @@ async def rewrite(
     rejected: list[tuple[str, str]] = []  # why, and what the rewrite said
     kinds: list[RejectionKind] = []  # the kind of each ``rejected`` reason
     made: list[Generation] = []
-    rewrite_form, compress_form = rewrite_forms(ctx, task.sections, old)
+    rewrite_form, compress_form = rewrite_forms(ctx, task.sections, old, budget)
 
     async def call(messages: list[BaseMessage], form: Form | None = rewrite_form) -> Generation:
         made.append(await journaled_call(messages, form))

@@ -28,7 +28,14 @@ def llg_tokenizer(tokenizer: Any, end_tokens: Iterable[int]) -> Any:
     return llguidance.hf.from_tokenizer(tokenizer, eos_token=sorted(end_tokens))
 
 
-@functools.cache  # one compiled grammar per structure (they repeat from step to step)
+COMPILED = 256
+"""Compiled grammars kept: one per distinct structure, and a delta structure changes with
+its memory's note ids every step, so unbounded they would grow for the process's life.
+256 holds every row of a large running batch (each row's memory its own ids) and the
+few structures that repeat (full, compress, judge); a miss costs a compile (milliseconds)."""
+
+
+@functools.lru_cache(maxsize=COMPILED)
 def compiled(structure: Structure) -> str:
     """Return the structure's grammar in llguidance's serialised form."""
     import llguidance

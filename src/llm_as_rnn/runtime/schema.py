@@ -4,8 +4,10 @@
 schema of ``response_format``: delta operations as an array of operation
 objects (``section`` one of the memory's section names, ``note`` one of its
 note ids), a full rewrite as one array of bullets per section (every section
-required, in order), a judge's answer as its verdict and fields. A schema
-cannot count tokens: each text field is bounded by characters, at the
+required, in order, in an object of their own: a key built from a title never
+sits beside a fixed key such as ``feedback``), a judge's answer as its verdict
+and fields (a fused judge's verdict beside its ``feedback``). A schema cannot
+count tokens: each text field is bounded by characters, at the
 endpoints' own estimate of a token (``runtime.backends.CHARS_PER_TOKEN``), so
 an answer fits its token cap as that estimate counts it; each array is
 bounded by the structure's counts.
@@ -18,12 +20,14 @@ so nothing downstream knows how the answer was decoded. Both are pure.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from llm_as_rnn.runtime.backends import CHARS_PER_TOKEN
 from llm_as_rnn.runtime.structure import (
     LEAD,
     LEAD_TOKENS,
+    VERDICT,
     Judgement,
     Operations,
     Skeleton,
@@ -32,6 +36,12 @@ from llm_as_rnn.runtime.structure import (
 
 FEEDBACK = "feedback"
 """The property of a fused call's ``Feedback:`` line."""
+VERDICT_KEY = "verdict"
+"""The property of a judge's verdict (a fused judge's too)."""
+SECTIONS = "sections"
+"""The property holding a full rewrite's sections: keys built from section titles live
+in an object of their own, so no title collides with a fixed key (``feedback``)."""
+_FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*)\n\s*```\s*$", re.S)
 
 
 def text(tokens: int) -> dict[str, Any]:
@@ -71,11 +81,13 @@ def json_schema(structure: Structure) -> dict[str, Any]:
     line = text(structure.field_tokens)
     if isinstance(structure, Judgement):
         fields = {field_key(name): line for name in structure.fields}
-        return obj({"verdict": one_of(list(structure.verdicts)), **fields})
+        return obj({VERDICT_KEY: one_of(list(structure.verdicts)), **fields})
     lead = {FEEDBACK: text(LEAD_TOKENS)} if structure.lead else {}
+    if structure.verdicts:  # a fused judge's verdict is constrained as the judge's own is
+        lead = {VERDICT_KEY: one_of(list(structure.verdicts)), **lead}
     if isinstance(structure, Skeleton):
         bullets = {"type": "array", "items": line, "minItems": 1, "maxItems": structure.bullets}
-        return obj({**lead, **{name: bullets for name in structure.sections}})
+        return obj({**lead, SECTIONS: obj({name: bullets for name in structure.sections})})
     kinds = [
         obj({"op": one_of(["ADD"]), "section": one_of(list(structure.sections)), "text": line})
     ]
@@ -102,15 +114,17 @@ def text_of(structure: Structure, answer: str) -> str | None:
     structure's order with ``- `` bullets; judge: ``Verdict:`` and field lines.
     A fused call's answer opens with its ``Feedback:`` line. Values are not
     checked against the enums here: the parsers that read the text do that.
+    JSON in one Markdown code fence (```` ```json ````) is read as the JSON.
     """
+    fenced = _FENCE.match(answer)
     try:
-        value = json.loads(answer)
+        value = json.loads(fenced.group(1) if fenced else answer)
     except ValueError:
         return None
     if not isinstance(value, dict):
         return None
     if isinstance(structure, Judgement):
-        said = {"Verdict": one_line(value.get("verdict"))}
+        said = {"Verdict": one_line(value.get(VERDICT_KEY))}
         said |= {name: one_line(value.get(field_key(name))) for name in structure.fields}
         if None in said.values():
             return None
@@ -118,9 +132,10 @@ def text_of(structure: Structure, answer: str) -> str | None:
     lines = []
     if structure.lead:
         lead = one_line(value.get(FEEDBACK))
-        if lead is None:
+        verdict = one_line(value.get(VERDICT_KEY)) if structure.verdicts else ""
+        if lead is None or verdict is None:
             return None
-        lines.append(LEAD + lead)
+        lines.append(LEAD + (f"{VERDICT}{verdict}. " if verdict else "") + lead)
     body = (
         operation_lines(value) if isinstance(structure, Operations) else bullets(structure, value)
     )
@@ -144,9 +159,12 @@ def operation_lines(value: dict[str, Any]) -> list[str] | None:
 
 def bullets(structure: Skeleton, value: dict[str, Any]) -> list[str] | None:
     """Return a JSON full rewrite as sectioned Markdown lines (None when it is not one)."""
+    sections = value.get(SECTIONS)
+    if not isinstance(sections, dict):
+        return None
     lines = []
     for name in structure.sections:
-        items = value.get(name)
+        items = sections.get(name)
         if not isinstance(items, list):
             return None
         lines.append(f"## {name}")

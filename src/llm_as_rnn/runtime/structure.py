@@ -1,11 +1,11 @@
 """Structured answers: backend-neutral descriptions of what a memory update may say.
 
 An ``Operations`` (delta mode: ``ADD``/``EDIT``/``REMOVE``/``NONE`` lines over
-the current memory's sections and note ids), a ``Skeleton`` (full mode:
-every ``## NAME`` header in order, each with a few ``- `` bullets) or a
-``Judgement`` (the judge's ``Verdict:`` line and its field lines) says which
-answers are allowed. Each backend turns it into its own form: a local model
-into a grammar for constrained decoding (``lark``, run by ``runtime.grammar``);
+the current memory's sections and note ids), a ``Skeleton`` (full mode: every
+``## NAME`` header in order, each with ``- `` bullets, as many as the cap
+allows) or a ``Judgement`` (the judge's ``Verdict:`` line and its field lines)
+says which answers are allowed. Each backend turns it into its own form: a
+local model into a grammar for constrained decoding (``lark``, run by ``runtime.grammar``);
 an endpoint into a JSON schema (``runtime.schema``); a backend that cannot
 constrain ignores it (the parsers still apply).
 
@@ -19,8 +19,9 @@ constrained answer ends on its own, never cut off.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 FIELD_TOKENS = 24
@@ -32,12 +33,26 @@ LEAD_TOKENS = 40
 CHARS_PER_TOKEN = 6
 """Characters allowed per token of a field in a grammar, which also bounds the
 field in tokens (generous: English averages about four)."""
-MAX_BULLETS = 8
-"""Bullets per section of a full rewrite at most."""
 LEAD = "Feedback: "
-LINE = r"[^\s\p{Cc}][^\p{Cc}]"
+VERDICT = "Verdict: "
+
+
+def line_breaks(last: int = 0xFFFF) -> str:
+    """Return every character up to ``last`` that ``str.splitlines`` ends a line on.
+
+    Derived from ``str.splitlines`` itself, not listed: the parsers split
+    answers with it, so a field holding any of these would become two lines.
+    """
+    every = "".join(map(chr, range(last + 1)))
+    return "".join(line[-1] for line in every.splitlines(keepends=True)[:-1])
+
+
+LINE_BREAKS = line_breaks()
+"""The line breaks of ``str.splitlines`` (all in the BMP: a test checks every code point)."""
+_OUTSIDE = r"\p{Cc}" + "".join(f"\\u{{{ord(ch):x}}}" for ch in LINE_BREAKS)
+LINE = rf"[^\s{_OUTSIDE}][^{_OUTSIDE}]"
 """A field's text: it opens with a visible character (parsers strip blanks) and holds
-no control character (no line break: one field, one line)."""
+no control character and no line break (one field, one line)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,8 @@ class Operations:
     """Tokens of one note's text at most."""
     lead: bool = False
     """The answer opens with a ``Feedback:`` line (a fused call)."""
+    verdicts: tuple[str, ...] = ()
+    """A fused judge's verdicts: its ``Feedback:`` line opens with ``Verdict: <one>. ``."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,8 @@ class Skeleton:
     """Tokens of one bullet's text at most."""
     lead: bool = False
     """The answer opens with a ``Feedback:`` line (a fused call)."""
+    verdicts: tuple[str, ...] = ()
+    """A fused judge's verdicts: its ``Feedback:`` line opens with ``Verdict: <one>. ``."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +108,11 @@ def size(text: str) -> int:
 def worst_tokens(structure: Structure) -> int:
     """Return the most tokens an answer under ``structure`` can take, its end token included."""
     if isinstance(structure, Judgement):
-        verdict = max(size(f"Verdict: {v}\n") for v in structure.verdicts)
+        verdict = max(size(f"{VERDICT}{v}\n") for v in structure.verdicts)
         fields = sum(size(f"{name}: \n") + structure.field_tokens for name in structure.fields)
         return 1 + verdict + fields
     total = 1 + (size(LEAD) + LEAD_TOKENS + 1 if structure.lead else 0)
+    total += max((size(f"{VERDICT}{v}. ") for v in structure.verdicts), default=0)
     if isinstance(structure, Skeleton):
         headers = sum(size(f"## {name}\n") for name in structure.sections)
         bullet = size("- \n") + structure.field_tokens
@@ -104,7 +124,12 @@ def worst_tokens(structure: Structure) -> int:
 
 
 def operations(
-    sections: Sequence[str], notes: Sequence[int], cap: int, lead: bool = False, max_ops: int = 3
+    sections: Sequence[str],
+    notes: Sequence[int],
+    cap: int,
+    lead: bool = False,
+    max_ops: int = 3,
+    verdicts: Sequence[str] = (),
 ) -> Operations | None:
     """Return the largest operations structure (ops first, then note length) within ``cap``.
 
@@ -112,22 +137,29 @@ def operations(
     """
     for ops in range(max_ops, 0, -1):
         for field in range(FIELD_TOKENS, MIN_FIELD_TOKENS - 1, -2):
-            found = Operations(tuple(sections), tuple(sorted(notes)), ops, field, lead)
+            ids = tuple(sorted(notes))
+            found = Operations(tuple(sections), ids, ops, field, lead, tuple(verdicts))
             if worst_tokens(found) <= cap:
                 return found
     return None
 
 
-def skeleton(sections: Sequence[str], cap: int, lead: bool = False) -> Skeleton | None:
-    """Return the largest section skeleton (bullets first, then their length) within ``cap``.
+def skeleton(
+    sections: Sequence[str], cap: int, lead: bool = False, verdicts: Sequence[str] = ()
+) -> Skeleton | None:
+    """Return the section skeleton with the longest bullets, then the most, within ``cap``.
 
-    None when not even one short bullet per section fits.
+    The bullets a section may hold grow with the cap (no fixed ceiling): a
+    rewrite may fill what its cap allows, so a memory grows to its budget
+    and a large one can be rewritten whole. None when not even one short
+    bullet per section fits.
     """
     for field in range(FIELD_TOKENS, MIN_FIELD_TOKENS - 1, -2):
-        for bullets in range(MAX_BULLETS, 0, -1):
-            found = Skeleton(tuple(sections), bullets, field, lead)
-            if worst_tokens(found) <= cap:
-                return found
+        one = Skeleton(tuple(sections), 1, field, lead, tuple(verdicts))
+        spare = cap - worst_tokens(one)
+        if spare >= 0:
+            more = spare // (len(sections) * (size("- \n") + field))
+            return dataclasses.replace(one, bullets=1 + more)
     return None
 
 
@@ -140,6 +172,24 @@ def judgement(verdicts: Sequence[str], fields: Sequence[str], cap: int) -> Judge
     return None
 
 
+def smallest_cap(build: Callable[[int], Structure | None], most: int = 1 << 16) -> int | None:
+    """Return the smallest token cap for which ``build`` gives a structure (None: none to ``most``).
+
+    ``build`` is a builder with its other arguments bound; a larger cap never
+    loses the structure a smaller one had (every builder only grows with it).
+    """
+    if build(most) is None:
+        return None
+    low, high = 1, most
+    while low < high:
+        middle = (low + high) // 2
+        if build(middle) is None:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
 def lark(structure: Structure) -> str:
     """Return the structure as a Lark grammar (llguidance's dialect, with token bounds)."""
     chars = structure.field_tokens * CHARS_PER_TOKEN
@@ -150,8 +200,11 @@ def lark(structure: Structure) -> str:
     if isinstance(structure, Judgement):
         lines = " ".join(f'{json.dumps(name + ": ")} field "\\n"' for name in structure.fields)
         rules.append("verdict: " + " | ".join(json.dumps(v) for v in structure.verdicts))
-        return "\n".join([f'start: "Verdict: " verdict "\\n" {lines}', *rules])
+        return "\n".join([f'start: {json.dumps(VERDICT)} verdict "\\n" {lines}', *rules])
     start = f'{json.dumps(LEAD)} lead_text "\\n" ' if structure.lead else ""
+    if structure.verdicts:  # a fused judge: the verdict is one of its verdicts, never left out
+        start = f'{json.dumps(LEAD + VERDICT)} verdict ". " lead_text "\\n" '
+        rules.append("verdict: " + " | ".join(json.dumps(v) for v in structure.verdicts))
     if isinstance(structure, Skeleton):
         bullets = f'("- " field "\\n"){{1,{structure.bullets}}}'
         headers = [json.dumps(f"## {name}\n") for name in structure.sections]

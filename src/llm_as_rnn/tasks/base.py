@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from llm_as_rnn.errors import ConfigError, DataError
+from llm_as_rnn.runtime.structure import LINE_BREAKS
 from llm_as_rnn.tasks.labels import normalize, read_label
+from llm_as_rnn.tasks.markdown import title_problem
 from llm_as_rnn.tasks.numbers import number, quoted, read_number
 
 
@@ -29,12 +31,14 @@ def one_line(where: str, attribute: str, value: Any) -> None:
     """Refuse (``ConfigError`` naming the attribute) a value that is not a one-line name.
 
     A name, label, section title or field name is non-blank text with no
-    control character (a newline would break the prompt line it goes in) and
+    control character and no line break (a newline would break the prompt line it goes in) and
     no surrounding spaces (it is matched and written as it is).
     """
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: {attribute} {value!r} must be non-empty text")
-    if value != value.strip() or any(unicodedata.category(ch) == "Cc" for ch in value):
+    if value != value.strip() or any(
+        unicodedata.category(ch) == "Cc" or ch in LINE_BREAKS for ch in value
+    ):
         raise ConfigError(
             f"{where}: {attribute} {value!r} must be one line without surrounding spaces"
         )
@@ -87,10 +91,11 @@ class Task(metaclass=TaskMeta):
             raise ConfigError(f'{where}: sections must be a tuple of titles ("PATTERNS", ...)')
         for title in sections:
             one_line(where, "sections", title)
-            if "#" in title:  # a title is written after "## " and read back from that line
-                raise ConfigError(f"{where}: sections title {title!r} must not contain '#'")
         if len({s.upper() for s in sections}) != len(sections):  # headers match any case
             raise ConfigError(f"{where}: sections {sections!r} repeat a title")
+        for title in sections:  # every title a memory is written with must read back
+            if problem := title_problem(title, sections):
+                raise ConfigError(f"{where}: sections title {title!r} {problem}")
         fields = getattr(self, "lagged_truth", ())
         if not isinstance(fields, tuple):
             raise ConfigError(f'{where}: lagged_truth must be a tuple of field names ("...",)')
