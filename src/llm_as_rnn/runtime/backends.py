@@ -77,10 +77,14 @@ _WARNED: set[str] = set()
 
 
 def warn_once(key: str, line: str) -> None:
-    """Log the warning ``line`` once per process for ``key`` (a backend and what it lacks)."""
+    """Log the warning ``line`` once per process for ``key`` (a backend and what it lacks).
+
+    The record carries ``key`` (its ``once`` attribute), so a process that
+    gathers the logs of others (``eval --workers``) prints it once in all.
+    """
     if key not in _WARNED:
         _WARNED.add(key)
-        logging.getLogger("llm_as_rnn").warning("%s", line)
+        logging.getLogger("llm_as_rnn").warning("%s", line, extra={"once": key})
 
 
 class RefusedError(Exception):
