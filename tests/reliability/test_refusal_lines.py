@@ -7,6 +7,7 @@ with ``--structured off`` says only that it cannot score labels.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.reliability.harness import CLI, fault_server, run_args, run_cli
@@ -28,6 +29,10 @@ def test_an_eval_in_workers_says_a_refusal_once(tmp_path: Path) -> None:
         "warning: fault-model refuses structured outputs (response_format): memory updates "
         "and judge answers are free text, read by the parsers"
     ]
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["structured_updates"] == "refused -> free text"
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "memory updates structured: refused -> free text" in report
 
 
 def test_choice_answers_with_structured_off_warn_only_that_labels_are_free(

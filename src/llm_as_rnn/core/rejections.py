@@ -1,4 +1,7 @@
-"""Rewrites rejected, counted by kind: the line the run summary, trace page and report show."""
+"""Rewrites rejected, counted by kind, and how updates were structured.
+
+What the run summary, trace page and eval report show about a run's memory updates.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.state import NO_REWRITE, REJECTION_KINDS
+from llm_as_rnn.runtime.backends import Structuring
+from llm_as_rnn.runtime.resolve import aresolve
 
 
 def rejections(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -38,3 +44,14 @@ def rejections_line(counts: Mapping[str, Any], lead: str = "rewrites rejected: "
     kinds = ", ".join(f"{kind} {n}" for kind, n in counts["by_kind"].items())
     line = f"{lead}{counts['rejected']} of {counts['rewrites']}"
     return f"{line} ({kinds})" if kinds else line
+
+
+async def structuring(ctx: Context) -> Structuring:
+    """Say how a run's memory updates were structured: off, or as its rewriter's backend did.
+
+    A backend's refusal is known to the process it happened in: ask after the run.
+    """
+    if not ctx.structured:
+        return "off"
+    backend = await aresolve(ctx.model_for("rewriter"), ctx.endpoint())
+    return backend.structuring()

@@ -29,11 +29,12 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from typing import Any
 
+from llm_as_rnn.core.rejections import structuring
 from llm_as_rnn.errors import ConfigError, describe
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.datasets import load_data
 from llm_as_rnn.evals.methods import Advance, load_backend, run_units
-from llm_as_rnn.runtime.backends import warn_once
+from llm_as_rnn.runtime.backends import Structuring, least_structured, warn_once
 from llm_as_rnn.runtime.quiet import quiet_libraries
 from llm_as_rnn.runtime.secrets import redact_output
 
@@ -44,11 +45,12 @@ class WorkerError(RuntimeError):
     """A worker process failed; the message is its one-line reason."""
 
 
-async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str]:
+async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str, Structuring]:
     """Run an evaluation's units in ``cfg.workers`` processes.
 
     Returns the run time (from the moment every worker is ready to the last
-    one done) and the model's name. Raises ``ConfigError`` or ``WorkerError``
+    one done), the model's name and how its memory updates were structured
+    (the least structured of the workers'). Raises ``ConfigError`` or ``WorkerError``
     with the first failing worker's reason; the other workers are stopped.
     """
     count = cfg.workers
@@ -80,7 +82,7 @@ async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str]:
         ready = await _collect(events, processes, "ready", advance)
         go.set()
         started = time.perf_counter()
-        await _collect(events, processes, "done", advance)
+        done = await _collect(events, processes, "done", advance)
         run_s = time.perf_counter() - started
         for process in processes:
             await asyncio.to_thread(process.join)
@@ -89,7 +91,7 @@ async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str]:
             if process.is_alive():
                 process.terminate()
                 process.join()
-    return run_s, str(ready[0])
+    return run_s, str(ready[0]), least_structured(done)
 
 
 async def _collect(
@@ -176,7 +178,7 @@ async def _run_share(cfg: EvalConfig, events: Any, go: Event, parent: int) -> No
         await run_units(
             cfg, datasets, backend, graph, store, lambda m: events.put(("step", index, m))
         )
-    events.put(("done", index))
+    events.put(("done", index, await structuring(cfg.context(datasets[0].task, "rnn"))))
     watchdog.cancel()
 
 

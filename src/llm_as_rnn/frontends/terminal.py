@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from llm_as_rnn.core.branches import short_id
-from llm_as_rnn.core.identity import differences, listed
+from llm_as_rnn.core.differences import differences, listed
 from llm_as_rnn.core.memory import diff_lines
 from llm_as_rnn.core.rejections import rejections, rejections_line
 from llm_as_rnn.core.state import (
@@ -22,6 +22,7 @@ from llm_as_rnn.core.state import (
 )
 from llm_as_rnn.errors import counted
 from llm_as_rnn.evals.records import distribution_metrics
+from llm_as_rnn.runtime.backends import Structuring
 
 
 def _totals(record: StepRecord) -> dict[str, float]:
@@ -168,8 +169,13 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
     return Panel(body, title=label, title_align="left")
 
 
-def run_summary(records: Sequence[StepRecord]) -> RenderableType:
-    """Return the one-screen summary of a thread's steps: accuracy or MAE, log-loss, rewrites."""
+def run_summary(
+    records: Sequence[StepRecord], structured: Structuring | None = None
+) -> RenderableType:
+    """Return the one-screen summary of a thread's steps: accuracy or MAE, log-loss, rewrites.
+
+    ``structured``: how this run's memory updates were structured (``core.rejections``).
+    """
     scored = [r for r in records if r["correct"] is not None]
     errors = [
         e for r in records if r["correct"] is None and (e := r["feedback"].get("error")) is not None
@@ -212,6 +218,7 @@ def run_summary(records: Sequence[StepRecord]) -> RenderableType:
             if kinds["compress"] or kinds["truncate"]
             else ""
         )
+        + (f" · structured: {structured}" if structured else "")
     )
     if records:
         last = records[-1]

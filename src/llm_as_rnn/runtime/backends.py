@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from langchain_core.exceptions import ContextOverflowError
 from langchain_core.language_models import BaseChatModel
@@ -37,15 +37,22 @@ numbers (about four characters per token), so the budget errs on the safe side."
 Structuring = Literal[
     "grammar",
     "JSON schema",
-    "refused -> free text",
     "ignored (server answers free text)",
+    "refused -> free text",
     "ignored (backend cannot constrain)",
     "off",
 ]
 """How a run's memory updates were structured, in the words its summary and report print:
 constrained by a grammar (local models) or a JSON schema (endpoints); free text, because
-the server refused the schema or answered without it, because the backend cannot
-constrain (a fake, a chat model instance), or because ``--structured off`` asked so."""
+the server answered without the schema or refused it, because the backend cannot
+constrain (a fake, a chat model instance), or because ``--structured off`` asked so.
+Listed from the most constrained: ``least_structured`` of several processes' is the
+one to report."""
+
+
+def least_structured(states: Sequence[Structuring]) -> Structuring:
+    """Return the least constrained of several processes' ``Structuring`` (one run's workers)."""
+    return max(states, key=get_args(Structuring).index)
 
 
 def approx_tokens(text: str) -> int:

@@ -27,16 +27,16 @@ from rich.progress import (
 )
 
 from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.differences import differences, listed
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import (
     check_thread,
-    differences,
     digest,
     first_changed_step,
-    listed,
     recorded_settings,
     settings_of,
 )
+from llm_as_rnn.core.rejections import structuring
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
 from llm_as_rnn.core.warm import warm_context
@@ -284,7 +284,7 @@ async def run_command(args: argparse.Namespace) -> int:
         out.print(
             Panel(result.memory, title=f"memory after step {result.steps_done}", title_align="left")
         )
-        out.print(run_summary(records))
+        out.print(run_summary(records, await structuring(ctx)))
     say_where(args, thread)
     return 0
 
