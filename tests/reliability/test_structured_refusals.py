@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
+from pydantic import SecretStr
 
 from llm_as_rnn.core.feedback import JUDGE_FIELDS, VERDICTS
 from llm_as_rnn.errors import EndpointError
@@ -144,3 +145,16 @@ async def test_a_server_refusing_structured_outputs_costs_one_line_for_every_sch
         "warning: no-schemas refuses structured outputs (response_format): memory updates "
         "and judge answers are free text, read by the parsers"
     ]
+
+
+async def test_a_chat_openai_instance_answers_under_its_schema() -> None:
+    from langchain_openai import ChatOpenAI
+
+    assert OPS is not None
+    with loopback(structured_answer) as (url, seen):
+        chat = ChatOpenAI(model="m", base_url=url, api_key=SecretStr("k"), max_retries=0)
+        backend = await aresolve(parse_spec(chat), Endpoint(None))
+        update = await backend.generate(MESSAGES, SAMPLING, POLICY, OPS)
+    assert [schema_name(p) for p in seen] == ["memory_operations"]
+    assert update.text == "NONE"
+    assert backend.structuring() == "JSON schema"

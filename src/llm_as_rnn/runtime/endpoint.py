@@ -301,3 +301,19 @@ class OpenAIBackend(ChatBackend):
         if seed is not None:
             kwargs["seed"] = seed
         return kwargs
+
+
+class ChatOpenAIInstance(OpenAIBackend):
+    """A caller's ``ChatOpenAI`` instance: its own sampling, and structured outputs asked.
+
+    Like any chat model instance it samples as it was built (no sampling of the
+    run's is passed); as an OpenAI-compatible endpoint it takes
+    ``response_format``, logprobs and constrained choices.
+    """
+
+    def __init__(self, chat: BaseChatModel, name: str) -> None:
+        super().__init__(chat, name, None)
+
+    def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
+        """Pass nothing: the instance samples as it was built."""
+        return {}

@@ -239,7 +239,7 @@ def add_model_flags(p: Parser) -> None:
         default=None,
         help="on (default): memory updates and verdicts decoded under their grammar (local "
         "models) or JSON schema (endpoints' structured outputs); off: free text, then the "
-        "parser (as --preset paper)",
+        "parser (as --preset paper); choice answers keep their schema either way",
     )
     add_choice(
         p,
