@@ -13,9 +13,8 @@ from rich.text import Text
 from llm_as_rnn.core.branches import short_id
 from llm_as_rnn.core.differences import differences, listed
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.rejections import rejections, rejections_line
+from llm_as_rnn.core.rejections import rejection_text, rejections, rejections_line
 from llm_as_rnn.core.state import (
-    NO_REWRITE,
     MemoryEvent,
     StepRecord,
     clip,
@@ -154,7 +153,7 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
         style="dim",
     )
     if record["rewrite_rejected"]:
-        footer.append(f"\nrewrite rejected: {record['rejection_reason']}", style="yellow")
+        footer.append(f"\nrewrite rejected: {rejection_text(record)}", style="yellow")
         if record.get("rejected_rewrite"):  # its start: the page (trace --html) has it all
             footer.append(f"\n{glimpse(record['rejected_rewrite'] or '')}", style="dim")
     label = f"step {record['step']}" + (f"/{total}" if total else "")
@@ -212,7 +211,6 @@ def run_summary(
     kinds = Counter(r["enforcement"] for r in records)
     lines.append(
         rejections_line(rejections(records))
-        + "".join(f" · {k} {kinds[k]}" for k in NO_REWRITE if kinds[k])
         + (
             f" (compress {kinds['compress']}, truncate {kinds['truncate']})"
             if kinds["compress"] or kinds["truncate"]

@@ -25,6 +25,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from llm_as_rnn.core.context import Context
 from llm_as_rnn.core.differences import differences, listed
@@ -248,6 +249,8 @@ async def run_command(args: argparse.Namespace) -> int:
                 TimeElapsedColumn(),
                 console=out,
                 transient=args.json,
+                # a transient bar off a terminal would leave only a blank line behind
+                disable=args.json and not out.is_terminal,
             )
             bar = progress.add_task(
                 f"{task.name} · {thread}", total=len(observations), completed=done
@@ -282,7 +285,11 @@ async def run_command(args: argparse.Namespace) -> int:
             records = await read_trace(store, thread)
     if not args.json:
         out.print(
-            Panel(result.memory, title=f"memory after step {result.steps_done}", title_align="left")
+            Panel(
+                Text(result.memory),  # as written: "[n1]" is a note id, not rich markup
+                title=f"memory after step {result.steps_done}",
+                title_align="left",
+            )
         )
         out.print(run_summary(records, await structuring(ctx)))
     say_where(args, thread)
