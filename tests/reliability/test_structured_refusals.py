@@ -158,3 +158,10 @@ async def test_a_chat_openai_instance_answers_under_its_schema() -> None:
     assert [schema_name(p) for p in seen] == ["memory_operations"]
     assert update.text == "NONE"
     assert backend.structuring() == "JSON schema"
+
+
+def test_every_fault_server_option_has_its_help() -> None:
+    from tests.reliability.fault_server import build_parser
+
+    actions = build_parser()._actions  # argparse keeps no public list of them
+    assert [a.option_strings[0] for a in actions if not a.help] == []
