@@ -114,18 +114,31 @@ async def test_an_error_that_is_not_a_refusal_is_raised_and_keeps_structured_out
     assert not caplog.messages
 
 
-async def test_a_server_refusing_structured_outputs_costs_one_line_for_every_schema(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize(
+    ("reason", "line"),
+    [
+        (
+            "'response_format' of type 'json_schema' is not supported with this model",
+            "refuses structured outputs (response_format): memory updates and judge answers "
+            "are free text, read by the parsers",
+        ),
+        (  # one reason for every schema (a proxy repeating the first): one cause
+            "Invalid schema for response_format 'memory_operations': 'maxLength' is not permitted",
+            "refuses the JSON schema of its memory updates (memory_operations): they are free "
+            "text, read by the parser",
+        ),
+    ],
+)
+async def test_one_reason_for_every_schema_costs_one_line(
+    caplog: pytest.LogCaptureFixture, reason: str, line: str
 ) -> None:
     def answer(payload: dict[str, Any]) -> tuple[int, str]:
-        if schema_name(payload) is not None:
-            return 400, "'response_format' of type 'json_schema' is not supported with this model"
-        return 200, "NONE"
+        return (400, reason) if schema_name(payload) is not None else (200, "NONE")
 
     assert OPS is not None
     assert JUDGE is not None
     with loopback(answer) as (url, seen):
-        backend = await backend_at(url, "no-schemas")
+        backend = await backend_at(url, f"refusing-{len(reason)}")
         with caplog.at_level(logging.WARNING, logger="llm_as_rnn"):
             await backend.generate(MESSAGES, SAMPLING, POLICY, OPS)
             await backend.generate(MESSAGES, SAMPLING, POLICY, JUDGE)
@@ -141,10 +154,7 @@ async def test_a_server_refusing_structured_outputs_costs_one_line_for_every_sch
         "answer",
     ]
     assert choice is None  # choice mode's own line says it answers free (core.choice)
-    assert caplog.messages == [
-        "warning: no-schemas refuses structured outputs (response_format): memory updates "
-        "and judge answers are free text, read by the parsers"
-    ]
+    assert caplog.messages == [f"warning: {backend.name} {line}"]
 
 
 async def test_a_chat_openai_instance_answers_under_its_schema() -> None:

@@ -53,17 +53,19 @@ CHOICE_SCHEMA = "answer"
 def refusal_warning(name: str, structure: Structure, schema: str, reason: str) -> tuple[str, str]:
     """Return the warning key and line for a server ``name`` refusing a structure's schema.
 
-    The cause decides the line: a server whose reason quotes the schema's name
-    refused that schema alone (one line per schema refused); another reason
-    is about structured outputs themselves (one line, whatever schema meets it).
+    One line per cause: the key is the server's reason, so every schema refused
+    for the same reason costs one line. The line says what the reason is about:
+    a reason quoting the schema's name refused that schema; another one,
+    structured outputs themselves.
     """
     what = "judge answers" if isinstance(structure, Judgement) else "memory updates"
+    key = f"{name}:refused:{reason}"
     if f"'{schema}'" in reason or f'"{schema}"' in reason:
-        return f"{name}:refused:{schema}", (
+        return key, (
             f"warning: {name} refuses the JSON schema of its {what} ({schema}): they are "
             "free text, read by the parser"
         )
-    return f"{name}:refused", (
+    return key, (
         f"warning: {name} refuses structured outputs (response_format): memory updates "
         "and judge answers are free text, read by the parsers"
     )
