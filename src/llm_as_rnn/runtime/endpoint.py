@@ -200,7 +200,7 @@ class OpenAIBackend(ChatBackend):
         except RefusedError:
             return None  # free mode: its one warning line says why (``core.choice``)
         try:
-            answer = json.loads(message_text(reply))["answer"] if reply is not None else None
+            answer = json.loads(message_text(reply))["answer"]
         except (ValueError, TypeError, KeyError):
             return None
         return answer if answer in labels else None
