@@ -350,26 +350,74 @@ class Server(ThreadingHTTPServer):
         threading.Thread(target=self.shutdown, daemon=True).start()
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command line's parser: every option with its help."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
-    parser.add_argument("--faults", default=",".join(FAULTS))
-    parser.add_argument("--max-faults-per-request", type=int, default=2)
-    parser.add_argument("--hostile", type=float, default=0.0)
-    parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--stall", type=float, default=3.0)
-    parser.add_argument("--max-requests", type=int, default=20_000)
-    parser.add_argument("--lifetime", type=float, default=600.0)
-    parser.add_argument("--no-logprobs", action="store_true", help="ignore logprobs requests")
+    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1 to listen on")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the rule-based answers and of every fault drawn (default 0)",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="share of attempts answered with a transient fault, 0..1 (default 0)",
+    )
+    parser.add_argument(
+        "--faults",
+        default=",".join(FAULTS),
+        help=f"comma-separated kinds of fault to draw from (default all: {','.join(FAULTS)})",
+    )
+    parser.add_argument(
+        "--max-faults-per-request",
+        type=int,
+        default=2,
+        help="faults in a row for one request body at most, so retries succeed (default 2)",
+    )
+    parser.add_argument(
+        "--hostile",
+        type=float,
+        default=0.0,
+        help="share of answers replaced by hostile ones (empty, huge, off format, injection)",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to every answer (default 0)"
+    )
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=3.0,
+        help="seconds a 'stall' fault keeps the connection silent (default 3)",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=20_000,
+        help="requests served before the server goes dead, answering none (default 20000)",
+    )
+    parser.add_argument(
+        "--lifetime",
+        type=float,
+        default=600.0,
+        help="seconds before the server stops by itself (default 600)",
+    )
+    parser.add_argument(
+        "--no-logprobs", action="store_true", help="answer logprobs requests without logprobs"
+    )
     parser.add_argument(
         "--echo-credentials", action="store_true", help="injected errors quote Authorization"
     )
     parser.add_argument(
         "--no-structured", action="store_true", help="refuse response_format (HTTP 400)"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     args.faults = [k.strip() for k in args.faults.split(",") if k.strip()]
     server = Server(("127.0.0.1", args.port), State(args))
     timer = threading.Timer(args.lifetime, server.stop_soon)

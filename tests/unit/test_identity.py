@@ -16,9 +16,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from llm_as_rnn import ConfigError, Context, build_graph, run_sequence
+from llm_as_rnn.core.differences import differences
 from llm_as_rnn.core.identity import (
     NOT_RESULTS,
-    differences,
     prompts_digest,
     settings_of,
     task_definition,

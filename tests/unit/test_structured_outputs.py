@@ -174,9 +174,10 @@ def test_rejections_are_counted_by_kind_over_rewrites_made() -> None:
         "rewrites": 5,
         "rejected": 4,
         "by_kind": {"cut off": 2, "drastic shrink": 1, "unrecorded": 1},
+        "without_rewrite": {"skipped": 1},
     }
     assert rejections_line(counts) == (
-        "rewrites rejected: 4 of 5 (cut off 2, drastic shrink 1, unrecorded 1)"
+        "rewrites rejected: 4 of 5 (cut off 2, drastic shrink 1, unrecorded 1) · skipped 1"
     )
     assert rejections_line(rejections([])) == "rewrites rejected: 0 of 0"
 

@@ -102,9 +102,9 @@ def test_the_page_opens_with_settings_and_models_and_folds_rejected_rewrites(
     assert "<th>budget</th><td>512</td>" in head
     assert "<th>answer_mode</th><td>free</td>" in head
     assert password not in html
-    # the rejected rewrite's text, folded under its reason
+    # the rejected rewrite's text, folded under its kind (the last attempt's) and reasons
     folded = re.findall(
-        r"<th>rejected</th><td>rewrite cut off at its limit of 20 tokens[^<]*"
+        r"<th>rejected</th><td>unparseable: rewrite cut off at its limit of 20 tokens[^<]*"
         r"<details[^>]*><summary>[^<]*</summary><pre>\[attempt 1, rejected: [^\]]*\]\n## PATTERNS",
         html,
     )

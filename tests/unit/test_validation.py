@@ -140,7 +140,7 @@ def test_a_full_disk_during_run_is_one_line(
     ("toml", "says"),
     [
         ('truth-free = "false"', "truth-free takes true or false, got 'false'"),
-        ("steps = true", "steps takes a value, not true/false, got True"),
+        ("steps = true", "steps takes a value, not true/false, got true"),
         ("[eval]\nseed = false", "seed takes a value, not true/false"),
         ("eval = 5", "eval must be a table ([eval])"),
     ],

@@ -9,7 +9,7 @@ after the last finished one.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -24,6 +24,7 @@ from llm_as_rnn.core.context import Context, coerce_context
 from llm_as_rnn.core.history import settle
 from llm_as_rnn.core.identity import check_thread
 from llm_as_rnn.core.memfile import MemoryFile
+from llm_as_rnn.core.rejections import RejectionCounts, rejections
 from llm_as_rnn.core.state import (
     RUN_INPUT,
     DiscardRecord,
@@ -51,6 +52,8 @@ class SequenceResult:
     """The memory after the last finished step."""
     steps_done: int
     """Finished steps on the thread (this call and earlier ones)."""
+    rejections: RejectionCounts = field(default_factory=lambda: rejections([]))
+    """The thread's rewrites and those rejected, by kind (as the run summary counts them)."""
 
 
 def _config(thread_id: str) -> RunnableConfig:
@@ -119,6 +122,7 @@ async def run_sequence(
     config = _config(thread_id)
     total = len(observations) if steps is None else min(steps, len(observations))
     result = SequenceResult(thread_id=thread_id, memory="", steps_done=0)
+    seen: list[StepRecord] = []  # this call's steps: the thread's, when there is no store
 
     async def finish(payload: Any) -> dict[str, Any]:
         values = await graph.ainvoke(payload, config, context=context, durability="exit")
@@ -128,6 +132,8 @@ async def run_sequence(
                 Command(resume=target), config, context=context, durability="exit"
             )
         record = values.get("last_step")
+        if record is not None:
+            seen.append(record)
         if record is not None and on_step is not None:
             maybe = on_step(record)
             if maybe is not None:
@@ -180,6 +186,7 @@ async def run_sequence(
             await record_start(store, thread_id, pending, start)
         result.memory = values.get("memory", "")
         result.steps_done = values.get("step", 0)
+        result.rejections = rejections(await read_trace(store, thread_id) if store else seen)
     return result
 
 

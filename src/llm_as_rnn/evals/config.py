@@ -93,6 +93,7 @@ class EvalConfig:
     concurrency: int = 4
     context_window: int = 8192
     max_new_tokens: int | None = None
+    """Every role's token cap (None: each role's own default, without a preset)."""
     base_url: str | None = None
     data: str | None = None
     task_type: Literal["classification", "regression"] | None = None
@@ -106,7 +107,7 @@ class EvalConfig:
     prompt_order: str = "role-first"
     """``memory-first``: every prompt opens with the memory (``Context.prompt_order``)."""
     structured: bool | None = None
-    """Constrained memory updates (``Context.structured``; None: the preset's, else on)."""
+    """Constrained memory updates (``Context.structured``); None given: the preset's, else on."""
     request_timeout: float = 60.0
     max_attempts: int = 4
     db: str | None = None
@@ -115,6 +116,20 @@ class EvalConfig:
     """``(i, n)``: this worker runs the k-th (task, method, sequence) when ``k % n == i``."""
     workers: int = 1
     """Worker processes on this machine, each a shard ``i/workers`` sharing the database."""
+
+    def __post_init__(self) -> None:
+        """Resolve what was left to the preset or the defaults (None: not given).
+
+        Stored resolved, the options an evaluation records (``config.json``,
+        ``summary.json``) say what ran, and equal settings are equal whether
+        given or implied (``--structured on`` is the default).
+        """
+        implied = make_context(preset=self.preset)
+        if self.structured is None:
+            self.structured = implied.structured
+        caps = {sampling.max_new_tokens for sampling in implied.sampling.values()}
+        if self.max_new_tokens is None and len(caps) == 1:  # a preset's cap for every role
+            self.max_new_tokens = caps.pop()
 
     def identity(self) -> dict[str, Any]:
         """Return what determines the results: every field but ``NOT_RESULTS``.

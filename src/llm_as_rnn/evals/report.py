@@ -14,6 +14,7 @@ from llm_as_rnn.evals.columns import interval, markdown_table
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.plots import PLOTS, plot_budgets, plot_choice, plot_curves
 from llm_as_rnn.evals.transfer import TRAINED_FILES
+from llm_as_rnn.runtime.backends import Structuring
 from llm_as_rnn.runtime.paths import write_atomic
 
 OUT_FILES = (
@@ -107,9 +108,14 @@ def paper_table(tasks: list[str]) -> list[str]:
     return lines
 
 
-def settings_line(cfg: EvalConfig) -> str:
-    """Return one paragraph naming the settings that change what the numbers mean."""
+def settings_line(cfg: EvalConfig, structured: Structuring | None = None) -> str:
+    """Return one paragraph naming the settings that change what the numbers mean.
+
+    ``structured``: how the memory updates were structured (None: no model ran).
+    """
     parts = [f"Preset: {cfg.preset or 'none (package defaults)'}"]
+    if structured is not None:
+        parts.append(f"memory updates structured: {structured}")
     if cfg.budgets:
         parts.append("budget sweep: " + ", ".join(map(str, cfg.budgets)))
     parts.append(
@@ -196,7 +202,7 @@ def write_outputs(
         "P(right at t+1 | wrong at t), pooled (counts in brackets). Regression steps count as "
         "wrong when their error is above their sequence's median.",
         "",
-        settings_line(cfg),
+        settings_line(cfg, summary.get("structured_updates")),
         "",
         *(training or []),
         *lift_section(summary["results"]),

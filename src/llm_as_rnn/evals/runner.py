@@ -17,8 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from llm_as_rnn.core.differences import differences, listed
 from llm_as_rnn.core.graph import build_graph
-from llm_as_rnn.core.identity import differences, listed
+from llm_as_rnn.core.rejections import structuring
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.datasets import EvalData, load_data
@@ -34,7 +35,7 @@ from llm_as_rnn.evals.transfer import (
     training_summary,
 )
 from llm_as_rnn.evals.workers import run_workers
-from llm_as_rnn.runtime.backends import ChatBackend
+from llm_as_rnn.runtime.backends import ChatBackend, Structuring
 from llm_as_rnn.runtime.paths import write_atomic
 from llm_as_rnn.runtime.storage import open_storage
 
@@ -153,19 +154,22 @@ async def run_eval(cfg: EvalConfig, command: str, console: Console | None = None
             def advance(method: str) -> None:
                 progress.advance(bars[method])
 
+            structured: Structuring | None = None  # no model: nothing was structured
             if not models:
                 run_s, model_name = 0.0, "no model: reference rows only"
             elif backend is None:
-                run_s, model_name = await run_workers(cfg, advance)
+                run_s, model_name, structured = await run_workers(cfg, advance)
             else:
                 graph = build_graph(saver, store)
                 run_s = await run_units(cfg, datasets, backend, graph, store, advance)
                 model_name = backend.name
+                structured = await structuring(cfg.context(datasets[0].task, "rnn"))
         records = await collect(store, datasets, cfg)
         trainings = await read_trainings(store, cfg, datasets)
         await export(store, out, trainings)
     summary = {
         "config": cfg.identity(),
+        "structured_updates": structured,
         "results": summaries(records, datasets, cfg.report_methods()),
     }
     if trainings:

@@ -5,8 +5,9 @@ the HTTP client, LangChain and LangGraph cost a few milliseconds of CPU per
 call, all on one core. ``--workers N`` runs N processes, worker ``i`` being
 the shard ``i/N`` of the same evaluation (the units of ``methods.units``),
 all sharing its state database, as ``--shard`` workers on several machines
-do. This process only shows progress and, once every worker is done, writes
-the report from the database.
+do. This process only shows progress and the workers' warning lines (each
+line said once per process, ``warn_once``, is said once in all) and, once
+every worker is done, writes the report from the database.
 
 Workers get ready (imports, model, database) before the clock starts, as
 loading the model does in one process. A worker whose parent dies exits at
@@ -16,6 +17,7 @@ once; its finished steps are committed, so re-running the command resumes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import multiprocessing
 import os
@@ -27,10 +29,12 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from typing import Any
 
+from llm_as_rnn.core.rejections import structuring
 from llm_as_rnn.errors import ConfigError, describe
 from llm_as_rnn.evals.config import EvalConfig
 from llm_as_rnn.evals.datasets import load_data
 from llm_as_rnn.evals.methods import Advance, load_backend, run_units
+from llm_as_rnn.runtime.backends import Structuring, least_structured, warn_once
 from llm_as_rnn.runtime.quiet import quiet_libraries
 from llm_as_rnn.runtime.secrets import redact_output
 
@@ -41,11 +45,12 @@ class WorkerError(RuntimeError):
     """A worker process failed; the message is its one-line reason."""
 
 
-async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str]:
+async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str, Structuring]:
     """Run an evaluation's units in ``cfg.workers`` processes.
 
     Returns the run time (from the moment every worker is ready to the last
-    one done) and the model's name. Raises ``ConfigError`` or ``WorkerError``
+    one done), the model's name and how its memory updates were structured
+    (the least structured of the workers'). Raises ``ConfigError`` or ``WorkerError``
     with the first failing worker's reason; the other workers are stopped.
     """
     count = cfg.workers
@@ -77,7 +82,7 @@ async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str]:
         ready = await _collect(events, processes, "ready", advance)
         go.set()
         started = time.perf_counter()
-        await _collect(events, processes, "done", advance)
+        done = await _collect(events, processes, "done", advance)
         run_s = time.perf_counter() - started
         for process in processes:
             await asyncio.to_thread(process.join)
@@ -86,7 +91,7 @@ async def run_workers(cfg: EvalConfig, advance: Advance) -> tuple[float, str]:
             if process.is_alive():
                 process.terminate()
                 process.join()
-    return run_s, str(ready[0])
+    return run_s, str(ready[0]), least_structured(done)
 
 
 async def _collect(
@@ -109,6 +114,12 @@ async def _collect(
         name, index, *rest = event
         if name == "step":
             advance(rest[0])
+        elif name == "log":
+            level, line, once = rest
+            if once is None:
+                logging.getLogger("llm_as_rnn").log(level, "%s", line)
+            else:
+                warn_once(once, line)
         elif name == "error":
             code, message = rest
             raise (ConfigError if code == 2 else WorkerError)(message)
@@ -117,12 +128,28 @@ async def _collect(
     return [got[i] for i in sorted(got)]
 
 
+class _Relay(logging.Handler):
+    """Send this package's log lines to the parent process, which prints them."""
+
+    def __init__(self, events: Any, index: int) -> None:
+        super().__init__()
+        self.events = events
+        self.index = index
+
+    def emit(self, record: logging.LogRecord) -> None:
+        once = getattr(record, "once", None)
+        self.events.put(("log", self.index, record.levelno, record.getMessage(), once))
+
+
 def _worker(cfg: EvalConfig, events: Any, go: Event, parent: int) -> None:
     """Entry point of a worker process: run one shard, report over ``events``."""
     redact_output()
     quiet_libraries()
     assert cfg.shard is not None
     index, count = cfg.shard
+    logger = logging.getLogger("llm_as_rnn")
+    logger.addHandler(_Relay(events, index))
+    logger.propagate = False  # the parent prints it
     try:
         asyncio.run(_run_share(cfg, events, go, parent))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent speaks
@@ -151,7 +178,7 @@ async def _run_share(cfg: EvalConfig, events: Any, go: Event, parent: int) -> No
         await run_units(
             cfg, datasets, backend, graph, store, lambda m: events.put(("step", index, m))
         )
-    events.put(("done", index))
+    events.put(("done", index, await structuring(cfg.context(datasets[0].task, "rnn"))))
     watchdog.cancel()
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_as_rnn.core.memory import output_limit, side_by_side
-from llm_as_rnn.core.rejections import rejections, rejections_line
+from llm_as_rnn.core.rejections import rejection_text, rejections, rejections_line
 from llm_as_rnn.core.state import (
     DiscardRecord,
     MemoryEvent,
@@ -212,7 +212,7 @@ def _badge(record: StepRecord) -> str:
     else:
         badge = '<span class="badge wrong">wrong</span>'
     if record["rewrite_rejected"]:
-        reason = html.escape(record["rejection_reason"] or "")
+        reason = html.escape(rejection_text(record) or "")
         badge += f'<span class="badge rejected" title="{reason}">rewrite rejected</span>'
     return badge
 
@@ -260,7 +260,7 @@ def step_section(record: StepRecord) -> str:
             if text
             else ""
         )
-        facts.append(("rejected", e(record["rejection_reason"]) + folded))
+        facts.append(("rejected", e(rejection_text(record) or "") + folded))
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
     title = f"Step {record['step']}" + (f" · {e(str(record['id']))}" if record["id"] else "")
     return (

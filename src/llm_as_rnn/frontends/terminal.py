@@ -11,17 +11,17 @@ from rich.panel import Panel
 from rich.text import Text
 
 from llm_as_rnn.core.branches import short_id
-from llm_as_rnn.core.identity import differences, listed
+from llm_as_rnn.core.differences import differences, listed
 from llm_as_rnn.core.memory import diff_lines
-from llm_as_rnn.core.rejections import rejections, rejections_line
+from llm_as_rnn.core.rejections import rejection_text, rejections, rejections_line
 from llm_as_rnn.core.state import (
-    NO_REWRITE,
     MemoryEvent,
     StepRecord,
     clip,
 )
 from llm_as_rnn.errors import counted
 from llm_as_rnn.evals.records import distribution_metrics
+from llm_as_rnn.runtime.backends import Structuring
 
 
 def _totals(record: StepRecord) -> dict[str, float]:
@@ -153,7 +153,7 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
         style="dim",
     )
     if record["rewrite_rejected"]:
-        footer.append(f"\nrewrite rejected: {record['rejection_reason']}", style="yellow")
+        footer.append(f"\nrewrite rejected: {rejection_text(record)}", style="yellow")
         if record.get("rejected_rewrite"):  # its start: the page (trace --html) has it all
             footer.append(f"\n{glimpse(record['rejected_rewrite'] or '')}", style="dim")
     label = f"step {record['step']}" + (f"/{total}" if total else "")
@@ -168,8 +168,13 @@ def step_panel(record: StepRecord, total: int | None = None) -> RenderableType:
     return Panel(body, title=label, title_align="left")
 
 
-def run_summary(records: Sequence[StepRecord]) -> RenderableType:
-    """Return the one-screen summary of a thread's steps: accuracy or MAE, log-loss, rewrites."""
+def run_summary(
+    records: Sequence[StepRecord], structured: Structuring | None = None
+) -> RenderableType:
+    """Return the one-screen summary of a thread's steps: accuracy or MAE, log-loss, rewrites.
+
+    ``structured``: how this run's memory updates were structured (``core.rejections``).
+    """
     scored = [r for r in records if r["correct"] is not None]
     errors = [
         e for r in records if r["correct"] is None and (e := r["feedback"].get("error")) is not None
@@ -206,12 +211,12 @@ def run_summary(records: Sequence[StepRecord]) -> RenderableType:
     kinds = Counter(r["enforcement"] for r in records)
     lines.append(
         rejections_line(rejections(records))
-        + "".join(f" · {k} {kinds[k]}" for k in NO_REWRITE if kinds[k])
         + (
             f" (compress {kinds['compress']}, truncate {kinds['truncate']})"
             if kinds["compress"] or kinds["truncate"]
             else ""
         )
+        + (f" · structured: {structured}" if structured else "")
     )
     if records:
         last = records[-1]

@@ -15,8 +15,9 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
+from langchain_core.exceptions import ContextOverflowError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
@@ -31,6 +32,27 @@ CHARS_PER_TOKEN = 3.0
 """Approximate token count for endpoints whose tokenizer is unknown: one token
 per three characters, which over-counts Llama/GPT tokenizers on English and
 numbers (about four characters per token), so the budget errs on the safe side."""
+
+
+Structuring = Literal[
+    "grammar",
+    "JSON schema",
+    "ignored (server answers free text)",
+    "refused -> free text",
+    "ignored (backend cannot constrain)",
+    "off",
+]
+"""How a run's memory updates were structured, in the words its summary and report print:
+constrained by a grammar (local models) or a JSON schema (endpoints); free text, because
+the server answered without the schema or refused it, because the backend cannot
+constrain (a fake, a chat model instance), or because ``--structured off`` asked so.
+Listed from the most constrained: ``least_structured`` of several processes' is the
+one to report."""
+
+
+def least_structured(states: Sequence[Structuring]) -> Structuring:
+    """Return the least constrained of several processes' ``Structuring`` (one run's workers)."""
+    return max(states, key=get_args(Structuring).index)
 
 
 def approx_tokens(text: str) -> int:
@@ -62,10 +84,33 @@ _WARNED: set[str] = set()
 
 
 def warn_once(key: str, line: str) -> None:
-    """Log the warning ``line`` once per process for ``key`` (a backend and what it lacks)."""
+    """Log the warning ``line`` once per process for ``key`` (a backend and what it lacks).
+
+    The record carries ``key`` (its ``once`` attribute), so a process that
+    gathers the logs of others (``eval --workers``) prints it once in all.
+    """
     if key not in _WARNED:
         _WARNED.add(key)
-        logging.getLogger("llm_as_rnn").warning("%s", line)
+        logging.getLogger("llm_as_rnn").warning("%s", line, extra={"once": key})
+
+
+class RefusedError(Exception):
+    """A server refused an optional feature of a call; the message is its reason, one line."""
+
+
+def refuses(exc: BaseException, feature: Sequence[str]) -> bool:
+    """Return whether a call's non-transient error says the server refuses ``feature``.
+
+    ``feature``: the words naming it in request parameters and servers' errors
+    (``response_format``, ``json_schema``...). Only an error that names one is a
+    refusal: another 400 (a bad key, an unknown model, a prompt over the context,
+    which langchain-openai raises as ``ContextOverflowError``) says nothing about
+    the feature, and is raised as for any call.
+    """
+    if isinstance(exc, ContextOverflowError):
+        return False
+    text = str(exc).lower()
+    return any(word.lower() in text for word in feature)
 
 
 @dataclass(frozen=True)
@@ -107,6 +152,16 @@ class ChatBackend:
         """
         return {}
 
+    def structuring(self) -> Structuring:
+        """Say how this backend's structured calls have been constrained so far.
+
+        A backend that passes the structure to its model (``structure_kwargs``:
+        the local one) decodes under its grammar; one that does not ignores it.
+        """
+        if type(self).structure_kwargs is ChatBackend.structure_kwargs:
+            return "ignored (backend cannot constrain)"
+        return "grammar"
+
     def call_timeout(self, policy: CallPolicy) -> float | None:
         """Return the wall-clock bound of one attempt (None: bounded otherwise)."""
         return policy.timeout_s * 1.5
@@ -147,7 +202,6 @@ class ChatBackend:
         if structure is not None:
             kwargs |= self.structure_kwargs(structure)
         reply, attempts = await self.attempts(messages, kwargs, policy)
-        assert reply is not None  # not refusable: errors raise
         return self.generation(reply, attempts, messages, sampling, start)
 
     def generation(
@@ -177,15 +231,15 @@ class ChatBackend:
         messages: list[BaseMessage],
         kwargs: dict[str, Any],
         policy: CallPolicy,
-        refusable: bool = False,
-    ) -> tuple[AIMessage | None, int]:
+        feature: Sequence[str] = (),
+    ) -> tuple[AIMessage, int]:
         """Make the call, each attempt bounded by ``call_timeout``, retrying transient errors.
 
         Returns the reply and the number of attempts. A call that finally
         fails is an ``EndpointError`` naming the model and the last error; a
-        non-transient error of the first attempt is not retried, and when
-        ``refusable`` (a call using an optional server feature) it is answered
-        with a None reply instead.
+        non-transient error of the first attempt is not retried, and when it
+        says the server refuses the optional ``feature`` the call uses
+        (``refuses``) it is a ``RefusedError`` instead.
         """
         limit = self.call_timeout(policy)
         start = time.perf_counter()
@@ -204,8 +258,8 @@ class ChatBackend:
             raise  # already says what to do
         except Exception as exc:
             if not is_transient(exc):
-                if refusable:
-                    return None, 1
+                if refuses(exc, feature):
+                    raise RefusedError(describe(exc)) from exc
                 raise EndpointError(f"{self.name}: {describe(exc)} (not retried)") from exc
             return await retry(attempt, exc, policy, time.perf_counter() - start, self.name)
 

@@ -4,9 +4,13 @@ Optional server features are asked for and dropped when refused: token
 logprobs (choice mode's label scores, ``first_token_scores``) and structured
 outputs (``response_format`` with a JSON schema: choice mode's constrained
 label, and every structured answer of ``runtime.structure`` through
-``runtime.schema``). A server that refuses structured outputs is not asked
-again in this process, and says so in one warning line; its answers are free
-text, read by the same parsers.
+``runtime.schema``). Only an error that says so is a refusal
+(``backends.refuses``); any other is raised or retried as for every call. A
+refusal holds for the schema refused, by its name: a server that refuses the
+delta operations' schema still gets the judge's and choice mode's. A refused
+schema is not asked again in this process, and each cause of refusals costs
+one warning line (``refusal_warning``); those answers are free text, read by
+the same parsers.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from llm_as_rnn.runtime.backends import (
     ChatBackend,
     LabelQuery,
+    RefusedError,
+    Structuring,
     approx_tokens,
     message_text,
     warn_once,
@@ -31,11 +37,38 @@ from llm_as_rnn.runtime.backends import (
 from llm_as_rnn.runtime.retry import BadResponseError
 from llm_as_rnn.runtime.schema import json_schema, name_of, text_of
 from llm_as_rnn.runtime.spec import CallPolicy, Sampling
-from llm_as_rnn.runtime.structure import Structure
+from llm_as_rnn.runtime.structure import Judgement, Structure
 from llm_as_rnn.runtime.usage import Generation
 
 TOP_LOGPROBS = 20
 """Alternatives per position asked of an endpoint (OpenAI's maximum)."""
+STRUCTURED_OUTPUTS = ("response_format", "json_schema", "structured output")
+"""What servers call structured outputs in their errors (a refusal names one)."""
+LOGPROBS = ("logprobs",)
+"""What servers call token log-probabilities in their errors."""
+CHOICE_SCHEMA = "answer"
+"""The schema name of choice mode's constrained label (``constrained_choice``)."""
+
+
+def refusal_warning(name: str, structure: Structure, schema: str, reason: str) -> tuple[str, str]:
+    """Return the warning key and line for a server ``name`` refusing a structure's schema.
+
+    One line per cause: the key is the server's reason, so every schema refused
+    for the same reason costs one line. The line says what the reason is about:
+    a reason quoting the schema's name refused that schema; another one,
+    structured outputs themselves.
+    """
+    what = "judge answers" if isinstance(structure, Judgement) else "memory updates"
+    key = f"{name}:refused:{reason}"
+    if f"'{schema}'" in reason or f'"{schema}"' in reason:
+        return key, (
+            f"warning: {name} refuses the JSON schema of its {what} ({schema}): they are "
+            "free text, read by the parser"
+        )
+    return key, (
+        f"warning: {name} refuses structured outputs (response_format): memory updates "
+        "and judge answers are free text, read by the parsers"
+    )
 
 
 def first_token_scores(
@@ -77,8 +110,10 @@ class OpenAIBackend(ChatBackend):
     def __init__(self, chat: BaseChatModel, name: str, tokenizer: Any | None) -> None:
         super().__init__(chat, name)
         self.tokenizer = tokenizer
-        self.structured_outputs = True
-        """False once the server refused ``response_format`` (not asked again)."""
+        self.refused: dict[str, str] = {}
+        """The schemas the server refused (not asked again), by name, with its reason."""
+        self.ignored = False
+        """True once the server answered a structured call without its schema."""
 
     def count_tokens(self, text: str) -> int:
         """Count with the configured local tokenizer, else approximate."""
@@ -106,7 +141,7 @@ class OpenAIBackend(ChatBackend):
         """
         kwargs: dict[str, Any] = {"temperature": 0.0, "max_tokens": 16, "logprobs": True}
         kwargs["top_logprobs"] = TOP_LOGPROBS
-        reply = await self.optional_call(query.messages, kwargs, policy or CallPolicy())
+        reply = await self.optional_call(query.messages, kwargs, policy or CallPolicy(), LOGPROBS)
         if reply is None:
             return None  # a server that refuses logprobs: free mode
         logprobs = (reply.response_metadata or {}).get("logprobs")
@@ -125,7 +160,8 @@ class OpenAIBackend(ChatBackend):
 
         ``response_format`` with a JSON schema ``{"answer": <one of labels>}``, which
         OpenAI, vLLM, llama.cpp server and Ollama enforce while decoding. None when
-        the server refuses it or its reply is not such an object (free mode then).
+        the server refuses it or its reply is not such an object (free mode then, and
+        choice mode's own warning line).
         """
         schema = {
             "type": "object",
@@ -134,9 +170,14 @@ class OpenAIBackend(ChatBackend):
             "additionalProperties": False,
         }
         kwargs: dict[str, Any] = {"temperature": 0.0, "max_tokens": 64}
-        reply, _ = await self.json_call(messages, kwargs, "answer", schema, policy or CallPolicy())
         try:
-            answer = json.loads(message_text(reply))["answer"] if reply is not None else None
+            reply, _ = await self.json_call(
+                messages, kwargs, CHOICE_SCHEMA, schema, policy or CallPolicy()
+            )
+        except RefusedError:
+            return None  # free mode: its one warning line says why (``core.choice``)
+        try:
+            answer = json.loads(message_text(reply))["answer"]
         except (ValueError, TypeError, KeyError):
             return None
         return answer if answer in labels else None
@@ -148,15 +189,14 @@ class OpenAIBackend(ChatBackend):
         name: str,
         schema: dict[str, Any],
         policy: CallPolicy,
-    ) -> tuple[AIMessage | None, int]:
-        """Make a call answering under a JSON schema (structured outputs, ``strict``).
+    ) -> tuple[AIMessage, int]:
+        """Make a call answering under the JSON schema ``name`` (structured outputs, ``strict``).
 
-        Returns the reply and its attempts; None when the server refuses
-        ``response_format`` (a non-transient error): then one warning line, and
-        this backend asks no more (free text from then on).
+        Returns the reply and its attempts. Raises ``RefusedError`` when the
+        server refuses this schema, now or before (it is not asked again).
         """
-        if not self.structured_outputs:
-            return None, 0
+        if name in self.refused:
+            raise RefusedError(self.refused[name])
         shape = {"name": name, "strict": True, "schema": schema}
         # Sent as a plain body field: given as ``response_format``, ChatOpenAI takes the
         # SDK's ``parse`` path, which walks the whole schema with its typed transform on
@@ -164,15 +204,11 @@ class OpenAIBackend(ChatBackend):
         # and parses the answer, which ``text_of`` does here anyway.
         body = {"response_format": {"type": "json_schema", "json_schema": shape}}
         kwargs = {**kwargs, "extra_body": body}
-        reply, attempts = await self.attempts(messages, kwargs, policy, refusable=True)
-        if reply is None:
-            self.structured_outputs = False
-            warn_once(
-                f"{self.name}:structured",
-                f"warning: {self.name} refuses structured outputs (response_format): "
-                "answers are free text, read by the parser",
-            )
-        return reply, attempts
+        try:
+            return await self.attempts(messages, kwargs, policy, STRUCTURED_OUTPUTS)
+        except RefusedError as exc:
+            self.refused[name] = str(exc)
+            raise
 
     async def generate(
         self,
@@ -184,23 +220,29 @@ class OpenAIBackend(ChatBackend):
         """Call the model; a structured call answers JSON under the structure's schema.
 
         The JSON answer comes back in its text form (``runtime.schema.text_of``).
-        A server that refuses the schema is asked again for free text; one that
-        ignores it (an answer that is not such JSON, not cut off) is read as
-        free text, with one warning line.
+        A server that refuses the schema is asked again for free text, with one
+        warning line per cause (``refusal_warning``); one that ignores it (an
+        answer that is not such JSON, not cut off) is read as free text, with
+        one warning line.
         """
         if structure is None:
             return await super().generate(messages, sampling, policy)
         start = time.perf_counter()
         kwargs = self.call_kwargs(sampling, policy.seed)
-        schema = json_schema(structure)
-        reply, attempts = await self.json_call(messages, kwargs, name_of(structure), schema, policy)
-        if reply is None:
+        name = name_of(structure)
+        try:
+            reply, attempts = await self.json_call(
+                messages, kwargs, name, json_schema(structure), policy
+            )
+        except RefusedError as exc:
+            warn_once(*refusal_warning(self.name, structure, name, str(exc)))
             return await super().generate(messages, sampling, policy)
         generation = self.generation(reply, attempts, messages, sampling, start)
         text = text_of(structure, generation.text)
         if text is not None:
             return dataclasses.replace(generation, text=text)
         if not generation.cut_off:  # a cut answer is rejected as cut off, whatever its form
+            self.ignored = True
             warn_once(
                 f"{self.name}:ignored",
                 f"warning: {self.name} answered without its JSON schema (response_format): "
@@ -209,14 +251,29 @@ class OpenAIBackend(ChatBackend):
         return generation
 
     async def optional_call(
-        self, messages: list[BaseMessage], kwargs: dict[str, Any], policy: CallPolicy
+        self,
+        messages: list[BaseMessage],
+        kwargs: dict[str, Any],
+        policy: CallPolicy,
+        feature: Sequence[str],
     ) -> AIMessage | None:
-        """Make a call that uses an optional server feature; None when the server refuses it.
+        """Make a call that uses the optional server ``feature``; None when the server refuses it.
 
-        Transient errors are retried as for any call (and raise when retries run out).
+        Transient errors are retried as for any call (and raise when retries
+        run out); other errors raise unless they say the server refuses
+        ``feature`` (``backends.refuses``).
         """
-        reply, _ = await self.attempts(messages, kwargs, policy, refusable=True)
+        try:
+            reply, _ = await self.attempts(messages, kwargs, policy, feature)
+        except RefusedError:
+            return None
         return reply
+
+    def structuring(self) -> Structuring:
+        """Say how memory updates have been structured: JSON schema, or why free text."""
+        if set(self.refused) - {CHOICE_SCHEMA}:
+            return "refused -> free text"
+        return "ignored (server answers free text)" if self.ignored else "JSON schema"
 
     def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
         """Pass sampling as request parameters."""
@@ -228,3 +285,19 @@ class OpenAIBackend(ChatBackend):
         if seed is not None:
             kwargs["seed"] = seed
         return kwargs
+
+
+class ChatOpenAIInstance(OpenAIBackend):
+    """A caller's ``ChatOpenAI`` instance: its own sampling, and structured outputs asked.
+
+    Like any chat model instance it samples as it was built (no sampling of the
+    run's is passed); as an OpenAI-compatible endpoint it takes
+    ``response_format``, logprobs and constrained choices.
+    """
+
+    def __init__(self, chat: BaseChatModel, name: str) -> None:
+        super().__init__(chat, name, None)
+
+    def call_kwargs(self, sampling: Sampling, seed: int | None) -> dict[str, Any]:
+        """Pass nothing: the instance samples as it was built."""
+        return {}

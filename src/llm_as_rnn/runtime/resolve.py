@@ -9,7 +9,8 @@
   ``OPENAI_API_KEY``;
 - ``fake[-long][:seed[:latency_ms]]``: the deterministic model of ``llm_as_rnn.testing``
   (``fake-long``: writing memories that never forget a note);
-- a LangChain chat model instance, used as it is.
+- a LangChain chat model instance, used as it is; a ``ChatOpenAI`` one (or
+  another of langchain-openai's) also gets structured outputs (``ChatOpenAIInstance``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.backends import CappedBackend, ChatBackend
-from llm_as_rnn.runtime.endpoint import OpenAIBackend
+from llm_as_rnn.runtime.endpoint import ChatOpenAIInstance, OpenAIBackend
 from llm_as_rnn.runtime.local import (
     embedded_dir,
     load_tokenizer,
@@ -86,10 +88,21 @@ def _openai_backend(spec: ModelSpec, endpoint: Endpoint) -> OpenAIBackend:
     return cache[cache_key]
 
 
+def openai_compatible(chat: BaseChatModel) -> bool:
+    """Return whether a chat model instance is langchain-openai's (it takes ``response_format``)."""
+    if importlib.util.find_spec("langchain_openai") is None:
+        return False
+    from langchain_openai.chat_models.base import BaseChatOpenAI
+
+    return isinstance(chat, BaseChatOpenAI)
+
+
 def build_backend(spec: ModelSpec, endpoint: Endpoint) -> ChatBackend:
     """Return the backend of a spec (blocking: loads a local model on first use)."""
     if spec.kind == "instance":
         assert spec.chat is not None
+        if openai_compatible(spec.chat):
+            return ChatOpenAIInstance(spec.chat, spec.name)
         return ChatBackend(spec.chat, spec.name)
     if spec.kind == "fake":
         return _fake_backend(int(spec.name), spec.latency_ms, spec.long_memories)

@@ -43,6 +43,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.dests: set[str] = set()  # before super(), which adds --help
         self.switches: set[str] = set()
+        self.on_off: set[str] = set()  # flags taking on/off: a config file may say true/false
         self.paths: dict[str, tuple[str, Role]] = {}
         self.commands: dict[str, Parser] = {}
         self.family: dict[str, Parser] = {}  # a command's siblings: they share config files
@@ -55,6 +56,8 @@ class Parser(argparse.ArgumentParser):
         self.dests.add(action.dest)
         if action.nargs == 0 and action.const is True:  # store_true: a switch
             self.switches.add(action.dest)
+        if action.type is on_off:
+            self.on_off.add(action.dest)
         if path is not None:
             self.paths[action.dest] = (action.option_strings[0], path)
         return action
@@ -236,7 +239,7 @@ def add_model_flags(p: Parser) -> None:
         default=None,
         help="on (default): memory updates and verdicts decoded under their grammar (local "
         "models) or JSON schema (endpoints' structured outputs); off: free text, then the "
-        "parser (as --preset paper)",
+        "parser (as --preset paper); choice answers keep their schema either way",
     )
     add_choice(
         p,

@@ -19,6 +19,7 @@ from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.history import change, edit, export_file, rewind
 from llm_as_rnn.core.memfile import SIGNATURE, MemoryFile, render
 from llm_as_rnn.core.memory import diff_lines
+from llm_as_rnn.core.rejections import rejection_text
 from llm_as_rnn.core.warm import read_memory_file
 from llm_as_rnn.errors import ConfigError, first_line
 from llm_as_rnn.evals.records import distribution_metrics
@@ -32,8 +33,8 @@ def version_line(v: Version) -> str:
     """Return one line of ``memory log``: step, tokens/λ, what made it, correctness, lift."""
     where = f"[{v.branch}] " if v.branch else ""
     made = {"kept": "rejected", "edit": "human edit", "h0": "h_0"}.get(v.made, v.made)
-    if v.record and v.record["rejection_reason"]:
-        made += f" ({v.record['rejection_reason']})"
+    if v.record and (rejected := rejection_text(v.record)):
+        made += f" ({rejected})"
     if v.imported:
         made += f" ({import_line(v.imported)})"
     if v.event and v.event["kind"] == "rewind":

@@ -286,9 +286,12 @@ def load_config(path: str, parser: Parser) -> dict[str, Any]:
         dest = key.replace("-", "_")
         if dest not in known or dest in ("config", "help"):
             raise ConfigError(f"config file {path}: unknown option {key!r} for {command}")
+        if dest in parser.on_off and isinstance(value, bool):  # TOML's word for on/off
+            value = "on" if value else "off"
         if (dest in parser.switches) != isinstance(value, bool):  # "false" is true to argparse
             wanted = "true or false" if dest in parser.switches else "a value, not true/false"
-            raise ConfigError(f"config file {path}: {key} takes {wanted}, got {value!r}")
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as in TOML
+            raise ConfigError(f"config file {path}: {key} takes {wanted}, got {shown}")
         if isinstance(value, bool):
             out[dest] = value
         elif isinstance(value, list):

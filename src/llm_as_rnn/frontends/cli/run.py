@@ -25,18 +25,19 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from llm_as_rnn.core.context import Context
+from llm_as_rnn.core.differences import differences, listed
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import (
     check_thread,
-    differences,
     digest,
     first_changed_step,
-    listed,
     recorded_settings,
     settings_of,
 )
+from llm_as_rnn.core.rejections import structuring
 from llm_as_rnn.core.sequence import read_trace, run_sequence
 from llm_as_rnn.core.state import Observation, StepRecord
 from llm_as_rnn.core.warm import warm_context
@@ -248,6 +249,8 @@ async def run_command(args: argparse.Namespace) -> int:
                 TimeElapsedColumn(),
                 console=out,
                 transient=args.json,
+                # a transient bar off a terminal would leave only a blank line behind
+                disable=args.json and not out.is_terminal,
             )
             bar = progress.add_task(
                 f"{task.name} · {thread}", total=len(observations), completed=done
@@ -282,9 +285,13 @@ async def run_command(args: argparse.Namespace) -> int:
             records = await read_trace(store, thread)
     if not args.json:
         out.print(
-            Panel(result.memory, title=f"memory after step {result.steps_done}", title_align="left")
+            Panel(
+                Text(result.memory),  # as written: "[n1]" is a note id, not rich markup
+                title=f"memory after step {result.steps_done}",
+                title_align="left",
+            )
         )
-        out.print(run_summary(records))
+        out.print(run_summary(records, await structuring(ctx)))
     say_where(args, thread)
     return 0
 

@@ -12,6 +12,7 @@ from rich.text import Text
 from llm_as_rnn.core.branches import events_of, no_thread, trace_of
 from llm_as_rnn.core.graph import build_graph
 from llm_as_rnn.core.identity import recorded_settings
+from llm_as_rnn.core.rejections import rejections, rejections_line
 from llm_as_rnn.core.sequence import read_discards
 from llm_as_rnn.core.warm import read_import
 from llm_as_rnn.errors import ConfigError, first_line
@@ -68,5 +69,6 @@ async def trace_command(args: argparse.Namespace) -> int:
     title, memory = f"memory after step {last['step']}", last["memory_after"]
     if edits and edits[-1]["after_step"] == last["step"]:  # the current memory is a human's
         title, memory = f"{title}, edited by hand", edits[-1].get("memory_after", memory)
-    console.print(Panel(memory, title=title, title_align="left"))
+    console.print(Panel(Text(memory), title=title, title_align="left"))
+    console.print(rejections_line(rejections(records)), markup=False, highlight=False)
     return 0
