@@ -208,7 +208,7 @@ configured; same answers cached and uncached: {p["same_answers"]}."""
 
 
 def threads(t: Result) -> str:
-    loads = list(t["default_threads"])
+    loads = list(t["default_over_best"])
     rows = "\n".join(
         f"| {n} | "
         + " | ".join(
@@ -228,8 +228,10 @@ generation) by PyTorch thread count (rows) and busy-loop processes beside it (co
 |---|{"---|" * len(loads)}
 {rows}
 
-The default (`runtime/threads.py`) is {t["default_threads"]} threads by load: its seconds
-are {t["default_over_best"]} times the best count's. `LLM_AS_RNN_TORCH_THREADS` overrides it."""
+The default (`{t["default_threads"]}`: before each task on the torch thread, the cores the
+machine's other runnable threads leave, at least one; `runtime/threads.py`) took
+{t["default_over_best"]} times the best fixed count's seconds (by busy loops).
+`LLM_AS_RNN_TORCH_THREADS` fixes the count."""
 
 
 MEANINGS: dict[str, Callable[[Result], str]] = {

@@ -1,4 +1,4 @@
-"""PyTorch's thread count on the torch thread: LLM_AS_RNN_TORCH_THREADS, else 1."""
+"""PyTorch's thread count on the torch thread: LLM_AS_RNN_TORCH_THREADS, else from the load."""
 
 from __future__ import annotations
 
@@ -10,16 +10,57 @@ from pathlib import Path
 import pytest
 
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.runtime.threads import THREADS_ENV, torch_threads
+from llm_as_rnn.runtime import threads
+from llm_as_rnn.runtime.threads import THREADS_ENV, Threads, choose_threads, torch_threads
 
 
-def test_one_thread_unless_the_variable_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_load_decides_unless_the_variable_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv(THREADS_ENV, raising=False)
-    assert torch_threads() == 1
+    assert torch_threads() is None
     monkeypatch.setenv(THREADS_ENV, " ")
-    assert torch_threads() == 1
+    assert torch_threads() is None
     monkeypatch.setenv(THREADS_ENV, "3")
     assert torch_threads() == 3
+
+
+@pytest.mark.parametrize(
+    ("cores", "runnable", "ours", "chosen"),
+    [
+        (2, 1, 1, 2),  # quiet: only our thread runs
+        (2, 3, 3, 2),  # our own threads (a pool spinning after an operator)
+        (2, 3, 1, 1),  # two busy loops beside our one thread
+        (2, 7, 2, 1),  # oversubscribed: never below one
+        (8, 4, 1, 5),  # three others on eight cores
+    ],
+)
+def test_torch_gets_the_cores_the_others_leave(
+    cores: int, runnable: int, ours: int, chosen: int
+) -> None:
+    assert choose_threads(cores, runnable, ours) == chosen
+
+
+def test_the_most_contended_recent_reading_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    readings = iter([(1, 1), (4, 2), (2, 2), (1, 1), (3, 2), (1, 1)])
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(threads, "runnable_now", lambda: next(readings))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
+    keeper = Threads(None)
+    chosen = [keeper.adapt() for _ in range(6)]
+    # quiet, then a reading of two busy others holds the count at 1 for 4 readings
+    assert chosen == [2, 1, 1, 1, 1, 1]
+
+
+def test_this_process_s_runnable_threads_are_counted_apart() -> None:
+    total, ours = threads.runnable_now()
+    assert 1 <= ours <= total
+
+
+def test_a_fixed_count_ignores_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "runnable_now", lambda: (99, 1))
+    assert Threads(2).adapt() == 2
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5", "+3"])
@@ -38,6 +79,7 @@ SHOW = (
 
 @pytest.mark.parametrize("count", ["1", "2", ""])
 def test_the_torch_thread_runs_with_that_many_threads(count: str) -> None:
+    """Unset, the count follows the load: between 1 and the cores."""
     out = subprocess.run(
         [sys.executable, "-c", SHOW],
         capture_output=True,
@@ -46,7 +88,10 @@ def test_the_torch_thread_runs_with_that_many_threads(count: str) -> None:
         env={**os.environ, THREADS_ENV: count},
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == (count or "1")
+    if count:
+        assert out.stdout.strip() == count
+    else:
+        assert 1 <= int(out.stdout.strip()) <= threads.cores()
 
 
 def test_the_cli_refuses_a_bad_count_in_one_line_before_writing(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ import hashlib
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,7 +45,7 @@ from llm_as_rnn.runtime.prefixes import Prefixes, prefix_cache_bytes
 from llm_as_rnn.runtime.scoring import ScoredPrompt, chunks, label_chunk, run_prompt, score_chunk
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_PACKAGE, CallPolicy, Sampling
 from llm_as_rnn.runtime.structure import Structure
-from llm_as_rnn.runtime.threads import set_torch_threads, torch_threads
+from llm_as_rnn.runtime.threads import Threads, torch_threads
 
 T = TypeVar("T")
 
@@ -67,15 +67,27 @@ def embedded_dir() -> Path:
     )
 
 
+class TorchThread(ThreadPoolExecutor):
+    """One thread for PyTorch work, its pool sized for the machine's load before each task."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="llm-as-rnn-torch")
+        self.threads = Threads(torch_threads())  # read here: a bad value raises on the caller
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Queue ``fn``; on the thread, size the pool (``Threads.adapt``), then run it."""
+        return super().submit(self.sized, functools.partial(fn, *args, **kwargs))
+
+    def sized(self, call: Callable[[], T]) -> T:
+        """Size the pool for the load now, then run ``call`` (on the torch thread)."""
+        self.threads.adapt()
+        return call()
+
+
 @functools.cache
-def torch_thread() -> ThreadPoolExecutor:
-    """Return the process's one thread for PyTorch work (``runtime.threads`` sets its pool)."""
-    return ThreadPoolExecutor(
-        max_workers=1,
-        thread_name_prefix="llm-as-rnn-torch",
-        initializer=set_torch_threads,
-        initargs=(torch_threads(),),  # read here: a bad value raises on the caller's thread
-    )
+def torch_thread() -> TorchThread:
+    """Return the process's one thread for PyTorch work (``runtime.threads`` sizes its pool)."""
+    return TorchThread()
 
 
 async def on_torch_thread(fn: Callable[..., T], *args: Any) -> T:

@@ -1,42 +1,110 @@
 """How many threads PyTorch's operators use on the torch thread (``runtime.local``).
 
-``LLM_AS_RNN_TORCH_THREADS=N`` sets it; the default is 1, whatever the cores
-and the load. Measured on the bundled 135M model on a 2-core machine
-(``benchmarks/threads.py``: a scored predictor pass plus a 32-token greedy
-generation, 3 alternated repetitions, machine load 3.5 from other jobs): 1
-thread 4.0 s, 2 threads (PyTorch's default, one per core) 18.4 s; beside 4
-busy-loop processes, 43 s vs 177 s. One thread won at every load and in every
-repetition: with OpenMP, the threads of each operator wait for each other,
-and a thread that lost its core holds up the rest, while a small model's
-operators are too short to gain from splitting. A larger model on a quiet
-machine with many cores may gain from more: set the variable and measure.
+``LLM_AS_RNN_TORCH_THREADS=N`` fixes it. Unset, it follows the machine:
+before each piece of torch work (at most every ``SAMPLE_EVERY_S``), the
+count of runnable threads the kernel reports (``/proc/loadavg``, an instant
+count, not an average) is read, this process's own runnable threads
+(``/proc/self/task``: a pool's threads spin for a while after each operator)
+are taken off, and PyTorch gets the cores the others leave, at least one
+(``choose_threads``).
+The most contended of the last ``WINDOW`` samples decides, because the two
+mistakes cost very differently. Measured on the bundled 135M model on this
+2-core machine (``benchmarks/threads.py``: a scored predictor pass plus a
+16-token greedy generation, BENCHMARKS.md): quiet, 2 threads took 1.23 s and
+1 thread 1.95 s (1.6x slower); beside 4 busy-loop processes, 2 threads took
+47.6 s and 1 thread 5.6 s (8.5x slower). With OpenMP the threads of each
+operator wait for each other, and one that lost its core holds up the rest.
+Where ``/proc/loadavg`` is missing, the 1-minute load average stands in.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections import deque
 
 from llm_as_rnn.errors import ConfigError
 
 THREADS_ENV = "LLM_AS_RNN_TORCH_THREADS"
-DEFAULT_THREADS = 1
+SAMPLE_EVERY_S = 0.5
+"""Seconds between two readings of the machine's runnable threads."""
+WINDOW = 4
+"""Readings kept: the most contended of them decides."""
 
 
-def torch_threads() -> int:
-    """Return ``LLM_AS_RNN_TORCH_THREADS`` (default 1); raise ``ConfigError`` if it is bad."""
+def torch_threads() -> int | None:
+    """Return ``LLM_AS_RNN_TORCH_THREADS``, or None (follow the load); raise ``ConfigError``."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
-        return DEFAULT_THREADS
+        return None
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(
             f"{THREADS_ENV} must be a positive integer (threads for PyTorch), got {raw!r}: "
-            f"set it like {THREADS_ENV}=2, or unset it for the default ({DEFAULT_THREADS})"
+            f"set it like {THREADS_ENV}=2, or unset it to follow the machine's load"
         )
     return int(raw)
 
 
-def set_torch_threads(count: int) -> None:
-    """Set the calling thread's PyTorch thread count (each thread has its own OpenMP pool)."""
-    import torch
+def choose_threads(cores: int, runnable: int, ours: int) -> int:
+    """Return the threads PyTorch should use: the cores other runnable threads leave, >= 1.
 
-    torch.set_num_threads(count)
+    ``runnable``: the machine's runnable threads now, ours included;
+    ``ours``: how many of them are this process's.
+    """
+    others = max(0, runnable - ours)
+    return max(1, min(cores, cores - others))
+
+
+def cores() -> int:
+    """Return the cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def runnable_now() -> tuple[int, int]:
+    """Return the machine's runnable threads now and how many of them are this process's.
+
+    From ``/proc``; elsewhere the 1-minute load average, counted as others'.
+    """
+    try:
+        with open("/proc/loadavg") as f:
+            total = int(f.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return round(os.getloadavg()[0]) + 1, 1
+    ours = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                ours += f.read().rpartition(")")[2].split()[0] == "R"
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+    return total, max(ours, 1)  # at least the thread reading
+
+
+class Threads:
+    """The torch thread's pool size: fixed, or chosen again from the load (``adapt``)."""
+
+    def __init__(self, fixed: int | None) -> None:
+        self.fixed = fixed
+        self.current = 0
+        self.sampled_at = float("-inf")
+        self.seen: deque[int] = deque(maxlen=WINDOW)
+
+    def adapt(self) -> int:
+        """Set the calling thread's PyTorch thread count if it should change; return it."""
+        import torch
+
+        if self.fixed is not None:
+            wanted = self.fixed
+        else:
+            now = time.monotonic()
+            if now - self.sampled_at >= SAMPLE_EVERY_S or not self.seen:
+                self.sampled_at = now
+                self.seen.append(choose_threads(cores(), *runnable_now()))
+            wanted = min(self.seen)
+        if wanted != self.current:
+            torch.set_num_threads(wanted)
+            self.current = wanted
+        return wanted
