@@ -35,6 +35,15 @@ def sized(full: int, reduced: int) -> int:
     return reduced if quick() else full
 
 
+def spread(key: str, values: list[float]) -> dict[str, float]:
+    """Return ``key``'s median over repetitions with its least and greatest (``key_min/_max``)."""
+    return {
+        key: median(values),
+        f"{key}_min": round(min(values), 4),
+        f"{key}_max": round(max(values), 4),
+    }
+
+
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
     """Return the median of one figure over repetitions."""
     return float(statistics.median(r[key] for r in runs))

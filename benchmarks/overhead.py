@@ -109,9 +109,7 @@ def main() -> None:
             "floor_ms_per_step": common.median_of(floor, "ms_per_step"),
             "floor_ratio": common.median_of(floor, "ratio"),
             "floor_ms_per_step_no_latency": common.median_of(instant_floor, "ms_per_step"),
-            "over_floor": common.median(over),
-            "over_floor_min": round(min(over), 4),
-            "over_floor_max": round(max(over), 4),
+            **common.spread("over_floor", over),
             "target": "over_floor <= 1.05",
             "repetitions": len(runs),
         }

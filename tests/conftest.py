@@ -24,6 +24,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from llm_as_rnn import Context, build_graph
+from llm_as_rnn.runtime.local import LocalHFBackend
+from llm_as_rnn.runtime.usage import Generation
 from llm_as_rnn.tasks import PLUGINS_VARIABLE
 from llm_as_rnn.testing import FunctionChatModel, byte_level_tokenizer, rule_based
 
@@ -165,3 +167,16 @@ def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 90) -
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+class RecordingBackend(LocalHFBackend):
+    """A local backend (so it can constrain) recording the structure of each call (no model)."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    async def generate(
+        self, messages: Any, sampling: Any, policy: Any, structure: Any = None
+    ) -> Generation:
+        self.seen.append(structure)
+        return Generation(text="", prompt_tokens=1, completion_tokens=1, latency_s=0.0, retries=0)

@@ -23,9 +23,8 @@ from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch
 from llm_as_rnn.runtime.local import LocalHFBackend
 from llm_as_rnn.runtime.spec import CallPolicy, Sampling
 from llm_as_rnn.runtime.structure import Operations, Skeleton, operations, skeleton
-from llm_as_rnn.runtime.usage import Generation
 from llm_as_rnn.testing import FunctionChatModel
-from tests.conftest import accepted_titles, bpe_tokenizer, tiny_llama
+from tests.conftest import RecordingBackend, accepted_titles, bpe_tokenizer, tiny_llama
 
 pytest.importorskip("llguidance", reason="constrained decoding needs llguidance (the hf extra)")
 from llm_as_rnn.runtime.grammar import Constraint, llg_tokenizer
@@ -165,19 +164,6 @@ async def test_a_structured_call_through_the_local_backend_is_whole(kit: Any) ->
     assert mem.missing_sections(gen.text, ["PATTERNS", "WIND"]) == []
 
 
-class Recording(LocalHFBackend):
-    """Records the structure each call is given (no model)."""
-
-    def __init__(self) -> None:
-        self.seen: list[Any] = []
-
-    async def generate(
-        self, messages: Any, sampling: Any, policy: Any, structure: Any = None
-    ) -> Any:
-        self.seen.append(structure)
-        return Generation(text="", prompt_tokens=1, completion_tokens=1, latency_s=0.0, retries=0)
-
-
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
@@ -196,7 +182,7 @@ async def test_the_rewrite_call_is_structured_unless_switched_off(
     ctx = make_context(model="fake", rewrite_mode="delta", **options)
     assert ctx.structured is expected
     old = "## PATTERNS\n- [n2] dry\n## RECENT ERRORS\n## RULES OF THUMB"
-    backend = Recording()
+    backend = RecordingBackend()
     call = journaled(None, "t", 1, backend, "rewriter", ctx, 512, delta.OUTPUT_LIMIT)
     rewrite, _ = rewrite_forms(ctx, ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB"], old, 512)
     await call([HumanMessage("x")], rewrite)

@@ -20,8 +20,7 @@ from llm_as_rnn.core.context import make_context as from_options
 from llm_as_rnn.core.feedback import VERDICTS, fused_feedback
 from llm_as_rnn.runtime.schema import json_schema, text_of
 from llm_as_rnn.runtime.structure import lark, skeleton, smallest_cap, worst_tokens
-from llm_as_rnn.runtime.usage import Generation
-from tests.conftest import grammar_accepts, make_context
+from tests.conftest import RecordingBackend, grammar_accepts, make_context
 
 SECTIONS = ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB"]
 OLD = "## PATTERNS\n- [n1] x\n## RECENT ERRORS\n## RULES OF THUMB"
@@ -97,21 +96,6 @@ def test_a_fused_judge_answer_states_one_of_the_verdicts(mode: str) -> None:
     assert grammar_accepts(plain, f"Feedback: the front came early\n{body}")
 
 
-class Recording:
-    """A backend that records the structure of each call (no model)."""
-
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.seen: list[object] = []
-
-    async def generate(
-        self, messages: object, sampling: object, policy: object, shape: object = None
-    ) -> Generation:
-        self.seen.append(shape)
-        return Generation(text="", prompt_tokens=1, completion_tokens=1, latency_s=0.0, retries=0)
-
-
 @pytest.mark.parametrize(
     ("mode", "role"), [("full", "rewriter"), ("delta", "rewriter"), ("judge", "critic")]
 )
@@ -127,7 +111,7 @@ async def test_a_cap_too_small_for_a_structure_is_said_once_with_the_cap_that_fi
     assert smallest is not None
     assert form(smallest) is not None
     assert form(smallest - 1) is None
-    backend = Recording()
+    backend = RecordingBackend()
     call = journaled(None, "t", 1, backend, role, ctx, 512)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, logger="llm_as_rnn"):
         await call([HumanMessage("x")], form)
