@@ -1,10 +1,13 @@
 """Full rewrites vs delta operations on the bundled 135M model: does the memory change?
 
 Weather, 1 sequence x 10 steps (3 in a quick run), method rnn, budget 256, 96 new tokens per
-call (as ``make demo``), seed 4, once per rewrite mode. Reported: the share
-of steps whose memory changed, and the share whose rewrite was rejected
-(cut off, malformed, dropped sections, unusable operations...), with the
-reasons. It exercises the modes on a tiny model: no accuracy is claimed.
+call (as ``make demo``), seed 4, once per rewrite mode, structured (the
+default: constrained to the update's structure) and, in the same run, as
+free text (``--structured off``: what every update was before issue 24).
+Reported: the share of steps whose memory changed (and after a wrong
+prediction, ``changed_after_wrong``), and the share whose rewrite was
+rejected (cut off, malformed, dropped sections, unusable operations...),
+with the kinds. It exercises the modes on a tiny model: no accuracy is claimed.
 """
 
 from __future__ import annotations
@@ -51,12 +54,15 @@ async def mode(rewrite_mode: str, structured: bool = True) -> dict[str, Any]:
 def main() -> None:
     full, delta = asyncio.run(mode("full")), asyncio.run(mode("delta"))
     print(f"  full: {full}\n  delta: {delta}", file=sys.stderr)
+    free = {m: asyncio.run(mode(m, structured=False)) for m in ("full", "delta")}
+    print(f"  free text: {free}", file=sys.stderr)
     common.emit(
         {
             "benchmark": "delta_embedded",
             "steps": STEPS,
             "full": full,
             "delta": delta,
+            "free_text": free,
             "target": "delta changed_after_wrong >= 0.60; rejected_share <= 0.10 in both modes",
         }
     )

@@ -115,16 +115,27 @@ delta_over_full = {d["delta_over_full"]:.4f}; the invariant held at every step o
 {d["invariant_held"]}."""
 
 
+def kinds(counts: dict[str, int]) -> str:
+    """Return rejection counts by kind as ``" (cut off 9, empty 1)"``, or nothing."""
+    return f" ({', '.join(f'{k} {n}' for k, n in counts.items())})" if counts else ""
+
+
 def delta_embedded(d: Result) -> str:
     rows = "\n".join(
         f"| {mode} | {m['changed_after_wrong']:.0%} ({m['wrong_steps']} wrong steps) | "
-        f"{m['changed_share']:.0%} | {m['rejected_share']:.0%} {m['rejected_by_kind'] or ''} | "
+        f"{m['changed_share']:.0%} | {m['rejected_share']:.0%}{kinds(m['rejected_by_kind'])} | "
         f"{m['rewriter_completion_tokens_per_step']:.1f} |"
-        for mode, m in (("full", d["full"]), ("delta", d["delta"]))
+        for mode, m in (
+            ("full, free text (before)", d["free_text"]["full"]),
+            ("full, structured", d["full"]),
+            ("delta, free text (before)", d["free_text"]["delta"]),
+            ("delta, structured", d["delta"]),
+        )
     )
     return f"""**structured memory updates on the bundled model** (`delta_embedded.py`): weather,
 1 sequence x {d["steps"]} steps, budget 256, 96 new tokens per call (as `make demo`), once
-per rewrite mode, rewrites constrained to their structure (the default):
+per rewrite mode, rewrites constrained to their structure (the default) and, in the same run,
+as free text (`--structured off`: every update before issue 24):
 
 | mode | changed after wrong | changed, all | rejected (kinds) | rewriter tokens/step |
 |---|---|---|---|---|
