@@ -98,7 +98,9 @@ def task_cases() -> list[tuple[type[LlmAsRnnError], Callable[[], Any]]]:
         {**labels, "synonyms": ["a"]},
         {**labels, "synonyms": {1: "a"}},
         {**labels, "sections": ("ONE\nTWO",)},
-        {**labels, "sections": ("# ONE",)},
+        {**labels, "sections": ("ONE\u2028TWO",)},  # a line break str.splitlines knows
+        {**labels, "sections": ("NOTES", "NOTES: WIND")},  # an ADD line would not read back
+        {**labels, "sections": ("A\u202eB",)},
         {**labels, "sections": "NOTES"},  # a string, not a tuple of titles
         {**labels, "sections": ("A", "a")},
         {**labels, "name": "t\n"},
