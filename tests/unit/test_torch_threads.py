@@ -11,7 +11,13 @@ import pytest
 
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime import threads
-from llm_as_rnn.runtime.threads import THREADS_ENV, Threads, choose_threads, torch_threads
+from llm_as_rnn.runtime.threads import (
+    THREADS_ENV,
+    Threads,
+    choose_threads,
+    others_of,
+    torch_threads,
+)
 
 
 def test_the_load_decides_unless_the_variable_says_otherwise(
@@ -26,31 +32,37 @@ def test_the_load_decides_unless_the_variable_says_otherwise(
 
 
 @pytest.mark.parametrize(
-    ("cores", "runnable", "ours", "chosen"),
+    ("cores", "others", "chosen"),
     [
-        (2, 1, 1, 2),  # quiet: only our thread runs
-        (2, 3, 3, 2),  # our own threads (a pool spinning after an operator)
-        (2, 3, 1, 1),  # two busy loops beside our one thread
-        (2, 7, 2, 1),  # oversubscribed: never below one
-        (8, 4, 1, 5),  # three others on eight cores
+        (2, 0, 2),  # quiet
+        (2, 0.4, 2),  # a kernel thread seen now and then
+        (2, 1, 1),  # one busy process
+        (2, 2, 1),  # two busy loops: never below one
+        (8, 3, 5),
     ],
 )
-def test_torch_gets_the_cores_the_others_leave(
-    cores: int, runnable: int, ours: int, chosen: int
+def test_torch_gets_the_cores_the_others_leave(cores: int, others: float, chosen: int) -> None:
+    assert choose_threads(cores, others) == chosen
+
+
+def test_our_own_threads_are_not_others() -> None:
+    assert others_of(3, 3) == 0  # our pool spinning after an operator
+    assert others_of(3, 1) == 2
+    assert others_of(1, 2) == 0
+
+
+def test_a_lasting_load_decides_and_a_passing_one_does_not(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert choose_threads(cores, runnable, ours) == chosen
-
-
-def test_the_most_contended_recent_reading_decides(monkeypatch: pytest.MonkeyPatch) -> None:
-    readings = iter([(1, 1), (4, 2), (2, 2), (1, 1), (3, 2), (1, 1)])
+    readings = iter([(1, 1), (2, 1), (1, 1), (1, 1), (3, 1), (3, 1), (3, 1), (3, 1)])
     clock = iter(float(t) for t in range(100))
     monkeypatch.setattr(threads, "cores", lambda: 2)
     monkeypatch.setattr(threads, "runnable_now", lambda: next(readings))
     monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
     keeper = Threads(None)
-    chosen = [keeper.adapt() for _ in range(6)]
-    # quiet, then a reading of two busy others holds the count at 1 for 4 readings
-    assert chosen == [2, 1, 1, 1, 1, 1]
+    chosen = [keeper.adapt() for _ in range(8)]
+    # one other thread in one reading: still 2; two busy others from the fifth reading on
+    assert chosen == [2, 2, 2, 2, 1, 1, 1, 1]
 
 
 def test_this_process_s_runnable_threads_are_counted_apart() -> None:

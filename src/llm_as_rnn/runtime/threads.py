@@ -6,9 +6,9 @@ count of runnable threads the kernel reports (``/proc/loadavg``, an instant
 count, not an average) is read, this process's own runnable threads
 (``/proc/self/task``: a pool's threads spin for a while after each operator)
 are taken off, and PyTorch gets the cores the others leave, at least one
-(``choose_threads``).
-The most contended of the last ``WINDOW`` samples decides, because the two
-mistakes cost very differently. Measured on the bundled 135M model on this
+(``choose_threads``), the others counted as their mean over the last
+``WINDOW`` readings, rounded: a lasting load (busy processes) counts, a
+passing kernel thread seen in one reading does not. Measured on the bundled 135M model on this
 2-core machine (``benchmarks/threads.py``: a scored predictor pass plus a
 16-token greedy generation, BENCHMARKS.md): quiet, 2 threads took 1.23 s and
 1 thread 1.95 s (1.6x slower); beside 4 busy-loop processes, 2 threads took
@@ -28,8 +28,8 @@ from llm_as_rnn.errors import ConfigError
 THREADS_ENV = "LLM_AS_RNN_TORCH_THREADS"
 SAMPLE_EVERY_S = 0.5
 """Seconds between two readings of the machine's runnable threads."""
-WINDOW = 4
-"""Readings kept: the most contended of them decides."""
+WINDOW = 6
+"""Readings kept: the mean of their other runnable threads decides."""
 
 
 def torch_threads() -> int | None:
@@ -45,14 +45,14 @@ def torch_threads() -> int | None:
     return int(raw)
 
 
-def choose_threads(cores: int, runnable: int, ours: int) -> int:
-    """Return the threads PyTorch should use: the cores other runnable threads leave, >= 1.
+def choose_threads(cores: int, others: float) -> int:
+    """Return the threads PyTorch should use: the cores ``others`` runnable threads leave, >= 1."""
+    return max(1, min(cores, cores - round(others)))
 
-    ``runnable``: the machine's runnable threads now, ours included;
-    ``ours``: how many of them are this process's.
-    """
-    others = max(0, runnable - ours)
-    return max(1, min(cores, cores - others))
+
+def others_of(runnable: int, ours: int) -> int:
+    """Return the runnable threads that are not this process's (``runnable_now``'s pair)."""
+    return max(0, runnable - ours)
 
 
 def cores() -> int:
@@ -102,8 +102,8 @@ class Threads:
             now = time.monotonic()
             if now - self.sampled_at >= SAMPLE_EVERY_S or not self.seen:
                 self.sampled_at = now
-                self.seen.append(choose_threads(cores(), *runnable_now()))
-            wanted = min(self.seen)
+                self.seen.append(others_of(*runnable_now()))
+            wanted = choose_threads(cores(), sum(self.seen) / len(self.seen))
         if wanted != self.current:
             torch.set_num_threads(wanted)
             self.current = wanted
