@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,9 +68,26 @@ def test_a_lasting_load_decides_and_a_passing_one_does_not(
     assert chosen == [2, 2, 2, 2, 1, 1, 1, 1]
 
 
-def test_this_process_s_runnable_threads_are_counted_apart() -> None:
-    total, ours = threads.runnable_now()
-    assert 1 <= ours <= total
+@contextlib.contextmanager
+def busy_loops(count: int) -> Iterator[None]:
+    """Keep ``count`` other processes spinning on the CPU while the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(1.0)  # let them start and be scheduled
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def test_other_processes_busy_loops_are_counted_as_others_not_ours() -> None:
+    busy = 2 * threads.cores()
+    with busy_loops(busy):
+        readings = [threads.runnable_now() for _ in range(5)]
+    # the reading thread itself is ours; most of the spinning processes are others
+    assert all(ours >= 1 for _, ours in readings), readings
+    assert max(threads.others_of(*r) for r in readings) >= threads.cores(), readings
 
 
 def test_a_fixed_count_ignores_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,9 +109,8 @@ SHOW = (
 )
 
 
-@pytest.mark.parametrize("count", ["1", "2", ""])
-def test_the_torch_thread_runs_with_that_many_threads(count: str) -> None:
-    """Unset, the count follows the load: between 1 and the cores."""
+def torch_thread_count(count: str) -> int:
+    """Return the torch thread's PyTorch thread count in a new process with the variable."""
     out = subprocess.run(
         [sys.executable, "-c", SHOW],
         capture_output=True,
@@ -100,10 +119,18 @@ def test_the_torch_thread_runs_with_that_many_threads(count: str) -> None:
         env={**os.environ, THREADS_ENV: count},
     )
     assert out.returncode == 0, out.stderr
-    if count:
-        assert out.stdout.strip() == count
-    else:
-        assert 1 <= int(out.stdout.strip()) <= threads.cores()
+    return int(out.stdout.strip())
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_the_torch_thread_runs_with_that_many_threads(count: str) -> None:
+    assert torch_thread_count(count) == int(count)
+
+
+def test_unset_the_torch_thread_leaves_busy_cores_alone() -> None:
+    """Beside 2 busy processes a core (PyTorch's own default would take every core)."""
+    with busy_loops(2 * threads.cores()):
+        assert torch_thread_count("") == 1
 
 
 def test_the_cli_refuses_a_bad_count_in_one_line_before_writing(tmp_path: Path) -> None:
