@@ -15,13 +15,10 @@ default's seconds over the best fixed count's. Target: ``worst_default_over_best
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import common
@@ -35,6 +32,7 @@ from llm_as_rnn.runtime.local import LocalHFBackend, embedded_dir, local_backend
 from llm_as_rnn.runtime.scoring import score_chunk
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_NAME
 from llm_as_rnn.runtime.threads import Threads
+from llm_as_rnn.testing import busy_loops
 
 CORES = os.cpu_count() or 1
 AUTO = "auto"
@@ -43,19 +41,6 @@ COUNTS: list[int | str] = [*sorted({1, CORES}), AUTO]
 BUSY = (0, 2 * CORES)
 NEW_TOKENS = common.sized(32, 16)
 REPETITIONS = common.sized(3, 1)
-
-
-@contextlib.contextmanager
-def busy_loops(n: int) -> Iterator[None]:
-    """Keep ``n`` processes spinning on the CPU while the block runs."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        time.sleep(1.0 if n else 0.0)  # let the scheduler spread them
-        yield
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
 
 
 def predictor_query() -> LabelQuery:

@@ -10,10 +10,13 @@ a Studio context, where no Python object can be passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -321,3 +324,16 @@ def byte_level_tokenizer(corpus: Iterable[str], size: int) -> Any:
     return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # transformers' own
         tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
     )
+
+
+@contextlib.contextmanager
+def busy_loops(count: int) -> Iterator[None]:
+    """Keep ``count`` other processes spinning on the CPU while the block runs (contention)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(1.0 if count else 0.0)  # let them start and be scheduled
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from llm_as_rnn.runtime.threads import (
     others_of,
     torch_threads,
 )
+from llm_as_rnn.testing import busy_loops
 
 
 def test_the_load_decides_unless_the_variable_says_otherwise(
@@ -66,19 +64,6 @@ def test_a_lasting_load_decides_and_a_passing_one_does_not(
     chosen = [keeper.adapt() for _ in range(8)]
     # one other thread in one reading: still 2; two busy others from the fifth reading on
     assert chosen == [2, 2, 2, 2, 1, 1, 1, 1]
-
-
-@contextlib.contextmanager
-def busy_loops(count: int) -> Iterator[None]:
-    """Keep ``count`` other processes spinning on the CPU while the block runs."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    try:
-        time.sleep(1.0)  # let them start and be scheduled
-        yield
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
 
 
 def test_other_processes_busy_loops_are_counted_as_others_not_ours() -> None:
