@@ -54,7 +54,11 @@ async def mode(rewrite_mode: str, structured: bool = True) -> dict[str, Any]:
 def main() -> None:
     full, delta = asyncio.run(mode("full")), asyncio.run(mode("delta"))
     print(f"  full: {full}\n  delta: {delta}", file=sys.stderr)
-    free = {m: asyncio.run(mode(m, structured=False)) for m in ("full", "delta")}
+    free = (
+        None
+        if common.quick()
+        else {m: asyncio.run(mode(m, structured=False)) for m in ("full", "delta")}
+    )
     print(f"  free text: {free}", file=sys.stderr)
     common.emit(
         {

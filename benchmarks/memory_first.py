@@ -8,7 +8,7 @@ SGLang) computes once instead of three times. ``reusable_share``: shared
 tokens over all prompt tokens of the three calls.
 
 Cost to the small model: the bundled SmolLM2-135M, weather, choice answers,
-2 sequences x 5 steps (a quick run: 1 x 2), budget 256, 64 new tokens per call, seed 4, method
+2 sequences x 5 steps (a quick run: 1 x 1), budget 256, 64 new tokens per call, seed 4, method
 rnn, once per order: log-loss and accuracy of its predictions, the share of
 steps whose memory changed and whose rewrite was rejected. A 135M model on
 10 steps: this says whether the order breaks the model's calls, not which
@@ -30,7 +30,7 @@ from llm_as_rnn.data import weather
 from llm_as_rnn.runtime.resolve import aresolve
 
 ORDERS = ("role-first", "memory-first")
-SEQUENCES, STEPS = common.sized(2, 1), common.sized(5, 2)
+SEQUENCES, STEPS = common.sized(2, 1), common.sized(5, 1)
 
 
 def shared_prefix(tokenizer: Any, backend: Any) -> dict[str, Any]:

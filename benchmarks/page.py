@@ -59,7 +59,14 @@ TARGETS = [
     Target("delta_embedded", "delta.changed_after_wrong", ">=", 0.60, ".2f"),
     Target("delta_embedded", "delta.rejected_share", "<=", 0.10, ".2f"),
     Target("delta_embedded", "full.rejected_share", "<=", 0.10, ".2f"),
-    Target("local_batching", "batched_over_serial", ">=", 3.0, ".2f"),
+    Target(
+        "local_batching",
+        "batched_over_serial",
+        ">=",
+        3.0,
+        ".2f",
+        beside=("floor_batched_over_serial",),
+    ),
     Target(
         "local_batching",
         "constrained_over_free",
@@ -68,7 +75,7 @@ TARGETS = [
         beside=("free_tokens_per_s", "constrained_tokens_per_s"),
     ),
     Target("smoke_batching", "wall_ratio", "<=", 0.5, beside=("serial_s", "batched_s")),
-    Target("prefix_cache", "h0_over_predictor_prefill", "<=", 0.20),
+    Target("prefix_cache", "h0_over_predictor_prefill", "<=", 0.20, beside=("h0_token_share",)),
     Target("prefix_cache", "peak_cache_bytes", "<=", "configured_bytes", ".0f"),
     Target("threads", "worst_default_over_best", "<=", 1.10, beside=("default_threads",)),
 ]

@@ -21,7 +21,11 @@ Reported for each run: the mean prefill time of a predictor scoring and of an
 h_0 scoring (the prompt's pass, ``LocalHFBackend.label_prompt``, timed on the
 torch thread; the labels' passes are not prefill), and
 ``h0_over_predictor_prefill``, their ratio (target <= 0.20 with the cache);
-``peak_cache_bytes`` against ``configured_bytes``; ``same_answers``: whether
+``h0_token_share``: the h_0 prompt's tokens after its longest prefix
+among the run's earlier prompts over the predictor's, the least that ratio can
+be with any prefix cache (the observation, which every step changes, comes
+after the memory, in the system prompt: with a causal model its states differ
+under each memory); ``peak_cache_bytes`` against ``configured_bytes``; ``same_answers``: whether
 both runs chose the same labels, and the largest change of a label's
 probability between them (a pass from a cached prefix may round differently
 from one pass: ``runtime.prefill``).
@@ -41,7 +45,7 @@ import common
 from llm_as_rnn import Context, get_task
 from llm_as_rnn.core import choice, prompts
 from llm_as_rnn.data import weather
-from llm_as_rnn.runtime.prefixes import prefix_cache_bytes
+from llm_as_rnn.runtime.prefixes import common_prefix, prefix_cache_bytes
 from llm_as_rnn.runtime.resolve import aresolve
 
 H0: contextvars.ContextVar[Any] = contextvars.ContextVar("h0", default=None)
@@ -80,12 +84,16 @@ async def measured(backend: Any, capacity: int, steps: int) -> tuple[dict[str, A
     PREFILLS.clear()
     task = get_task(common.EMBEDDED_WEATHER["tasks"][0])
     policy = Context(model="embedded").call_policy()
-    predictions = []
+    predictions, seen, shares = [], [], []
     start = time.perf_counter()
     for step, day in enumerate(weather.window(300, steps), start=1):
         observation = task.render_input(day["input"])
         h0 = prompts.predict_messages(task, task.initial_memory(), observation, step)
         messages = prompts.predict_messages(task, memory_at(task, step), observation, step)
+        if capacity:
+            new = [fresh_tokens(backend, m, seen) for m in (messages, h0)]
+            if step > 1:  # the first step's h_0 prompt shares only the system prompt
+                shares.append(new[1] / new[0])
         H0.set(h0)
         chosen = await choice.choose(backend, task.labels, messages, h0, policy)
         assert chosen is not None, "the local backend scores labels"
@@ -100,7 +108,22 @@ async def measured(backend: Any, capacity: int, steps: int) -> tuple[dict[str, A
         "h0_prefill_s": round(h0_mean, 3),
         "h0_over_predictor_prefill": round(h0_mean / predictor, 3),
     }
+    if shares:
+        figures["h0_token_share"] = round(sum(shares) / len(shares), 3)
     return figures, predictions
+
+
+def fresh_tokens(backend: Any, messages: Any, seen: list[list[int]]) -> int:
+    """Return how many of a prompt's tokens follow its longest prefix among ``seen``; add it.
+
+    What a cached prefill must run, whatever the cache: its share of the two
+    prompts bounds ``h0_over_predictor_prefill`` from below (a pass's time grows
+    with its new tokens, plus a fixed cost).
+    """
+    ids = list(backend.tokenizer(backend.chat_prompt(messages))["input_ids"])
+    known = max((common_prefix([ids, s]) for s in seen), default=0)
+    seen.append(ids)
+    return len(ids) - known
 
 
 def largest_change(a: list[Any], b: list[Any]) -> float:
@@ -130,6 +153,7 @@ async def main() -> None:
             "cache_on": on,
             "cache_off": off,
             "h0_over_predictor_prefill": on["h0_over_predictor_prefill"],
+            "h0_token_share": on["h0_token_share"],
             "peak_cache_bytes": backend.prefixes.peak,
             "configured_bytes": configured,
             "same_answers": [p["answer"] for p in on_predictions]

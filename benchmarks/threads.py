@@ -39,7 +39,7 @@ AUTO = "auto"
 """The default: the count ``runtime.threads.Threads`` chooses from the load, before each task."""
 COUNTS: list[int | str] = [*sorted({1, CORES}), AUTO]
 BUSY = (0, 2 * CORES)
-NEW_TOKENS = common.sized(32, 16)
+NEW_TOKENS = common.sized(32, 8)
 REPETITIONS = common.sized(3, 1)
 
 

@@ -137,3 +137,25 @@ def test_a_quick_run_writes_its_own_page(monkeypatch: pytest.MonkeyPatch) -> Non
     assert run_all.outputs()[1].name == "BENCHMARKS-quick.md"
     monkeypatch.delenv("LLM_AS_RNN_BENCH_QUICK")
     assert run_all.outputs()[1].name == "BENCHMARKS.md"
+
+
+def test_a_quick_runs_delta_embedded_has_no_free_text_rows_and_says_so() -> None:
+    full = meanings.delta_embedded(sample()["results"]["delta_embedded"])
+    quick_result = copy.deepcopy(sample()["results"]["delta_embedded"])
+    quick_result["free_text"] = None  # what delta_embedded.py emits in a quick run
+    quick = meanings.delta_embedded(quick_result)
+    assert "free text (before)" in full
+    assert "free text (before)" not in quick
+    assert "| full, structured |" in quick
+    assert "| delta, structured |" in quick
+    assert "a quick run: no free-text rows" in quick
+
+
+def test_floors_stand_beside_the_batching_and_prefix_figures() -> None:
+    results = sample()["results"]
+    text = page.page(results, sample()["meta"])
+    batching = next(line for line in text.splitlines() if "| batched_over_serial" in line)
+    floor = results["local_batching"]["floor_batched_over_serial"]
+    assert f"floor_batched_over_serial = {floor:.3f}" in batching
+    prefix = next(line for line in text.splitlines() if "h0_over_predictor_prefill =" in line)
+    assert f"h0_token_share = {results['prefix_cache']['h0_token_share']:.3f}" in prefix
