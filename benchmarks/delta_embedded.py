@@ -1,6 +1,6 @@
 """Full rewrites vs delta operations on the bundled 135M model: does the memory change?
 
-Weather, 1 sequence x 10 steps (3 in a quick run), method rnn, budget 256, 96 new tokens per
+Weather, 1 sequence x 10 steps (2 in a quick run), method rnn, budget 256, 96 new tokens per
 call (as ``make demo``), seed 4, once per rewrite mode, structured (the
 default: constrained to the update's structure) and, in the same run, as
 free text (``--structured off``: what every update was before issue 24).
@@ -19,7 +19,7 @@ from typing import Any
 
 import common
 
-STEPS = common.sized(10, 3)
+STEPS = common.sized(10, 2)
 
 
 async def mode(rewrite_mode: str, structured: bool = True) -> dict[str, Any]:

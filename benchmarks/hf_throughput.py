@@ -1,8 +1,8 @@
 """Local-model throughput: our backend vs raw ``model.generate`` on the same prompts.
 
 The embedded SmolLM2-135M, greedy decoding, 96 new tokens, the rewrite
-prompts of three weather days, 5 repetitions (a quick run: 24 tokens, two
-days, one repetition). ours = ``LocalHFBackend.generate`` (the path a
+prompts of three weather days, 5 repetitions (a quick run: 24 tokens, one
+day, one repetition). ours = ``LocalHFBackend.generate`` (the path a
 node takes: the engine, our decoder with a batch of one, the torch thread); raw =
 ``model.generate`` on the same chat-templated ids, on the same thread (a
 second thread running PyTorch would slow both: see ``on_torch_thread``).
@@ -34,7 +34,7 @@ from llm_as_rnn.runtime.resolve import aresolve
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF
 
 NEW_TOKENS = common.sized(96, 24)
-PROMPTS = common.sized(3, 2)
+PROMPTS = common.sized(3, 1)
 
 
 def main() -> None:

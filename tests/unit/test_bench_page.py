@@ -159,3 +159,12 @@ def test_floors_stand_beside_the_batching_and_prefix_figures() -> None:
     assert f"floor_batched_over_serial = {floor:.3f}" in batching
     prefix = next(line for line in text.splitlines() if "h0_over_predictor_prefill =" in line)
     assert f"h0_token_share = {results['prefix_cache']['h0_token_share']:.3f}" in prefix
+
+
+def test_a_quick_runs_local_batching_leaves_out_the_unequal_lengths_ratio() -> None:
+    result = copy.deepcopy(sample()["results"]["local_batching"])
+    assert "At unequal lengths" in meanings.local_batching(result)
+    result["unequal_lengths_ratio"] = None  # what local_batching.py emits in a quick run
+    text = meanings.local_batching(result)
+    assert "At unequal lengths" not in text
+    assert f"constrained_over_free =\n{result['constrained_over_free']:.3f}." in text

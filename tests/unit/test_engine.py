@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.engine import BATCH_ENV, Engine, max_batch_from_env
 
 WAIT = 60.0  # generous: a busy machine is slow, never wrong
@@ -222,7 +223,7 @@ def test_batch_size_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert max_batch_from_env() == 8
     monkeypatch.setenv(BATCH_ENV, "1")
     assert max_batch_from_env() == 1
-    monkeypatch.setenv(BATCH_ENV, "0")
-    assert max_batch_from_env() == 1
-    monkeypatch.setenv(BATCH_ENV, "many")
-    assert max_batch_from_env() == 8
+    for bad in ("0", "many", "-1", "2.5"):
+        monkeypatch.setenv(BATCH_ENV, bad)
+        with pytest.raises(ConfigError, match=f"{BATCH_ENV} must be a positive integer"):
+            max_batch_from_env()

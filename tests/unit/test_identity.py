@@ -339,3 +339,28 @@ def test_a_changed_baseline_prompt_is_another_unit(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(baselines, "history_entry", reworded)
     assert cfg.unit_key(task, "fhc", data) != keys["fhc"]
+
+
+def test_the_digest_is_rendered_again_only_when_the_module_or_task_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llm_as_rnn.core import prompts
+
+    rendered: list[int] = []
+    original = prompts.critique_messages
+
+    @functools.wraps(original)
+    def counted(*args: Any, **kwargs: Any) -> list[Any]:
+        rendered.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(prompts, "critique_messages", counted)
+    first = prompts_digest(WeatherTask())
+    assert prompts_digest(WeatherTask()) == first  # another instance, the same definition
+    assert len(rendered) == 1
+    monkeypatch.setattr(prompts, "UNUSED_RULE", "no builder reads it", raising=False)
+    assert prompts_digest(WeatherTask()) == first  # rendered again: the module changed
+    assert len(rendered) == 2
+    reworded = task_class("Reworded2", WeatherTask, description="Another description.")()
+    assert prompts_digest(reworded) != first
+    assert len(rendered) == 3

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime import scoring
 from llm_as_rnn.runtime.backends import LabelQuery
 from llm_as_rnn.runtime.decode import DecodeSettings, Row
@@ -147,6 +148,9 @@ async def test_decoding_passes_run_between_chunks(
 def test_chunk_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(LABEL_CHUNK_ENV, "3")
     assert label_chunk() == 3
-    for unusable in ("0", "-2", "many", ""):
+    monkeypatch.setenv(LABEL_CHUNK_ENV, "")
+    assert label_chunk() == 8
+    for unusable in ("0", "-2", "many"):
         monkeypatch.setenv(LABEL_CHUNK_ENV, unusable)
-        assert label_chunk() == (1 if unusable in ("0", "-2") else 8)
+        with pytest.raises(ConfigError, match=f"{LABEL_CHUNK_ENV} must be a positive integer"):
+            label_chunk()

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.decode import DecodeSettings, Row, RunningBatch
 from llm_as_rnn.runtime.prefixes import PREFIX_CACHE_ENV, Prefixes, nbytes, prefix_cache_bytes
 from llm_as_rnn.runtime.scoring import run_prompt, score_chunk
@@ -103,7 +104,8 @@ def test_the_size_comes_from_the_environment_and_zero_turns_it_off(monkeypatch: 
     monkeypatch.setenv(PREFIX_CACHE_ENV, "3")
     assert prefix_cache_bytes() == 3 * 2**20
     monkeypatch.setenv(PREFIX_CACHE_ENV, "lots")
-    assert prefix_cache_bytes() == 256 * 2**20
+    with pytest.raises(ConfigError, match=f"{PREFIX_CACHE_ENV} must be an integer >= 0"):
+        prefix_cache_bytes()
     monkeypatch.delenv(PREFIX_CACHE_ENV)
     assert prefix_cache_bytes() == 256 * 2**20
 

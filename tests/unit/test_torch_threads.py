@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -116,30 +115,3 @@ def test_unset_the_torch_thread_leaves_busy_cores_alone() -> None:
     """Beside 2 busy processes a core (PyTorch's own default would take every core)."""
     with busy_loops(2 * threads.cores()):
         assert torch_thread_count("") == 1
-
-
-def test_the_cli_refuses_a_bad_count_in_one_line_before_writing(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "llm_as_rnn",
-            "run",
-            "--model",
-            f"hf:{tmp_path}/m",
-            "--steps",
-            "1",
-            "--db",
-            str(db),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, THREADS_ENV: "many"},
-    )
-    assert out.returncode == 2, out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith(f"error: {THREADS_ENV} must be a positive integer")
-    assert not db.exists()

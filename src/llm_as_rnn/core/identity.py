@@ -91,12 +91,13 @@ def settings_of(context: Context, budget: int | None = None) -> dict[str, Any]:
     fields = context.model_dump(mode="json", exclude=set(NOT_RESULTS | RESOLVED))
     if fields.get("initial_memory") is not None:  # a warm start is known by its hash
         fields["initial_memory"] = "sha256:" + content_hash(fields["initial_memory"])
+    definition = task_definition(task)
     return {  # the most telling first: differences lists them in this order
-        "task": task_definition(task),
+        "task": definition,
         "models": {role: model_identity(context, role) for role in ROLES},
         **fields,
         "budget": budget,
-        "prompts": prompts_digest(task),
+        "prompts": prompts_digest(task, definition=definition),
     }
 
 
@@ -146,14 +147,42 @@ def model_identity(context: Context, role: Role) -> dict[str, Any]:
     return out
 
 
-def prompts_digest(task: Task, module: ModuleType = prompts) -> str:
+_DIGESTS: dict[tuple[Any, ...], tuple[tuple[Any, ...], str]] = {}
+"""``prompts_digest``'s results: by module, task class and definition, with the
+module's attribute values they were rendered from."""
+
+
+def prompts_digest(
+    task: Task, module: ModuleType = prompts, definition: dict[str, Any] | None = None
+) -> str:
     """Return a digest of every prompt ``module`` may send for ``task``.
 
     Each of its builders (``*_messages``, ``reask_message*``: ``core.prompts``
     for the graph, ``evals.baselines`` for the baselines) is rendered on the
     fixed ``_PROBE`` arguments, also in memory-first order; a builder taking an
     argument the probe lacks is a ``TypeError`` (give the probe a value for it).
+    Rendering every builder costs about a millisecond and every sequence's
+    identity asks for it, so a result is kept for the same module, task class
+    and task definition, and reused only while every attribute of the module
+    (builders, templates, rules) is the very object it was rendered with.
+    ``definition``: the task's ``task_definition``, when the caller has it.
     """
+    values = tuple(vars(module).values())
+    definition = task_definition(task) if definition is None else definition
+    key = (module.__name__, type(task), json.dumps(definition, sort_keys=True))
+    kept = _DIGESTS.get(key)
+    same = kept is not None and len(kept[0]) == len(values)
+    if kept is not None and same and all(a is b for a, b in zip(kept[0], values, strict=True)):
+        return kept[1]
+    result = _render_digest(task, module)
+    if len(_DIGESTS) >= 256:  # bounded: tasks made on the fly (plugins, generic) come and go
+        _DIGESTS.clear()
+    _DIGESTS[key] = (values, result)
+    return result
+
+
+def _render_digest(task: Task, module: ModuleType) -> str:
+    """Return ``prompts_digest``'s digest, rendering every builder of ``module`` now."""
     rendered: list[Any] = []
     for name, builder in sorted(vars(module).items()):
         if not callable(builder) or getattr(builder, "__module__", None) != module.__name__:

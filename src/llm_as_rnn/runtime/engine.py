@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,23 +25,41 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from llm_as_rnn.errors import ConfigError
+
 BATCH_ENV = "LLM_AS_RNN_LOCAL_BATCH"
 DEFAULT_MAX_BATCH = 8
 
 
-def count_from_env(name: str, default: int, minimum: int = 1) -> int:
-    """Return env variable ``name`` as a count >= ``minimum`` (``default`` if unset or bad)."""
+def env_count(name: str, minimum: int, meaning: str, example: int, unset: str) -> int | None:
+    """Return env variable ``name`` as a count >= ``minimum``, or None if it is unset.
+
+    Every count the package reads from the environment goes through here: a
+    value that is not a whole number of ASCII digits, or is below ``minimum``,
+    raises ``ConfigError`` naming the variable, what it counts and how to set
+    it (``example``; ``unset``: what leaving it unset does), never a default.
+    """
     raw = os.environ.get(name, "").strip()
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        value = default
-    return max(minimum, value)
+    if not raw:
+        return None
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(
+            f"{name} must be {kind} ({meaning}), got {raw!r}: "
+            f"set it like {name}={example}, or unset it {unset}"
+        )
+    return int(raw)
+
+
+def count_from_env(name: str, default: int, minimum: int = 1, meaning: str = "a count") -> int:
+    """Return env variable ``name`` as a count >= ``minimum``, ``default`` if unset."""
+    value = env_count(name, minimum, meaning, default, f"for the default ({default})")
+    return default if value is None else value
 
 
 def max_batch_from_env() -> int:
     """Return the most rows in a batch: ``LLM_AS_RNN_LOCAL_BATCH`` (default 8; 1 = none)."""
-    return count_from_env(BATCH_ENV, DEFAULT_MAX_BATCH)
+    return count_from_env(BATCH_ENV, DEFAULT_MAX_BATCH, meaning="rows decoded at once")
 
 
 R = TypeVar("R")

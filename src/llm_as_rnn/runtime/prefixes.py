@@ -49,7 +49,10 @@ Layers = tuple[tuple[Any, Any], ...]
 
 def prefix_cache_bytes() -> int:
     """Return the cache's size in bytes: ``LLM_AS_RNN_PREFIX_CACHE_MB`` (default 256; 0 = off)."""
-    return count_from_env(PREFIX_CACHE_ENV, DEFAULT_PREFIX_CACHE_MB, minimum=0) * 2**20
+    megabytes = count_from_env(
+        PREFIX_CACHE_ENV, DEFAULT_PREFIX_CACHE_MB, minimum=0, meaning="megabytes; 0 turns it off"
+    )
+    return megabytes * 2**20
 
 
 def common_prefix(rows: Sequence[Sequence[int]]) -> int:

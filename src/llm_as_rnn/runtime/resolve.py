@@ -28,14 +28,18 @@ from pydantic import SecretStr
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.backends import CappedBackend, ChatBackend
 from llm_as_rnn.runtime.endpoint import ChatOpenAIInstance, OpenAIBackend
+from llm_as_rnn.runtime.engine import max_batch_from_env
 from llm_as_rnn.runtime.local import (
     embedded_dir,
     load_tokenizer,
     local_backend,
     on_torch_thread,
 )
+from llm_as_rnn.runtime.prefixes import prefix_cache_bytes
+from llm_as_rnn.runtime.scoring import label_chunk
 from llm_as_rnn.runtime.secrets import env_secret
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_NAME, Endpoint, ModelSpec
+from llm_as_rnn.runtime.threads import torch_threads
 
 
 @functools.cache
@@ -152,6 +156,17 @@ def check_spec(spec: ModelSpec) -> None:
         embedded_dir()
     if spec.local and importlib.util.find_spec("transformers") is None:
         raise ConfigError("local models need transformers: pip install 'llm-as-rnn[hf]'")
+    if spec.local:
+        check_local_settings()
+
+
+def check_local_settings() -> None:
+    """Read every environment setting of local models, raising ``ConfigError`` on a bad one.
+
+    Checked once before anything runs or is written, so a bad value is refused
+    up front rather than in the middle of a run, where each is read again.
+    """
+    max_batch_from_env(), label_chunk(), prefix_cache_bytes(), torch_threads()
 
 
 async def check_endpoint(base_url: str | None, timeout: float = 5.0) -> None:

@@ -33,7 +33,7 @@ DEFAULT_LABEL_CHUNK = 8
 
 def label_chunk() -> int:
     """Return the most labels scored in one pass: ``LLM_AS_RNN_LABEL_CHUNK`` (default 8)."""
-    return count_from_env(LABEL_CHUNK_ENV, DEFAULT_LABEL_CHUNK)
+    return count_from_env(LABEL_CHUNK_ENV, DEFAULT_LABEL_CHUNK, meaning="labels scored in one pass")
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:

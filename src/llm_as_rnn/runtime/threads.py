@@ -23,7 +23,7 @@ import os
 import time
 from collections import deque
 
-from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.runtime.engine import env_count
 
 THREADS_ENV = "LLM_AS_RNN_TORCH_THREADS"
 SAMPLE_EVERY_S = 0.5
@@ -34,15 +34,7 @@ WINDOW = 6
 
 def torch_threads() -> int | None:
     """Return ``LLM_AS_RNN_TORCH_THREADS``, or None (follow the load); raise ``ConfigError``."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(
-            f"{THREADS_ENV} must be a positive integer (threads for PyTorch), got {raw!r}: "
-            f"set it like {THREADS_ENV}=2, or unset it to follow the machine's load"
-        )
-    return int(raw)
+    return env_count(THREADS_ENV, 1, "threads for PyTorch", 2, "to follow the machine's load")
 
 
 def choose_threads(cores: int, others: float) -> int:

@@ -1,0 +1,89 @@
+"""Every count a local model reads from the environment is refused alike when it is bad.
+
+The variables are found, not listed: every ``*_ENV`` constant of the runtime
+modules that names an ``LLM_AS_RNN_`` variable. Each is read through one
+parser (``runtime.engine.env_count``), checked once before a run
+(``runtime.resolve.check_local_settings``): a bad value is one line naming the
+variable, exit 2, nothing written. Before, three of the four silently fell
+back to their default on a bad value while the fourth refused it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import llm_as_rnn.runtime
+from llm_as_rnn.errors import ConfigError
+from llm_as_rnn.runtime.resolve import check_local_settings
+
+
+def count_variables() -> list[str]:
+    """Return every ``LLM_AS_RNN_`` variable named by a runtime module's ``*_ENV`` constant."""
+    found = set()
+    for info in pkgutil.iter_modules(llm_as_rnn.runtime.__path__):
+        module = importlib.import_module(f"llm_as_rnn.runtime.{info.name}")
+        for name, value in vars(module).items():
+            if name.endswith("_ENV") and str(value).startswith("LLM_AS_RNN_"):
+                found.add(str(value))
+    return sorted(found)
+
+
+VARIABLES = count_variables()
+
+
+def test_the_four_counts_are_found() -> None:
+    assert set(VARIABLES) >= {
+        "LLM_AS_RNN_LOCAL_BATCH",
+        "LLM_AS_RNN_LABEL_CHUNK",
+        "LLM_AS_RNN_PREFIX_CACHE_MB",
+        "LLM_AS_RNN_TORCH_THREADS",
+    }
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+@pytest.mark.parametrize("bad", ["many", "-1", "2.5", "\u00b2", "\u0663", "1e3", "99999999999"])
+def test_a_bad_value_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, bad: str
+) -> None:
+    """Superscript and Arabic-Indic digits pass ``str.isdigit``: only ASCII digits are counts."""
+    monkeypatch.setenv(variable, bad)
+    with pytest.raises(
+        ConfigError, match=f"^{variable} must be (a positive integer|an integer >= 0)"
+    ):
+        check_local_settings()
+    monkeypatch.setenv(variable, " 3 ")
+    check_local_settings()  # a good value afterwards is taken: nothing stays refused
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+def test_the_cli_refuses_it_in_one_line_before_writing(tmp_path: Path, variable: str) -> None:
+    db = tmp_path / "t.db"
+    run = ["run", "--model", f"hf:{tmp_path}/m", "--steps", "1", "--db", str(db)]
+    out = subprocess.run(
+        [sys.executable, "-m", "llm_as_rnn", *run],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, variable: "many"},
+    )
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"error: {variable} must be"), lines[0]
+    assert "set it like" in lines[0]
+    assert not db.exists()
+
+
+def test_the_readme_quotes_the_refusal_as_it_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_AS_RNN_LOCAL_BATCH", "many")
+    with pytest.raises(ConfigError) as refused:
+        check_local_settings()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"error: {refused.value}\n" in readme
