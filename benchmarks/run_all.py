@@ -93,10 +93,17 @@ def cpu_model() -> str:
 
 
 def commit() -> str:
-    """Return the checkout's commit (short), marked when the tree has changes."""
+    """Return the checkout's commit (short), marked when the tree has changes.
+
+    The pages this runner writes are not changes: an earlier run's page left in
+    the tree says nothing about the code measured.
+    """
     git = ["git", "-C", str(common.REPO)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    pages = [f":(exclude){p.name}" for p in (outputs()[1], outputs_of(quick=not common.quick()))]
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", ".", *pages], capture_output=True, text=True
+    )
     return (head.stdout.strip() or "unknown") + (" (with changes)" if dirty.stdout.strip() else "")
 
 
@@ -108,10 +115,12 @@ def outputs() -> tuple[Path, Path]:
     """Return where this run saves its results and its page: a quick run never overwrites
     the full run's."""
     suffix = "-quick" if common.quick() else ""
-    return (
-        common.REPO / ".cache" / f"bench_results{suffix}.json",
-        common.REPO / f"BENCHMARKS{suffix}.md",
-    )
+    return common.REPO / ".cache" / f"bench_results{suffix}.json", outputs_of(common.quick())
+
+
+def outputs_of(quick: bool) -> Path:
+    """Return the page of a quick or a full run."""
+    return common.REPO / f"BENCHMARKS{'-quick' if quick else ''}.md"
 
 
 def main() -> None:

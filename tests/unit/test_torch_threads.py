@@ -54,15 +54,33 @@ def test_our_own_threads_are_not_others() -> None:
 def test_a_lasting_load_decides_and_a_passing_one_does_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    readings = iter([(1, 1), (2, 1), (1, 1), (1, 1), (3, 1), (3, 1), (3, 1), (3, 1)])
+    others = iter([0, 1, 0, 0, 2, 2, 2, 2])
     clock = iter(float(t) for t in range(100))
     monkeypatch.setattr(threads, "cores", lambda: 2)
-    monkeypatch.setattr(threads, "runnable_now", lambda: next(readings))
+    monkeypatch.setattr(threads, "others_now", lambda: next(others))
     monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
     keeper = Threads(None)
     chosen = [keeper.adapt() for _ in range(8)]
     # one other thread in one reading: still 2; two busy others from the fifth reading on
     assert chosen == [2, 2, 2, 2, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("readings", "others"),
+    [
+        ([(1, 1)], 0),  # only the reading thread: not read again
+        ([(3, 2), (2, 2)], 0),  # one thread runnable for an instant: gone 3 ms later
+        ([(4, 1), (4, 1)], 3),  # busy processes are runnable in both readings
+        ([(4, 1), (2, 1)], 1),  # the fewer of the two
+    ],
+)
+def test_others_are_those_runnable_in_two_readings_apart(
+    monkeypatch: pytest.MonkeyPatch, readings: list[tuple[int, int]], others: int
+) -> None:
+    queue = iter(readings)
+    monkeypatch.setattr(threads, "runnable_now", lambda: next(queue))
+    assert threads.others_now() == others
+    assert next(queue, None) is None  # every reading was taken, none more
 
 
 def test_other_processes_busy_loops_are_counted_as_others_not_ours() -> None:

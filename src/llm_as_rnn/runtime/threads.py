@@ -8,7 +8,10 @@ count, not an average) is read, this process's own runnable threads
 are taken off, and PyTorch gets the cores the others leave, at least one
 (``choose_threads``), the others counted as their mean over the last
 ``WINDOW`` readings, rounded: a lasting load (busy processes) counts, a
-passing kernel thread seen in one reading does not. Measured on the bundled 135M model on this
+passing kernel thread seen in one reading does not. A reading that sees
+others is taken again ``RECHECK_S`` later and the fewer kept
+(``others_now``): right after a pass, threads runnable for an instant made a
+quiet machine read one other in most readings. Measured on the bundled 135M model on this
 2-core machine (``benchmarks/threads.py``: a scored predictor pass plus a
 16-token greedy generation, BENCHMARKS.md): quiet, 2 threads took 1.23 s and
 1 thread 1.95 s (1.6x slower); beside 4 busy-loop processes, 2 threads took
@@ -28,7 +31,9 @@ from llm_as_rnn.runtime.engine import env_count
 THREADS_ENV = "LLM_AS_RNN_TORCH_THREADS"
 SAMPLE_EVERY_S = 0.5
 """Seconds between two readings of the machine's runnable threads."""
-WINDOW = 6
+WINDOW = 3
+RECHECK_S = 0.003
+"""How long after a reading that saw others it is read again (``others_now``)."""
 """Readings kept: the mean of their other runnable threads decides."""
 
 
@@ -75,6 +80,22 @@ def runnable_now() -> tuple[int, int]:
     return total, max(ours, 1)  # at least the thread reading
 
 
+def others_now() -> int:
+    """Return the other runnable threads: the fewer of two readings ``RECHECK_S`` apart.
+
+    Right after a pass, the machine's count holds threads that are runnable
+    for an instant only (on a quiet machine, one more than this process's own
+    in most readings taken between two tasks on the torch thread): counted as
+    others, they put a quiet machine's next task on one thread, 1.6x slower.
+    A busy process is runnable in both readings.
+    """
+    first = others_of(*runnable_now())
+    if not first:
+        return 0
+    time.sleep(RECHECK_S)
+    return min(first, others_of(*runnable_now()))
+
+
 class Threads:
     """The torch thread's pool size: fixed, or chosen again from the load (``adapt``)."""
 
@@ -94,7 +115,7 @@ class Threads:
             now = time.monotonic()
             if now - self.sampled_at >= SAMPLE_EVERY_S or not self.seen:
                 self.sampled_at = now
-                self.seen.append(others_of(*runnable_now()))
+                self.seen.append(others_now())
             wanted = choose_threads(cores(), sum(self.seen) / len(self.seen))
         if wanted != self.current:
             torch.set_num_threads(wanted)
