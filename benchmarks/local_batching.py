@@ -17,10 +17,10 @@ Then the cost of structured memory updates (issue 24): the same 8 calls
 batched, constrained to the weather task's full-mode section skeleton
 (``runtime.structure.skeleton``, one grammar state per row, 96 new tokens at
 most), and free with each row capped at the length its constrained answer
-had, in alternating order. Equal lengths make the two runs the same work
-(the same prefill, the same rows in every pass) but for the grammar: its
-mask of each row and its following of the chosen token (the grammar's
-tokenizer view is built once before, uncounted).
+had, in alternating order, 3 repetitions (a quick run too). Equal lengths
+make the two runs the same work (the same prefill, the same rows in every
+pass) but for the grammar: its mask of each row and its following of the
+chosen token (the grammar's tokenizer view is built once before, uncounted).
 ``constrained_over_free``: their generated tokens per second, constrained
 over free. Target: >= 0.9. (A constrained answer ends when its skeleton is
 whole, well before a free one reaches the cap; a ratio of the two at unequal
@@ -52,6 +52,9 @@ STRUCTURED_TOKENS = 96
 """The cap of the structured comparison: as ``make demo``'s (at 48 no skeleton fits)."""
 SIZES = (2, 4, 8) if not common.quick() else (8,)
 REPETITIONS = common.sized(3, 1)
+CONSTRAINED_REPETITIONS = 3
+"""The constrained comparison's, in a quick run too: a few seconds each, and one
+repetition ranged from 0.81 to 1.09 between two quick runs of the same code."""
 
 
 def raw_batch_gain(backend: Any, chats: list[Any]) -> dict[str, Any]:
@@ -165,7 +168,7 @@ async def main() -> None:
         unequal = round((sum(lengths) / seconds) / (sum(capped_tokens) / capped_seconds), 3)
     speeds: dict[bool, list[float]] = {True: [], False: []}
     shares = []
-    for rep in range(REPETITIONS):
+    for rep in range(CONSTRAINED_REPETITIONS):
         for free in (True, False) if rep % 2 == 0 else (False, True):
             tokens, seconds = await constrained(lengths if free else None)
             speeds[free].append(sum(tokens) / seconds)
@@ -182,6 +185,7 @@ async def main() -> None:
             "model": backend.name,
             "new_tokens": NEW_TOKENS,
             "repetitions": REPETITIONS,
+            "constrained_repetitions": CONSTRAINED_REPETITIONS,
             "by_sequences": results,
             "batched_over_serial": results["8"]["batched_over_serial"],
             "floor": floor,
