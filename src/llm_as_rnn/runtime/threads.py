@@ -32,9 +32,9 @@ THREADS_ENV = "LLM_AS_RNN_TORCH_THREADS"
 SAMPLE_EVERY_S = 0.5
 """Seconds between two readings of the machine's runnable threads."""
 WINDOW = 3
+"""Readings kept: the mean of their other runnable threads decides."""
 RECHECK_S = 0.003
 """How long after a reading that saw others it is read again (``others_now``)."""
-"""Readings kept: the mean of their other runnable threads decides."""
 
 
 def torch_threads() -> int | None:
