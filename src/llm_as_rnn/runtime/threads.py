@@ -13,9 +13,9 @@ others is taken again ``RECHECK_S`` later and the fewer kept
 (``others_now``): right after a pass, threads runnable for an instant made a
 quiet machine read one other in most readings. Measured on the bundled 135M model on this
 2-core machine (``benchmarks/threads.py``: a scored predictor pass plus a
-16-token greedy generation, BENCHMARKS.md): quiet, 2 threads took 1.23 s and
-1 thread 1.95 s (1.6x slower); beside 4 busy-loop processes, 2 threads took
-47.6 s and 1 thread 5.6 s (8.5x slower). With OpenMP the threads of each
+32-token greedy generation, ``make bench``, BENCHMARKS.md): quiet, 2 threads
+took 1.84 s and 1 thread 2.65 s (1.4x slower); beside 4 busy-loop processes,
+2 threads took 17.4 s and 1 thread 8.5 s (2.0x slower). With OpenMP the threads of each
 operator wait for each other, and one that lost its core holds up the rest.
 Where ``/proc/loadavg`` is missing, the 1-minute load average stands in.
 """
@@ -86,7 +86,7 @@ def others_now() -> int:
     Right after a pass, the machine's count holds threads that are runnable
     for an instant only (on a quiet machine, one more than this process's own
     in most readings taken between two tasks on the torch thread): counted as
-    others, they put a quiet machine's next task on one thread, 1.6x slower.
+    others, they put a quiet machine's next task on one thread (1.4x slower).
     A busy process is runnable in both readings.
     """
     first = others_of(*runnable_now())
