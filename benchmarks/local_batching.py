@@ -11,7 +11,8 @@ each, and ``batched_over_serial``. Target: >= 3.0 at n = 8.
 ``same_answers``: batched answers equal to the one-at-a-time ones. Beside
 it, the floor: the model alone (``transformers`` ``generate``, nothing of
 ours) on the same 8 prompts, one at a time vs in one padded batch
-(``floor_batched_over_serial``): what 8 rows gain on this machine's CPU.
+(``floor_batched_over_serial``): what batching gains with the frameworks
+alone, on this machine's CPU in the same run.
 
 Then the cost of structured memory updates (issue 24): the same 8 calls
 batched, constrained to the weather task's full-mode section skeleton
@@ -62,8 +63,7 @@ def raw_batch_gain(backend: Any, chats: list[Any]) -> dict[str, Any]:
 
     The floor beside ``batched_over_serial``: the same prompts, greedy, exactly
     ``NEW_TOKENS`` tokens each, one ``generate`` call at a time vs one left-padded
-    call for all 8, alternating, ``REPETITIONS`` times; nothing of ours runs. What
-    this machine's matrix products gain from 8 rows is what any engine can gain.
+    call for all 8, alternating, ``REPETITIONS`` times; nothing of ours runs.
     """
     import torch
 
