@@ -16,6 +16,7 @@ import pkgutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +88,29 @@ def test_the_readme_quotes_the_refusal_as_it_reads(monkeypatch: pytest.MonkeyPat
         check_local_settings()
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"error: {refused.value}\n" in readme
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+def test_the_library_refuses_it_before_loading_a_local_model(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """``aresolve`` (every node, ``run_sequence``, ``OnlineLearner``): not a failed pass later."""
+    import asyncio
+
+    from llm_as_rnn.runtime.resolve import Resolver
+    from llm_as_rnn.runtime.spec import Endpoint, ModelSpec, parse_spec
+
+    built: list[ModelSpec] = []
+
+    async def on_thread(fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    resolver = Resolver(build=lambda spec, endpoint: built.append(spec), on_thread=on_thread)
+    spec = parse_spec("hf:/nowhere/model")
+    monkeypatch.setenv(variable, "many")
+    with pytest.raises(ConfigError, match=f"^{variable} must be"):
+        asyncio.run(resolver(spec, Endpoint()))
+    assert built == []  # nothing loaded
+    monkeypatch.delenv(variable)
+    asyncio.run(resolver(spec, Endpoint()))
+    assert built  # the same resolver works once the value is fixed

@@ -136,7 +136,9 @@ class Resolver:
         """Local specs and tokenizers this resolver has loaded."""
 
     async def __call__(self, spec: ModelSpec, endpoint: Endpoint) -> ChatBackend:
-        """Return the backend of ``spec``."""
+        """Return the backend of ``spec``; a bad local setting is a ``ConfigError`` here."""
+        if spec.local:
+            check_local_settings()  # every path to a local model, not only the CLI's
         if spec.local and spec not in self.loaded:
             await self.on_thread(self.build, spec, endpoint)
             self.loaded.add(spec)
