@@ -100,7 +100,7 @@ def commit() -> str:
     """
     git = ["git", "-C", str(common.REPO)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    pages = [f":(exclude){p.name}" for p in (outputs()[1], outputs_of(quick=not common.quick()))]
+    pages = [f":(exclude){outputs_of(quick).name}" for quick in (True, False)]
     dirty = subprocess.run(
         [*git, "status", "--porcelain", "--", ".", *pages], capture_output=True, text=True
     )

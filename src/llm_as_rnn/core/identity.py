@@ -171,14 +171,18 @@ def prompts_digest(
     definition = task_definition(task) if definition is None else definition
     key = (module.__name__, type(task), json.dumps(definition, sort_keys=True))
     kept = _DIGESTS.get(key)
-    same = kept is not None and len(kept[0]) == len(values)
-    if kept is not None and same and all(a is b for a, b in zip(kept[0], values, strict=True)):
+    if kept is not None and _identical(kept[0], values):
         return kept[1]
     result = _render_digest(task, module)
     if len(_DIGESTS) >= 256:  # bounded: tasks made on the fly (plugins, generic) come and go
         _DIGESTS.clear()
     _DIGESTS[key] = (values, result)
     return result
+
+
+def _identical(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Return whether two tuples hold the very same objects, in order."""
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
 
 
 def _render_digest(task: Task, module: ModuleType) -> str:
