@@ -145,8 +145,12 @@ class RunningBatch:
         if self.rows:
             self.merge(run.cache, run.mask)
         else:
+            from llm_as_rnn.runtime.room import roomy
+
             self.cache, self.mask = run.cache, run.mask
             self.mergeable = plain_cache(run.cache)
+            if self.mergeable:  # each pass then appends its token in place (``runtime.room``)
+                roomy(self.cache)
         self.rows += rows
         return finished + self.retire()
 

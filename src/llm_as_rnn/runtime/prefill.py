@@ -45,9 +45,14 @@ def last_logits_only(model: Any) -> dict[str, Any]:
 
 
 def plain_cache(cache: Any) -> bool:
-    """Return whether a cache is one growing key and value tensor per layer (rows can be cut)."""
+    """Return whether a cache is one growing key and value tensor per layer (rows can be cut).
+
+    That is transformers' ``DynamicLayer`` (not its sliding-window or other
+    subclasses) or our ``runtime.room.RoomyLayer``, which holds the same.
+    """
     layers = list(getattr(cache, "layers", None) or [])
-    return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+    plain = {"DynamicLayer", "RoomyLayer"}
+    return bool(layers) and all(type(layer).__name__ in plain for layer in layers)
 
 
 @dataclass(frozen=True)
