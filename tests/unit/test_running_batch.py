@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
 from llm_as_rnn.runtime.decode import (
     DecodeSettings,
@@ -136,10 +137,29 @@ def test_common_prefix() -> None:
 
 
 def test_top_p_keeps_the_nucleus_and_renormalises() -> None:
-    torch = pytest.importorskip("torch", reason="decoding needs torch (the hf extra)")
     probs = torch.tensor([0.05, 0.5, 0.3, 0.15])
     kept = top_p_filter(probs, 0.7)  # 0.5 then 0.3 reach 0.8 >= 0.7: two tokens kept
     assert torch.allclose(kept, torch.tensor([0.0, 0.5 / 0.8, 0.3 / 0.8, 0.0]))
     assert torch.equal(top_p_filter(probs, 1.0), probs)
     only = top_p_filter(probs, 0.1)  # the top token alone
     assert torch.allclose(only, torch.tensor([0.0, 1.0, 0.0, 0.0]))
+
+
+def whole_sort_top_p(probs: Any, top_p: float) -> Any:
+    """The nucleus by sorting the whole vocabulary (what ``top_p_filter`` must equal)."""
+    ordered, order = torch.sort(probs, descending=True)
+    before = torch.cumsum(ordered, dim=-1) - ordered
+    ordered = torch.where(before < top_p, ordered, torch.zeros_like(ordered))
+    kept = torch.zeros_like(probs).scatter(-1, order, ordered)
+    return kept / kept.sum()
+
+
+@pytest.mark.parametrize("vocab", [5, 64, 65, 49152])
+@pytest.mark.parametrize("temperature", [0.05, 0.7, 1.0, 3.0])
+@pytest.mark.parametrize("top_p", [0.1, 0.9, 0.999])
+def test_top_p_equals_the_whole_sort(vocab: int, temperature: float, top_p: float) -> None:
+    gen = torch.Generator().manual_seed(vocab + int(temperature * 100))
+    probs = torch.softmax(torch.randn(vocab, generator=gen) * 3 / temperature, -1)
+    kept = top_p_filter(probs, top_p)
+    assert torch.equal(kept, whole_sort_top_p(probs, top_p))
+    assert float(kept.sum()) == pytest.approx(1.0)
