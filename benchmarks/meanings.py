@@ -234,9 +234,10 @@ time. Its floor: the h_0 prompt's tokens that follow its longest prefix among th
 earlier prompts are h0_token_share = {p["h0_token_share"]:.3f} of the predictor's (the
 observation, new at every step, follows the memory, which sits in the system prompt: with a
 causal model its key/value states differ under each memory, so no cache can reuse them); a
-pass's time grows with its new tokens plus a fixed cost, so the ratio cannot fall below
-that share. The cache peaked at {p["peak_cache_bytes"]:,} bytes of {p["configured_bytes"]:,}
-configured; same answers cached and uncached: {p["same_answers"]}."""
+pass's time grows with its new tokens plus a fixed cost, so while the h_0 prompt runs in a
+pass of its own the ratio cannot fall below that share. The cache peaked at
+{p["peak_cache_bytes"]:,} bytes of {p["configured_bytes"]:,} configured; same answers cached
+and uncached: {p["same_answers"]}."""
 
 
 def threads(t: Result) -> str:

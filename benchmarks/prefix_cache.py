@@ -21,11 +21,12 @@ Reported for each run: the mean prefill time of a predictor scoring and of an
 h_0 scoring (the prompt's pass, ``LocalHFBackend.label_prompt``, timed on the
 torch thread; the labels' passes are not prefill), and
 ``h0_over_predictor_prefill``, their ratio (target <= 0.20 with the cache);
-``h0_token_share``: the h_0 prompt's tokens after its longest prefix
-among the run's earlier prompts over the predictor's, the least that ratio can
-be with any prefix cache (the observation, which every step changes, comes
-after the memory, in the system prompt: with a causal model its states differ
-under each memory); ``peak_cache_bytes`` against ``configured_bytes``; ``same_answers``: whether
+``h0_token_share``: the h_0 prompt's tokens after its longest prefix among the
+run's earlier prompts over the predictor's, the least that ratio can be with
+any prefix cache while the two prompts run in passes of their own (the
+observation, which every step changes, comes after the memory, in the system
+prompt: with a causal model its states differ under each memory);
+``peak_cache_bytes`` against ``configured_bytes``; ``same_answers``: whether
 both runs chose the same labels, and the largest change of a label's
 probability between them (a pass from a cached prefix may round differently
 from one pass: ``runtime.prefill``).
@@ -117,8 +118,9 @@ def fresh_tokens(backend: Any, messages: Any, seen: list[list[int]]) -> int:
     """Return how many of a prompt's tokens follow its longest prefix among ``seen``; add it.
 
     What a cached prefill must run, whatever the cache: its share of the two
-    prompts bounds ``h0_over_predictor_prefill`` from below (a pass's time grows
-    with its new tokens, plus a fixed cost).
+    prompts bounds ``h0_over_predictor_prefill`` from below while each prompt
+    runs in a pass of its own (a pass's time grows with its new tokens, plus a
+    fixed cost).
     """
     ids = list(backend.tokenizer(backend.chat_prompt(messages))["input_ids"])
     known = max((common_prefix([ids, s]) for s in seen), default=0)
