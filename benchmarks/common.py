@@ -26,8 +26,21 @@ QUICK_ENV = "LLM_AS_RNN_BENCH_QUICK"
 
 
 def quick() -> bool:
-    """Return whether this is a quick run (``make bench-quick``): same keys, smaller sizes."""
-    return os.environ.get(QUICK_ENV) == "1"
+    """Return whether this is a quick run (``make bench-quick``): same keys, smaller sizes.
+
+    Only ``1`` (quick) and ``0`` or unset (full) are read: anything else ends
+    the script with a one-line error (exit 2), as a full run taken for a quick
+    one would last an hour and overwrite the full run's page.
+    """
+    raw = os.environ.get(QUICK_ENV, "").strip()
+    if raw not in ("", "0", "1"):
+        print(
+            f"error: {QUICK_ENV} must be 1 (a quick run) or 0 (the full run), got {raw!r}: "
+            f"set {QUICK_ENV}=1 or unset it",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return raw == "1"
 
 
 def sized(full: int, reduced: int) -> int:

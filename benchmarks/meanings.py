@@ -12,6 +12,11 @@ from typing import Any
 Result = dict[str, Any]
 
 
+def count(n: int, noun: str) -> str:
+    """Return ``n`` and ``noun``, plural unless ``n`` is 1 (``1 step``, ``2 steps``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def overhead(o: Result) -> str:
     return f"""**overhead** (`overhead.py`): a {o["steps"]}-step weather sequence through the real
 graph, SQLite checkpointer and store, call journal and trace, with a fake chat model that
@@ -38,16 +43,17 @@ def concurrency(c: Result) -> str:
         if "scale_sequences" in c
         else ""
     )
-    return f"""**concurrency** (`concurrency.py`): {c["sequences"]} sequences x {c["steps"]} steps
-(method rnn, all at once, one process) through the eval runner against the loopback fake
-OpenAI-compatible server answering every call after {c["latency_ms"]:.0f} ms. ideal = the
-longest sequence's calls x {c["latency_ms"]:.0f} ms = {c["ideal_s"]:.2f} s; wall (the run
-phase) = {c["wall_s"]:.2f} s; efficiency = {c["efficiency"]:.3f}. The floor, alternated with
-it in the same run: the same server and call pattern through a LangGraph skeleton with
-ChatOpenAI and nothing of ours, floor_efficiency = {c["floor_efficiency"]:.3f};
-efficiency_over_floor = {c["efficiency_over_floor"]:.3f}. What both lose is client CPU:
-every call costs milliseconds in the OpenAI SDK, its HTTP client, LangChain and LangGraph,
-on one core, so calls queue on the event loop.{scale} Beyond one machine, workers share a
+    return f"""**concurrency** (`concurrency.py`): {count(c["sequences"], "sequence")} x
+{count(c["steps"], "step")} (method rnn, all at once, one process) through the eval runner
+against the loopback fake OpenAI-compatible server answering every call after
+{c["latency_ms"]:.0f} ms. ideal = the longest sequence's calls x {c["latency_ms"]:.0f} ms =
+{c["ideal_s"]:.2f} s; wall (the run phase) = {c["wall_s"]:.2f} s; efficiency =
+{c["efficiency"]:.3f}. The floor, alternated with it in the same run: the same server and
+call pattern through a LangGraph skeleton with ChatOpenAI and nothing of ours,
+floor_efficiency = {c["floor_efficiency"]:.3f}; efficiency_over_floor =
+{c["efficiency_over_floor"]:.3f}. What both lose is client CPU: every call costs
+milliseconds in the OpenAI SDK, its HTTP client, LangChain and LangGraph, on one core, so
+calls queue on the event loop.{scale} Beyond one machine, workers share a
 Postgres `--db` (README, "Scaling out")."""
 
 
@@ -92,8 +98,8 @@ def step_modes_embedded(s: Result) -> str:
         for m, v in s["modes"].items()
     )
     return f"""**step modes on the bundled model** (`STEP_MODES_MODEL=embedded step_modes.py`):
-SmolLM2-135M-Instruct (Q4_1 GGUF), weather, {s["sequences"]} sequences x {s["steps"]} steps,
-budget 256, {s["new_tokens"]} new tokens per call:
+SmolLM2-135M-Instruct (Q4_1 GGUF), weather, {count(s["sequences"], "sequence")} x
+{count(s["steps"], "step")}, budget 256, {s["new_tokens"]} new tokens per call:
 
 | mode | calls/step | prompt tokens/step | accuracy | model s/step |
 |---|---|---|---|---|
@@ -107,8 +113,8 @@ model's accuracy means nothing."""
 def delta_tokens(d: Result) -> str:
     full = d["full"]["rewriter_completion_tokens_per_step"]
     delta = d["delta"]["rewriter_completion_tokens_per_step"]
-    return f"""**delta updates** (`delta_tokens.py`): weather, {d["sequences"]} sequences x
-{d["steps"]} steps, lambda = {d["budget"]}, the fake model that never forgets a note
+    return f"""**delta updates** (`delta_tokens.py`): weather, {count(d["sequences"], "sequence")} x
+{count(d["steps"], "step")}, lambda = {d["budget"]}, the fake model that never forgets a note
 (`fake-long`). Rewriter output tokens per step: {full:.0f} rewriting the whole memory
 (`--rewrite-mode full`) against {delta:.0f} writing operations (`--rewrite-mode delta`):
 delta_over_full = {d["delta_over_full"]:.4f}; the invariant held at every step of both:
@@ -122,7 +128,7 @@ def kinds(counts: dict[str, int]) -> str:
 
 def delta_embedded(d: Result) -> str:
     rows = "\n".join(
-        f"| {mode} | {m['changed_after_wrong']:.0%} ({m['wrong_steps']} wrong steps) | "
+        f"| {mode} | {m['changed_after_wrong']:.0%} ({count(m['wrong_steps'], 'wrong step')}) | "
         f"{m['changed_share']:.0%} | {m['rejected_share']:.0%}{kinds(m['rejected_by_kind'])} | "
         f"{m['rewriter_completion_tokens_per_step']:.1f} |"
         for mode, m in (
@@ -227,10 +233,12 @@ view once per model {g["tokenizer_setup_s"]:.2f} s."""
 
 
 def prefix_cache(p: Result) -> str:
+    off = p["cache_off"]["h0_over_predictor_prefill"] if "cache_off" in p else None
+    without = f" ({off:.3f} with the cache off, same run)" if off is not None else ""
     return f"""**prefix cache** (`prefix_cache.py`): the bundled model, choice mode on weather,
 calls sharing cached key/value states of their common prompt prefixes: the h_0 scoring adds
 h0_over_predictor_prefill = {p["h0_over_predictor_prefill"]:.3f} of the predictor's prefill
-time. Its floor: the h_0 prompt's tokens that follow its longest prefix among the run's
+time{without}. Its floor: the h_0 prompt's tokens that follow its longest prefix among the run's
 earlier prompts are h0_token_share = {p["h0_token_share"]:.3f} of the predictor's (the
 observation, new at every step, follows the memory, which sits in the system prompt: with a
 causal model its key/value states differ under each memory, so no cache can reuse them); a
@@ -252,7 +260,7 @@ def threads(t: Result) -> str:
         for n, by_load in t["seconds"].items()
     )
     return f"""**torch threads under contention** (`threads.py`): the bundled model, one scored
-predictor pass and a {t["new_tokens"]}-token greedy generation, seconds (the pass + the
+predictor pass and a greedy generation of {t["new_tokens"]} tokens, seconds (the pass + the
 generation) by PyTorch thread count (rows) and busy-loop processes beside it (columns;
 {t["cores"]} cores),
 {t["repetitions"]} alternated repetitions:

@@ -162,7 +162,9 @@ commit {meta["commit"]}, on {meta["cpu"]} ({meta["cores"]} cores), Python {meta[
 Load average (1 / 5 / 15 min) before the run {load(meta["load_before"])}, after it
 {load(meta["load_after"])}. Every figure is the median of the repetitions made in that one
 run; a target on a shared machine is a ratio to a peer measured beside it in the same run
-(the floor), never a time. Each script prints one JSON object as its last line; run one
+(the floor), never a time. Such a ratio (`over_floor`, `efficiency_over_floor`) is the median
+of the ratios of pairs run back to back, ours then the floor's, so it is not the quotient of
+the two medians shown beside it. Each script prints one JSON object as its last line; run one
 alone with `.venv/bin/python benchmarks/<name>.py` (`LLM_AS_RNN_BENCH_QUICK=1`: reduced).
 
 | benchmark | measured | beside it (same run) | target | |

@@ -7,12 +7,15 @@ run's load. ``make bench`` writes BENCHMARKS.md; ``make bench-quick``
 (``LLM_AS_RNN_BENCH_QUICK=1``: every script at its reduced size, about 10
 minutes) writes BENCHMARKS-quick.md, never the full figures. A script that
 fails is shown failed on the page (its targets missed) and the others still
-run; the exit code is 1 if any target is missed. ``--page-only`` re-renders
-the page from the last run's saved results.
+run; the exit code is 1 if any target is missed. ``--page-only [RESULTS]``
+re-renders a page from saved results (default: the last run's, in
+``.cache/``), into the page of the kind of run they record (quick or full),
+or into ``--out PAGE``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -123,10 +126,42 @@ def outputs_of(quick: bool) -> Path:
     return common.REPO / f"BENCHMARKS{'-quick' if quick else ''}.md"
 
 
-def main() -> None:
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run every benchmark and write the page.")
+    parser.add_argument(
+        "--page-only",
+        nargs="?",
+        const="",
+        metavar="RESULTS",
+        help="re-render the page from saved results (default: the last run's)",
+    )
+    parser.add_argument("--out", type=Path, help="write the page here instead")
+    return parser.parse_args(argv)
+
+
+def saved_run(path: Path) -> dict[str, Any]:
+    """Return a run record saved by ``main``; exit 2 with one line if there is none."""
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record.get("results"), dict) or not isinstance(record.get("meta"), dict):
+            raise ValueError("no 'results' and 'meta'")
+    except (OSError, ValueError, AttributeError) as exc:
+        print(
+            f"error: no saved benchmark results at {path} ({exc.__class__.__name__}): "
+            "run make bench or make bench-quick first, or pass a results file: "
+            "run_all.py --page-only RESULTS.json",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(sys.argv[1:] if argv is None else argv)
     saved, out = outputs()
-    if "--page-only" in sys.argv[1:]:
-        run_record = json.loads(saved.read_text())
+    if args.page_only is not None:
+        run_record = saved_run(Path(args.page_only) if args.page_only else saved)
+        out = outputs_of(bool(run_record["meta"].get("quick")))
     else:
         saved.parent.mkdir(parents=True, exist_ok=True)
         meta: dict[str, Any] = {
@@ -145,6 +180,7 @@ def main() -> None:
         meta |= {"finished": now(), "load_after": loadavg()}
         run_record = {"meta": meta, "results": results}
         saved.write_text(json.dumps(run_record, indent=1))
+    out = args.out or out
     out.write_text(page(run_record["results"], run_record["meta"]))
     missed = [v for v in verdicts(run_record["results"]) if not v.met]
     print(f"wrote {out.name}; targets missed: {len(missed)}", file=sys.stderr)

@@ -168,3 +168,67 @@ def test_a_quick_runs_local_batching_leaves_out_the_unequal_lengths_ratio() -> N
     text = meanings.local_batching(result)
     assert "At unequal lengths" not in text
     assert f"constrained_over_free =\n{result['constrained_over_free']:.3f}." in text
+
+
+def page_only(tmp_path: Path, *args: str, quick: str | None = None) -> Any:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "LLM_AS_RNN_BENCH_QUICK"}
+    if quick is not None:
+        env["LLM_AS_RNN_BENCH_QUICK"] = quick
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run_all.py"), "--page-only", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "2", "quick", "１"])
+def test_a_quick_flag_other_than_1_or_0_is_refused_in_one_line(tmp_path: Path, value: str) -> None:
+    out = tmp_path / "page.md"
+    done = page_only(tmp_path, str(SAMPLE), "--out", str(out), quick=value)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: LLM_AS_RNN_BENCH_QUICK must be 1")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [None, "not json", "[1, 2]", '{"results": {}}'])
+def test_page_only_without_saved_results_says_how_to_make_them(
+    tmp_path: Path, content: str | None
+) -> None:
+    results, out = tmp_path / "results.json", tmp_path / "page.md"
+    if content is not None:
+        results.write_text(content)
+    done = page_only(tmp_path, str(results), "--out", str(out))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: no saved benchmark results at {results}")
+    assert "make bench" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_page_only_renders_a_given_results_file(tmp_path: Path) -> None:
+    out = tmp_path / "page.md"
+    done = page_only(tmp_path, str(SAMPLE), "--out", str(out), quick="0")
+    assert done.returncode in (0, 1), done.stderr  # 1: a target of the sample is missed
+    assert out.read_text() == page.page(sample()["results"], sample()["meta"])
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_page_only_writes_the_page_of_the_kind_of_run_it_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick: bool
+) -> None:
+    record = sample()
+    record["meta"]["quick"] = quick
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(record))
+    monkeypatch.delenv("LLM_AS_RNN_BENCH_QUICK", raising=False)  # the env says: full
+    monkeypatch.setattr(run_all, "outputs_of", lambda q: tmp_path / f"page-{q}.md")
+    with pytest.raises(SystemExit):
+        run_all.main(["--page-only", str(results)])
+    assert [p.name for p in tmp_path.glob("page-*.md")] == [f"page-{quick}.md"]
