@@ -22,7 +22,7 @@ import pytest
 
 import llm_as_rnn.runtime
 from llm_as_rnn.errors import ConfigError
-from llm_as_rnn.runtime.resolve import check_local_settings
+from llm_as_rnn.runtime.resolve import LOCAL_SETTINGS, check_local_settings
 
 
 def count_variables() -> list[str]:
@@ -46,6 +46,17 @@ def test_the_four_counts_are_found() -> None:
         "LLM_AS_RNN_PREFIX_CACHE_MB",
         "LLM_AS_RNN_TORCH_THREADS",
     }
+
+
+def test_the_help_of_run_and_eval_names_every_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from llm_as_rnn.frontends.cli.parser import build_parser
+
+    assert sorted(LOCAL_SETTINGS) == VARIABLES  # the list the CLI shows is every count found
+    for command in ("run", "eval"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        shown = " ".join(capsys.readouterr().out.split())  # help text wraps anywhere
+        assert all(variable in shown for variable in VARIABLES), command
 
 
 @pytest.mark.parametrize("variable", VARIABLES)

@@ -28,18 +28,18 @@ from pydantic import SecretStr
 from llm_as_rnn.errors import ConfigError
 from llm_as_rnn.runtime.backends import CappedBackend, ChatBackend
 from llm_as_rnn.runtime.endpoint import ChatOpenAIInstance, OpenAIBackend
-from llm_as_rnn.runtime.engine import max_batch_from_env
+from llm_as_rnn.runtime.engine import BATCH_ENV, max_batch_from_env
 from llm_as_rnn.runtime.local import (
     embedded_dir,
     load_tokenizer,
     local_backend,
     on_torch_thread,
 )
-from llm_as_rnn.runtime.prefixes import prefix_cache_bytes
-from llm_as_rnn.runtime.scoring import label_chunk
+from llm_as_rnn.runtime.prefixes import PREFIX_CACHE_ENV, prefix_cache_bytes
+from llm_as_rnn.runtime.scoring import LABEL_CHUNK_ENV, label_chunk
 from llm_as_rnn.runtime.secrets import env_secret
 from llm_as_rnn.runtime.spec import EMBEDDED_GGUF, EMBEDDED_NAME, Endpoint, ModelSpec
-from llm_as_rnn.runtime.threads import torch_threads
+from llm_as_rnn.runtime.threads import THREADS_ENV, torch_threads
 
 
 @functools.cache
@@ -160,6 +160,10 @@ def check_spec(spec: ModelSpec) -> None:
         raise ConfigError("local models need transformers: pip install 'llm-as-rnn[hf]'")
     if spec.local:
         check_local_settings()
+
+
+LOCAL_SETTINGS = (BATCH_ENV, LABEL_CHUNK_ENV, PREFIX_CACHE_ENV, THREADS_ENV)
+"""The environment counts local models read (``check_local_settings`` reads each)."""
 
 
 def check_local_settings() -> None:

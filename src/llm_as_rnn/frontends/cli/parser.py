@@ -38,6 +38,7 @@ from llm_as_rnn.runtime.paths import (
     output_file,
     output_folder,
 )
+from llm_as_rnn.runtime.resolve import LOCAL_SETTINGS
 from llm_as_rnn.tasks import ENTRY_POINT_GROUP, task_names
 
 
@@ -47,6 +48,12 @@ def version() -> str:
         return metadata.version("llm-as-rnn")
     except metadata.PackageNotFoundError:
         return "unknown (not installed)"
+
+
+LOCAL_EPILOG = (
+    f"Local models (embedded, hf:) read {', '.join(LOCAL_SETTINGS)} from the environment "
+    "(whole numbers; README, 'Local models: batched generation')."
+)
 
 
 def build_parser() -> Parser:
@@ -63,6 +70,7 @@ def build_parser() -> Parser:
         description="Run a task's sequence through predict -> critique -> rewrite, "
         "one timestep at a time. Re-running the same command resumes after the last "
         "finished step.",
+        epilog=LOCAL_EPILOG,
     )
     run.add_argument(
         "--task",
@@ -127,6 +135,7 @@ def build_parser() -> Parser:
         description="Run the paper's comparison: every method on N sequences of L steps per "
         "task, concurrently. Re-running the same command resumes; finished steps are kept. "
         "Writes steps.jsonl, summary.json, timing.json, report.md and PNG plots to --out.",
+        epilog=LOCAL_EPILOG,
     )
     ev.add_argument(
         "--tasks",
