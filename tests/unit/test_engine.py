@@ -227,3 +227,37 @@ def test_batch_size_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.setenv(BATCH_ENV, bad)
         with pytest.raises(ConfigError, match=f"{BATCH_ENV} must be a positive integer"):
             max_batch_from_env()
+
+
+@pytest.mark.parametrize("running", [False, True])
+async def test_a_bad_batch_size_fails_the_callers_and_a_good_one_works_again(
+    executor: ThreadPoolExecutor, running: bool
+) -> None:
+    """The batch size is read at every tick: a bad one must reach every caller, not spin."""
+    batch = FakeBatch()
+    size: list[int | Exception] = [8]
+
+    def max_rows() -> int:
+        value = size[0]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    engine = Engine(batch, executor, max_rows=max_rows)
+    long = asyncio.ensure_future(engine.submit(FakeRow("long", 10_000))) if running else None
+    if long is not None:
+        await wait_for(batch.stepped)
+    size[0] = ConfigError("LLM_AS_RNN_LOCAL_BATCH must be a positive integer")
+    with pytest.raises(ConfigError, match="LOCAL_BATCH"):
+        await asyncio.wait_for(engine.submit(FakeRow("a", 2)), WAIT)
+    if long is not None:
+        with pytest.raises(ConfigError):
+            await asyncio.wait_for(long, WAIT)
+    for _ in range(int(WAIT / 0.01)):  # the last tick ends just after it replied
+        if not engine.ticking:
+            break
+        await asyncio.sleep(0.01)
+    assert not engine.ticking  # nothing left to do: no tick spins
+    size[0] = 8
+    done = await asyncio.wait_for(engine.submit(FakeRow("b", 2)), WAIT)
+    assert done.tokens == ["b0", "b1"]

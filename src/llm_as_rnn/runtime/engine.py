@@ -147,7 +147,14 @@ class Engine(Generic[R]):
         """Admit waiting rows, run one pass, return finished rows (on the executor's thread)."""
         try:
             self.drop_cancelled()
-            self.admit(self.take())
+            newcomers = self.take()
+        except Exception as exc:  # e.g. a bad LLM_AS_RNN_LOCAL_BATCH: every caller hears it
+            with self.lock:
+                waiting, self.waiting = self.waiting, []
+            self.fail(list(self.running.values()) + waiting, exc)
+            newcomers = []
+        try:
+            self.admit(newcomers)
             if self.batch.rows:
                 self.passes[len(self.batch.rows)] += 1
                 self.finish(self.batch.step())
