@@ -67,7 +67,7 @@ def test_a_bad_value_is_refused_by_name(
     """Superscript and Arabic-Indic digits pass ``str.isdigit``: only ASCII digits are counts."""
     monkeypatch.setenv(variable, bad)
     with pytest.raises(
-        ConfigError, match=f"^{variable} must be (a positive integer|an integer >= 0)"
+        ConfigError, match=f"^{variable} must be (a positive integer|an integer >= 0|at most)"
     ):
         check_local_settings()
     monkeypatch.setenv(variable, " 3 ")
@@ -125,3 +125,27 @@ def test_the_library_refuses_it_before_loading_a_local_model(
     monkeypatch.delenv(variable)
     asyncio.run(resolver(spec, Endpoint()))
     assert built  # the same resolver works once the value is fixed
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+def test_leading_zeros_and_the_largest_count_are_numbers(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    from llm_as_rnn.runtime.engine import MAX_COUNT, env_count
+
+    for raw, value in [("08", 8), ("0000000008", 8), (str(MAX_COUNT), MAX_COUNT)]:
+        monkeypatch.setenv(variable, raw)
+        assert env_count(variable, 1, "a count", 2, "for the default") == value
+    monkeypatch.setenv(variable, str(MAX_COUNT + 1))
+    with pytest.raises(ConfigError, match=f"at most {MAX_COUNT:,} .*got '{MAX_COUNT + 1}'"):
+        env_count(variable, 1, "a count", 2, "for the default")
+
+
+def test_torch_threads_are_at_most_four_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_as_rnn.runtime.threads import THREADS_ENV, cores, torch_threads
+
+    monkeypatch.setenv(THREADS_ENV, str(4 * cores()))
+    assert torch_threads() == 4 * cores()
+    monkeypatch.setenv(THREADS_ENV, str(4 * cores() + 1))
+    with pytest.raises(ConfigError, match=f"must be at most {4 * cores()} "):
+        check_local_settings()  # refused before a thread pool of that size is made

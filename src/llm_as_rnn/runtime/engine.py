@@ -31,24 +31,33 @@ BATCH_ENV = "LLM_AS_RNN_LOCAL_BATCH"
 DEFAULT_MAX_BATCH = 8
 
 
-def env_count(name: str, minimum: int, meaning: str, example: int, unset: str) -> int | None:
-    """Return env variable ``name`` as a count >= ``minimum``, or None if it is unset.
+MAX_COUNT = 999_999_999
+"""The largest count read from the environment unless a setting says less."""
+
+
+def env_count(
+    name: str, minimum: int, meaning: str, example: int, unset: str, maximum: int = MAX_COUNT
+) -> int | None:
+    """Return env variable ``name`` as a count in ``[minimum, maximum]``, or None if unset.
 
     Every count the package reads from the environment goes through here: a
-    value that is not a whole number of ASCII digits, or is below ``minimum``,
-    raises ``ConfigError`` naming the variable, what it counts and how to set
-    it (``example``; ``unset``: what leaving it unset does), never a default.
+    value that is not a whole number of ASCII digits, or is outside the range,
+    raises ``ConfigError`` naming the variable, what it counts, the range and
+    how to set it (``example``; ``unset``: what leaving it unset does), never
+    a default.
     """
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
-    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) < minimum:
+    value = int(raw) if re.fullmatch(r"[0-9]{1,40}", raw) else None
+    if value is None or not minimum <= value <= maximum:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        rule = f"at most {maximum:,}" if value is not None and value > maximum else kind
         raise ConfigError(
-            f"{name} must be {kind} ({meaning}), got {raw!r}: "
+            f"{name} must be {rule} ({meaning}), got {raw!r}: "
             f"set it like {name}={example}, or unset it {unset}"
         )
-    return int(raw)
+    return value
 
 
 def count_from_env(name: str, default: int, minimum: int = 1, meaning: str = "a count") -> int:

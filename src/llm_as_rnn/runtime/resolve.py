@@ -169,8 +169,11 @@ LOCAL_SETTINGS = (BATCH_ENV, LABEL_CHUNK_ENV, PREFIX_CACHE_ENV, THREADS_ENV)
 def check_local_settings() -> None:
     """Read every environment setting of local models, raising ``ConfigError`` on a bad one.
 
-    Checked once before anything runs or is written, so a bad value is refused
-    up front rather than in the middle of a run, where each is read again.
+    Checked before anything runs or is written, on every path to a local
+    model, so a bad value is refused up front rather than in the middle of a
+    run. The batch size and the label chunk are read again where they are
+    used; the prefix cache's size once per loaded model and the thread count
+    once per process (README, "Local models: batched generation").
     """
     max_batch_from_env(), label_chunk(), prefix_cache_bytes(), torch_threads()
 

@@ -37,9 +37,22 @@ RECHECK_S = 0.003
 """How long after a reading that saw others it is read again (``others_now``)."""
 
 
+THREADS_PER_CORE_MAX = 4
+"""``LLM_AS_RNN_TORCH_THREADS`` may be at most this many times the cores: beyond, each
+operator's thread pool only waits for its own threads (1000 ran 2000 OS threads)."""
+
+
 def torch_threads() -> int | None:
     """Return ``LLM_AS_RNN_TORCH_THREADS``, or None (follow the load); raise ``ConfigError``."""
-    return env_count(THREADS_ENV, 1, "threads for PyTorch", 2, "to follow the machine's load")
+    limit = THREADS_PER_CORE_MAX * cores()
+    return env_count(
+        THREADS_ENV,
+        1,
+        f"threads for PyTorch; this process may use {cores()} cores",
+        2,
+        "to follow the machine's load",
+        maximum=limit,
+    )
 
 
 def choose_threads(cores: int, others: float) -> int:
