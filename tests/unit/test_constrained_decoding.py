@@ -32,10 +32,11 @@ from llm_as_rnn.runtime.grammar import Constraint, llg_tokenizer
 WORDS = ["PATTERNS", "RECENT ERRORS", "RULES OF THUMB", "WIND", "ÉTÉ NOTES", "X"]
 
 
-@pytest.fixture(scope="module")
-def kit() -> tuple[Any, Any, Any]:
+@pytest.fixture(scope="module", params=[0, 85], ids=["vocab", "padded vocab"])
+def kit(request: pytest.FixtureRequest) -> tuple[Any, Any, Any]:
+    """Real models often pad their vocabulary past the tokenizer's: logits wider than it."""
     tokenizer = bpe_tokenizer(" ".join(WORDS))
-    model = tiny_llama(vocab_size=len(tokenizer))
+    model = tiny_llama(vocab_size=len(tokenizer) + request.param)
     return tokenizer, model, llg_tokenizer(tokenizer, {tokenizer.eos_token_id})
 
 
@@ -125,6 +126,7 @@ def test_every_constrained_answer_parses_and_ends_within_its_cap(
         answer = row.result()
         assert not answer.cut_off
         assert len(row.tokens) <= cap
+        assert max(row.tokens) < len(tokenizer)  # never a padding id past the tokenizer's
         text = tokenizer.decode(answer.tokens, skip_special_tokens=True)
         check(built, old, text, lambda t: len(tokenizer.encode(t)))
     assert free[0].result().tokens  # the row without a grammar decoded alongside

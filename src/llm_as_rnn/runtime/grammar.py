@@ -94,13 +94,17 @@ def mask_rows(logits: Any, constraints: Sequence[Constraint | None]) -> None:
         return
     matchers = [constraints[i].matcher for i in rows]  # type: ignore[union-attr]
     vocab = logits.shape[-1]
-    words = (max(max(c.vocab for c in constraints if c is not None), vocab) + 31) // 32
+    # llguidance fills exactly the words of the tokenizer's vocabulary; a model's logits may be
+    # padded past it (ids no token has: never allowed)
+    words = (max(c.vocab for c in constraints if c is not None) + 31) // 32
     bitmask = torch.zeros((len(rows), words), dtype=torch.int32)
     executor().unsafe_compute_mask_ptr(
         [(m, k) for k, m in enumerate(matchers)], bitmask.data_ptr(), words * 4, len(rows)
     )
     shifts = torch.arange(32, dtype=torch.int32)
     allowed = ((bitmask.unsqueeze(-1) >> shifts) & 1).bool().view(len(rows), -1)[:, :vocab]
+    if allowed.shape[1] < vocab:
+        allowed = torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]), value=False)
     for k, i in enumerate(rows):
         if matchers[k].is_error() or not bool(allowed[k].any()):  # defensive: only an end is left
             allowed[k] = False
