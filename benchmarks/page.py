@@ -74,9 +74,12 @@ TARGETS = [
         0.9,
         beside=("free_tokens_per_s", "constrained_tokens_per_s"),
     ),
+    Target("local_batching", "same_answers", "==", True),
     Target("smoke_batching", "wall_ratio", "<=", 0.5, beside=("serial_s", "batched_s")),
+    Target("smoke_batching", "same_predictions", "==", True),
     Target("prefix_cache", "h0_over_predictor_prefill", "<=", 0.20, beside=("h0_token_share",)),
     Target("prefix_cache", "peak_cache_bytes", "<=", "configured_bytes", ".0f"),
+    Target("prefix_cache", "same_answers", "==", True),
     Target("threads", "worst_default_over_best", "<=", 1.10, beside=("default_threads",)),
 ]
 
@@ -106,39 +109,71 @@ def shown(value: Any, fmt: str = ".3f") -> str:
     return f"{value:{fmt}}" if is_number else str(value)
 
 
-def verdict(target: Target, result: Result) -> Verdict:
-    """Check one target against its benchmark's result (a failed run misses it)."""
+MISSING = "missing"
+"""How the page shows a figure the results do not have (its target is then missed)."""
+
+
+def found(result: Result, path: str) -> Any:
+    """Return the figure at ``path``, or ``MISSING`` when the results lack it (or hold null)."""
+    try:
+        value = figure(result, path)
+    except (KeyError, TypeError):
+        return MISSING
+    return MISSING if value is None else value
+
+
+def verdict(target: Target, result: Result | None) -> Verdict:
+    """Check one target against its benchmark's result: failed or missing data misses it."""
+    if result is None:
+        return Verdict(target.benchmark, "not in the results", "", target.op, False)
     if "failed" in result:
         return Verdict(target.benchmark, f"failed: {result['failed']}", "", target.op, False)
-    value = figure(result, target.figure)
+    value = found(result, target.figure)
     bound = target.bound
-    limit = figure(result, bound) if isinstance(bound, str) else bound
+    limit = found(result, bound) if isinstance(bound, str) else bound
     said = f"{target.op} {bound} ({shown(limit, target.fmt)})" if isinstance(bound, str) else None
+    known = MISSING not in (value, limit)
     return Verdict(
         target.benchmark,
         f"{target.figure} = {shown(value, target.fmt)}",
-        ", ".join(f"{b} = {shown(figure(result, b))}" for b in target.beside),
+        ", ".join(f"{b} = {shown(found(result, b))}" for b in target.beside),
         said or f"{target.op} {shown(limit, 'g')}",
-        OPS[target.op](value, limit),
+        known and bool(OPS[target.op](value, limit)),
     )
 
 
 def verdicts(results: dict[str, Result]) -> list[Verdict]:
-    """Return every target's verdict (a benchmark missing from ``results`` raises KeyError)."""
-    return [verdict(t, results[t.benchmark]) for t in TARGETS]
+    """Return every target's verdict (a benchmark missing from ``results`` misses its own)."""
+    return [verdict(t, results.get(t.benchmark)) for t in TARGETS]
 
 
-def load(triple: list[float]) -> str:
-    """Return a load average triple as the page shows it."""
-    return " / ".join(f"{x:.2f}" for x in triple)
+def load(triple: Any) -> str:
+    """Return a load average triple as the page shows it (``missing`` if it is not one)."""
+    try:
+        return " / ".join(f"{x:.2f}" for x in triple)
+    except (TypeError, ValueError):
+        return MISSING
+
+
+def meaning(name: str, result: Result) -> str:
+    """Return a benchmark's section, or say what its results lack (never raise)."""
+    if "failed" in result:
+        return f"**{name}**: failed ({result['failed']})."
+    try:
+        return MEANINGS[name](result)
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"**{name}**: incomplete results, not explained ({exc.__class__.__name__}: {exc})."
 
 
 def page(results: dict[str, Result], meta: dict[str, Any]) -> str:
     """Return BENCHMARKS.md for one run: header, targets, each script's run, what each means."""
+    meta = {k: MISSING for k in ("started", "finished", "commit", "cpu", "cores", "python")} | {
+        k: v for k, v in meta.items() if v is not None
+    }
     kind = (
         "`make bench-quick` (a quick run: reduced sizes, the same keys and targets; BENCHMARKS.md"
         " holds `make bench`'s full run)"
-        if meta["quick"]
+        if meta.get("quick")
         else "`make bench`"
     )
     rows = "\n".join(
@@ -147,20 +182,18 @@ def page(results: dict[str, Result], meta: dict[str, Any]) -> str:
         for v in verdicts(results)
     )
     runs = "\n".join(
-        f"| {name} | {r.get('run_seconds', 0):.0f} | {load(r['load_before'])} | "
-        f"{load(r['load_after'])} | {'failed' if 'failed' in r else 'ok'} |"
+        f"| {name} | {shown(r.get('run_seconds', MISSING), '.0f')} | "
+        f"{load(r.get('load_before'))} | {load(r.get('load_after'))} | "
+        f"{'failed' if 'failed' in r else 'ok'} |"
         for name, r in results.items()
     )
-    meanings = "\n\n".join(
-        f"**{name}**: failed ({r['failed']})." if "failed" in r else MEANINGS[name](r)
-        for name, r in results.items()
-    )
+    meanings = "\n\n".join(meaning(name, r) for name, r in results.items())
     return f"""# Benchmarks
 
 Written by `benchmarks/run_all.py` through {kind}, from {meta["started"]} to {meta["finished"]} UTC,
 commit {meta["commit"]}, on {meta["cpu"]} ({meta["cores"]} cores), Python {meta["python"]}.
-Load average (1 / 5 / 15 min) before the run {load(meta["load_before"])}, after it
-{load(meta["load_after"])}. Every figure is the median of the repetitions made in that one
+Load average (1 / 5 / 15 min) before the run {load(meta.get("load_before"))}, after it
+{load(meta.get("load_after"))}. Every figure is the median of the repetitions made in that one
 run; a target on a shared machine is a ratio to a peer measured beside it in the same run
 (the floor), never a time. Such a ratio (`over_floor`, `efficiency_over_floor`) is the median
 of the ratios of pairs run back to back, ours then the floor's, so it is not the quotient of

@@ -56,31 +56,52 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def run(script: str, env: dict[str, str]) -> dict[str, Any]:
-    """Run one script; return its JSON with its seconds and load, or what failed."""
+SCRIPT_TIMEOUT_S = 3600.0
+"""A script still running after this long is stopped and shown failed."""
+
+
+def run(script: str, env: dict[str, str], timeout: float = SCRIPT_TIMEOUT_S) -> dict[str, Any]:
+    """Run one script; return its JSON with its seconds and load, or what failed.
+
+    A script that exits non-zero, runs past ``timeout``, or whose last line is
+    not a JSON object is a failed result: the other scripts still run.
+    """
     print(f"== {script} {' '.join(f'{k}={v}' for k, v in env.items())}", file=sys.stderr)
     before, start = loadavg(), time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(HERE / script)],
-        cwd=common.REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=3600,
-    )
-    sys.stderr.write(done.stderr[-3000:])
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        result: dict[str, Any] = {"failed": f"exit code {done.returncode}: {last[:200]}"}
-    else:
-        result = json.loads(lines[-1])
+    result = outcome(script, env, timeout)
     result |= {
         "run_seconds": round(time.perf_counter() - start, 1),
         "load_before": before,
         "load_after": loadavg(),
     }
     print(json.dumps(result), file=sys.stderr, flush=True)
+    return result
+
+
+def outcome(script: str, env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Return a script's last line as a JSON object, or ``{"failed": why}``."""
+    try:
+        done = subprocess.run(
+            [sys.executable, str(HERE / script)],
+            cwd=common.REPO,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"failed": f"still running after {timeout:.0f} s: stopped"}
+    sys.stderr.write(done.stderr[-3000:])
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"failed": f"exit code {done.returncode}: {last[:200]}"}
+    try:
+        result = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        result = None
+    if not isinstance(result, dict):
+        return {"failed": f"its last line is not a JSON object: {lines[-1][:200]}"}
     return result
 
 

@@ -120,6 +120,24 @@ def test_a_missing_script_is_a_failed_result_with_its_load() -> None:
     assert len(result["load_before"]) == len(result["load_after"]) == 3
 
 
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("print('done')", "its last line is not a JSON object: done"),
+        ("print('[1, 2]')", "its last line is not a JSON object: [1, 2]"),
+        ("import time; time.sleep(30)", "still running after 1 s: stopped"),
+    ],
+)
+def test_a_script_that_hangs_or_prints_no_json_is_a_failed_result(
+    tmp_path: Path, source: str, why: str
+) -> None:
+    script = tmp_path / "bench.py"
+    script.write_text(source)
+    result = run_all.run(str(script), {}, timeout=1.0)
+    assert result["failed"] == why
+    assert len(result["load_before"]) == len(result["load_after"]) == 3
+
+
 def test_the_page_records_the_machine_the_load_and_the_kind_of_run() -> None:
     run = sample()
     quick = page.page(run["results"], run["meta"])
@@ -232,3 +250,67 @@ def test_page_only_writes_the_page_of_the_kind_of_run_it_renders(
     with pytest.raises(SystemExit):
         run_all.main(["--page-only", str(results)])
     assert [p.name for p in tmp_path.glob("page-*.md")] == [f"page-{quick}.md"]
+
+
+def test_the_sample_page_lacks_nothing() -> None:
+    """The page tolerates missing data (below); the sample must still have every key it reads."""
+    text = page.page(sample()["results"], sample()["meta"])
+    for sign in ("missing", "incomplete results", "not in the results"):
+        assert sign not in text
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "key", "value"),
+    [
+        ("overhead", "over_floor", None),
+        ("overhead", "over_floor", "drop"),
+        ("overhead", "floor_ratio", "drop"),
+        ("prefix_cache", "configured_bytes", "drop"),
+        ("concurrency", "efficiency_over_floor", float("nan")),
+    ],
+)
+def test_missing_figures_miss_their_target_and_the_page_still_renders(
+    benchmark: str, key: str, value: Any
+) -> None:
+    run = sample()
+    result = run["results"][benchmark]
+    if value == "drop":
+        del result[key]
+    else:
+        result[key] = value
+    text = page.page(run["results"], run["meta"])
+    rows = [v for v in page.verdicts(run["results"]) if v.benchmark == benchmark]
+    touched = [v for v in rows if key in v.measured or key in v.target or key in v.beside]
+    assert touched
+    if key in ("over_floor", "efficiency_over_floor", "configured_bytes"):
+        assert not any(v.met for v in touched if key in v.measured or key in v.target)
+    assert f"| {benchmark} |" in text
+
+
+def test_a_missing_benchmark_and_an_unfinished_run_are_said_not_raised() -> None:
+    run = sample()
+    del run["results"]["smoke_batching"]
+    del run["results"]["threads"]["load_after"]
+    del run["meta"]["finished"]
+    text = page.page(run["results"], run["meta"])
+    assert "| smoke_batching | not in the results |" in text
+    assert not any(v.met for v in page.verdicts(run["results"]) if v.benchmark == "smoke_batching")
+    assert "to missing UTC" in text
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "key"),
+    [
+        ("smoke_batching", "same_predictions"),
+        ("prefix_cache", "same_answers"),
+        ("local_batching", "same_answers"),
+    ],
+)
+def test_different_answers_miss_a_target_whatever_the_speed(benchmark: str, key: str) -> None:
+    def missed(results: dict[str, Any]) -> set[str]:
+        return {v.measured for v in page.verdicts(results) if not v.met}
+
+    run = sample()
+    before = missed(run["results"])
+    run["results"][benchmark][key] = False
+    assert missed(run["results"]) - before == {f"{key} = False"}
