@@ -261,3 +261,47 @@ async def test_a_bad_batch_size_fails_the_callers_and_a_good_one_works_again(
     size[0] = 8
     done = await asyncio.wait_for(engine.submit(FakeRow("b", 2)), WAIT)
     assert done.tokens == ["b0", "b1"]
+
+
+class BrittleBatch(FakeBatch):
+    """A batch whose ``remove`` raises the first ``breaks`` times (its state unknown)."""
+
+    def __init__(self, breaks: int) -> None:
+        super().__init__()
+        self.breaks = breaks
+
+    def remove(self, rows: Sequence[FakeRow]) -> None:
+        if self.breaks > 0:
+            self.breaks -= 1
+            raise RuntimeError("cache half cut")
+        super().remove(rows)
+
+
+@pytest.mark.parametrize("breaks", [1, 2, 10])
+async def test_a_batch_that_cannot_drop_rows_fails_every_call_and_the_engine_goes_on(
+    executor: ThreadPoolExecutor, breaks: int
+) -> None:
+    batch = BrittleBatch(breaks)
+    batch.fail_pass = 2  # the second pass raises; failing its rows, remove raises too
+    engine = Engine(batch, executor, max_rows=lambda: 8)
+    calls = [engine.submit(FakeRow(name, 5)) for name in "ab"]
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), WAIT)
+    assert all(isinstance(o, RuntimeError) for o in outcomes), outcomes
+    batch.breaks = 0
+    done = await asyncio.wait_for(engine.submit(FakeRow("c", 2)), WAIT)
+    assert done.tokens == ["c0", "c1"]
+
+
+async def test_a_call_on_a_shut_down_thread_fails_instead_of_waiting() -> None:
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+    engine = Engine(FakeBatch(), pool, max_rows=lambda: 8)
+    with pytest.raises(RuntimeError):
+        await asyncio.wait_for(engine.submit(FakeRow("a", 2)), WAIT)
+    assert not engine.ticking
+
+
+async def test_a_batch_size_below_one_still_runs_one_row(executor: ThreadPoolExecutor) -> None:
+    engine = Engine(FakeBatch(), executor, max_rows=lambda: 0)
+    done = await asyncio.wait_for(engine.submit(FakeRow("a", 2)), WAIT)
+    assert done.tokens == ["a0", "a1"]

@@ -145,15 +145,44 @@ class Engine(Generic[R]):
         return await future
 
     def schedule(self) -> None:
-        """Queue the next tick on the executor (stop ticking if it is shut down)."""
+        """Queue the next tick on the executor; if it is shut down, every call fails."""
         try:
             self.executor.submit(self.tick)
-        except RuntimeError:  # the interpreter is exiting
+        except RuntimeError as exc:  # shut down (the interpreter is exiting): nobody may wait
+            self.abandon(exc)
             with self.lock:
                 self.ticking = False
 
     def tick(self) -> None:
-        """Admit waiting rows, run one pass, return finished rows (on the executor's thread)."""
+        """Admit waiting rows, run one pass, return finished rows (on the executor's thread).
+
+        Whatever raises, every call is answered and ticking goes on or stops as
+        the work left says: a call never waits on an engine that stopped.
+        """
+        try:
+            self.step_once()
+        except Exception as exc:  # failing calls failed too (the batch cannot drop rows)
+            self.abandon(exc)
+        with self.lock:
+            more = bool(self.batch.rows or self.waiting)
+            self.ticking = more
+        if more:
+            self.schedule()
+
+    def abandon(self, error: BaseException) -> None:
+        """Fail every waiting and running call and empty the batch, whatever state it is in."""
+        with self.lock:
+            calls, self.waiting = self.waiting, []
+        calls += list(self.running.values())
+        self.running.clear()
+        with contextlib.suppress(Exception):
+            self.batch.remove(list(self.batch.rows))
+        self.batch.rows = []  # rows it could not drop: nobody waits for them
+        for call in calls:
+            self.reply(call, None, error)
+
+    def step_once(self) -> None:
+        """One tick's work: admit the rows that fit, run one pass, hand back finished rows."""
         try:
             self.drop_cancelled()
             newcomers = self.take()
@@ -169,11 +198,6 @@ class Engine(Generic[R]):
                 self.finish(self.batch.step())
         except Exception as exc:  # a pass failed: every row in flight fails with it
             self.fail(list(self.running.values()), exc)
-        with self.lock:
-            more = bool(self.batch.rows or self.waiting)
-            self.ticking = more
-        if more:
-            self.schedule()
 
     def admit(self, newcomers: list[_Call[R]]) -> None:
         """Add new rows to the batch; if their prompts fail, they fail alone."""
@@ -203,7 +227,7 @@ class Engine(Generic[R]):
         """Remove and return the waiting calls that fit in the batch now."""
         with self.lock:
             self.waiting = [c for c in self.waiting if not c.future.done()]
-            room = self.max_rows() - len(self.batch.rows)
+            room = max(1, self.max_rows()) - len(self.batch.rows)  # 0 rows would never run
             if room <= 0 or not self.waiting or not self.batch.can_admit():
                 return []
             taken, self.waiting = self.waiting[:room], self.waiting[room:]
