@@ -9,6 +9,7 @@ run, so a slow or busy machine moves both.
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,18 +133,38 @@ def verdict(target: Target, result: Result | None) -> Verdict:
     bound = target.bound
     limit = found(result, bound) if isinstance(bound, str) else bound
     said = f"{target.op} {bound} ({shown(limit, target.fmt)})" if isinstance(bound, str) else None
-    known = MISSING not in (value, limit)
     return Verdict(
         target.benchmark,
         f"{target.figure} = {shown(value, target.fmt)}",
         ", ".join(f"{b} = {shown(found(result, b))}" for b in target.beside),
         said or f"{target.op} {shown(limit, 'g')}",
-        known and bool(OPS[target.op](value, limit)),
+        holds(target.op, value, limit),
     )
+
+
+def holds(op: str, value: Any, limit: Any) -> bool:
+    """Return whether ``value op limit`` holds; a missing or ill-typed figure never does."""
+    if MISSING in (value, limit) or isinstance(value, str | list | dict):
+        return False
+    try:
+        return bool(OPS[op](value, limit))
+    except TypeError:
+        return False
+
+
+def as_results(results: Any) -> dict[str, Result]:
+    """Return ``results`` with every entry a result: anything else reads as a failed run."""
+    if not isinstance(results, dict):
+        return {}
+    return {
+        name: r if isinstance(r, dict) else {"failed": f"not a result: {json.dumps(r)[:80]}"}
+        for name, r in results.items()
+    }
 
 
 def verdicts(results: dict[str, Result]) -> list[Verdict]:
     """Return every target's verdict (a benchmark missing from ``results`` misses its own)."""
+    results = as_results(results)
     return [verdict(t, results.get(t.benchmark)) for t in TARGETS]
 
 
@@ -161,14 +182,15 @@ def meaning(name: str, result: Result) -> str:
         return f"**{name}**: failed ({result['failed']})."
     try:
         return MEANINGS[name](result)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         return f"**{name}**: incomplete results, not explained ({exc.__class__.__name__}: {exc})."
 
 
 def page(results: dict[str, Result], meta: dict[str, Any]) -> str:
     """Return BENCHMARKS.md for one run: header, targets, each script's run, what each means."""
+    results = as_results(results)
     meta = {k: MISSING for k in ("started", "finished", "commit", "cpu", "cores", "python")} | {
-        k: v for k, v in meta.items() if v is not None
+        k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if v is not None
     }
     kind = (
         "`make bench-quick` (a quick run: reduced sizes, the same keys and targets; BENCHMARKS.md"

@@ -314,3 +314,30 @@ def test_different_answers_miss_a_target_whatever_the_speed(benchmark: str, key:
     before = missed(run["results"])
     run["results"][benchmark][key] = False
     assert missed(run["results"]) - before == {f"{key} = False"}
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("overhead",), None),
+        (("overhead",), [1, 2]),
+        (("concurrency",), "failed"),
+        (("hf_throughput", "ratio"), [1]),
+        (("hf_throughput", "ratio"), "1.2"),
+        (("threads", "seconds"), None),
+        (("threads", "seconds"), "x"),
+    ],
+)
+def test_ill_typed_results_render_and_miss_instead_of_raising(
+    path: tuple[str, ...], value: Any
+) -> None:
+    run = sample()
+    holder = run["results"]
+    for key in path[:-1]:
+        holder = holder[key]
+    holder[path[-1]] = value
+    text = page.page(run["results"], run["meta"])
+    benchmark = path[0]
+    assert f"| {benchmark} |" in text
+    if benchmark != "threads" or path[-1] != "seconds":
+        assert not all(v.met for v in page.verdicts(run["results"]) if v.benchmark == benchmark)

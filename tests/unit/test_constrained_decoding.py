@@ -195,3 +195,22 @@ async def test_the_rewrite_call_is_structured_unless_switched_off(
     else:
         assert backend.seen[0] is None
     assert backend.seen[1] is None
+
+
+def test_logits_narrower_than_the_tokenizer_leave_a_row_free_rather_than_fail(
+    kit: tuple[Any, Any, Any],
+) -> None:
+    """A tokenizer with tokens the model lacks: if nothing the grammar allows is a logit,
+    and no end token is either, the row is left free (it runs to its cap), not an error."""
+    import torch
+
+    from llm_as_rnn.runtime.grammar import mask_rows
+
+    tokenizer, _, llg = kit
+    built = skeleton(["PATTERNS"], 64, False, ())
+    assert built is not None
+    end = len(tokenizer) - 1  # an end token past the model's 3 logits
+    constraint = Constraint(llg, built, {end})
+    logits = torch.zeros((1, 3))
+    mask_rows(logits, [constraint])
+    assert torch.equal(logits, torch.zeros((1, 3)))

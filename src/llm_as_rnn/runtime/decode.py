@@ -59,8 +59,8 @@ class Decoded:
     cut_off: bool
 
 
-NUCLEUS_FIRST_LOOK = 64
-"""How many of the most likely tokens ``top_p_filter`` looks at first."""
+NUCLEUS_LOOKS = (64, 1024)
+"""How many of the most likely tokens ``top_p_filter`` looks at, before the whole vocabulary."""
 
 
 def top_p_filter(probs: Any, top_p: float) -> Any:
@@ -82,13 +82,11 @@ def top_p_filter(probs: Any, top_p: float) -> Any:
     if top_p >= 1.0:
         return probs
     size = probs.shape[-1]
-    look = min(NUCLEUS_FIRST_LOOK, size)
-    while True:
+    for look in [*(n for n in NUCLEUS_LOOKS if n < size), size]:
         ordered, order = torch.topk(probs, look)
         total = torch.cumsum(ordered, dim=-1)
-        if look == size or float(total[-1]) >= top_p:
+        if float(total[-1]) >= top_p:
             break
-        look = min(look * 16, size)
     before = total - ordered
     ordered = torch.where(before < top_p, ordered, torch.zeros_like(ordered))
     kept = torch.zeros_like(probs).scatter(-1, order, ordered)

@@ -49,12 +49,14 @@ def env_count(
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
-    value = int(raw) if re.fullmatch(r"[0-9]{1,40}", raw) else None
+    digits = (raw.lstrip("0") or "0") if re.fullmatch(r"[0-9]+", raw) else None
+    # past 40 digits it is over any maximum: never hand int() a huge string
+    value = None if digits is None else int(digits) if len(digits) <= 40 else maximum + 1
     if value is None or not minimum <= value <= maximum:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         rule = f"at most {maximum:,}" if value is not None and value > maximum else kind
         raise ConfigError(
-            f"{name} must be {rule} ({meaning}), got {raw!r}: "
+            f"{name} must be {rule} ({meaning}), got {raw[:40]!r}{'...' if len(raw) > 40 else ''}: "
             f"set it like {name}={example}, or unset it {unset}"
         )
     return value

@@ -107,7 +107,8 @@ def mask_rows(logits: Any, constraints: Sequence[Constraint | None]) -> None:
         allowed = torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]), value=False)
     for k, i in enumerate(rows):
         if matchers[k].is_error() or not bool(allowed[k].any()):  # defensive: only an end is left
-            allowed[k] = False
-            allowed[k, constraints[i].end_tokens] = True  # type: ignore[union-attr]
+            ends = [t for t in constraints[i].end_tokens if t < vocab]  # type: ignore[union-attr]
+            allowed[k] = not ends  # no end token among the logits: the row runs to its cap
+            allowed[k, ends] = True
     index = torch.tensor(rows)
     logits[index] = logits[index].masked_fill(~allowed, float("-inf"))
