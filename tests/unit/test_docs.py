@@ -185,3 +185,28 @@ def test_the_readme_map_names_every_module() -> None:
         and not re.search(rf"\b{re.escape(path.stem)}\b", block)
     ]
     assert not missing, f"modules missing from README 'Where things are': {missing}"
+
+
+def page_numbers() -> list[float]:
+    """Return every decimal number the benchmark pages show."""
+    text = "".join((ROOT / page).read_text() for page in ("BENCHMARKS.md", "BENCHMARKS-quick.md"))
+    return [float(n) for n in re.findall(r"(?<![\w.])\d+\.\d+", text)]
+
+
+def test_figures_the_readme_cites_from_the_benchmark_pages_are_on_them() -> None:
+    """A README paragraph naming a benchmark page quotes only figures the pages show.
+
+    Figures drifted before: the README kept a run's 1.92x and 9.87 s after the
+    page had moved on. A number followed by ``·`` is part of a formula, not a
+    figure. Equal at the README's precision: 17.4 matches the page's 17.40.
+    """
+    shown = page_numbers()
+    stale = []
+    for paragraph in re.split(r"\n\s*\n", README):
+        if "BENCHMARKS" not in paragraph:
+            continue
+        for number in re.findall(r"(?<![\w.])\d+\.\d+(?![\d·])", paragraph):
+            places = len(number.split(".")[1])
+            if not any(round(x, places) == float(number) for x in shown):
+                stale.append(number)
+    assert not stale, f"README figures not on BENCHMARKS.md or BENCHMARKS-quick.md: {stale}"
