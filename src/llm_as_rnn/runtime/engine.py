@@ -189,10 +189,8 @@ class Engine(Generic[R]):
             self.drop_cancelled()
             newcomers = self.take()
         except Exception as exc:  # e.g. a bad LLM_AS_RNN_LOCAL_BATCH: every caller hears it
-            with self.lock:
-                waiting, self.waiting = self.waiting, []
-            self.fail(list(self.running.values()) + waiting, exc)
-            newcomers = []
+            self.abandon(exc)
+            return
         try:
             self.admit(newcomers)
             if self.batch.rows:
